@@ -1,0 +1,44 @@
+"""Helpers shared by the command-line shells: composing the config outside ``@hydra.main``,
+logging for plain CLIs, and cleaning up a run folder that never started."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from omegaconf import DictConfig
+
+from gru_exp.config import CONF_DIR, register_configs
+
+log = logging.getLogger(__name__)
+
+
+def compose_config(overrides: Sequence[str], config_name: str = "config") -> DictConfig:
+    """The config ``python -m gru_exp.train <overrides>`` would run (without Hydra's run dir)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(config_name=config_name, overrides=list(overrides))
+
+
+def setup_cli_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(level=level, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s", stream=sys.stderr)
+
+
+def discard_unstarted_run(run_dir: Path, stop_at: Path) -> None:
+    """Remove a run folder that holds no result yet (no metrics.json), and its empty parents up to
+    ``stop_at``, so a rejected command leaves nothing that looks like a run."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir() or (run_dir / "metrics.json").exists():
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+    parent = run_dir.parent
+    while parent != stop_at and stop_at in parent.parents and parent.is_dir() and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent

@@ -1,0 +1,162 @@
+"""The one schema of every knob, its registration in Hydra's ConfigStore, and its validation.
+
+Types and key names are enforced by Hydra at composition (a typo'd key or a string where an
+int belongs fails before any work); value ranges and cross-field rules are checked by
+:func:`validate`, which raises one :class:`ConfigError` naming every bad key, its value and
+what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from gru_exp.errors import ConfigError
+
+DIRECTIONS = ("forward", "bidirectional")
+DEVICES = ("auto", "cpu", "gpu")
+
+
+@dataclass
+class DataConfig:
+    path: Optional[str] = None  # IMDB archive; null = $GRU_EXP_IMDB, else paddle's download
+    cache_dir: str = "???"  # preprocessed arrays, keyed by archive hash + cutoff
+    seq_len: int = 200  # reviews are truncated / padded at the end to this many tokens
+    cutoff: int = 150  # paddle's Imdb: keep words seen more than `cutoff` times
+    val_size: int = 2500  # reviews held out of train (stratified); 0 = evaluate on test
+    train_limit: Optional[int] = None  # stratified training subset; null = all
+    test_limit: Optional[int] = None  # stratified test subset; null = all 25,000
+    bucket_size: int = 0  # batches per length-sorted chunk; 0 = plain shuffle
+
+
+@dataclass
+class ModelConfig:
+    embedding_size: int = 256
+    hidden_size: int = 256
+    num_layers: int = 2
+    direction: str = "bidirectional"
+    dropout: float = 0.5  # after the embedding, between GRU layers and before the classifier
+    use_lengths: bool = False  # pass true lengths to the GRU (final state skips padding)
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 10
+    batch_size: int = 64
+    eval_batch_size: int = 256
+    lr: float = 1e-3
+    seed: int = 42
+    device: str = "auto"
+    grad_clip: float = 0.0  # global-norm clip; 0 = off
+    amp: bool = False  # float16 autocast + loss scaling; GPU only
+    drop_last: bool = True  # drop the last incomplete training batch
+    eval_drop_last: bool = False  # drop the last incomplete eval batch (the notebook did)
+    num_threads: int = 1  # CPU threads per training process
+    resume: Optional[str] = None  # run folder whose last checkpoint to continue
+    progress_every_s: float = 15.0  # seconds between progress lines
+
+
+@dataclass
+class LoggerConfig:
+    visualdl: bool = True
+    batch_loss_every: int = 10  # steps between train/batch_loss points; 0 = off
+    baseline: bool = True  # write the notebook's reference run when it is missing
+
+
+@dataclass
+class PathsConfig:
+    root_dir: str = "???"
+    output_dir: str = "???"
+    cache_dir: str = "???"
+    baseline_dir: str = "???"
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    name: str = "run"  # experiment name, part of run folder names
+
+
+def project_root() -> str:
+    """Where outputs live: $GRU_EXP_HOME, else the source checkout this package sits in."""
+    env = os.environ.get("GRU_EXP_HOME")
+    if env:
+        return str(Path(env).expanduser().resolve())
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file():
+        return str(checkout)
+    return str(Path.home() / "gru_exp")
+
+
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def register_configs() -> None:
+    """Store the schema and the resolver Hydra needs. Idempotent; call before composing."""
+    from hydra.core.config_store import ConfigStore
+
+    if not OmegaConf.has_resolver("gru_exp.root"):
+        OmegaConf.register_new_resolver("gru_exp.root", project_root)
+    if not OmegaConf.has_resolver("gru_exp.suffix"):  # "_<text>" or "" (run folder names)
+        OmegaConf.register_new_resolver("gru_exp.suffix", lambda text="": f"_{text}" if text else "")
+    ConfigStore.instance().store(name="gru_exp_schema", node=RunConfig)
+
+
+def _positive(errors: list[str], key: str, value: Any) -> None:
+    if value is None or value <= 0:
+        errors.append(f"{key}={value} must be a positive integer")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check value ranges and cross-field rules; raise one ConfigError listing every problem."""
+    errors: list[str] = []
+    d, m, t = cfg.data, cfg.model, cfg.trainer
+    for key in ("embedding_size", "hidden_size", "num_layers"):
+        _positive(errors, f"model.{key}", m[key])
+    for key in ("epochs", "batch_size", "eval_batch_size", "num_threads"):
+        _positive(errors, f"trainer.{key}", t[key])
+    for key in ("seq_len", "cutoff"):
+        _positive(errors, f"data.{key}", d[key])
+    if not 0.0 <= m.dropout < 1.0:
+        errors.append(f"model.dropout={m.dropout} must be in [0, 1)")
+    if m.direction not in DIRECTIONS:
+        errors.append(f"model.direction={m.direction!r} must be one of {', '.join(DIRECTIONS)}")
+    if t.device not in DEVICES:
+        errors.append(f"trainer.device={t.device!r} must be one of {', '.join(DEVICES)}")
+    if not t.lr > 0:
+        errors.append(f"trainer.lr={t.lr} must be > 0")
+    if t.grad_clip < 0:
+        errors.append(f"trainer.grad_clip={t.grad_clip} must be >= 0 (0 turns clipping off)")
+    if t.amp and t.device == "cpu":
+        errors.append("trainer.amp=true needs trainer.device=gpu or auto with a GPU (it is float16 on CUDA)")
+    if t.progress_every_s < 0:
+        errors.append(f"trainer.progress_every_s={t.progress_every_s} must be >= 0")
+    if d.val_size < 0:
+        errors.append(f"data.val_size={d.val_size} must be >= 0 (0 = evaluate on the test set)")
+    for key in ("train_limit", "test_limit"):
+        if d[key] is not None and d[key] < 2:
+            errors.append(f"data.{key}={d[key]} must be null (all) or at least 2 (one per class)")
+    if d.bucket_size < 0:
+        errors.append(f"data.bucket_size={d.bucket_size} must be >= 0 (0 = no length bucketing)")
+    if d.bucket_size > 0 and not m.use_lengths:
+        errors.append(
+            f"data.bucket_size={d.bucket_size} needs model.use_lengths=true: without lengths the GRU "
+            "reads the padding, so trimming batches would change the model; set data.bucket_size=0"
+        )
+    if cfg.logger.batch_loss_every < 0:
+        errors.append(f"logger.batch_loss_every={cfg.logger.batch_loss_every} must be >= 0 (0 = off)")
+    if errors:
+        raise ConfigError("Invalid configuration: " + "; ".join(errors) + ".")
+
+
+def to_container(cfg: DictConfig) -> dict[str, Any]:
+    """The fully resolved config as plain Python data (for metrics.json and hparams)."""
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

@@ -1,0 +1,326 @@
+"""IMDB as cached arrays: paddle's exact tokenizer and vocabulary, splits, and batches.
+
+The archive is parsed once (tokens and vocabulary identical to ``paddle.text.datasets.Imdb``),
+then the token ids are cached on disk keyed by the archive's SHA-256 and the cutoff, with a
+checksum so a damaged cache entry is rebuilt instead of used. Splits (validation hold-out,
+subsets) are stratified and seeded; batches are padded at the end with ``pad_id``.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import logging
+import os
+import re
+import string
+import tarfile
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+
+from gru_exp.errors import DataError
+
+log = logging.getLogger(__name__)
+
+PADDLE_URL = "https://dataset.bj.bcebos.com/imdb%2FaclImdb_v1.tar.gz"
+PADDLE_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
+CACHE_FORMAT = 1
+_DOC = re.compile(r"aclImdb/(train|test)/(pos|neg)/.*\.txt$")  # paddle's patterns, as one
+_PUNCTUATION = string.punctuation.encode("latin-1")
+LABELS = {"pos": 0, "neg": 1}  # paddle's Imdb labels: pos -> 0, neg -> 1
+HOW_TO_SET = (
+    "Set data.path=/path/to/aclImdb_v1.tar.gz on the command line or export "
+    "GRU_EXP_IMDB=/path/to/aclImdb_v1.tar.gz"
+)
+
+
+def tokenize(raw: bytes) -> list[bytes]:
+    """paddle's Imdb tokenizer: strip trailing newlines, drop ASCII punctuation, lowercase, split."""
+    return raw.rstrip(b"\n\r").translate(None, _PUNCTUATION).lower().split()
+
+
+def resolve_archive(path: Optional[str]) -> Path:
+    """The archive to read: ``path`` if given (must be a readable file), else paddle's download."""
+    if path:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise DataError(f"data.path={path!r}: no such file. {HOW_TO_SET}.")
+        if not os.access(p, os.R_OK):
+            raise DataError(f"data.path={path!r} exists but is not readable (check its permissions).")
+        return p.resolve()
+    log.info("data.path and GRU_EXP_IMDB are unset: trying paddle's download of %s", PADDLE_URL)
+    try:
+        from paddle.dataset.common import download
+
+        return Path(download(PADDLE_URL, "imdb", PADDLE_MD5))
+    except Exception as exc:  # no network, bad checksum, ...: all the same to the user
+        raise DataError(
+            f"data.path is null and GRU_EXP_IMDB is unset, and paddle's download of {PADDLE_URL} "
+            f"failed ({type(exc).__name__}: {exc}). {HOW_TO_SET}."
+        ) from exc
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class ImdbArrays:
+    """Token ids of every review, flat with offsets, per split ('train', 'test')."""
+
+    ids: dict[str, np.ndarray]  # int32 [total tokens]
+    offsets: dict[str, np.ndarray]  # int64 [n_docs + 1]
+    labels: dict[str, np.ndarray]  # int64 [n_docs]
+    words: list[bytes]  # vocabulary in id order; '<unk>' = len(words), '<pad>' = len(words) + 1
+
+    @property
+    def unk_id(self) -> int:
+        return len(self.words)
+
+    @property
+    def pad_id(self) -> int:
+        return len(self.words) + 1
+
+    @property
+    def vocab_size(self) -> int:  # words + <unk> + <pad>
+        return len(self.words) + 2
+
+    def docs(self, split: str) -> list[list[int]]:
+        """Reviews as Python lists (tests compare them with paddle's Imdb.docs)."""
+        ids, off = self.ids[split], self.offsets[split]
+        return [ids[off[i] : off[i + 1]].tolist() for i in range(len(off) - 1)]
+
+
+def parse_archive(archive: Path, cutoff: int) -> ImdbArrays:
+    """One pass over the archive, reproducing paddle's Imdb(mode, cutoff) for both modes."""
+    tokens: dict[tuple[str, str], list[list[bytes]]] = collections.defaultdict(list)
+    try:
+        with tarfile.open(archive) as tar:
+            for member in tar:
+                match = _DOC.match(member.name)
+                if match:
+                    fh = tar.extractfile(member)
+                    if fh is not None:
+                        tokens[(match.group(1), match.group(2))].append(tokenize(fh.read()))
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        raise DataError(
+            f"data.path={str(archive)!r} is not a readable IMDB archive (truncated or corrupt?): "
+            f"{type(exc).__name__}: {exc}. Expected the aclImdb_v1.tar.gz layout "
+            "aclImdb/{train,test}/{pos,neg}/*.txt."
+        ) from exc
+    missing = [f"aclImdb/{s}/{lab}/" for s in ("train", "test") for lab in LABELS if not tokens[(s, lab)]]
+    if missing:
+        raise DataError(
+            f"data.path={str(archive)!r} has no reviews under {', '.join(missing)}; expected the "
+            "aclImdb_v1.tar.gz layout aclImdb/{train,test}/{pos,neg}/*.txt."
+        )
+    freq: collections.Counter[bytes] = collections.Counter()
+    for docs in tokens.values():
+        for doc in docs:
+            freq.update(doc)
+    kept = sorted(((w, c) for w, c in freq.items() if c > cutoff), key=lambda wc: (-wc[1], wc[0]))
+    if not kept:
+        raise DataError(
+            f"data.cutoff={cutoff} leaves an empty vocabulary for {str(archive)!r} (no word occurs more "
+            "than cutoff times); use a smaller data.cutoff."
+        )
+    words = [w for w, _ in kept]
+    index = {w: i for i, w in enumerate(words)}
+    unk = len(words)
+    out = ImdbArrays(ids={}, offsets={}, labels={}, words=words)
+    for split in ("train", "test"):
+        docs = tokens[(split, "pos")] + tokens[(split, "neg")]  # paddle: all pos, then all neg
+        lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
+        out.offsets[split] = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        out.ids[split] = np.fromiter(
+            (index.get(w, unk) for d in docs for w in d), dtype=np.int32, count=int(lengths.sum())
+        )
+        out.labels[split] = np.array(
+            [LABELS["pos"]] * len(tokens[(split, "pos")]) + [LABELS["neg"]] * len(tokens[(split, "neg")]),
+            dtype=np.int64,
+        )
+    return out
+
+
+def _save_cache(arrays: ImdbArrays, npz: Path, meta: dict) -> None:
+    npz.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"words": np.frombuffer(b"\n".join(arrays.words), dtype=np.uint8)}
+    for split in ("train", "test"):
+        payload[f"{split}_ids"] = arrays.ids[split]
+        payload[f"{split}_offsets"] = arrays.offsets[split]
+        payload[f"{split}_labels"] = arrays.labels[split]
+    tmp = npz.with_name(f"{npz.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, **payload)
+    meta = {**meta, "npz_sha256": file_sha256(tmp)}
+    tmp_meta = npz.with_name(f"{npz.stem}.{os.getpid()}.tmp.json")
+    tmp_meta.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, npz)  # atomic: concurrent readers see the old or the new file, never half
+    os.replace(tmp_meta, npz.with_suffix(".json"))
+
+
+def _load_cache(npz: Path) -> Optional[ImdbArrays]:
+    """The cached arrays, or None when absent or damaged (checksum, format or shape mismatch)."""
+    meta_path = npz.with_suffix(".json")
+    if not npz.is_file() or not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format") != CACHE_FORMAT or meta.get("npz_sha256") != file_sha256(npz):
+            raise ValueError("checksum or format mismatch")
+        with np.load(npz, allow_pickle=False) as z:
+            raw_words = z["words"].tobytes()
+            arrays = ImdbArrays(
+                ids={s: z[f"{s}_ids"] for s in ("train", "test")},
+                offsets={s: z[f"{s}_offsets"] for s in ("train", "test")},
+                labels={s: z[f"{s}_labels"] for s in ("train", "test")},
+                words=raw_words.split(b"\n") if raw_words else [],
+            )
+        for s in ("train", "test"):
+            if arrays.offsets[s][-1] != len(arrays.ids[s]) or len(arrays.labels[s]) + 1 != len(arrays.offsets[s]):
+                raise ValueError(f"inconsistent {s} arrays")
+        return arrays
+    except Exception as exc:  # any damage means: rebuild
+        log.warning("IMDB cache entry %s is damaged (%s): rebuilding it", npz, exc)
+        return None
+
+
+def load_imdb(archive: Path, cutoff: int, cache_dir: Path) -> ImdbArrays:
+    """Token ids for ``archive``: from the cache when valid, else parsed and cached."""
+    start = time.perf_counter()
+    digest = file_sha256(archive)
+    npz = Path(cache_dir) / f"imdb-{digest[:16]}-cutoff{cutoff}-v{CACHE_FORMAT}.npz"
+    arrays = _load_cache(npz)
+    if arrays is not None:
+        log.info("IMDB loaded from cache %s in %.2f s", npz, time.perf_counter() - start)
+        return arrays
+    log.info("Parsing %s (cutoff %d); the result is cached for next time", archive, cutoff)
+    arrays = parse_archive(archive, cutoff)
+    meta = {"format": CACHE_FORMAT, "archive": str(archive), "archive_sha256": digest, "cutoff": cutoff}
+    try:
+        _save_cache(arrays, npz, meta)
+    except OSError as exc:
+        log.warning("Could not write the IMDB cache %s (%s); continuing without it", npz, exc)
+    log.info(
+        "IMDB parsed in %.1f s: %d train / %d test reviews, vocabulary %d words",
+        time.perf_counter() - start, len(arrays.labels["train"]), len(arrays.labels["test"]), len(arrays.words),
+    )
+    return arrays
+
+
+@dataclass
+class Split:
+    """Reviews padded/truncated at the end to seq_len: ids [N, seq_len], lengths [N], labels [N]."""
+
+    ids: np.ndarray
+    lengths: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: np.ndarray) -> "Split":
+        return Split(self.ids[index], self.lengths[index], self.labels[index])
+
+
+def padded(arrays: ImdbArrays, split: str, seq_len: int) -> Split:
+    """The split as a dense [N, seq_len] matrix; each review keeps its first seq_len tokens."""
+    offsets = arrays.offsets[split]
+    n = len(offsets) - 1
+    lengths = np.minimum(np.diff(offsets), seq_len)
+    ids = np.full((n, seq_len), arrays.pad_id, dtype=np.int64)
+    mask = np.arange(seq_len)[None, :] < lengths[:, None]  # [N, seq_len]
+    rows = np.repeat(offsets[:-1], lengths) + (np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths))
+    ids[mask] = arrays.ids[split][rows]
+    # A review with no tokens left (only punctuation) still gets one step: the GRU needs length >= 1.
+    return Split(ids, np.maximum(lengths, 1).astype(np.int64), arrays.labels[split].copy())
+
+
+def stratified_split(labels: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Pick ``n`` indices with the label proportions of ``labels``; return (picked, rest), sorted."""
+    classes, counts = np.unique(labels, return_counts=True)
+    share = counts * n / len(labels)
+    take = np.floor(share).astype(int)
+    for i in np.argsort(-(share - take))[: n - take.sum()]:  # largest remainders get the rest
+        take[i] += 1
+    picked = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)]
+    chosen = np.sort(np.concatenate(picked))
+    return chosen, np.setdiff1d(np.arange(len(labels)), chosen)
+
+
+@dataclass
+class DataSplits:
+    train: Split
+    eval: Split  # validation hold-out, or the test set when val_size = 0
+    test: Split
+    eval_name: str  # "val" or "test"
+    vocab_size: int
+    pad_id: int
+
+
+def make_splits(
+    arrays: ImdbArrays, *, seq_len: int, val_size: int, train_limit: Optional[int],
+    test_limit: Optional[int], seed: int,
+) -> DataSplits:
+    """Seeded, stratified: validation held out of train first, then the optional subsets."""
+    rng = np.random.default_rng([seed, 0])
+    train, test = padded(arrays, "train", seq_len), padded(arrays, "test", seq_len)
+    if val_size >= len(train):
+        raise DataError(f"data.val_size={val_size} must be smaller than the {len(train)} training reviews.")
+    if val_size > 0:
+        val_idx, train_idx = stratified_split(train.labels, val_size, rng)
+        val, train = train.subset(val_idx), train.subset(train_idx)
+    if train_limit is not None and train_limit < len(train):
+        train = train.subset(stratified_split(train.labels, train_limit, rng)[0])
+    if test_limit is not None and test_limit < len(test):
+        test = test.subset(stratified_split(test.labels, test_limit, rng)[0])
+    return DataSplits(
+        train=train, eval=val if val_size > 0 else test, test=test, eval_name="val" if val_size > 0 else "test",
+        vocab_size=arrays.vocab_size, pad_id=arrays.pad_id,
+    )
+
+
+@dataclass
+class Batch:
+    ids: np.ndarray  # int64 [B, T]
+    lengths: np.ndarray  # int64 [B]
+    labels: np.ndarray  # int64 [B]
+
+
+def batch_order(
+    split: Split, batch_size: int, *, rng: Optional[np.random.Generator], drop_last: bool, bucket_size: int = 0
+) -> list[np.ndarray]:
+    """Index arrays, one per batch. rng=None keeps file order. With bucket_size > 0, chunks of
+    ``bucket_size`` batches are sorted by length before cutting, then the batches are shuffled."""
+    n = len(split)
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    if bucket_size > 0:
+        chunk = batch_size * bucket_size
+        order = np.concatenate(
+            [c[np.argsort(split.lengths[c], kind="stable")] for c in np.array_split(order, range(chunk, n, chunk))]
+        )
+    batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    if drop_last and batches and len(batches[-1]) < batch_size:
+        batches.pop()
+    if bucket_size > 0 and rng is not None:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
+def iter_batches(split: Split, batches: list[np.ndarray], *, trim: bool) -> Iterator[Batch]:
+    """Gather each batch; with ``trim`` cut the padding to the longest review in the batch."""
+    for index in batches:
+        lengths = split.lengths[index]
+        ids = split.ids[index]
+        if trim:
+            ids = ids[:, : int(lengths.max())]
+        yield Batch(np.ascontiguousarray(ids), lengths, split.labels[index])

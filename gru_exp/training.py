@@ -1,0 +1,170 @@
+"""The training loop: epochs of Adam steps, an evaluation per epoch, callbacks after each.
+
+Everything that is not the arithmetic of training (progress, VisualDL, checkpoints, metrics.json,
+trial reporting) is a :class:`Callback`. A callback stops a run early by raising
+:class:`StopRun` with a status (a sweep's pruner uses "pruned").
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+from gru_exp.data import DataSplits, Split, batch_order, iter_batches
+
+
+class StopRun(Exception):
+    """Raised by a callback to end training after the current epoch, with a status."""
+
+    def __init__(self, status: str, reason: str = "") -> None:
+        super().__init__(reason or status)
+        self.status = status
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class EpochMetrics:
+    epoch: int  # 1-based
+    train_loss: float  # mean over the epoch's samples
+    train_acc: float
+    eval_loss: float
+    eval_acc: float
+    train_time_s: float
+    eval_time_s: float
+    train_samples_per_s: float
+
+
+@dataclass
+class TrainState:
+    """What callbacks read. The loop owns it; callbacks must not change it."""
+
+    run_dir: Path
+    hparams: dict[str, Any]  # the flat config, for trackers
+    model: paddle.nn.Layer
+    optimizer: paddle.optimizer.Optimizer
+    epochs: int
+    steps_per_epoch: int
+    eval_name: str  # "val" or "test"
+    epoch: int = 0  # last completed epoch
+    step: int = 0  # global optimizer steps
+    history: list[EpochMetrics] = field(default_factory=list)
+    best_epoch: Optional[int] = None
+    best_eval_acc: float = -math.inf
+    resumed_from: Optional[str] = None
+
+    @property
+    def is_best(self) -> bool:
+        return self.best_epoch == self.epoch
+
+    def history_dict(self) -> list[dict[str, Any]]:
+        return [asdict(h) for h in self.history]
+
+
+class Callback:
+    """Hooks in the order they run. Override what you need."""
+
+    def on_train_start(self, state: TrainState) -> None: ...
+    def on_step_end(self, state: TrainState, loss: paddle.Tensor) -> None: ...
+    def on_epoch_end(self, state: TrainState) -> None: ...
+    def on_train_end(self, state: TrainState, result: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class LoopSettings:
+    epochs: int
+    batch_size: int
+    eval_batch_size: int
+    seed: int
+    drop_last: bool
+    eval_drop_last: bool
+    bucket_size: int
+    use_lengths: bool
+    amp: bool
+
+
+def _forward(model: paddle.nn.Layer, ids: np.ndarray, lengths: np.ndarray, use_lengths: bool) -> paddle.Tensor:
+    return model(paddle.to_tensor(ids), paddle.to_tensor(lengths) if use_lengths else None)
+
+
+@paddle.no_grad()
+def evaluate(model: paddle.nn.Layer, split: Split, s: LoopSettings) -> tuple[float, float]:
+    """Mean loss and accuracy over ``split``. With lengths, reviews are sorted by length so each
+    batch carries little padding (order does not change the result)."""
+    model.eval()
+    order = np.argsort(split.lengths, kind="stable") if s.use_lengths else np.arange(len(split))
+    batches = [order[i : i + s.eval_batch_size] for i in range(0, len(split), s.eval_batch_size)]
+    if s.eval_drop_last and len(batches[-1]) < s.eval_batch_size:
+        batches.pop()
+    loss_sum, correct, seen = 0.0, 0, 0
+    for batch in iter_batches(split, batches, trim=s.use_lengths):
+        with paddle.amp.auto_cast(enable=s.amp):
+            logits = _forward(model, batch.ids, batch.lengths, s.use_lengths)  # [B, 2]
+        labels = paddle.to_tensor(batch.labels)
+        loss_sum += float(F.cross_entropy(logits.astype("float32"), labels, reduction="sum"))
+        correct += int((logits.argmax(axis=-1) == labels).sum())
+        seen += len(batch.labels)
+    return loss_sum / seen, correct / seen
+
+
+def fit(state: TrainState, splits: DataSplits, s: LoopSettings, callbacks: Sequence[Callback]) -> None:
+    """Train from ``state.epoch + 1`` to ``s.epochs``; each epoch's batch order depends only on
+    (seed, epoch), so a resumed run sees the same batches as an uninterrupted one."""
+    model, optimizer = state.model, state.optimizer
+    scaler = paddle.amp.GradScaler() if s.amp else None
+    for cb in callbacks:
+        cb.on_train_start(state)
+    for epoch in range(state.epoch + 1, s.epochs + 1):
+        model.train()
+        batches = batch_order(
+            splits.train, s.batch_size, rng=np.random.default_rng([s.seed, 1, epoch]),
+            drop_last=s.drop_last, bucket_size=s.bucket_size,
+        )
+        loss_sum = paddle.zeros([], dtype="float32")  # summed on the device: no sync per step
+        correct = paddle.zeros([], dtype="int64")
+        seen = 0
+        start = time.perf_counter()
+        for batch in iter_batches(splits.train, batches, trim=s.use_lengths):
+            labels = paddle.to_tensor(batch.labels)
+            with paddle.amp.auto_cast(enable=s.amp):
+                logits = _forward(model, batch.ids, batch.lengths, s.use_lengths)  # [B, 2]
+                loss = F.cross_entropy(logits.astype("float32"), labels)  # [] mean over the batch
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            optimizer.clear_grad()
+            loss_sum += loss.detach() * len(batch.labels)
+            correct += (logits.argmax(axis=-1) == labels).sum()
+            seen += len(batch.labels)
+            state.step += 1
+            for cb in callbacks:
+                cb.on_step_end(state, loss)
+        train_time = time.perf_counter() - start
+        train_loss = float(loss_sum) / max(seen, 1)
+        if not math.isfinite(train_loss):
+            raise NonFiniteLossError(f"training loss is {train_loss} in epoch {epoch} (lr too high?)")
+        start = time.perf_counter()
+        eval_loss, eval_acc = evaluate(model, splits.eval, s)
+        state.epoch = epoch
+        state.history.append(EpochMetrics(
+            epoch=epoch, train_loss=train_loss, train_acc=int(correct) / max(seen, 1), eval_loss=eval_loss,
+            eval_acc=eval_acc, train_time_s=train_time, eval_time_s=time.perf_counter() - start,
+            train_samples_per_s=seen / train_time if train_time > 0 else 0.0,
+        ))
+        if eval_acc > state.best_eval_acc:
+            state.best_epoch, state.best_eval_acc = epoch, eval_acc
+        for cb in callbacks:
+            cb.on_epoch_end(state)
