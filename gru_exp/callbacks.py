@@ -72,6 +72,27 @@ class ProgressLogger(Callback):
         self._start_epoch()
 
 
+def _portable_optimizer_state(model: paddle.nn.Layer, state: dict[str, Any]) -> dict[str, Any]:
+    """Key optimizer accumulators by structural parameter name ('gru.weight_ih_l0') instead of
+    paddle's process-global names ('gru_3.w_0'), which differ between processes and models."""
+    by_name = {p.name: f"@{n}" for n, p in model.named_parameters()}
+    out = {}
+    for key, value in state.items():
+        owner = max((name for name in by_name if key.startswith(name + "_")), key=len, default=None)
+        out[by_name[owner] + key[len(owner):] if owner else key] = value
+    return out
+
+
+def _local_optimizer_state(model: paddle.nn.Layer, state: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`_portable_optimizer_state` for this process's parameter names."""
+    by_structure = {f"@{n}": p.name for n, p in model.named_parameters()}
+    out = {}
+    for key, value in state.items():
+        owner = max((s for s in by_structure if key.startswith(s + "_")), key=len, default=None)
+        out[by_structure[owner] + key[len(owner):] if owner else key] = value
+    return out
+
+
 def save_checkpoint(state: TrainState, path: Path) -> None:
     """Everything needed to continue: weights, optimizer, epoch, history and paddle's RNG."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,7 +100,7 @@ def save_checkpoint(state: TrainState, path: Path) -> None:
     paddle.save(
         {
             "model": state.model.state_dict(),
-            "optimizer": state.optimizer.state_dict(),
+            "optimizer": _portable_optimizer_state(state.model, state.optimizer.state_dict()),
             "epoch": state.epoch,
             "step": state.step,
             "history": state.history_dict(),
@@ -96,7 +117,7 @@ def restore_checkpoint(state: TrainState, path: Path) -> None:
     """Load a :func:`save_checkpoint` file into ``state`` (model, optimizer, counters, RNG)."""
     ckpt = paddle.load(str(path))
     state.model.set_state_dict(ckpt["model"])
-    state.optimizer.set_state_dict(ckpt["optimizer"])
+    state.optimizer.set_state_dict(_local_optimizer_state(state.model, ckpt["optimizer"]))
     state.epoch, state.step = ckpt["epoch"], ckpt["step"]
     state.history = [EpochMetrics(**h) for h in ckpt["history"]]
     state.best_epoch, state.best_eval_acc = ckpt["best_epoch"], ckpt["best_eval_acc"]

@@ -56,6 +56,7 @@ class TrainerConfig:
     drop_last: bool = True  # drop the last incomplete training batch
     eval_drop_last: bool = False  # drop the last incomplete eval batch (the notebook did)
     num_threads: int = 1  # CPU threads per training process
+    flush_denormals: bool = True  # CPU: flush denormal floats to zero (GRU backward is 10x faster)
     resume: Optional[str] = None  # run folder whose last checkpoint to continue
     progress_every_s: float = 15.0  # seconds between progress lines
 

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 # Knobs that may differ between a run and its resumption (where and how, not what is trained).
 RESUME_FREE_KEYS = {
     "trainer.epochs", "trainer.resume", "trainer.device", "trainer.num_threads", "trainer.progress_every_s",
+    "trainer.flush_denormals",
     "data.path", "data.cache_dir", "name",
 }
 
@@ -111,6 +112,8 @@ def run_training(
 
     runtime.limit_threads(cfg.trainer.num_threads)
     device = runtime.select_device(cfg.trainer.device)
+    if device == "cpu" and cfg.trainer.flush_denormals and not runtime.flush_denormals():
+        log.warning("trainer.flush_denormals=true is not supported on this CPU/libc; training may be slower")
     if cfg.trainer.amp and not device.startswith("gpu"):
         raise ConfigError(f"trainer.amp=true needs a GPU, but trainer.device={cfg.trainer.device!r} resolved to {device}.")
     run_dir = Path(run_dir)
@@ -132,6 +135,12 @@ def run_training(
         test_limit=cfg.data.test_limit, seed=cfg.trainer.seed,
     )
     data_time = time.perf_counter() - data_start
+    for split, size, drop, key in ((splits.train, cfg.trainer.batch_size, cfg.trainer.drop_last, "batch_size"),
+                                   (splits.eval, cfg.trainer.eval_batch_size, cfg.trainer.eval_drop_last,
+                                    "eval_batch_size")):
+        if drop and len(split) < size:
+            raise ConfigError(f"trainer.{key}={size} with drop_last leaves no batch of the {len(split)} reviews "
+                              f"in this split; use a smaller trainer.{key} or more data.")
     log.info("Data: %d train, %d %s, %d test reviews; vocabulary %d; %.2f s", len(splits.train),
              len(splits.eval), splits.eval_name, len(splits.test), splits.vocab_size, data_time)
 

@@ -26,6 +26,28 @@ def limit_threads(num_threads: int) -> None:
         sys.modules["paddle"].base.core.set_num_threads(num_threads)
 
 
+def flush_denormals() -> bool:
+    """Set flush-to-zero and denormals-are-zero (x86 MXCSR) for this thread and the threads it
+    starts later. Paddle's CPU GRU backward runs up to 10x slower when gradients decay into
+    denormal floats (measured: 2.5 s vs 0.23 s per step, benchmarks/denormals.py); flushing them
+    to zero changes values below 1.2e-38 only. Returns False where unsupported (non-x86, no glibc)."""
+    import ctypes
+    import ctypes.util
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    name = ctypes.util.find_library("m")
+    if not name:
+        return False
+    libm = ctypes.CDLL(name)
+    env = (ctypes.c_uint32 * 8)()  # glibc x86_64 fenv_t: 28 bytes of x87 state, then MXCSR
+    if libm.fegetenv(env) != 0:
+        return False
+    env[7] |= 0x8040  # MXCSR bit 15 = flush to zero, bit 6 = denormals are zero
+    return libm.fesetenv(env) == 0
+
+
 def import_paddle():
     """Import paddle without its harmless 'No ccache found' warning."""
     with warnings.catch_warnings():

@@ -1,0 +1,86 @@
+"""Every config composes; bad values and typos are rejected with a message naming them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ValidationError
+
+from gru_exp.cli import compose_config
+from gru_exp.config import CONF_DIR, validate
+from gru_exp.errors import ConfigError
+
+EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
+
+
+def test_defaults_are_the_notebook_model():
+    cfg = compose_config([])
+    validate(cfg)
+    assert (cfg.model.embedding_size, cfg.model.hidden_size, cfg.model.num_layers) == (256, 256, 2)
+    assert (cfg.model.direction, cfg.model.dropout) == ("bidirectional", 0.5)
+    assert (cfg.data.seq_len, cfg.data.cutoff, cfg.trainer.batch_size, cfg.trainer.lr, cfg.trainer.epochs) == (
+        200, 150, 64, 0.001, 10)
+
+
+def test_paths_do_not_depend_on_the_working_directory(tmp_path, monkeypatch):
+    first = compose_config([]).paths.output_dir
+    monkeypatch.chdir(tmp_path)
+    assert compose_config([]).paths.output_dir == first
+    assert Path(first).is_absolute()
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_composes_and_validates(name):
+    cfg = compose_config([f"experiment={name}"])
+    validate(cfg)
+    assert cfg.name == name
+
+
+def test_seed_baseline_is_the_notebook_protocol():
+    cfg = compose_config(["experiment=seed_baseline"])
+    assert cfg.data.val_size == 0 and cfg.trainer.drop_last and cfg.trainer.eval_drop_last
+    assert not cfg.model.use_lengths and cfg.data.bucket_size == 0
+    assert (cfg.model.embedding_size, cfg.model.hidden_size, cfg.trainer.eval_batch_size) == (256, 256, 64)
+
+
+BAD_VALUES = [
+    ("model.hidden_size=0", "model.hidden_size=0", "positive integer"),
+    ("model.embedding_size=-3", "model.embedding_size=-3", "positive integer"),
+    ("model.num_layers=0", "model.num_layers=0", "positive integer"),
+    ("trainer.epochs=0", "trainer.epochs=0", "positive integer"),
+    ("trainer.batch_size=-1", "trainer.batch_size=-1", "positive integer"),
+    ("data.seq_len=0", "data.seq_len=0", "positive integer"),
+    ("model.dropout=1.0", "model.dropout=1.0", "[0, 1)"),
+    ("model.dropout=-0.1", "model.dropout=-0.1", "[0, 1)"),
+    ("model.direction=sideways", "model.direction='sideways'", "forward, bidirectional"),
+    ("trainer.device=tpu", "trainer.device='tpu'", "auto, cpu, gpu"),
+    ("trainer.lr=0", "trainer.lr=0", "> 0"),
+    ("data.val_size=-5", "data.val_size=-5", ">= 0"),
+    ("data.train_limit=1", "data.train_limit=1", "at least 2"),
+    ("data.bucket_size=10", "data.bucket_size=10", "model.use_lengths=true"),
+    ("trainer.amp=true", "trainer.amp=true", "GPU"),
+]
+
+
+@pytest.mark.parametrize("override,named,allowed", BAD_VALUES)
+def test_bad_values_are_rejected_with_key_value_and_allowed(override, named, allowed):
+    extra = ["trainer.device=cpu"] if override == "trainer.amp=true" else []
+    cfg = compose_config([override, *extra])
+    with pytest.raises(ConfigError) as info:
+        validate(cfg)
+    assert named in str(info.value) and allowed in str(info.value)
+
+
+def test_all_problems_are_reported_together():
+    cfg = compose_config(["model.hidden_size=0", "model.dropout=2"])
+    with pytest.raises(ConfigError, match=r"model.hidden_size=0.*model.dropout=2"):
+        validate(cfg)
+
+
+@pytest.mark.parametrize("override", ["model.hiden_size=128", "trainer.epochs=ten", "data.seq_len=1.5"])
+def test_typos_and_wrong_types_fail_at_composition(override):
+    with pytest.raises((ConfigCompositionException, ValidationError)) as info:
+        compose_config([override])
+    assert override.split("=")[0].split(".")[-1] in str(info.value) + str(info.value.__cause__)

@@ -1,0 +1,143 @@
+"""IMDB data: paddle-identical tokens and vocabulary, the cache, errors, splits and batches."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+
+import numpy as np
+import pytest
+
+from gru_exp.data import (
+    batch_order, iter_batches, load_imdb, make_splits, padded, parse_archive, resolve_archive, stratified_split,
+)
+from gru_exp.errors import DataError
+
+
+@pytest.mark.parametrize("cutoff", [0, 3])
+def test_tokens_and_vocabulary_equal_paddles_imdb(tiny_archive, cutoff):
+    from paddle.text.datasets import Imdb
+
+    arrays = parse_archive(tiny_archive, cutoff)
+    for mode in ("train", "test"):
+        ref = Imdb(data_file=str(tiny_archive), mode=mode, cutoff=cutoff, download=False)
+        assert arrays.docs(mode) == ref.docs
+        assert arrays.labels[mode].tolist() == ref.labels
+    word_idx = {w: i for i, w in enumerate(arrays.words)}
+    word_idx["<unk>"] = arrays.unk_id  # paddle keys words as bytes, but <unk> as str
+    assert word_idx == ref.word_idx
+    assert arrays.pad_id == len(ref.word_idx)  # the notebook's <pad> = len(word_dict)
+
+
+def test_cache_miss_then_hit(tiny_archive, tmp_path, caplog):
+    caplog.set_level("INFO", logger="gru_exp.data")
+    first = load_imdb(tiny_archive, 2, tmp_path)
+    assert "Parsing" in caplog.text
+    caplog.clear()
+    second = load_imdb(tiny_archive, 2, tmp_path)
+    assert "loaded from cache" in caplog.text and "Parsing" not in caplog.text
+    assert second.words == first.words
+    for split in ("train", "test"):
+        np.testing.assert_array_equal(second.ids[split], first.ids[split])
+        np.testing.assert_array_equal(second.labels[split], first.labels[split])
+    assert len(list(tmp_path.glob("*.npz"))) == 1
+    load_imdb(tiny_archive, 3, tmp_path)  # another cutoff is another entry
+    assert len(list(tmp_path.glob("*.npz"))) == 2
+
+
+def test_corrupt_cache_entry_is_rebuilt_not_used(tiny_archive, tmp_path, caplog):
+    good = load_imdb(tiny_archive, 2, tmp_path)
+    npz = next(tmp_path.glob("*.npz"))
+    data = bytearray(npz.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte in the middle of the arrays
+    npz.write_bytes(bytes(data))
+    caplog.set_level("INFO", logger="gru_exp.data")
+    again = load_imdb(tiny_archive, 2, tmp_path)
+    assert "damaged" in caplog.text and "Parsing" in caplog.text
+    np.testing.assert_array_equal(again.ids["train"], good.ids["train"])
+    caplog.clear()
+    load_imdb(tiny_archive, 2, tmp_path)
+    assert "loaded from cache" in caplog.text  # the rebuilt entry is valid
+
+
+def test_truncated_archive_is_a_clear_error(tiny_archive, tmp_path):
+    broken = tmp_path / "broken.tar.gz"
+    broken.write_bytes(tiny_archive.read_bytes()[: tiny_archive.stat().st_size // 2])
+    with pytest.raises(DataError, match="truncated or corrupt"):
+        parse_archive(broken, 2)
+
+
+def test_archive_without_imdb_layout_is_a_clear_error(tmp_path):
+    other = tmp_path / "other.tar.gz"
+    with gzip.open(other, "wb") as fh:
+        fh.write(b"")  # a valid, empty gzip: not a tar
+    with pytest.raises(DataError, match="data.path"):
+        parse_archive(other, 2)
+
+
+def test_missing_path_names_the_value_and_how_to_set_it(tmp_path):
+    with pytest.raises(DataError, match=r"data.path='.*nope.tar.gz': no such file.*GRU_EXP_IMDB"):
+        resolve_archive(str(tmp_path / "nope.tar.gz"))
+
+
+def test_unreadable_path_is_rejected(tiny_archive, tmp_path):
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root reads any file")
+    locked = tmp_path / "locked.tar.gz"
+    shutil.copy(tiny_archive, locked)
+    locked.chmod(0)
+    with pytest.raises(DataError, match="not readable"):
+        resolve_archive(str(locked))
+
+
+def test_no_path_and_no_network_says_how_to_set_it(monkeypatch):
+    import paddle.dataset.common as common
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(common, "download", offline)
+    with pytest.raises(DataError, match="GRU_EXP_IMDB"):
+        resolve_archive(None)
+
+
+def test_padding_truncates_and_pads_at_the_end(tiny_archive):
+    arrays = parse_archive(tiny_archive, 0)
+    split = padded(arrays, "train", 12)
+    for row, doc, length in zip(split.ids, arrays.docs("train"), split.lengths):
+        assert row[: len(doc[:12])].tolist() == doc[:12]
+        assert (row[len(doc[:12]):] == arrays.pad_id).all()
+        assert length == max(1, min(len(doc), 12))
+
+
+def test_stratified_split_keeps_proportions_and_is_seeded():
+    labels = np.array([0] * 300 + [1] * 100)
+    picked, rest = stratified_split(labels, 40, np.random.default_rng(1))
+    assert len(picked) == 40 and (labels[picked] == 1).sum() == 10
+    assert len(np.intersect1d(picked, rest)) == 0 and len(picked) + len(rest) == 400
+    again, _ = stratified_split(labels, 40, np.random.default_rng(1))
+    np.testing.assert_array_equal(picked, again)
+
+
+def test_splits_hold_out_validation_from_train(tiny_archive):
+    arrays = parse_archive(tiny_archive, 0)
+    splits = make_splits(arrays, seq_len=20, val_size=16, train_limit=30, test_limit=20, seed=3)
+    assert (len(splits.train), len(splits.eval), len(splits.test), splits.eval_name) == (30, 16, 20, "val")
+    assert (splits.eval.labels == 0).sum() == 8
+    train_rows = {r.tobytes() for r in splits.train.ids}
+    assert not any(r.tobytes() in train_rows for r in splits.eval.ids if (r != arrays.pad_id).sum() > 5)
+    on_test = make_splits(arrays, seq_len=20, val_size=0, train_limit=None, test_limit=None, seed=3)
+    assert on_test.eval_name == "test" and on_test.eval is on_test.test and len(on_test.train) == 80
+
+
+def test_bucketed_batches_cover_the_split_with_little_padding(tiny_archive):
+    split = padded(parse_archive(tiny_archive, 0), "train", 60)
+    rng = np.random.default_rng(0)
+    batches = batch_order(split, 8, rng=rng, drop_last=False, bucket_size=4)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(split)))
+    for batch in iter_batches(split, batches, trim=True):
+        assert batch.ids.shape[1] == batch.lengths.max()
+    plain = batch_order(split, 8, rng=np.random.default_rng(0), drop_last=True, bucket_size=0)
+    assert all(len(b) == 8 for b in plain) and len(plain) == len(split) // 8

@@ -1,0 +1,122 @@
+"""Training on tiny generated data: the run record, VisualDL read-back, resume, reproducibility."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gru_exp.baseline import NOTEBOOK
+from gru_exp.pipeline import run_training
+from gru_exp.training import Callback, NonFiniteLossError, StopRun
+
+TAGS = ("train/loss", "train/acc", "eval/loss", "eval/acc")
+
+
+def read_scalars(vdl_dir: Path) -> tuple[dict[str, dict[int, float]], list]:
+    from visualdl import LogReader
+
+    files = sorted(vdl_dir.glob("vdlrecords*"))
+    assert len(files) == 1, files  # VisualDL reads only the newest file of a folder
+    reader = LogReader(file_path=str(files[0]))
+    tags = reader.get_tags()
+    scalars = {t: {r.id: r.value for r in reader.get_data("scalar", t)} for t in tags["scalar"]}
+    hparams = reader.get_data("hyper_parameters", "hparam") if "hyper_parameters" in tags else []
+    return scalars, hparams
+
+
+def test_smoke_run_leaves_a_complete_record(tiny_cfg, tmp_path):
+    cfg = tiny_cfg()
+    run_dir = tmp_path / "run"
+    result = run_training(cfg, run_dir)
+    assert result.status == "completed" and result.epochs_done == 2
+
+    record = json.loads((run_dir / "metrics.json").read_text())
+    assert record["status"] == "completed" and record["eval_split"] == "val"
+    assert record["series"]["epoch"] == [1, 2]
+    assert record["best_eval_acc"] == max(record["series"]["eval_acc"]) == result.best_eval_acc
+    assert 0.0 <= record["test"]["acc"] <= 1.0 and record["test"]["loss"] > 0
+    assert record["config"]["model"]["hidden_size"] == 16 and record["device"] == "cpu"
+    assert {"paddlepaddle", "hydra-core", "visualdl"} <= set(record["versions"])
+    assert record["wall_time_s"] > 0 and (run_dir / "checkpoints" / "best.pdparams").is_file()
+    assert (run_dir / "checkpoints" / "last.pdparams").is_file()
+
+    scalars, hparams = read_scalars(run_dir / "vdl")
+    for tag in TAGS:
+        key = tag.replace("/", "_")
+        assert scalars[tag] == pytest.approx(dict(zip([1, 2], record["series"][key])), rel=1e-6)
+    assert scalars["test/acc"][record["best_epoch"]] == pytest.approx(record["test"]["acc"])
+    assert "train/batch_loss" in scalars
+    names = [info.name for info in hparams[0].hparam.hparamInfos]
+    assert "model.hidden_size" in names and "model.use_lengths" in names
+
+    baseline, _ = read_scalars(Path(cfg.paths.baseline_dir))
+    assert [baseline["eval/acc"][e] for e in range(1, 11)] == pytest.approx(NOTEBOOK["eval/acc"])
+
+
+def test_same_seed_same_metrics_other_seed_differs(tiny_cfg, tmp_path):
+    a = run_training(tiny_cfg("model.use_lengths=true", "data.bucket_size=2"), tmp_path / "a").record["series"]
+    b = run_training(tiny_cfg("model.use_lengths=true", "data.bucket_size=2"), tmp_path / "b").record["series"]
+    c = run_training(tiny_cfg("model.use_lengths=true", "data.bucket_size=2", "trainer.seed=7"), tmp_path / "c")
+    for key in ("train_loss", "train_acc", "eval_loss", "eval_acc"):
+        assert a[key] == b[key]
+    assert a["train_loss"] != c.record["series"]["train_loss"]
+
+
+def test_resume_equals_uninterrupted(tiny_cfg, tmp_path):
+    full = run_training(tiny_cfg("trainer.epochs=3"), tmp_path / "full")
+    run_training(tiny_cfg("trainer.epochs=2"), tmp_path / "part")
+    resumed = run_training(tiny_cfg("trainer.epochs=3", f"trainer.resume={tmp_path / 'part'}"), tmp_path / "resumed")
+    assert resumed.record["resumed_from"] == str(tmp_path / "part")
+    assert resumed.record["series"]["epoch"] == [1, 2, 3]
+    for key in ("train_loss", "train_acc", "eval_loss", "eval_acc"):
+        assert resumed.record["series"][key] == full.record["series"][key], key
+    assert resumed.test == full.test
+    scalars, _ = read_scalars(tmp_path / "resumed" / "vdl")
+    assert sorted(scalars["eval/acc"]) == [1, 2, 3]
+
+
+def test_resume_with_a_different_model_is_rejected(tiny_cfg, tmp_path):
+    from gru_exp.errors import ConfigError
+
+    run_training(tiny_cfg("trainer.epochs=1"), tmp_path / "part")
+    with pytest.raises(ConfigError, match=r"model.hidden_size: 16 -> 32"):
+        run_training(tiny_cfg("model.hidden_size=32", f"trainer.resume={tmp_path / 'part'}"), tmp_path / "x")
+    with pytest.raises(ConfigError, match="already has 1 epochs"):
+        run_training(tiny_cfg("trainer.epochs=1", f"trainer.resume={tmp_path / 'part'}"), tmp_path / "y")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+class StopAfterFirstEpoch(Callback):
+    def on_epoch_end(self, state):
+        raise StopRun("pruned", "test says stop")
+
+
+def test_a_callback_stops_the_run_with_its_status(tiny_cfg, tmp_path):
+    result = run_training(tiny_cfg("trainer.epochs=3"), tmp_path / "r", callbacks=[StopAfterFirstEpoch()])
+    assert (result.status, result.epochs_done, result.test) == ("pruned", 1, {})
+    record = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert record["status"] == "pruned" and record["series"]["epoch"] == [1] and "test" not in record
+
+
+def test_nonfinite_loss_fails_the_run_and_records_it(tiny_cfg, tmp_path):
+    with pytest.raises(NonFiniteLossError):
+        run_training(tiny_cfg("trainer.lr=1e38", "model.dropout=0"), tmp_path / "r")
+    record = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert record["status"] == "failed" and "NonFiniteLossError" in record["error"]
+
+
+def test_notebook_protocol_scores_the_best_epoch_on_test(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("experiment=seed_baseline", "data.val_size=0", "trainer.eval_batch_size=32")
+    result = run_training(cfg, tmp_path / "r")
+    record = result.record
+    assert record["eval_split"] == "test" and record["n_eval"] == record["n_test"] == 80
+    assert record["test"]["acc"] == record["series"]["eval_acc"][record["best_epoch"] - 1]
+
+
+def test_drop_last_with_too_few_reviews_is_a_config_error(tiny_cfg, tmp_path):
+    from gru_exp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"trainer.eval_batch_size=64 with drop_last leaves no batch of the 16"):
+        run_training(tiny_cfg("trainer.eval_batch_size=64", "trainer.eval_drop_last=true"), tmp_path / "r")
