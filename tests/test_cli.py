@@ -1,0 +1,81 @@
+"""The command line as users run it, through subprocesses: errors, exit codes, multirun."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, tiny_overrides
+
+
+def run_cli(*args: str, env_extra: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env_extra or {})}
+    env.pop("GRU_EXP_IMDB", None)
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def run_folders(out: Path) -> list[Path]:
+    return sorted(p.parent for p in out.rglob(".hydra"))
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("model.dropout=1.5", "model.dropout=1.5 must be in [0, 1)"),
+    ("model.direction=up", "model.direction='up' must be one of forward, bidirectional"),
+    ("trainer.epochs=0", "trainer.epochs=0 must be a positive integer"),
+])
+def test_bad_value_exits_2_with_one_paragraph_and_no_run_folder(tiny_archive, tmp_path, override, expected):
+    out = tmp_path / "out"
+    proc = run_cli("gru_exp.train", *tiny_overrides(tiny_archive, out, override))
+    assert proc.returncode == 2, proc.stderr
+    assert expected in proc.stderr and "Traceback" not in proc.stderr
+    assert run_folders(out) == []
+
+
+def test_missing_archive_exits_2_and_says_how_to_set_it(tiny_archive, tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("gru_exp.train", *tiny_overrides(tiny_archive, out, f"data.path={tmp_path}/missing.tar.gz"))
+    assert proc.returncode == 2
+    assert "missing.tar.gz" in proc.stderr and "GRU_EXP_IMDB" in proc.stderr and "Traceback" not in proc.stderr
+    assert run_folders(out) == []
+
+
+def test_typo_key_fails_before_any_work(tiny_archive, tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("gru_exp.train", *tiny_overrides(tiny_archive, out, "model.hiden_size=8"))
+    assert proc.returncode != 0 and "hiden_size" in proc.stderr
+    assert not out.exists()
+
+
+def test_single_run_from_the_command_line(tiny_archive, tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("gru_exp.train", *tiny_overrides(tiny_archive, out, "trainer.epochs=1"))
+    assert proc.returncode == 0, proc.stderr
+    (run,) = run_folders(out)
+    assert run.parent.parent == out / "outputs" / "runs" and "trainer.epochs=1" in run.name
+    assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
+    assert (run / "run.log").read_text().count("epoch 1/1") >= 1 and (run / ".hydra" / "config.yaml").is_file()
+
+
+def test_multirun_grid_gives_each_job_its_record_and_survives_a_bad_job(tiny_archive, tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("gru_exp.train", "-m", *tiny_overrides(tiny_archive, out, "trainer.epochs=1",
+                                                           "model.hidden_size=8,16", "model.dropout=0.2,1.5"))
+    assert proc.returncode == 2  # one job per bad dropout failed, so the command fails
+    assert proc.stderr.count("model.dropout=1.5 must be in [0, 1)") == 2
+    runs = run_folders(out)
+    assert len(runs) == 2 and all("model.dropout=0.2" in r.name for r in runs)
+    for run in runs:
+        assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
+        assert len(list((run / "vdl").glob("vdlrecords*"))) == 1
+
+
+def test_baseline_command_writes_the_reference_run(tmp_path):
+    proc = run_cli("gru_exp.baseline", str(tmp_path / "bl"))
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((tmp_path / "bl").glob("vdlrecords*"))) == 1
