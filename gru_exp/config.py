@@ -40,6 +40,7 @@ class ModelConfig:
     num_layers: int = 2
     direction: str = "bidirectional"
     dropout: float = 0.5  # after the embedding, between GRU layers and before the classifier
+    layer_dropout: Optional[float] = None  # between GRU layers only; null = dropout (needs num_layers > 1)
     use_lengths: bool = False  # pass true lengths to the GRU (final state skips padding)
 
 
@@ -74,6 +75,7 @@ class PathsConfig:
     output_dir: str = "???"
     cache_dir: str = "???"
     baseline_dir: str = "???"
+    sweeps_dir: str = "???"
 
 
 @dataclass
@@ -84,6 +86,66 @@ class RunConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     name: str = "run"  # experiment name, part of run folder names
+
+
+@dataclass
+class ParamSpec:
+    """One searched knob: int / float (low, high, optional step or log) or categorical (choices)."""
+
+    type: str = "???"  # int | float | categorical
+    low: Optional[float] = None
+    high: Optional[float] = None
+    step: Optional[float] = None
+    log: bool = False
+    choices: Optional[list[Any]] = None
+    when: Optional[dict[str, list[Any]]] = None  # sample only if these keys take one of these values
+
+
+@dataclass
+class SamplerConfig:
+    name: str = "tpe"  # tpe | random | grid | cmaes | qmc
+    seed: Optional[int] = 0
+    n_startup_trials: int = 5  # tpe, cmaes: random trials before the model kicks in
+
+
+@dataclass
+class PrunerConfig:
+    name: str = "median"  # median | percentile | hyperband | successive_halving | none
+    n_startup_trials: int = 3  # median/percentile: complete trials before pruning starts
+    n_warmup_steps: int = 2  # median/percentile: first epoch (step) at which a trial may be pruned
+    percentile: float = 25.0  # percentile pruner: keep trials above this percentile
+    min_resource: int = 1  # hyperband / successive halving, in epochs
+    reduction_factor: int = 3  # hyperband / successive halving
+
+
+@dataclass
+class ObjectiveConfig:
+    metric: str = "eval_acc"  # eval_acc | eval_loss (per epoch, on the validation split)
+    reduce: str = "best"  # best | last epoch of each run
+    direction: str = "maximize"  # maximize | minimize
+
+
+@dataclass
+class SweepConfig:
+    """``python -m gru_exp.sweep``: a search space from sweeps/ plus how to run the study."""
+
+    study_name: str = "???"
+    storage: Optional[str] = None  # null = sqlite under paths.sweeps_dir; any SQLAlchemy URL; journal:<file>
+    n_trials: int = 20  # the study's total of COMPLETE + PRUNED trials
+    timeout: Optional[float] = None  # seconds; no new trial starts after it
+    n_workers: int = 1  # worker processes on this machine, one CPU thread each
+    repeats: int = 1  # seeds per configuration; the objective is their mean
+    enqueue_baseline: bool = False  # the notebook's configuration as the study's first trial
+    base: list[str] = field(default_factory=list)  # training overrides every trial starts from
+    params: dict[str, ParamSpec] = field(default_factory=dict)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    pruner: PrunerConfig = field(default_factory=PrunerConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    heartbeat_interval: int = 30  # seconds; a trial silent for grace_period is failed and retried
+    grace_period: int = 120
+    max_retry: int = 1  # retries of a trial whose worker died
+    max_failures: Optional[int] = None  # stop after this many failed trials; null = n_trials
+    paths: PathsConfig = field(default_factory=PathsConfig)
 
 
 def project_root() -> str:
@@ -98,6 +160,7 @@ def project_root() -> str:
 
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+SWEEPS_DIR = str(Path(__file__).resolve().parent.parent / "sweeps")
 
 
 def register_configs() -> None:
@@ -108,7 +171,14 @@ def register_configs() -> None:
         OmegaConf.register_new_resolver("gru_exp.root", project_root)
     if not OmegaConf.has_resolver("gru_exp.suffix"):  # "_<text>" or "" (run folder names)
         OmegaConf.register_new_resolver("gru_exp.suffix", lambda text="": f"_{text}" if text else "")
-    ConfigStore.instance().store(name="gru_exp_schema", node=RunConfig)
+    store = ConfigStore.instance()
+    store.store(name="gru_exp_schema", node=RunConfig)
+    store.store(name="sweep_schema", node=SweepConfig)
+    # The `sweep` group lives in sweeps/ (plus any folders in $GRU_EXP_SWEEPS_PATH, colon-separated).
+    folders = [SWEEPS_DIR, *filter(None, os.environ.get("GRU_EXP_SWEEPS_PATH", "").split(os.pathsep))]
+    for folder in folders:
+        for path in sorted(Path(folder).glob("*.yaml")):
+            store.store(group="sweep", name=path.stem, node=OmegaConf.load(path), package="_global_")
 
 
 def _positive(errors: list[str], key: str, value: Any) -> None:
@@ -128,6 +198,13 @@ def validate(cfg: DictConfig) -> None:
         _positive(errors, f"data.{key}", d[key])
     if not 0.0 <= m.dropout < 1.0:
         errors.append(f"model.dropout={m.dropout} must be in [0, 1)")
+    if m.layer_dropout is not None and not 0.0 <= m.layer_dropout < 1.0:
+        errors.append(f"model.layer_dropout={m.layer_dropout} must be null (= model.dropout) or in [0, 1)")
+    if m.layer_dropout is not None and m.num_layers == 1:
+        errors.append(
+            f"model.layer_dropout={m.layer_dropout} has no effect with model.num_layers=1 (it acts between GRU "
+            "layers); set it to null or use more layers"
+        )
     if m.direction not in DIRECTIONS:
         errors.append(f"model.direction={m.direction!r} must be one of {', '.join(DIRECTIONS)}")
     if t.device not in DEVICES:
@@ -155,7 +232,7 @@ def validate(cfg: DictConfig) -> None:
     if cfg.logger.batch_loss_every < 0:
         errors.append(f"logger.batch_loss_every={cfg.logger.batch_loss_every} must be >= 0 (0 = off)")
     if errors:
-        raise ConfigError("Invalid configuration: " + "; ".join(errors) + ".")
+        raise ConfigError("Invalid configuration: " + "; ".join(errors) + ".", errors)
 
 
 def to_container(cfg: DictConfig) -> dict[str, Any]:

@@ -4,13 +4,19 @@ Entry points catch :class:`GruExpError`, print its message and exit non-zero wit
 traceback; anything else is a bug and keeps its traceback.
 """
 
+from __future__ import annotations
+
 
 class GruExpError(Exception):
     """A problem the user can fix (bad config, missing data); never a bug."""
 
 
 class ConfigError(GruExpError):
-    """A knob has a value outside what is allowed."""
+    """A knob has a value outside what is allowed. ``problems`` lists each one (key=value first)."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
 
 
 class DataError(GruExpError):

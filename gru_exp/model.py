@@ -13,12 +13,12 @@ class GRUClassifier(nn.Layer):
 
     Bidirectional: the forward and backward final states of the last layer are concatenated.
     ``dropout`` is used after the embedding, between GRU layers (only when num_layers > 1)
-    and before the classifier, as in the notebook.
+    and before the classifier, as in the notebook; ``layer_dropout`` overrides it between layers.
     """
 
     def __init__(
         self, vocab_size: int, embedding_size: int, hidden_size: int, num_layers: int,
-        direction: str, dropout: float, num_classes: int = 2,
+        direction: str, dropout: float, layer_dropout: Optional[float] = None, num_classes: int = 2,
     ) -> None:
         super().__init__()
         self.num_directions = 2 if direction == "bidirectional" else 1
@@ -26,7 +26,7 @@ class GRUClassifier(nn.Layer):
         self.dropout = nn.Dropout(dropout)
         self.gru = nn.GRU(
             embedding_size, hidden_size, num_layers=num_layers, direction=direction,
-            dropout=dropout if num_layers > 1 else 0.0,
+            dropout=(dropout if layer_dropout is None else layer_dropout) if num_layers > 1 else 0.0,
         )
         self.classifier = nn.Linear(hidden_size * self.num_directions, num_classes)
 

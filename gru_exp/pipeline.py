@@ -145,7 +145,8 @@ def run_training(
              len(splits.eval), splits.eval_name, len(splits.test), splits.vocab_size, data_time)
 
     m = cfg.model
-    model = GRUClassifier(splits.vocab_size, m.embedding_size, m.hidden_size, m.num_layers, m.direction, m.dropout)
+    model = GRUClassifier(splits.vocab_size, m.embedding_size, m.hidden_size, m.num_layers, m.direction, m.dropout,
+                          m.layer_dropout)
     clip = paddle.nn.ClipGradByGlobalNorm(cfg.trainer.grad_clip) if cfg.trainer.grad_clip > 0 else None
     optimizer = paddle.optimizer.Adam(learning_rate=cfg.trainer.lr, parameters=model.parameters(), grad_clip=clip)
     settings = LoopSettings(

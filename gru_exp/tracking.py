@@ -12,7 +12,7 @@ from gru_exp.training import Callback, EpochMetrics, TrainState
 
 HPARAM_KEYS = (
     "model.embedding_size", "model.hidden_size", "model.num_layers", "model.direction", "model.dropout",
-    "model.use_lengths", "data.seq_len", "data.cutoff", "data.val_size", "data.train_limit",
+    "model.layer_dropout", "model.use_lengths", "data.seq_len", "data.cutoff", "data.val_size", "data.train_limit",
     "data.bucket_size", "trainer.batch_size", "trainer.lr", "trainer.epochs", "trainer.seed",
     "trainer.grad_clip",
 )

@@ -1,0 +1,179 @@
+"""Search spaces from sweeps/*.yaml: validation before any trial, sampling into Hydra overrides,
+and the samplers and pruners a sweep file names."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import optuna
+from omegaconf import DictConfig, OmegaConf
+
+from gru_exp.config import validate
+from gru_exp.errors import ConfigError, GruExpError
+
+SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc")
+PRUNERS = ("median", "percentile", "hyperband", "successive_halving", "none")
+PARAM_TYPES = ("int", "float", "categorical")
+METRICS = ("eval_acc", "eval_loss")
+_MISSING = object()
+
+
+def override_value(value: Any) -> str:
+    """A value as Hydra's override grammar reads it back (bools lower-case, None as null)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return str(value)
+
+
+def _check_spec(key: str, spec: DictConfig) -> list[str]:
+    where = f"params.{key}"
+    if spec.type not in PARAM_TYPES:
+        return [f"{where}.type={spec.type!r} must be one of {', '.join(PARAM_TYPES)}"]
+    if spec.type == "categorical":
+        return [] if spec.choices else [f"{where} is categorical but has no choices"]
+    problems = []
+    if spec.low is None or spec.high is None:
+        return [f"{where} ({spec.type}) needs low and high"]
+    if spec.low > spec.high:
+        problems.append(f"{where}: low={spec.low} > high={spec.high}")
+    if spec.log and spec.low <= 0:
+        problems.append(f"{where}: log=true needs low > 0, got low={spec.low}")
+    if spec.log and spec.step is not None:
+        problems.append(f"{where}: step and log=true cannot be combined")
+    if spec.step is not None and spec.step <= 0:
+        problems.append(f"{where}: step={spec.step} must be > 0")
+    if spec.type == "int" and any(v is not None and float(v) != int(v) for v in (spec.low, spec.high, spec.step)):
+        problems.append(f"{where} is int but low/high/step are not whole numbers")
+    return problems
+
+
+def _edge_values(spec: DictConfig) -> list[Any]:
+    if spec.type == "categorical":
+        return list(spec.choices)
+    cast = int if spec.type == "int" else float
+    return [cast(spec.low), cast(spec.high)]
+
+
+def check_sweep(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -> None:
+    """Reject a malformed sweep before any trial: unknown keys, bad ranges, unknown sampler or
+    pruner, and parameter values the training schema would refuse (each range's ends composed
+    and validated like a trial)."""
+    problems: list[str] = []
+    if sc.sampler.name not in SAMPLERS:
+        problems.append(f"sampler.name={sc.sampler.name!r} must be one of {', '.join(SAMPLERS)}")
+    needs = {"cmaes": "cmaes", "qmc": "scipy"}.get(sc.sampler.name)
+    if needs:
+        import importlib.util
+
+        if importlib.util.find_spec(needs) is None:
+            problems.append(f"sampler.name={sc.sampler.name!r} needs the {needs} package: pip install {needs}")
+    if sc.pruner.name not in PRUNERS:
+        problems.append(f"pruner.name={sc.pruner.name!r} must be one of {', '.join(PRUNERS)}")
+    if sc.objective.metric not in METRICS:
+        problems.append(f"objective.metric={sc.objective.metric!r} must be one of {', '.join(METRICS)}")
+    if sc.objective.reduce not in ("best", "last"):
+        problems.append(f"objective.reduce={sc.objective.reduce!r} must be best or last")
+    if sc.objective.direction not in ("maximize", "minimize"):
+        problems.append(f"objective.direction={sc.objective.direction!r} must be maximize or minimize")
+    for key in ("n_trials", "n_workers", "repeats", "heartbeat_interval", "grace_period"):
+        if sc[key] < 1:
+            problems.append(f"{key}={sc[key]} must be a positive integer")
+    if sc.grace_period <= sc.heartbeat_interval:
+        problems.append(f"grace_period={sc.grace_period} must exceed heartbeat_interval={sc.heartbeat_interval}")
+    if not sc.params:
+        problems.append("params is empty: name at least one training key to search")
+    try:
+        base = compose(list(sc.base))
+    except Exception as exc:
+        raise ConfigError(f"base={list(sc.base)} does not compose as training overrides: {exc}") from exc
+    for key, spec in sc.params.items():
+        if OmegaConf.select(base, key, default=_MISSING) is _MISSING:
+            problems.append(f"params.{key}: no such training key (e.g. model.hidden_size, trainer.lr)")
+            continue
+        problems.extend(_check_spec(key, spec))
+        for cond in (spec.when or {}):
+            if cond not in sc.params and OmegaConf.select(base, cond, default=_MISSING) is _MISSING:
+                problems.append(f"params.{key}.when: no such key {cond!r}")
+    if sc.sampler.name == "grid":
+        for key, spec in sc.params.items():
+            if spec.type == "float" and spec.step is None:
+                problems.append(f"params.{key}: the grid sampler needs choices or a step, not a continuous range")
+    if problems:
+        raise ConfigError("Invalid sweep: " + "; ".join(problems) + ".")
+    for key, spec in sc.params.items():  # each range end, as a trial would compose it
+        for value in _edge_values(spec):
+            # Make the parameter's condition true, so the value is checked where it is used.
+            when = [f"{c}={override_value(list(v)[-1])}" for c, v in (spec.when or {}).items()]
+            try:
+                validate(compose(trial_overrides(sc.base, [*when, f"{key}={override_value(value)}"])))
+            except ConfigError as exc:
+                # Only the value's own range counts here; a bad combination with another knob may
+                # be avoided by other samples, and fails just that trial.
+                own = [p for p in exc.problems if p.startswith(f"{key}=") and "=" not in p.partition(" ")[2]]
+                if own:
+                    raise ConfigError(f"Invalid sweep: params.{key} allows {value!r}, which training rejects: "
+                                      + "; ".join(own) + ".") from exc
+            except GruExpError:
+                pass
+            except Exception as exc:
+                raise ConfigError(f"Invalid sweep: params.{key}={value!r} does not compose: {exc}") from exc
+
+
+def trial_overrides(base: Sequence[str], sampled: Sequence[str]) -> list[str]:
+    """``base`` without the keys that are sampled, then the sampled values."""
+    keys = {s.split("=", 1)[0] for s in sampled}
+    return [b for b in base if b.split("=", 1)[0] not in keys] + list(sampled)
+
+
+def suggest_overrides(trial: optuna.Trial, params: DictConfig) -> list[str]:
+    """Sample the space in file order; a parameter whose ``when`` fails is not sampled at all."""
+    chosen: dict[str, Any] = {}
+    for key, spec in params.items():
+        if spec.when and any(chosen.get(cond) not in list(allowed) for cond, allowed in spec.when.items()):
+            continue
+        if spec.type == "categorical":
+            value = trial.suggest_categorical(key, list(spec.choices))
+        elif spec.type == "int":
+            value = trial.suggest_int(key, int(spec.low), int(spec.high), step=int(spec.step or 1), log=spec.log)
+        else:
+            value = trial.suggest_float(key, float(spec.low), float(spec.high), step=spec.step, log=spec.log)
+        chosen[key] = value
+    return [f"{k}={override_value(v)}" for k, v in chosen.items()]
+
+
+def make_sampler(sc: DictConfig) -> optuna.samplers.BaseSampler:
+    s = sc.sampler
+    if s.name == "tpe":
+        return optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=s.n_startup_trials)
+    if s.name == "random":
+        return optuna.samplers.RandomSampler(seed=s.seed)
+    if s.name == "qmc":
+        return optuna.samplers.QMCSampler(seed=s.seed)
+    if s.name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=s.seed, n_startup_trials=s.n_startup_trials)
+    grid = {}
+    for key, spec in sc.params.items():
+        if spec.type == "categorical":
+            grid[key] = list(spec.choices)
+        else:
+            step = spec.step or 1
+            cast = int if spec.type == "int" else float
+            n = int(round((spec.high - spec.low) / step)) + 1
+            grid[key] = [cast(spec.low + i * step) for i in range(n)]
+    return optuna.samplers.GridSampler(grid, seed=s.seed)
+
+
+def make_pruner(sc: DictConfig) -> optuna.pruners.BasePruner:
+    p = sc.pruner
+    if p.name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps)
+    if p.name == "percentile":
+        return optuna.pruners.PercentilePruner(p.percentile, n_startup_trials=p.n_startup_trials,
+                                               n_warmup_steps=p.n_warmup_steps)
+    if p.name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=p.min_resource, reduction_factor=p.reduction_factor)
+    if p.name == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=p.min_resource, reduction_factor=p.reduction_factor)
+    return optuna.pruners.NopPruner()

@@ -1,0 +1,304 @@
+"""Optuna studies driven directly: storage, the worker loop, one trial = compose + run_training.
+
+A trial's sampled values become Hydra overrides on the sweep's ``base``; the trial config is what
+``python -m gru_exp.train <base> <sampled>`` would run, and it is trained by the library's
+:func:`~gru_exp.pipeline.run_training` with a :class:`TrialReporter` callback that reports each
+epoch to Optuna and stops the run when the pruner says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import warnings
+import logging
+import math
+import os
+import signal
+import socket
+import statistics
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+import optuna
+from omegaconf import DictConfig
+from optuna.trial import TrialState
+
+from gru_exp.errors import ConfigError, GruExpError
+from gru_exp.search_space import make_pruner, make_sampler, suggest_overrides, trial_overrides
+from gru_exp.summary import write_summary
+from gru_exp.training import Callback, StopRun, TrainState
+
+log = logging.getLogger(__name__)
+COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
+NOTEBOOK_VALUES = {
+    "model.embedding_size": 256, "model.hidden_size": 256, "model.num_layers": 2, "model.direction": "bidirectional",
+    "model.dropout": 0.5, "model.use_lengths": False, "data.seq_len": 200, "trainer.lr": 0.001,
+    "trainer.batch_size": 64, "data.cutoff": 150,
+}
+
+
+def study_dir(sc: DictConfig) -> Path:
+    return Path(sc.paths.sweeps_dir) / sc.study_name
+
+
+def storage_url(sc: DictConfig) -> str:
+    return sc.storage or f"sqlite:///{Path(sc.paths.sweeps_dir) / 'optuna.db'}"
+
+
+def make_storage(sc: DictConfig) -> optuna.storages.BaseStorage:
+    """SQLite by default, any SQLAlchemy URL, or ``journal:<file>`` for Optuna's journal file."""
+    url = storage_url(sc)
+    if url.startswith("journal:"):
+        path = Path(url[len("journal:"):]).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs = {"connect_args": {"timeout": 120}}  # wait for other workers' writes, don't fail
+    try:
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5; we rely on them
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=sc.heartbeat_interval,
+                grace_period=sc.grace_period,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=sc.max_retry),
+            )
+    except Exception as exc:
+        raise ConfigError(f"storage={url!r} cannot be opened: {type(exc).__name__}: {exc}") from exc
+
+
+def open_study(sc: DictConfig) -> optuna.Study:
+    return optuna.create_study(
+        study_name=sc.study_name, storage=make_storage(sc), sampler=make_sampler(sc), pruner=make_pruner(sc),
+        direction=sc.objective.direction, load_if_exists=True,
+    )
+
+
+class TrialReporter(Callback):
+    """Reports the objective's running value each epoch and stops the run when pruned.
+
+    With repeats, repeat ``r`` reports at step ``r * epochs + epoch`` the mean over the repeats
+    so far at that epoch, so every trial reports the same schedule and the pruner compares
+    like with like."""
+
+    def __init__(self, trial: optuna.Trial, repeat: int, epochs: int, earlier: list[list[float]],
+                 metric: str, reduce: str, direction: str) -> None:
+        self.trial, self.repeat, self.epochs, self.earlier = trial, repeat, epochs, earlier
+        self.metric, self.reduce, self.direction = metric, reduce, direction
+        self.values: list[float] = []  # this repeat's running objective per epoch
+
+    def running_value(self, state: TrainState) -> float:
+        series = [getattr(h, self.metric) for h in state.history]
+        if self.reduce == "last":
+            return series[-1]
+        return max(series) if self.direction == "maximize" else min(series)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        value = self.running_value(state)
+        self.values.append(value)
+        e = len(self.values)
+        mean = statistics.fmean([run[e - 1] for run in self.earlier if len(run) >= e] + [value])
+        self.trial.report(mean, step=self.repeat * self.epochs + e)
+        if self.trial.should_prune():
+            raise StopRun("pruned", f"pruned after epoch {e} of repeat {self.repeat + 1} (objective {mean:.4f})")
+
+
+@contextlib.contextmanager
+def heartbeat(storage: optuna.storages.BaseStorage, trial: optuna.Trial, interval: int) -> Iterator[None]:
+    """Record the trial's heartbeat every ``interval`` s, so a killed worker's trial is found stale."""
+    if not hasattr(storage, "record_heartbeat"):
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            with contextlib.suppress(Exception):  # a missed beat is retried; grace_period absorbs it
+                storage.record_heartbeat(trial._trial_id)
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, daemon=True, name="optuna-heartbeat")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@contextlib.contextmanager
+def file_log(path: Path) -> Iterator[None]:
+    """Copy this process's log lines into ``path`` for the duration."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    logging.getLogger().addHandler(handler)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+
+@contextlib.contextmanager
+def local_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock among this machine's workers (count the trials, then ask for one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def run_trial(trial: optuna.Trial, sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -> float:
+    """Train the trial's configuration ``repeats`` times; the objective is the mean."""
+    from gru_exp.pipeline import run_training
+
+    overrides = trial_overrides(sc.base, suggest_overrides(trial, sc.params))
+    first_seed = int(compose(overrides).trainer.seed)
+    trial_dir = study_dir(sc) / f"trial_{trial.number}"
+    command = "python -m gru_exp.train " + " ".join(overrides)
+    trial.set_user_attr("command", command)
+    trial.set_user_attr("run_dir", str(trial_dir))
+    trial.set_user_attr("host", socket.gethostname())
+    trial.set_user_attr("pid", os.getpid())
+    values, tests, curves, epochs_run, wall = [], [], [], 0, 0.0
+    with file_log(trial_dir / "trial.log"):
+        log.info("Trial %d: %s", trial.number, command)
+        for repeat in range(sc.repeats):
+            seed = first_seed + repeat
+            run_dir = trial_dir / f"seed_{seed}" if sc.repeats > 1 else trial_dir
+            cfg = compose(overrides + [f"paths.{k}={v}" for k, v in sc.paths.items() if k != "baseline_dir"] + [
+                f"trainer.seed={seed}", f"paths.baseline_dir={study_dir(sc) / 'baseline'}", f"name=trial_{trial.number}",
+            ])
+            reporter = TrialReporter(trial, repeat, cfg.trainer.epochs, curves, sc.objective.metric,
+                                     sc.objective.reduce, sc.objective.direction)
+            label = f"trial {trial.number}" + (f" seed {seed}" if sc.repeats > 1 else "") + ": " + " ".join(
+                o for o in overrides if o.split("=", 1)[0] in sc.params)
+            with file_log(run_dir / "run.log") if sc.repeats > 1 else contextlib.nullcontext():
+                result = run_training(cfg, run_dir, callbacks=[reporter], display_name=label)
+            curves.append(reporter.values)
+            epochs_run += result.epochs_done
+            wall += result.record.get("wall_time_s", 0.0)
+            trial.set_user_attr("epochs_run", epochs_run)
+            trial.set_user_attr("wall_time_s", wall)
+            if result.status == "pruned":
+                raise optuna.TrialPruned(result.record.get("stop_reason", "pruned"))
+            values.append(reporter.values[-1])
+            tests.append(result.test.get("acc", math.nan))
+    mean = statistics.fmean(values)
+    trial.set_user_attr("values", values)
+    trial.set_user_attr("std", statistics.stdev(values) if len(values) > 1 else 0.0)
+    trial.set_user_attr("test_acc", statistics.fmean(tests))
+    trial.set_user_attr("test_acc_std", statistics.stdev(tests) if len(tests) > 1 else 0.0)
+    log.info("Trial %d: objective %.4f (+/- %.4f over %d seed(s))", trial.number, mean,
+             trial.user_attrs["std"], len(values))
+    return mean
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise _Terminated()
+
+
+def run_worker(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -> dict[str, int]:
+    """Run trials until the study holds ``n_trials`` finished (COMPLETE or PRUNED) trials."""
+    study = open_study(sc)
+    out = study_dir(sc)
+    out.mkdir(parents=True, exist_ok=True)
+    if sc.enqueue_baseline and not any(t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False)):
+        values = {k: v for k, v in NOTEBOOK_VALUES.items() if k in sc.params}
+        study.enqueue_trial(values, user_attrs={"baseline": True}, skip_if_exists=True)
+        log.info("Enqueued the notebook's configuration as a trial: %s", values)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    deadline = time.monotonic() + sc.timeout if sc.timeout else math.inf
+    max_failures = sc.max_failures if sc.max_failures is not None else sc.n_trials
+    ran = {"trials": 0, "failed": 0}
+    failed = 0
+    try:
+        while time.monotonic() < deadline:
+            with warnings.catch_warnings():  # fail_stale_trials is marked experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)  # a killed worker's RUNNING trial -> FAIL + retry
+            with local_lock(out / ".ask.lock"):
+                trials = study.get_trials(deepcopy=False)
+                done = sum(t.state in COUNTED for t in trials)
+                running = sum(t.state == TrialState.RUNNING for t in trials)
+                # Raised errors count toward max_failures; killed or interrupted trials are retried instead.
+                failed = sum(t.state == TrialState.FAIL and t.user_attrs.get("raised", False) for t in trials)
+                if done + running >= sc.n_trials or failed >= max_failures:
+                    break
+                with warnings.catch_warnings():  # "heartbeat is meant for optimize()": we beat ourselves
+                    warnings.simplefilter("ignore", UserWarning)
+                    trial = study.ask()
+            ran["trials"] += 1
+            try:
+                state = _run_one(study, trial, sc, compose)
+            except GridExhausted:
+                write_summary(study, out)
+                log.info("The grid sampler has run every combination: stopping")
+                break
+            ran["failed"] += state == TrialState.FAIL
+            write_summary(study, out)
+        else:
+            log.info("timeout=%s s reached: no new trial starts", sc.timeout)
+        if failed >= max_failures:
+            log.warning("Stopping: the study has %d failed trials (max_failures=%d)", failed, max_failures)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return ran
+
+
+def _run_one(study: optuna.Study, trial: optuna.Trial, sc: DictConfig,
+             compose: Callable[[Sequence[str]], DictConfig]) -> TrialState:
+    with heartbeat(study._storage, trial, sc.heartbeat_interval):
+        try:
+            value = run_trial(trial, sc, compose)
+        except optuna.TrialPruned as pruned:
+            log.info("Trial %d pruned: %s", trial.number, pruned)
+            _tell(study, trial, state=TrialState.PRUNED)
+            return TrialState.PRUNED
+        except KeyboardInterrupt as stop:
+            reason = "SIGTERM" if isinstance(stop, _Terminated) else "KeyboardInterrupt"
+            trial.set_user_attr("error", f"interrupted ({reason})")
+            _tell(study, trial, state=TrialState.FAIL)
+            study.enqueue_trial(trial.params, user_attrs={"retried_from": trial.number})  # resumes next run
+            log.warning("Trial %d interrupted (%s): marked FAIL and queued again for the next run", trial.number,
+                        reason)
+            write_summary(study, study_dir(sc))
+            raise
+        except (GruExpError, Exception) as exc:  # NaN loss, impossible combination, out of memory, ...
+            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
+            trial.set_user_attr("raised", True)
+            _tell(study, trial, state=TrialState.FAIL)
+            log.error("Trial %d failed: %s: %s", trial.number, type(exc).__name__, exc)
+            return TrialState.FAIL
+    _tell(study, trial, values=value)
+    return TrialState.COMPLETE
+
+
+class GridExhausted(Exception):
+    """The grid sampler has run every combination."""
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, **kwargs: Any) -> None:
+    """``study.tell``; the grid sampler's "grid exhausted" call of study.stop(), which only works
+    inside study.optimize, becomes :class:`GridExhausted` (the trial is stored before it)."""
+    try:
+        study.tell(trial, **kwargs)
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise
+        raise GridExhausted() from exc

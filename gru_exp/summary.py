@@ -1,0 +1,106 @@
+"""A study's summary files, rewritten after every trial: trials.csv and summary.md."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from gru_exp.baseline import NOTEBOOK_BEST_ACC, NOTEBOOK_FINAL_ACC
+
+
+def _sorted_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Finished trials by objective (best first), then pruned, failed and running ones."""
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    order = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.FAIL: 2, TrialState.RUNNING: 3,
+             TrialState.WAITING: 4}
+
+    def key(t: FrozenTrial) -> tuple:
+        value = t.value if t.value is not None else math.nan
+        return (order[t.state], -value if maximize and t.value is not None else value if t.value is not None else 0,
+                t.number)
+
+    return sorted(study.get_trials(deepcopy=False), key=key)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _fmt(value: Any, pct: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if pct:
+        return f"{100 * value:.2f}"
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    trials = _sorted_trials(study)
+    names = sorted({k for t in trials for k in t.params})
+    rows = []
+    for t in trials:
+        row = {"number": t.number, "state": t.state.name, "value": t.value, "std": t.user_attrs.get("std"),
+               "test_acc": t.user_attrs.get("test_acc"), "epochs_run": t.user_attrs.get("epochs_run"),
+               "wall_time_s": t.user_attrs.get("wall_time_s")}
+        row.update({name: t.params.get(name) for name in names})
+        row.update({"command": t.user_attrs.get("command", ""), "error": t.user_attrs.get("error", "")})
+        rows.append(row)
+    return rows
+
+
+def write_summary(study: optuna.Study, out: Path) -> None:
+    """Rewrite ``out/trials.csv`` and ``out/summary.md`` from the storage (atomic replaces)."""
+    rows = trial_rows(study)
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
+    _atomic_write(out / "trials.csv", buf.getvalue())
+
+    counts = {s.name: sum(r["state"] == s.name for r in rows) for s in TrialState}
+    epochs = sum(r["epochs_run"] or 0 for r in rows)
+    hours = sum(r["wall_time_s"] or 0 for r in rows) / 3600
+    lines = [
+        f"# Study `{study.study_name}`", "",
+        f"Trials: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed, "
+        f"{counts['RUNNING']} running, {counts['WAITING']} waiting. Compute: {epochs} epochs, {hours:.2f} h of "
+        f"training wall time. Objective: {study.direction.name.lower()} (values in %).", "",
+    ]
+    complete = [r for r in rows if r["state"] == "COMPLETE"]
+    if complete:
+        best = complete[0]
+        lines += [
+            f"**Best: trial {best['number']}**, objective {_fmt(best['value'], True)}% "
+            f"(+/- {_fmt(best['std'] or 0.0, True)}), test accuracy {_fmt(best['test_acc'], True)}%: "
+            f"{_delta(best['test_acc'])}.", "", f"Reproduce: `{best['command']}`", "",
+        ]
+    params = [k for k in (rows[0] if rows else {}) if "." in k]
+    header = ["trial", "state", "objective %", "std", "test acc %", "epochs", "wall s", *params]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    for r in rows:
+        cells = [str(r["number"]), r["state"], _fmt(r["value"], True), _fmt(r["std"], True), _fmt(r["test_acc"], True),
+                 _fmt(r["epochs_run"]), _fmt(round(r["wall_time_s"]) if r["wall_time_s"] else None),
+                 *(_fmt(r[p]) for p in params)]
+        lines.append("| " + " | ".join(cells) + " |")
+    failed = [r for r in rows if r["error"]]
+    if failed:
+        lines += ["", "Errors:", ""] + [f"- trial {r['number']}: {r['error']}" for r in failed]
+    _atomic_write(out / "summary.md", "\n".join(lines) + "\n")
+
+
+def _delta(test_acc: Any) -> str:
+    if test_acc is None or (isinstance(test_acc, float) and math.isnan(test_acc)):
+        return "no test accuracy"
+    return (f"{100 * (test_acc - NOTEBOOK_FINAL_ACC):+.2f} points vs the notebook's final 84.50%, "
+            f"{100 * (test_acc - NOTEBOOK_BEST_ACC):+.2f} vs its best 87.10%")

@@ -1,0 +1,78 @@
+"""``python -m gru_exp.sweep [sweep=<name>] [key=value ...]``: an Optuna study over training configs.
+
+A thin shell: composes the sweep config (sweeps/<name>.yaml + overrides), rejects a malformed one
+before any trial, then runs one worker here or ``n_workers`` worker processes that share the
+study's storage. Re-running the same command resumes the study.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+from typing import Optional, Sequence
+
+log = logging.getLogger(__name__)
+USAGE = "usage: python -m gru_exp.sweep [sweep=<name in sweeps/>] [n_trials=N] [n_workers=N] [storage=URL] [key=value ...]"
+
+
+def _spawn_workers(argv: Sequence[str], n: int) -> int:
+    """Start ``n`` copies of this command as single workers; forward SIGINT/SIGTERM; wait for all."""
+    cmd = [sys.executable, "-m", "gru_exp.sweep", *(a for a in argv if not a.startswith("n_workers=")), "n_workers=1"]
+    procs = [subprocess.Popen(cmd) for _ in range(n)]
+    log.info("Started %d workers: %s", n, " ".join(cmd))
+
+    def forward(signum: int, frame: object) -> None:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = [p.wait() for p in procs]
+    return max(codes, key=abs)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from gru_exp.cli import compose_config, setup_cli_logging
+    from gru_exp.errors import GruExpError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in argv):
+        print(USAGE + "\n\n" + (__doc__ or ""))
+        return 0
+    setup_cli_logging()
+    try:
+        sc = compose_config(argv, config_name="sweep")
+    except Exception as exc:  # a typo'd key or a wrong type: Hydra says which
+        print(f"gru_exp.sweep: error: {exc}\n{USAGE}", file=sys.stderr)
+        return 2
+    try:
+        from gru_exp import runtime
+        from gru_exp.search_space import check_sweep
+
+        check_sweep(sc, compose_config)
+        runtime.limit_threads(int(compose_config(list(sc.base)).trainer.num_threads))  # before paddle loads
+        runtime.import_paddle()
+        from gru_exp.study import open_study, run_worker, storage_url, study_dir
+
+        if sc.n_workers > 1:
+            open_study(sc)  # create the schema and study once, before workers race to do it
+            return _spawn_workers(argv, sc.n_workers)
+
+        log.info("Study %r in %s; run folders in %s", sc.study_name, storage_url(sc), study_dir(sc))
+        ran = run_worker(sc, compose_config)
+    except GruExpError as exc:
+        print(f"gru_exp.sweep: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gru_exp.sweep: interrupted; the study is consistent, run the same command to resume", file=sys.stderr)
+        return 130
+    log.info("Worker done: %d trials run here (%d failed). Summary: %s", ran["trials"], ran["failed"],
+             study_dir(sc) / "summary.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

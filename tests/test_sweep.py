@@ -1,0 +1,246 @@
+"""Optuna sweeps on tiny generated data: pruning, resume, workers, faults, malformed files, summaries."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from conftest import REPO
+from gru_exp.synthetic import make_imdb_archive
+
+SPACE = """
+study_name: {name}
+base: [data.path={archive}, data.cutoff=2, data.val_size=40, trainer.batch_size=16, trainer.epochs={epochs},
+       model.embedding_size=16, model.hidden_size=16, model.use_lengths=true, trainer.progress_every_s=0,
+       logger.batch_loss_every=0]
+n_trials: {n_trials}
+heartbeat_interval: 1
+grace_period: 3
+sampler: {{name: {sampler}, seed: 0}}
+pruner: {pruner}
+params:
+{params}
+"""
+LR_SPACE = "  trainer.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}"
+
+
+@pytest.fixture(scope="module")
+def learnable_archive(tmp_path_factory) -> Path:
+    return make_imdb_archive(tmp_path_factory.mktemp("imdb") / "aclImdb_v1.tar.gz", n_per_class=100, seed=1)
+
+
+@pytest.fixture
+def sweep_env(tmp_path, learnable_archive, monkeypatch):
+    """Write sweeps/<name>.yaml files into a temp folder on GRU_EXP_SWEEPS_PATH; outputs in tmp_path."""
+    folder = tmp_path / "sweeps"
+    folder.mkdir()
+    monkeypatch.setenv("GRU_EXP_SWEEPS_PATH", str(folder))
+    monkeypatch.setenv("GRU_EXP_HOME", str(tmp_path / "home"))
+
+    def write(name="s", n_trials=4, epochs=3, sampler="random", params=LR_SPACE,
+              pruner="{name: median, n_startup_trials: 1, n_warmup_steps: 2}", **extra) -> str:
+        text = SPACE.format(name=name, archive=learnable_archive, n_trials=n_trials, epochs=epochs, sampler=sampler,
+                            params=params, pruner=pruner)
+        text += "".join(f"{k}: {v}\n" for k, v in extra.items())
+        (folder / f"{name}.yaml").write_text(text)
+        return name
+
+    write.sweeps_dir = tmp_path / "home" / "outputs" / "sweeps"
+    return write
+
+
+def sweep(*args: str) -> int:
+    from gru_exp.sweep import main
+
+    return main(list(args))
+
+
+def load(sweeps_dir: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{sweeps_dir / 'optuna.db'}")
+
+
+def test_hopeless_trials_are_pruned_early(sweep_env):
+    name = sweep_env(n_trials=8, epochs=4)
+    assert sweep(f"sweep={name}") == 0
+    trials = load(sweep_env.sweeps_dir, name).trials
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert pruned and complete and len(pruned) + len(complete) == 8
+    for t in pruned:
+        assert t.user_attrs["epochs_run"] < 4
+        assert max(t.intermediate_values) == t.user_attrs["epochs_run"]
+    for t in complete:
+        assert t.user_attrs["epochs_run"] == 4 and sorted(t.intermediate_values) == [1, 2, 3, 4]
+    best = max(complete, key=lambda t: t.value)
+    assert best.value >= 0.8  # the space can learn this data; pruning kept the good trials
+    record = sweep_env.sweeps_dir / name / f"trial_{best.number}"
+    assert (record / "metrics.json").is_file() and list((record / "vdl").glob("vdlrecords*"))
+    assert best.user_attrs["command"].startswith("python -m gru_exp.train ")
+    assert "trainer.lr=" in best.user_attrs["command"]
+    assert list((sweep_env.sweeps_dir / name / "baseline").glob("vdlrecords*"))
+
+
+def test_rerun_resumes_without_repeating_trials(sweep_env):
+    name = sweep_env(n_trials=2, epochs=1)
+    assert sweep(f"sweep={name}") == 0
+    first = {t.number: (t.params, t.datetime_start) for t in load(sweep_env.sweeps_dir, name).trials}
+    assert sweep(f"sweep={name}") == 0  # nothing left to do
+    assert len(load(sweep_env.sweeps_dir, name).trials) == 2
+    assert sweep(f"sweep={name}", "n_trials=4") == 0
+    trials = load(sweep_env.sweeps_dir, name).trials
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    assert {t.number: (t.params, t.datetime_start) for t in trials[:2]} == first
+
+
+def test_repeats_average_seeds_into_sub_runs(sweep_env):
+    name = sweep_env(n_trials=1, epochs=2, repeats=2)
+    assert sweep(f"sweep={name}") == 0
+    (trial,) = load(sweep_env.sweeps_dir, name).trials
+    assert trial.state == TrialState.COMPLETE
+    values = trial.user_attrs["values"]
+    assert len(values) == 2 and trial.value == pytest.approx(sum(values) / 2)
+    assert sorted(trial.intermediate_values) == [1, 2, 3, 4]  # repeat r reports at r * epochs + epoch
+    trial_dir = sweep_env.sweeps_dir / name / "trial_0"
+    assert sorted(p.name for p in trial_dir.glob("seed_*")) == ["seed_42", "seed_43"]
+
+
+def test_a_failing_trial_is_fail_with_its_error_and_the_sweep_goes_on(sweep_env):
+    params = ("  model.use_lengths: {type: categorical, choices: [false, true]}\n"
+              "  data.bucket_size: {type: categorical, choices: [0, 4]}")
+    name = sweep_env(n_trials=3, epochs=1, sampler="grid", params=params)
+    assert sweep(f"sweep={name}") == 0
+    trials = load(sweep_env.sweeps_dir, name).trials
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(failed) == 1 and failed[0].params == {"model.use_lengths": False, "data.bucket_size": 4}
+    assert "data.bucket_size=4 needs model.use_lengths=true" in failed[0].user_attrs["error"]
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 3
+
+
+def test_layer_dropout_is_only_sampled_with_several_layers(sweep_env):
+    params = ("  model.num_layers: {type: int, low: 1, high: 2}\n"
+              "  model.layer_dropout: {type: float, low: 0.0, high: 0.5, when: {model.num_layers: [2]}}")
+    name = sweep_env(n_trials=6, epochs=1, params=params)
+    assert sweep(f"sweep={name}") == 0
+    trials = load(sweep_env.sweeps_dir, name).trials
+    assert {t.params["model.num_layers"] for t in trials} == {1, 2}
+    for t in trials:
+        assert ("model.layer_dropout" in t.params) == (t.params["model.num_layers"] == 2)
+        assert t.state == TrialState.COMPLETE
+
+
+@pytest.mark.parametrize("params,extra,message", [
+    ("  model.hiden_size: {type: int, low: 4, high: 8}", {}, "params.model.hiden_size: no such training key"),
+    ("  model.hidden_size: {type: int, low: 16, high: 8}", {}, "low=16.0 > high=8.0"),
+    ("  model.dropout: {type: float, low: 0.1, high: 1.2}", {}, "model.dropout=1.2 must be in [0, 1)"),
+    ("  trainer.lr: {type: float, low: 0, high: 0.1, log: true}", {}, "log=true needs low > 0"),
+    ("  model.direction: {type: categorical, choices: []}", {}, "has no choices"),
+    (LR_SPACE, {"pruner": "{name: sometimes}"}, "pruner.name='sometimes' must be one of"),
+])
+def test_malformed_sweep_files_are_rejected_before_any_trial(sweep_env, capsys, params, extra, message):
+    name = sweep_env(params=params, **extra)
+    assert sweep(f"sweep={name}") == 2
+    assert message in capsys.readouterr().err
+    assert not (sweep_env.sweeps_dir / "optuna.db").exists()
+
+
+def test_unknown_sampler_on_the_command_line_is_rejected(sweep_env, capsys):
+    name = sweep_env()
+    assert sweep(f"sweep={name}", "sampler.name=bayes") == 2
+    assert "sampler.name='bayes' must be one of tpe, random, grid, cmaes, qmc" in capsys.readouterr().err
+
+
+def test_summary_and_csv_agree_with_the_study(sweep_env):
+    name = sweep_env(n_trials=5, epochs=3)
+    assert sweep(f"sweep={name}") == 0
+    study = load(sweep_env.sweeps_dir, name)
+    rows = list(csv.DictReader((sweep_env.sweeps_dir / name / "trials.csv").open()))
+    assert len(rows) == len(study.trials)
+    by_number = {t.number: t for t in study.trials}
+    for row in rows:
+        t = by_number[int(row["number"])]
+        assert row["state"] == t.state.name
+        assert float(row["trainer.lr"]) == pytest.approx(t.params["trainer.lr"])
+        if t.state == TrialState.COMPLETE:
+            assert float(row["value"]) == pytest.approx(t.value)
+    complete = [r for r in rows if r["state"] == "COMPLETE"]
+    assert float(complete[0]["value"]) == pytest.approx(study.best_value)  # sorted best first
+    summary = (sweep_env.sweeps_dir / name / "summary.md").read_text()
+    assert f"**Best: trial {study.best_trial.number}**" in summary
+    assert f"{100 * study.best_trial.user_attrs['test_acc']:.2f}%" in summary
+    n_pruned = sum(t.state == TrialState.PRUNED for t in study.trials)
+    assert f"{n_pruned} pruned" in summary
+
+
+def _popen_sweep(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "gru_exp.sweep", *args], cwd=REPO, env=dict(os.environ),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_running(sweeps_dir: Path, name: str, timeout: float = 120) -> optuna.trial.FrozenTrial:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (sweeps_dir / "optuna.db").exists():
+            try:
+                running = [t for t in load(sweeps_dir, name).trials if t.state == TrialState.RUNNING
+                           and t.intermediate_values]
+            except KeyError:  # study not created yet
+                running = []
+            if running:
+                return running[0]
+        time.sleep(0.2)
+    raise AssertionError("no trial started")
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_sqlite_study_exactly(sweep_env):
+    name = sweep_env(n_trials=6, epochs=2)
+    proc = subprocess.run([sys.executable, "-m", "gru_exp.sweep", f"sweep={name}", "n_workers=2"], cwd=REPO,
+                          env=dict(os.environ), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "database is locked" not in proc.stderr
+    trials = load(sweep_env.sweeps_dir, name).trials
+    assert len(trials) == 6 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    assert len({t.user_attrs["pid"] for t in trials}) == 2  # both workers ran trials
+
+
+@pytest.mark.slow
+def test_sigkilled_worker_trial_is_failed_by_heartbeat_and_retried(sweep_env):
+    name = sweep_env(n_trials=2, epochs=40, pruner="{name: none}")
+    worker = _popen_sweep(f"sweep={name}")
+    victim = _wait_for_running(sweep_env.sweeps_dir, name)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=30)
+    time.sleep(4)  # grace_period = 3 s
+    assert sweep(f"sweep={name}") == 0
+    trials = load(sweep_env.sweeps_dir, name).trials
+    zombie = trials[victim.number]
+    assert zombie.state == TrialState.FAIL
+    retries = [t for t in trials if optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t)
+               == victim.number]
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE and retries[0].params == zombie.params
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 2
+
+
+@pytest.mark.slow
+def test_sigterm_marks_the_trial_and_the_next_run_resumes_it(sweep_env):
+    name = sweep_env(n_trials=1, epochs=40, pruner="{name: none}")
+    worker = _popen_sweep(f"sweep={name}")
+    victim = _wait_for_running(sweep_env.sweeps_dir, name)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 130
+    trials = load(sweep_env.sweeps_dir, name).trials
+    assert trials[victim.number].state == TrialState.FAIL
+    assert "interrupted (SIGTERM)" in trials[victim.number].user_attrs["error"]
+    assert [t.state for t in trials[victim.number + 1:]] == [TrialState.WAITING]
+    assert sweep(f"sweep={name}") == 0
+    trials = load(sweep_env.sweeps_dir, name).trials
+    assert trials[-1].state == TrialState.COMPLETE and trials[-1].params == trials[victim.number].params
