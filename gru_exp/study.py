@@ -61,16 +61,22 @@ def make_storage(sc: DictConfig) -> optuna.storages.BaseStorage:
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"connect_args": {"timeout": 120}}  # wait for other workers' writes, don't fail
-    try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5; we rely on them
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=sc.heartbeat_interval,
-                grace_period=sc.grace_period,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=sc.max_retry),
-            )
-    except Exception as exc:
-        raise ConfigError(f"storage={url!r} cannot be opened: {type(exc).__name__}: {exc}") from exc
+    for attempt in range(5):  # workers started together race to create the schema: the losers retry
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5; we rely on them
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine_kwargs, heartbeat_interval=sc.heartbeat_interval,
+                    grace_period=sc.grace_period,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                        max_retry=sc.max_retry),
+                )
+        except Exception as exc:
+            if attempt < 4 and "IntegrityError" in f"{type(exc).__name__}{exc}":
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            raise ConfigError(f"storage={url!r} cannot be opened: {type(exc).__name__}: {exc}") from exc
+    raise AssertionError("unreachable")
 
 
 def open_study(sc: DictConfig) -> optuna.Study:
@@ -238,11 +244,19 @@ def run_worker(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -
                 running = sum(t.state == TrialState.RUNNING for t in trials)
                 # Raised errors count toward max_failures; killed or interrupted trials are retried instead.
                 failed = sum(t.state == TrialState.FAIL and t.user_attrs.get("raised", False) for t in trials)
-                if done + running >= sc.n_trials or failed >= max_failures:
+                trial = None
+                if done + running < sc.n_trials and failed < max_failures:
+                    with warnings.catch_warnings():  # "heartbeat is meant for optimize()": we beat ourselves
+                        warnings.simplefilter("ignore", UserWarning)
+                        trial = study.ask()
+            if trial is None:
+                if running == 0 or failed >= max_failures:
                     break
-                with warnings.catch_warnings():  # "heartbeat is meant for optimize()": we beat ourselves
-                    warnings.simplefilter("ignore", UserWarning)
-                    trial = study.ask()
+                # Budget taken, but a running trial may belong to a dead worker: wait until it
+                # finishes or goes stale (then its retry runs here).
+                log.info("Waiting for %d running trial(s) of other workers", running)
+                time.sleep(min(sc.heartbeat_interval, 10))
+                continue
             ran["trials"] += 1
             try:
                 state = _run_one(study, trial, sc, compose)
