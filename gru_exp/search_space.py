@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
@@ -143,16 +144,24 @@ def suggest_overrides(trial: optuna.Trial, params: DictConfig) -> list[str]:
     return [f"{k}={override_value(v)}" for k, v in chosen.items()]
 
 
-def make_sampler(sc: DictConfig) -> optuna.samplers.BaseSampler:
+def make_sampler(sc: DictConfig, stream: int = 0) -> optuna.samplers.BaseSampler:
+    """The sweep's sampler, seeded from (``sampler.seed``, ``stream``).
+
+    Samplers keep their history in the storage but their random state in memory, so a sampler
+    made afresh for every trial with ``stream`` = the number of trials so far gives each trial
+    its own deterministic draw: a resumed study does not replay its first samples, and workers
+    asking under the same lock never draw the same values. QMC keeps one seed: its sequence
+    position is stored in the study."""
     s = sc.sampler
+    seed = None if s.seed is None else int(np.random.SeedSequence([s.seed, stream]).generate_state(1)[0])
     if s.name == "tpe":
-        return optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=s.n_startup_trials)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=s.n_startup_trials)
     if s.name == "random":
-        return optuna.samplers.RandomSampler(seed=s.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
     if s.name == "qmc":
         return optuna.samplers.QMCSampler(seed=s.seed)
     if s.name == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=s.seed, n_startup_trials=s.n_startup_trials)
+        return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=s.n_startup_trials)
     grid = {}
     for key, spec in sc.params.items():
         if spec.type == "categorical":
@@ -162,7 +171,7 @@ def make_sampler(sc: DictConfig) -> optuna.samplers.BaseSampler:
             cast = int if spec.type == "int" else float
             n = int(round((spec.high - spec.low) / step)) + 1
             grid[key] = [cast(spec.low + i * step) for i in range(n)]
-    return optuna.samplers.GridSampler(grid, seed=s.seed)
+    return optuna.samplers.GridSampler(grid, seed=seed)
 
 
 def make_pruner(sc: DictConfig) -> optuna.pruners.BasePruner:

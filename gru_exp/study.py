@@ -246,6 +246,7 @@ def run_worker(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -
                 failed = sum(t.state == TrialState.FAIL and t.user_attrs.get("raised", False) for t in trials)
                 trial = None
                 if done + running < sc.n_trials and failed < max_failures:
+                    study.sampler = make_sampler(sc, stream=len(trials))
                     with warnings.catch_warnings():  # "heartbeat is meant for optimize()": we beat ourselves
                         warnings.simplefilter("ignore", UserWarning)
                         trial = study.ask()

@@ -99,6 +99,7 @@ def test_rerun_resumes_without_repeating_trials(sweep_env):
     trials = load(sweep_env.sweeps_dir, name).trials
     assert [t.number for t in trials] == [0, 1, 2, 3]
     assert {t.number: (t.params, t.datetime_start) for t in trials[:2]} == first
+    assert len({t.params["trainer.lr"] for t in trials}) == 4  # the resumed sampler drew new values
 
 
 def test_repeats_average_seeds_into_sub_runs(sweep_env):
@@ -116,13 +117,14 @@ def test_repeats_average_seeds_into_sub_runs(sweep_env):
 def test_a_failing_trial_is_fail_with_its_error_and_the_sweep_goes_on(sweep_env):
     params = ("  model.use_lengths: {type: categorical, choices: [false, true]}\n"
               "  data.bucket_size: {type: categorical, choices: [0, 4]}")
-    name = sweep_env(n_trials=3, epochs=1, sampler="grid", params=params)
+    name = sweep_env(n_trials=8, epochs=1, params=params)
     assert sweep(f"sweep={name}") == 0
     trials = load(sweep_env.sweeps_dir, name).trials
     failed = [t for t in trials if t.state == TrialState.FAIL]
-    assert len(failed) == 1 and failed[0].params == {"model.use_lengths": False, "data.bucket_size": 4}
-    assert "data.bucket_size=4 needs model.use_lengths=true" in failed[0].user_attrs["error"]
-    assert sum(t.state == TrialState.COMPLETE for t in trials) == 3
+    assert failed and all(t.params == {"model.use_lengths": False, "data.bucket_size": 4} for t in failed)
+    assert all("data.bucket_size=4 needs model.use_lengths=true" in t.user_attrs["error"] for t in failed)
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 8
+    assert "data.bucket_size=4 needs model.use_lengths=true" in (sweep_env.sweeps_dir / name / "summary.md").read_text()
 
 
 def test_layer_dropout_is_only_sampled_with_several_layers(sweep_env):
@@ -208,6 +210,7 @@ def test_two_workers_share_one_sqlite_study_exactly(sweep_env):
     trials = load(sweep_env.sweeps_dir, name).trials
     assert len(trials) == 6 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     assert len({t.user_attrs["pid"] for t in trials}) == 2  # both workers ran trials
+    assert len({t.params["trainer.lr"] for t in trials}) == 6  # and never drew the same values
 
 
 @pytest.mark.slow
