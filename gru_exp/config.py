@@ -30,7 +30,7 @@ class DataConfig:
     val_size: int = 2500  # reviews held out of train (stratified); 0 = evaluate on test
     train_limit: Optional[int] = None  # stratified training subset; null = all
     test_limit: Optional[int] = None  # stratified test subset; null = all 25,000
-    bucket_size: int = 0  # batches per length-sorted chunk; 0 = plain shuffle
+    bucket_size: int = 50  # batches per length-sorted chunk; 0 = plain shuffle
 
 
 @dataclass
@@ -41,7 +41,7 @@ class ModelConfig:
     direction: str = "bidirectional"
     dropout: float = 0.5  # after the embedding, between GRU layers and before the classifier
     layer_dropout: Optional[float] = None  # between GRU layers only; null = dropout (needs num_layers > 1)
-    use_lengths: bool = False  # pass true lengths to the GRU (final state skips padding)
+    use_lengths: bool = True  # pass true lengths to the GRU (final state skips padding)
 
 
 @dataclass

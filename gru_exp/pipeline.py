@@ -177,7 +177,11 @@ def run_training(
     })
     all_callbacks = [ProgressLogger(cfg.trainer.progress_every_s), Checkpointer(), recorder]
     if cfg.logger.visualdl:
-        all_callbacks.append(VisualDLTracker(run_dir / "vdl", display_name or run_dir.name, cfg.logger.batch_loss_every))
+        if display_name is None:  # e.g. runs/2026-11-27/04-11-11_cpu_quick
+            output_dir = Path(cfg.paths.output_dir).resolve()
+            resolved = run_dir.resolve()
+            display_name = str(resolved.relative_to(output_dir)) if output_dir in resolved.parents else run_dir.name
+        all_callbacks.append(VisualDLTracker(run_dir / "vdl", display_name, cfg.logger.batch_loss_every))
     all_callbacks.extend(callbacks)
     if cfg.logger.baseline:
         ensure_baseline(Path(cfg.paths.baseline_dir))

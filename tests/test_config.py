@@ -59,7 +59,7 @@ BAD_VALUES = [
     ("trainer.lr=0", "trainer.lr=0", "> 0"),
     ("data.val_size=-5", "data.val_size=-5", ">= 0"),
     ("data.train_limit=1", "data.train_limit=1", "at least 2"),
-    ("data.bucket_size=10", "data.bucket_size=10", "model.use_lengths=true"),
+    ("model.use_lengths=false", "data.bucket_size=50", "needs model.use_lengths=true"),
     ("trainer.amp=true", "trainer.amp=true", "GPU"),
 ]
 
