@@ -46,13 +46,20 @@ def _fmt(value: Any, pct: bool = False) -> str:
 def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
     trials = _sorted_trials(study)
     names = sorted({k for t in trials for k in t.params})
+    retried_as = {t.system_attrs["failed_trial"]: t.number for t in trials if "failed_trial" in t.system_attrs}
+    retried_as.update({t.user_attrs["retried_from"]: t.number for t in trials if "retried_from" in t.user_attrs})
     rows = []
     for t in trials:
+        error = t.user_attrs.get("error", "")
+        if t.state == TrialState.FAIL and not error:
+            error = "its worker stopped sending heartbeats (killed?)"
+        if t.number in retried_as:
+            error += f"; retried as trial {retried_as[t.number]}"
         row = {"number": t.number, "state": t.state.name, "value": t.value, "std": t.user_attrs.get("std"),
                "test_acc": t.user_attrs.get("test_acc"), "epochs_run": t.user_attrs.get("epochs_run"),
                "wall_time_s": t.user_attrs.get("wall_time_s")}
         row.update({name: t.params.get(name) for name in names})
-        row.update({"command": t.user_attrs.get("command", ""), "error": t.user_attrs.get("error", "")})
+        row.update({"command": t.user_attrs.get("command", ""), "error": error})
         rows.append(row)
     return rows
 

@@ -228,6 +228,9 @@ def test_sigkilled_worker_trial_is_failed_by_heartbeat_and_retried(sweep_env):
                == victim.number]
     assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE and retries[0].params == zombie.params
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 2
+    summary = (sweep_env.sweeps_dir / name / "summary.md").read_text()
+    assert f"trial {victim.number}: its worker stopped sending heartbeats (killed?); retried as trial " \
+           f"{retries[0].number}" in summary
 
 
 @pytest.mark.slow
