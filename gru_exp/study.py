@@ -271,6 +271,7 @@ def run_worker(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -
             log.info("timeout=%s s reached: no new trial starts", sc.timeout)
         if failed >= max_failures:
             log.warning("Stopping: the study has %d failed trials (max_failures=%d)", failed, max_failures)
+        write_summary(study, out)
     finally:
         signal.signal(signal.SIGTERM, previous)
     return ran

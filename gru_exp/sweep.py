@@ -31,7 +31,11 @@ def _spawn_workers(argv: Sequence[str], n: int) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     codes = [p.wait() for p in procs]
-    return max(codes, key=abs)
+    for i, code in enumerate(codes):
+        if code < 0:
+            log.warning("Worker %d was killed by signal %d; its trial is retried when any worker runs again",
+                        i, -code)
+    return 0 if not any(codes) else 130 if 130 in codes else 1
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
