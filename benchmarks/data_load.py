@@ -2,7 +2,8 @@
 
     python benchmarks/data_load.py [ARCHIVE]     # default: $GRU_EXP_IMDB
 
-Measured here (2 cores, 2026-11-27, the 28 MB archive, cutoff 150), see README.
+Measured here (2 cores, 2026-11-27, the 28 MB archive, cutoff 150):
+    first load (parse + write cache) 4.71 s; cached loads 0.17 s and 0.07 s.
 """
 
 from __future__ import annotations
