@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import warnings
 import logging
 import math
@@ -84,6 +85,28 @@ def open_study(sc: DictConfig) -> optuna.Study:
         study_name=sc.study_name, storage=make_storage(sc), sampler=make_sampler(sc), pruner=make_pruner(sc),
         direction=sc.objective.direction, load_if_exists=True,
     )
+
+
+def masked_url(url: str) -> str:
+    """The storage URL without its password (for files and logs)."""
+    from sqlalchemy.engine import make_url
+
+    if url.startswith("journal:"):
+        return url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparsable storage URL>"
+
+
+def write_study_pointer(sc: DictConfig, out: Path) -> None:
+    """``study.json`` in the study folder: where the storage is, so reports find the study."""
+    pointer = {"study_name": sc.study_name, "storage": masked_url(storage_url(sc))}
+    target = out / "study.json"
+    if not target.exists() or json.loads(target.read_text()) != pointer:
+        tmp = out / f".study.json.{os.getpid()}"
+        tmp.write_text(json.dumps(pointer, indent=2))
+        os.replace(tmp, target)
 
 
 class TrialReporter(Callback):
@@ -224,6 +247,7 @@ def run_worker(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -
     study = open_study(sc)
     out = study_dir(sc)
     out.mkdir(parents=True, exist_ok=True)
+    write_study_pointer(sc, out)
     if sc.enqueue_baseline and not any(t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False)):
         values = {k: v for k, v in NOTEBOOK_VALUES.items() if k in sc.params}
         study.enqueue_trial(values, user_attrs={"baseline": True}, skip_if_exists=True)

@@ -59,13 +59,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         check_sweep(sc, compose_config)
         runtime.limit_threads(int(compose_config(list(sc.base)).trainer.num_threads))  # before paddle loads
         runtime.import_paddle()
-        from gru_exp.study import open_study, run_worker, storage_url, study_dir
+        from gru_exp.study import masked_url, open_study, run_worker, storage_url, study_dir
 
         if sc.n_workers > 1:
             open_study(sc)  # create the schema and study once, before workers race to do it
             return _spawn_workers(argv, sc.n_workers)
 
-        log.info("Study %r in %s; run folders in %s", sc.study_name, storage_url(sc), study_dir(sc))
+        log.info("Study %r in %s; run folders in %s", sc.study_name, masked_url(storage_url(sc)), study_dir(sc))
         ran = run_worker(sc, compose_config)
     except GruExpError as exc:
         print(f"gru_exp.sweep: error: {exc}", file=sys.stderr)

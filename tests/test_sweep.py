@@ -181,6 +181,14 @@ def test_summary_and_csv_agree_with_the_study(sweep_env):
     n_pruned = sum(t.state == TrialState.PRUNED for t in study.trials)
     assert f"{n_pruned} pruned" in summary
 
+    from gru_exp.report import main as report  # the report finds the study through study.json
+
+    assert report([str(sweep_env.sweeps_dir / name)]) == 0
+    text = (sweep_env.sweeps_dir / name / "report.md").read_text()
+    assert f"| 1 | trial {study.best_trial.number} | COMPLETE" in text
+    assert f"{100 * study.best_trial.user_attrs['test_acc']:.2f} ± 0.00" in text
+    assert (sweep_env.sweeps_dir / name / "intermediate_values.png").stat().st_size > 10_000
+
 
 def _popen_sweep(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "gru_exp.sweep", *args], cwd=REPO, env=dict(os.environ),

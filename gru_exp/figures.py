@@ -1,0 +1,141 @@
+"""PNG figures for reports (matplotlib, headless): curves against the notebook, and study plots."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from gru_exp.baseline import NOTEBOOK
+from gru_exp.reporting import Entry
+
+log = logging.getLogger(__name__)
+BAND = (0.84, 0.85)  # the notebook's "84-85%"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: no display, no browser
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _baseline(ax, horizontal: bool = True) -> None:
+    ax.axhspan(*BAND, color="tab:red", alpha=0.12, label="notebook 84-85%")
+    if horizontal:
+        epochs = np.arange(1, len(NOTEBOOK["eval/acc"]) + 1)
+        ax.plot(epochs, NOTEBOOK["eval/acc"], "--", color="tab:red", lw=1.2, label="notebook eval acc (published)")
+
+
+def _save(fig, path: Path) -> Path:
+    with warnings.catch_warnings():  # optuna's parallel-coordinates axes do not support tight_layout
+        warnings.simplefilter("ignore", UserWarning)
+        fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return path
+
+
+def learning_curves(entries: Sequence[Entry], out: Path, top_k: int) -> Path:
+    """Eval accuracy per epoch of the top entries: mean line and min-max band over repeats."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    _baseline(ax)
+    for e in [e for e in entries if e.series("eval_acc")][:top_k]:
+        curves = e.series("eval_acc")
+        n = min(len(c) for c in curves)
+        data = np.array([c[:n] for c in curves])
+        epochs = np.arange(1, n + 1)
+        line, = ax.plot(epochs, data.mean(axis=0), marker="o", ms=3, label=f"{e.name} ({len(curves)} run(s))")
+        if len(curves) > 1:
+            ax.fill_between(epochs, data.min(axis=0), data.max(axis=0), color=line.get_color(), alpha=0.2)
+    ax.set(xlabel="epoch", ylabel="eval accuracy", title="Eval accuracy per epoch: top runs vs the notebook")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, out / "learning_curves.png")
+
+
+def train_vs_eval(entry: Entry, out: Path) -> Path:
+    """Train and eval accuracy of the best entry's first run: the gap shows overfitting."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    run = entry.runs[0]["series"]
+    ax.plot(run["epoch"], run["train_acc"], marker="o", label="train acc")
+    ax.plot(run["epoch"], run["eval_acc"], marker="o", label="eval acc")
+    ax.axhspan(*BAND, color="tab:red", alpha=0.12, label="notebook 84-85%")
+    ax.set(xlabel="epoch", ylabel="accuracy", title=f"Best: {entry.name}, train vs eval")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, out / "best_train_vs_eval.png")
+
+
+def optimization_history(entries: Sequence[Entry], out: Path, maximize: bool) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    done = sorted((e.number, e.objective) for e in entries if e.state == "COMPLETE" and e.objective is not None)
+    pruned = sorted((e.number, e.objective) for e in entries if e.state == "PRUNED" and e.objective is not None)
+    _baseline(ax, horizontal=False)
+    if done:
+        xs, ys = zip(*done)
+        ax.scatter(xs, ys, label="complete", zorder=3)
+        best = np.maximum.accumulate(ys) if maximize else np.minimum.accumulate(ys)
+        ax.step(xs, best, where="post", color="tab:green", label="best so far")
+    if pruned:
+        xs, ys = zip(*pruned)
+        ax.scatter(xs, ys, marker="x", color="gray", label="pruned (last reported)")
+    ax.set(xlabel="trial", ylabel="objective", title="Optimization history vs the notebook's 84-85%")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, out / "optimization_history.png")
+
+
+def intermediate_values(entries: Sequence[Entry], out: Path) -> Path:
+    """Every trial's reported objective per step; pruned trials end where the pruner cut them."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    _baseline(ax, horizontal=False)
+    for e in entries:
+        if not e.intermediate:
+            continue
+        steps = sorted(e.intermediate)
+        style = dict(color="gray", alpha=0.6, ls="--") if e.state == "PRUNED" else dict(alpha=0.9)
+        ax.plot(steps, [e.intermediate[s] for s in steps], marker="o", ms=3, **style)
+        if e.state == "PRUNED":
+            ax.plot(steps[-1], e.intermediate[steps[-1]], "x", color="tab:red", ms=8)
+    ax.plot([], [], "x", color="tab:red", label="pruned here")
+    ax.set(xlabel="step (epoch; repeat r adds r * epochs)", ylabel="reported objective",
+           title="Intermediate values: where pruning cut trials")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, out / "intermediate_values.png")
+
+
+def param_importances(importances: dict[str, float], out: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, max(3.5, 0.5 * len(importances) + 1.5)))
+    names = list(importances)[::-1]
+    ax.barh(names, [importances[n] for n in names], color="tab:blue")
+    ax.set(xlabel="importance (fANOVA, share of objective variance)", title="Which knobs mattered")
+    ax.grid(alpha=0.3, axis="x")
+    return _save(fig, out / "param_importances.png")
+
+
+def optuna_plot(plot: Callable[..., Any], study, out: Path, name: str) -> Path | None:
+    """Save one of optuna.visualization.matplotlib's plots; None when it cannot be drawn."""
+    plt = _pyplot()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "experimental" warnings
+        try:
+            result = plot(study)
+        except Exception as exc:  # e.g. too few complete trials or a single parameter
+            log.warning("Skipped %s: %s", name, exc)
+            return None
+    axes = np.atleast_1d(result)
+    fig = axes.flat[0].figure
+    fig.set_size_inches(max(8, 3 * axes.size), 5)
+    return _save(fig, out / name)

@@ -1,0 +1,158 @@
+"""Reports against the notebook's 84-85%: a table (report.md) and PNG figures, for an Optuna study
+or for any set of run folders. Reads storage and folders only; never writes to the study."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import statistics
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from gru_exp.baseline import NOTEBOOK, NOTEBOOK_BEST_ACC, NOTEBOOK_FINAL_ACC
+from gru_exp.errors import GruExpError
+
+log = logging.getLogger(__name__)
+TOP_K = 5
+
+
+@dataclass
+class Entry:
+    """One configuration: a trial (its repeats) or a group of run folders differing only by seed."""
+
+    name: str
+    params: dict[str, Any]
+    runs: list[dict[str, Any]]  # metrics.json records
+    state: str = "COMPLETE"
+    objective: Optional[float] = None  # study value, or mean best eval acc of the runs
+    number: Optional[int] = None
+    intermediate: dict[int, float] = field(default_factory=dict)
+
+    def series(self, key: str) -> list[list[float]]:
+        return [r["series"][key] for r in self.runs if r.get("series", {}).get(key)]
+
+    def stat(self, key: str) -> tuple[float, float]:
+        """Mean and std over runs of a top-level number (e.g. best_eval_acc) or test accuracy."""
+        values = [r["test"]["acc"] if key == "test_acc" else r.get(key) for r in self.runs
+                  if (key != "test_acc" or "acc" in (r.get("test") or {})) and (key == "test_acc" or r.get(key) is not None)]
+        if not values:
+            return math.nan, math.nan
+        return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+    @property
+    def epochs(self) -> int:
+        return sum(r.get("epochs_done", 0) for r in self.runs)
+
+    @property
+    def wall_s(self) -> float:
+        return sum(r.get("wall_time_s", 0.0) for r in self.runs)
+
+
+def _read_record(path: Path) -> Optional[dict[str, Any]]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):  # a run writing its record right now: skip it
+        return None
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+IGNORED_KEYS = ("paths.", "data.path", "data.cache_dir", "trainer.seed", "trainer.resume", "name",
+                "trainer.progress_every_s", "logger.", "trainer.device", "trainer.num_threads")
+
+
+def entries_from_runs(folders: Sequence[Path]) -> list[Entry]:
+    """Every run under ``folders`` (found by metrics.json), grouped by config apart from the seed."""
+    records = []
+    for folder in folders:
+        if not Path(folder).is_dir():
+            raise GruExpError(f"{folder}: no such folder; give run folders, a multirun folder or a study folder.")
+        for path in sorted(Path(folder).rglob("metrics.json")):
+            record = _read_record(path)
+            if record and record.get("series", {}).get("epoch"):
+                records.append(record)
+    if not records:
+        raise GruExpError(
+            f"No runs with a finished epoch under {', '.join(map(str, folders))} (looked for metrics.json)."
+        )
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        key = json.dumps({k: v for k, v in _flat(r["config"]).items() if not k.startswith(IGNORED_KEYS)},
+                         sort_keys=True, default=str)
+        groups.setdefault(key, []).append(r)
+    flats = [json.loads(k) for k in groups]
+    varying = sorted(k for k in set().union(*flats) if len({json.dumps(f.get(k)) for f in flats}) > 1)
+    entries = []
+    for (key, runs), flat in zip(groups.items(), flats):
+        name = Path(runs[0]["run_dir"]).name
+        entry = Entry(name=name, params={k: flat.get(k) for k in varying}, runs=runs,
+                      state="COMPLETE" if all(r.get("status") == "completed" for r in runs) else runs[0].get("status", "?"))
+        entry.objective = entry.stat("best_eval_acc")[0]
+        entries.append(entry)
+    return sorted(entries, key=lambda e: -e.objective if not math.isnan(e.objective) else math.inf)
+
+
+def open_study_readonly(study_name: str, storage: str):
+    """Load a study without creating tables or migrating (safe beside running workers)."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            if storage.startswith("journal:"):
+                from optuna.storages.journal import JournalFileBackend
+
+                path = Path(storage[len("journal:"):])
+                if not path.is_file():
+                    raise GruExpError(f"storage={storage!r}: no such journal file.")
+                backend = optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+            else:
+                if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).is_file():
+                    raise GruExpError(f"storage={storage!r}: no such SQLite file.")
+                backend = optuna.storages.RDBStorage(storage, skip_table_creation=True, skip_compatibility_check=True)
+            return optuna.load_study(study_name=study_name, storage=backend)
+        except KeyError as exc:
+            names = [s.study_name for s in optuna.get_all_study_summaries(backend)]
+            raise GruExpError(f"study_name={study_name!r} is not in {storage}; it holds: "
+                              f"{', '.join(names) or 'no studies'}.") from exc
+        except GruExpError:
+            raise
+        except Exception as exc:
+            raise GruExpError(f"storage={storage!r} cannot be read: {type(exc).__name__}: {exc}") from exc
+
+
+def entries_from_study(study) -> list[Entry]:
+    """Trials (best first) with their runs' metrics.json read from the trial folders."""
+    from optuna.trial import TrialState
+
+    maximize = study.direction.name == "MAXIMIZE"
+    entries = []
+    for t in study.get_trials(deepcopy=False):
+        if t.state not in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING):
+            continue
+        run_dir = Path(t.user_attrs.get("run_dir", ""))
+        runs = []
+        if run_dir.is_dir():
+            paths = sorted(run_dir.glob("seed_*/metrics.json")) or [run_dir / "metrics.json"]
+            runs = [r for r in (_read_record(p) for p in paths if p.is_file()) if r]
+        entries.append(Entry(name=f"trial {t.number}", params=dict(t.params), runs=runs, state=t.state.name,
+                             objective=t.value, number=t.number, intermediate=dict(t.intermediate_values)))
+    if not entries:
+        raise GruExpError(f"Study {study.study_name!r} has no trials yet.")
+
+    def rank(e: Entry) -> tuple:
+        done = e.state == "COMPLETE" and e.objective is not None
+        return (not done, -(e.objective or 0) if maximize else (e.objective or 0))
+
+    return sorted(entries, key=rank)

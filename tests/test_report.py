@@ -1,0 +1,112 @@
+"""Reports on small generated studies and run folders: files, PNGs, numbers, errors."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import struct
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from gru_exp.report import main as report
+
+DISTS = {"trainer.lr": FloatDistribution(1e-4, 1e-2, log=True), "model.direction": CategoricalDistribution(
+    ["forward", "bidirectional"])}
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", path
+    return struct.unpack(">II", data[16:24])
+
+
+def fake_run(folder: Path, eval_acc: list[float], test_acc: float, hidden: int = 64, seed: int = 1) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {
+        "status": "completed", "run_dir": str(folder), "epochs_done": len(eval_acc), "wall_time_s": 60.0,
+        "best_eval_acc": max(eval_acc), "best_epoch": eval_acc.index(max(eval_acc)) + 1,
+        "test": {"acc": test_acc, "loss": 0.3},
+        "series": {"epoch": list(range(1, len(eval_acc) + 1)), "eval_acc": eval_acc,
+                   "train_acc": [a + 0.05 for a in eval_acc], "train_loss": [0.5] * len(eval_acc),
+                   "eval_loss": [0.4] * len(eval_acc)},
+        "config": {"model": {"hidden_size": hidden}, "trainer": {"seed": seed, "lr": 0.001}, "paths": {"x": str(folder)}},
+    }
+    (folder / "metrics.json").write_text(json.dumps(record))
+    return record
+
+
+@pytest.fixture
+def study_folder(tmp_path) -> tuple[Path, optuna.Study]:
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="gen", storage=storage, direction="maximize")
+    folder = tmp_path / "gen"
+    values = [0.86, 0.89, 0.88, 0.87]
+    for n, value in enumerate(values):
+        curve = [value - 0.03, value - 0.01, value]
+        fake_run(folder / f"trial_{n}", curve, test_acc=value - 0.01)
+        study.add_trial(create_trial(
+            params={"trainer.lr": 10 ** (-3 - 0.2 * n), "model.direction": ["forward", "bidirectional"][n % 2]},
+            distributions=DISTS, value=value, intermediate_values=dict(enumerate(curve, start=1)),
+            user_attrs={"run_dir": str(folder / f"trial_{n}"), "test_acc": value - 0.01}))
+    study.add_trial(create_trial(params={"trainer.lr": 0.005, "model.direction": "forward"}, distributions=DISTS,
+                                 state=TrialState.PRUNED, intermediate_values={1: 0.6}, value=None))
+    folder.mkdir(exist_ok=True)
+    (folder / "study.json").write_text(json.dumps({"study_name": "gen", "storage": storage}))
+    return folder, study
+
+
+def test_study_report_writes_table_and_figures(study_folder, capsys):
+    folder, study = study_folder
+    assert report([str(folder)]) == 0
+    assert "report.md" in capsys.readouterr().out
+    for name in ("learning_curves", "best_train_vs_eval", "optimization_history", "intermediate_values",
+                 "param_importances", "parallel_coordinates", "slice"):
+        width, height = png_size(folder / f"{name}.png")
+        assert 400 <= width <= 4000 and 300 <= height <= 3000, (name, width, height)
+    text = (folder / "report.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "trial" in line]
+    best = study.best_trial
+    assert rows[0].startswith(f"| 1 | trial {best.number} | COMPLETE")
+    assert f"| {100 * best.value:.2f} |" in rows[0]
+    assert f"{100 * (best.user_attrs['test_acc'] - 0.845):+.2f}" in rows[0]
+    assert "4 complete, 1 pruned, 0 failed" in text
+    ranked = [float(r.split("|")[6]) for r in rows if "COMPLETE" in r]
+    assert ranked == sorted(ranked, reverse=True)
+
+
+def test_study_by_name_and_storage(study_folder, tmp_path):
+    folder, _ = study_folder
+    out = tmp_path / "elsewhere"
+    assert report(["study_name=gen", f"storage=sqlite:///{tmp_path / 'optuna.db'}", "--out", str(out)]) == 0
+    assert (out / "report.md").is_file()
+
+
+def test_run_folders_are_grouped_over_seeds(tmp_path):
+    a1 = fake_run(tmp_path / "runs" / "a1", [0.85, 0.88], 0.87, hidden=64, seed=1)
+    a2 = fake_run(tmp_path / "runs" / "a2", [0.86, 0.87], 0.86, hidden=64, seed=2)
+    fake_run(tmp_path / "runs" / "b", [0.80, 0.82], 0.81, hidden=128, seed=1)
+    assert report([str(tmp_path / "runs")]) == 0
+    text = (tmp_path / "runs" / "report.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")]
+    tests = [a1["test"]["acc"], a2["test"]["acc"]]
+    expected = f"{100 * statistics.fmean(tests):.2f} ± {100 * statistics.stdev(tests):.2f}"
+    assert "| 64 |" in rows[0] and expected in rows[0] and "| 2 |" in rows[0]
+    assert "| 128 |" in rows[1]
+    assert png_size(tmp_path / "runs" / "learning_curves.png")[0] >= 400
+
+
+@pytest.mark.parametrize("args,message", [
+    (["{tmp}/empty"], "No runs with a finished epoch"),
+    (["{tmp}/missing"], "no such folder"),
+    (["study_name=nope", "storage=sqlite:///{tmp}/optuna.db"], "study_name='nope' is not in"),
+    (["study_name=gen", "storage=sqlite:///{tmp}/absent.db"], "no such SQLite file"),
+    ([], "Nothing to report"),
+])
+def test_errors_are_one_clear_line(study_folder, tmp_path, capsys, args, message):
+    (tmp_path / "empty").mkdir()
+    assert report([a.format(tmp=tmp_path) for a in args]) == 2
+    assert message in capsys.readouterr().err
