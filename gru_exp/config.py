@@ -145,6 +145,7 @@ class SweepConfig:
     grace_period: int = 120
     max_retry: int = 1  # retries of a trial whose worker died
     max_failures: Optional[int] = None  # stop after this many failed trials; null = n_trials
+    storage_retry_s: float = 300.0  # how long a worker retries an unreachable storage before it stops
     paths: PathsConfig = field(default_factory=PathsConfig)
 
 

@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 from gru_exp import runtime
 from gru_exp.config import to_container, validate
 from gru_exp.errors import ConfigError
+from gru_exp.redact import redact_all
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ def run_training(
     n_params = sum(int(p.numel()) for p in model.parameters())
     recorder = MetricsRecorder({
         "config": config, "device": device, "versions": _versions(), "host": socket.gethostname(),
-        "pid": os.getpid(), "command": sys.argv, "n_params": n_params, "data_load_s": data_time,
+        "pid": os.getpid(), "command": redact_all(sys.argv), "n_params": n_params, "data_load_s": data_time,
         "archive": str(archive), "n_train": n_train, "n_eval": len(splits.eval), "n_test": len(splits.test),
     })
     all_callbacks = [ProgressLogger(cfg.trainer.progress_every_s), Checkpointer(), recorder]

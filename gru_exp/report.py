@@ -141,8 +141,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                   "pass storage=<full URL> too.")
             keys.setdefault("storage", pointer["storage"])
         if "study_name" in keys:
-            paths = compose_config([], config_name="sweep").paths
-            storage = keys.get("storage") or f"sqlite:///{Path(paths.sweeps_dir) / 'optuna.db'}"
+            sweep_cfg = compose_config([], config_name="sweep")
+            paths = sweep_cfg.paths
+            storage = keys.get("storage") or sweep_cfg.storage or f"sqlite:///{Path(paths.sweeps_dir) / 'optuna.db'}"
             study = open_study_readonly(keys["study_name"], storage)
             entries = entries_from_study(study)
             out = args.out or (folders[0] if folders else Path(paths.sweeps_dir) / keys["study_name"])

@@ -14,6 +14,7 @@ from typing import Any, Optional, Sequence
 
 from gru_exp.baseline import NOTEBOOK, NOTEBOOK_BEST_ACC, NOTEBOOK_FINAL_ACC
 from gru_exp.errors import GruExpError
+from gru_exp.redact import redact
 
 log = logging.getLogger(__name__)
 TOP_K = 5
@@ -124,12 +125,13 @@ def open_study_readonly(study_name: str, storage: str):
             return optuna.load_study(study_name=study_name, storage=backend)
         except KeyError as exc:
             names = [s.study_name for s in optuna.get_all_study_summaries(backend)]
-            raise GruExpError(f"study_name={study_name!r} is not in {storage}; it holds: "
+            raise GruExpError(f"study_name={study_name!r} is not in {redact(storage)}; it holds: "
                               f"{', '.join(names) or 'no studies'}.") from exc
         except GruExpError:
             raise
         except Exception as exc:
-            raise GruExpError(f"storage={storage!r} cannot be read: {type(exc).__name__}: {exc}") from exc
+            raise GruExpError(f"storage={redact(storage)!r} cannot be read: {type(exc).__name__}: "
+                              f"{redact(' '.join(str(exc).split()))[:400]}") from None
 
 
 def entries_from_study(study) -> list[Entry]:

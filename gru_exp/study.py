@@ -28,6 +28,7 @@ from omegaconf import DictConfig
 from optuna.trial import TrialState
 
 from gru_exp.errors import ConfigError, GruExpError
+from gru_exp.redact import redact
 from gru_exp.search_space import make_pruner, make_sampler, suggest_overrides, trial_overrides
 from gru_exp.summary import write_summary
 from gru_exp.training import Callback, StopRun, TrainState
@@ -39,6 +40,33 @@ NOTEBOOK_VALUES = {
     "model.dropout": 0.5, "model.use_lengths": False, "data.seq_len": 200, "trainer.lr": 0.001,
     "trainer.batch_size": 64, "data.cutoff": 150,
 }
+
+
+class StorageLostError(GruExpError):
+    """The study's storage stayed unreachable for longer than ``storage_retry_s``."""
+
+
+def with_storage_retry(action: Callable[[], Any], what: str, budget_s: float) -> Any:
+    """Run a storage call; while the database is unreachable, retry with exponential backoff
+    (1, 2, 4 ... 30 s) for at most ``budget_s`` seconds, then raise :class:`StorageLostError`."""
+    import sqlalchemy.exc
+
+    transient = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
+                 optuna.exceptions.StorageInternalError)
+    deadline, delay = time.monotonic() + budget_s, 1.0
+    while True:
+        try:
+            return action()
+        except transient as exc:
+            short = redact(" ".join(str(exc).split()))[:200]
+            if time.monotonic() + delay > deadline:
+                raise StorageLostError(
+                    f"The study's storage was unreachable for {budget_s:.0f} s while {what} ({short}). This "
+                    "worker stops; the trial it ran is failed by heartbeat and retried when any worker runs again."
+                ) from None
+            log.warning("Storage unreachable while %s (%s); retrying in %.0f s", what, short, delay)
+            time.sleep(delay)
+            delay = min(2 * delay, 30.0)
 
 
 def study_dir(sc: DictConfig) -> Path:
@@ -58,7 +86,7 @@ def make_storage(sc: DictConfig) -> optuna.storages.BaseStorage:
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-    engine_kwargs: dict[str, Any] = {}
+    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}  # drop connections a server restart broke
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"connect_args": {"timeout": 120}}  # wait for other workers' writes, don't fail
@@ -76,7 +104,13 @@ def make_storage(sc: DictConfig) -> optuna.storages.BaseStorage:
             if attempt < 4 and "IntegrityError" in f"{type(exc).__name__}{exc}":
                 time.sleep(0.5 * (attempt + 1))
                 continue
-            raise ConfigError(f"storage={url!r} cannot be opened: {type(exc).__name__}: {exc}") from exc
+            detail = redact(" ".join(str(exc).split()))[:400]
+            raise ConfigError(
+                f"storage={redact(url)!r} cannot be opened ({type(exc).__name__}: {detail}). Check the URL "
+                "(dialect://user@host:port/database), that the server is running and reachable, the user and "
+                "password (PGPASSWORD or the URL), and that the database driver is installed "
+                "(pip install -e .[postgres] for PostgreSQL)."
+            ) from None
     raise AssertionError("unreachable")
 
 
@@ -87,21 +121,9 @@ def open_study(sc: DictConfig) -> optuna.Study:
     )
 
 
-def masked_url(url: str) -> str:
-    """The storage URL without its password (for files and logs)."""
-    from sqlalchemy.engine import make_url
-
-    if url.startswith("journal:"):
-        return url
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparsable storage URL>"
-
-
 def write_study_pointer(sc: DictConfig, out: Path) -> None:
     """``study.json`` in the study folder: where the storage is, so reports find the study."""
-    pointer = {"study_name": sc.study_name, "storage": masked_url(storage_url(sc))}
+    pointer = {"study_name": sc.study_name, "storage": redact(storage_url(sc))}
     target = out / "study.json"
     if not target.exists() or json.loads(target.read_text()) != pointer:
         tmp = out / f".study.json.{os.getpid()}"
@@ -117,9 +139,10 @@ class TrialReporter(Callback):
     like with like."""
 
     def __init__(self, trial: optuna.Trial, repeat: int, epochs: int, earlier: list[list[float]],
-                 metric: str, reduce: str, direction: str) -> None:
+                 metric: str, reduce: str, direction: str, storage_retry_s: float) -> None:
         self.trial, self.repeat, self.epochs, self.earlier = trial, repeat, epochs, earlier
         self.metric, self.reduce, self.direction = metric, reduce, direction
+        self.storage_retry_s = storage_retry_s
         self.values: list[float] = []  # this repeat's running objective per epoch
 
     def running_value(self, state: TrainState) -> float:
@@ -133,8 +156,10 @@ class TrialReporter(Callback):
         self.values.append(value)
         e = len(self.values)
         mean = statistics.fmean([run[e - 1] for run in self.earlier if len(run) >= e] + [value])
-        self.trial.report(mean, step=self.repeat * self.epochs + e)
-        if self.trial.should_prune():
+        step = self.repeat * self.epochs + e
+        what = f"reporting epoch {e} of trial {self.trial.number}"
+        with_storage_retry(lambda: self.trial.report(mean, step=step), what, self.storage_retry_s)
+        if with_storage_retry(self.trial.should_prune, what, self.storage_retry_s):
             raise StopRun("pruned", f"pruned after epoch {e} of repeat {self.repeat + 1} (objective {mean:.4f})")
 
 
@@ -188,6 +213,12 @@ def local_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _set_attrs(trial: optuna.Trial, sc: DictConfig, **attrs: Any) -> None:
+    for key, value in attrs.items():
+        with_storage_retry(lambda: trial.set_user_attr(key, value), f"recording trial {trial.number}",
+                           sc.storage_retry_s)
+
+
 def run_trial(trial: optuna.Trial, sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -> float:
     """Train the trial's configuration ``repeats`` times; the objective is the mean."""
     from gru_exp.pipeline import run_training
@@ -196,13 +227,10 @@ def run_trial(trial: optuna.Trial, sc: DictConfig, compose: Callable[[Sequence[s
     first_seed = int(compose(overrides).trainer.seed)
     trial_dir = study_dir(sc) / f"trial_{trial.number}"
     command = "python -m gru_exp.train " + " ".join(overrides)
-    trial.set_user_attr("command", command)
-    trial.set_user_attr("run_dir", str(trial_dir))
-    trial.set_user_attr("host", socket.gethostname())
-    trial.set_user_attr("pid", os.getpid())
+    _set_attrs(trial, sc, command=command, run_dir=str(trial_dir), host=socket.gethostname(), pid=os.getpid())
     values, tests, curves, epochs_run, wall = [], [], [], 0, 0.0
     with file_log(trial_dir / "trial.log"):
-        log.info("Trial %d: %s", trial.number, command)
+        log.info("Trial %d: %s", trial.number, redact(command))
         for repeat in range(sc.repeats):
             seed = first_seed + repeat
             run_dir = trial_dir / f"seed_{seed}" if sc.repeats > 1 else trial_dir
@@ -210,7 +238,7 @@ def run_trial(trial: optuna.Trial, sc: DictConfig, compose: Callable[[Sequence[s
                 f"trainer.seed={seed}", f"paths.baseline_dir={study_dir(sc) / 'baseline'}", f"name=trial_{trial.number}",
             ])
             reporter = TrialReporter(trial, repeat, cfg.trainer.epochs, curves, sc.objective.metric,
-                                     sc.objective.reduce, sc.objective.direction)
+                                     sc.objective.reduce, sc.objective.direction, sc.storage_retry_s)
             label = f"trial {trial.number}" + (f" seed {seed}" if sc.repeats > 1 else "") + ": " + " ".join(
                 o for o in overrides if o.split("=", 1)[0] in sc.params)
             with file_log(run_dir / "run.log") if sc.repeats > 1 else contextlib.nullcontext():
@@ -218,19 +246,15 @@ def run_trial(trial: optuna.Trial, sc: DictConfig, compose: Callable[[Sequence[s
             curves.append(reporter.values)
             epochs_run += result.epochs_done
             wall += result.record.get("wall_time_s", 0.0)
-            trial.set_user_attr("epochs_run", epochs_run)
-            trial.set_user_attr("wall_time_s", wall)
+            _set_attrs(trial, sc, epochs_run=epochs_run, wall_time_s=wall)
             if result.status == "pruned":
                 raise optuna.TrialPruned(result.record.get("stop_reason", "pruned"))
             values.append(reporter.values[-1])
             tests.append(result.test.get("acc", math.nan))
     mean = statistics.fmean(values)
-    trial.set_user_attr("values", values)
-    trial.set_user_attr("std", statistics.stdev(values) if len(values) > 1 else 0.0)
-    trial.set_user_attr("test_acc", statistics.fmean(tests))
-    trial.set_user_attr("test_acc_std", statistics.stdev(tests) if len(tests) > 1 else 0.0)
-    log.info("Trial %d: objective %.4f (+/- %.4f over %d seed(s))", trial.number, mean,
-             trial.user_attrs["std"], len(values))
+    _set_attrs(trial, sc, values=values, std=statistics.stdev(values) if len(values) > 1 else 0.0,
+               test_acc=statistics.fmean(tests), test_acc_std=statistics.stdev(tests) if len(tests) > 1 else 0.0)
+    log.info("Trial %d: objective %.4f over %d seed(s)", trial.number, mean, len(values))
     return mean
 
 
@@ -257,23 +281,15 @@ def run_worker(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -
     max_failures = sc.max_failures if sc.max_failures is not None else sc.n_trials
     ran = {"trials": 0, "failed": 0}
     failed = 0
+
+    def summarize() -> None:
+        with_storage_retry(lambda: write_summary(study, out), "writing the summary", sc.storage_retry_s)
+
     try:
         while time.monotonic() < deadline:
-            with warnings.catch_warnings():  # fail_stale_trials is marked experimental
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(study)  # a killed worker's RUNNING trial -> FAIL + retry
             with local_lock(out / ".ask.lock"):
-                trials = study.get_trials(deepcopy=False)
-                done = sum(t.state in COUNTED for t in trials)
-                running = sum(t.state == TrialState.RUNNING for t in trials)
-                # Raised errors count toward max_failures; killed or interrupted trials are retried instead.
-                failed = sum(t.state == TrialState.FAIL and t.user_attrs.get("raised", False) for t in trials)
-                trial = None
-                if done + running < sc.n_trials and failed < max_failures:
-                    study.sampler = make_sampler(sc, stream=len(trials))
-                    with warnings.catch_warnings():  # "heartbeat is meant for optimize()": we beat ourselves
-                        warnings.simplefilter("ignore", UserWarning)
-                        trial = study.ask()
+                trial, running, failed = with_storage_retry(lambda: _next_trial(study, sc, max_failures),
+                                                            "starting a trial", sc.storage_retry_s)
             if trial is None:
                 if running == 0 or failed >= max_failures:
                     break
@@ -286,19 +302,38 @@ def run_worker(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -
             try:
                 state = _run_one(study, trial, sc, compose)
             except GridExhausted:
-                write_summary(study, out)
+                summarize()
                 log.info("The grid sampler has run every combination: stopping")
                 break
             ran["failed"] += state == TrialState.FAIL
-            write_summary(study, out)
+            summarize()
         else:
             log.info("timeout=%s s reached: no new trial starts", sc.timeout)
         if failed >= max_failures:
             log.warning("Stopping: the study has %d failed trials (max_failures=%d)", failed, max_failures)
-        write_summary(study, out)
+        summarize()
     finally:
         signal.signal(signal.SIGTERM, previous)
     return ran
+
+
+def _next_trial(study: optuna.Study, sc: DictConfig, max_failures: int) -> tuple[Optional[optuna.Trial], int, int]:
+    """Fail stale trials, count, and ask for a trial unless the budget is taken.
+    Returns (trial or None, running trials, failed trials that raised)."""
+    with warnings.catch_warnings():  # fail_stale_trials is marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # a killed worker's RUNNING trial -> FAIL + retry
+    trials = study.get_trials(deepcopy=False)
+    done = sum(t.state in COUNTED for t in trials)
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    # Raised errors count toward max_failures; killed or interrupted trials are retried instead.
+    failed = sum(t.state == TrialState.FAIL and t.user_attrs.get("raised", False) for t in trials)
+    if done + running >= sc.n_trials or failed >= max_failures:
+        return None, running, failed
+    study.sampler = make_sampler(sc, stream=len(trials))
+    with warnings.catch_warnings():  # "heartbeat is meant for optimize()": we beat ourselves
+        warnings.simplefilter("ignore", UserWarning)
+        return study.ask(), running, failed
 
 
 def _run_one(study: optuna.Study, trial: optuna.Trial, sc: DictConfig,
@@ -308,24 +343,25 @@ def _run_one(study: optuna.Study, trial: optuna.Trial, sc: DictConfig,
             value = run_trial(trial, sc, compose)
         except optuna.TrialPruned as pruned:
             log.info("Trial %d pruned: %s", trial.number, pruned)
-            _tell(study, trial, state=TrialState.PRUNED)
+            _tell(study, trial, sc, state=TrialState.PRUNED)
             return TrialState.PRUNED
         except KeyboardInterrupt as stop:
             reason = "SIGTERM" if isinstance(stop, _Terminated) else "KeyboardInterrupt"
-            trial.set_user_attr("error", f"interrupted ({reason})")
-            _tell(study, trial, state=TrialState.FAIL)
+            _set_attrs(trial, sc, error=f"interrupted ({reason})")
+            _tell(study, trial, sc, state=TrialState.FAIL)
             study.enqueue_trial(trial.params, user_attrs={"retried_from": trial.number})  # resumes next run
             log.warning("Trial %d interrupted (%s): marked FAIL and queued again for the next run", trial.number,
                         reason)
             write_summary(study, study_dir(sc))
             raise
-        except (GruExpError, Exception) as exc:  # NaN loss, impossible combination, out of memory, ...
-            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
-            trial.set_user_attr("raised", True)
-            _tell(study, trial, state=TrialState.FAIL)
+        except StorageLostError:
+            raise  # nothing can be recorded; the heartbeat path recovers the trial
+        except Exception as exc:  # NaN loss, impossible combination, out of memory, ...
+            _set_attrs(trial, sc, error=redact(f"{type(exc).__name__}: {exc}"), raised=True)
+            _tell(study, trial, sc, state=TrialState.FAIL)
             log.error("Trial %d failed: %s: %s", trial.number, type(exc).__name__, exc)
             return TrialState.FAIL
-    _tell(study, trial, values=value)
+    _tell(study, trial, sc, values=value)
     return TrialState.COMPLETE
 
 
@@ -333,11 +369,14 @@ class GridExhausted(Exception):
     """The grid sampler has run every combination."""
 
 
-def _tell(study: optuna.Study, trial: optuna.Trial, **kwargs: Any) -> None:
-    """``study.tell``; the grid sampler's "grid exhausted" call of study.stop(), which only works
-    inside study.optimize, becomes :class:`GridExhausted` (the trial is stored before it)."""
+def _tell(study: optuna.Study, trial: optuna.Trial, sc: DictConfig, **kwargs: Any) -> None:
+    """``study.tell`` through storage outages. The grid sampler's "grid exhausted" call of
+    study.stop(), which only works inside study.optimize, becomes :class:`GridExhausted` (the trial
+    is stored before it); a trial another worker already failed as stale is left to its retry."""
     try:
-        study.tell(trial, **kwargs)
+        with_storage_retry(lambda: study.tell(trial, **kwargs), f"finishing trial {trial.number}", sc.storage_retry_s)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        log.warning("Trial %d was failed as stale by another worker meanwhile; its retry will run", trial.number)
     except RuntimeError as exc:
         if "Study.stop" not in str(exc):
             raise

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from typing import Optional, Sequence
 
+from gru_exp.redact import redact, redact_all
+
 log = logging.getLogger(__name__)
 USAGE = "usage: python -m gru_exp.sweep [sweep=<name in sweeps/>] [n_trials=N] [n_workers=N] [storage=URL] [key=value ...]"
 
@@ -21,7 +23,7 @@ def _spawn_workers(argv: Sequence[str], n: int) -> int:
     """Start ``n`` copies of this command as single workers; forward SIGINT/SIGTERM; wait for all."""
     cmd = [sys.executable, "-m", "gru_exp.sweep", *(a for a in argv if not a.startswith("n_workers=")), "n_workers=1"]
     procs = [subprocess.Popen(cmd) for _ in range(n)]
-    log.info("Started %d workers: %s", n, " ".join(cmd))
+    log.info("Started %d workers: %s", n, " ".join(redact_all(cmd)))
 
     def forward(signum: int, frame: object) -> None:
         for p in procs:
@@ -59,13 +61,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         check_sweep(sc, compose_config)
         runtime.limit_threads(int(compose_config(list(sc.base)).trainer.num_threads))  # before paddle loads
         runtime.import_paddle()
-        from gru_exp.study import masked_url, open_study, run_worker, storage_url, study_dir
+        from gru_exp.study import open_study, run_worker, storage_url, study_dir
 
         if sc.n_workers > 1:
             open_study(sc)  # create the schema and study once, before workers race to do it
             return _spawn_workers(argv, sc.n_workers)
 
-        log.info("Study %r in %s; run folders in %s", sc.study_name, masked_url(storage_url(sc)), study_dir(sc))
+        log.info("Study %r in %s; run folders in %s", sc.study_name, redact(storage_url(sc)), study_dir(sc))
         ran = run_worker(sc, compose_config)
     except GruExpError as exc:
         print(f"gru_exp.sweep: error: {exc}", file=sys.stderr)
