@@ -1,0 +1,161 @@
+"""Sweeps against a real PostgreSQL server (127.0.0.1), as on many machines sharing one study.
+
+The server comes from GRU_EXP_TEST_PG_URL (postgresql://user:password@127.0.0.1:5432/db), which
+.ci/run sets after starting Debian's PostgreSQL; GRU_EXP_TEST_PG_CTL (e.g. "pg_ctlcluster 15 main")
+lets tests stop and start it. Without a reachable server the tests skip, unless GRU_EXP_REQUIRE_PG=1
+(CI), where they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from conftest import REPO
+from test_sweep import LR_SPACE, sweep  # noqa: F401  (sweep_env and learnable_archive are fixtures there)
+from test_sweep import learnable_archive, sweep_env  # noqa: F401
+
+PG_URL = os.environ.get("GRU_EXP_TEST_PG_URL", "")
+PG_CTL = os.environ.get("GRU_EXP_TEST_PG_CTL", "")
+
+
+def _reachable(url: str) -> str:
+    if not url:
+        return "GRU_EXP_TEST_PG_URL is not set (CI starts a PostgreSQL server and sets it)"
+    try:
+        import sqlalchemy
+
+        with sqlalchemy.create_engine(url).connect():
+            return ""
+    except Exception as exc:
+        return f"PostgreSQL at GRU_EXP_TEST_PG_URL is not reachable: {type(exc).__name__}: {str(exc)[:120]}"
+
+
+REASON = _reachable(PG_URL)
+if REASON and os.environ.get("GRU_EXP_REQUIRE_PG") == "1":
+    raise RuntimeError(f"GRU_EXP_REQUIRE_PG=1 but {REASON}")
+pytestmark = [pytest.mark.skipif(bool(REASON), reason=REASON), pytest.mark.slow]
+
+
+def password() -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(PG_URL).password or ""
+
+
+def load(name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=PG_URL)
+
+
+def popen(*args: str, env_extra: dict | None = None) -> subprocess.Popen:
+    env = {**os.environ, "GRU_EXP_STORAGE": PG_URL, **(env_extra or {})}
+    return subprocess.Popen([sys.executable, "-m", "gru_exp.sweep", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+def wait_running(name: str, timeout: float = 120) -> optuna.trial.FrozenTrial:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            running = [t for t in load(name).trials if t.state == TrialState.RUNNING and t.intermediate_values]
+        except KeyError:
+            running = []
+        if running:
+            return running[0]
+        time.sleep(0.3)
+    raise AssertionError("no trial started")
+
+
+def no_password_in(folder: Path, *texts: str) -> None:
+    secret = password()
+    assert secret, "the test server needs a password for this check"
+    for text in texts:
+        assert secret not in text
+    for path in folder.rglob("*"):
+        if path.is_file() and path.suffix != ".pdparams":
+            assert secret.encode() not in path.read_bytes(), path
+
+
+def test_two_workers_finish_exactly_n_trials_and_never_write_the_password(sweep_env, tmp_path):
+    name = sweep_env(name=unique("pg2"), n_trials=6, epochs=2)
+    proc = popen(f"sweep={name}", "n_workers=2")
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    trials = load(name).trials
+    assert len(trials) == 6 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    assert len({t.user_attrs["pid"] for t in trials}) == 2 and all(t.user_attrs["host"] for t in trials)
+    no_password_in(tmp_path / "home", out)
+
+
+def test_killed_worker_is_recovered_on_postgres(sweep_env):
+    name = sweep_env(name=unique("pgkill"), n_trials=2, epochs=40, pruner="{name: none}")
+    worker = popen(f"sweep={name}")
+    victim = wait_running(name)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=30)
+    rerun = popen(f"sweep={name}")
+    out, _ = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, out[-3000:]
+    trials = load(name).trials
+    assert trials[victim.number].state == TrialState.FAIL
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 2
+    assert any(t.system_attrs.get("failed_trial") == victim.number for t in trials)
+
+
+def test_wrong_password_is_rejected_before_any_training(sweep_env, tmp_path):
+    from sqlalchemy.engine import make_url
+
+    name = sweep_env(name=unique("pgbad"))
+    bad = make_url(PG_URL).set(password="not-the-password").render_as_string(hide_password=False)
+    proc = popen(f"sweep={name}", env_extra={"GRU_EXP_STORAGE": bad})
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    assert "cannot be opened" in out and "password" in out and "not-the-password" not in out
+    assert "Traceback" not in out
+    assert not list((tmp_path / "home").rglob("trial_*"))
+
+
+@pytest.mark.skipif(not PG_CTL, reason="GRU_EXP_TEST_PG_CTL is not set: the test cannot stop the server")
+def test_a_short_outage_is_survived_and_a_long_one_fails_cleanly_then_recovers(sweep_env):
+    ctl = PG_CTL.split()
+    # Short outage (4 s) while a trial runs: the worker retries, the trial completes.
+    name = sweep_env(name=unique("pgout"), n_trials=1, epochs=60, pruner="{name: none}")
+    worker = popen(f"sweep={name}")
+    wait_running(name)
+    subprocess.run([*ctl, "stop"], check=True)
+    time.sleep(4)
+    subprocess.run([*ctl, "start"], check=True)
+    out, _ = worker.communicate(timeout=600)
+    assert worker.returncode == 0, out[-3000:]
+    assert "Storage unreachable" in out
+    assert [t.state for t in load(name).trials] == [TrialState.COMPLETE]
+
+    # Long outage with a 3 s retry budget: the worker stops cleanly, the next run recovers the trial.
+    name = sweep_env(name=unique("pglong"), n_trials=1, epochs=60, pruner="{name: none}", storage_retry_s=3)
+    worker = popen(f"sweep={name}")
+    victim = wait_running(name)
+    subprocess.run([*ctl, "stop"], check=True)
+    try:
+        out, _ = worker.communicate(timeout=120)
+    finally:
+        subprocess.run([*ctl, "start"], check=True)
+    assert worker.returncode == 2 and "unreachable for 3 s" in out and "Traceback" not in out
+    rerun = popen(f"sweep={name}")
+    out, _ = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, out[-3000:]
+    trials = load(name).trials
+    assert trials[victim.number].state == TrialState.FAIL
+    assert [t.state for t in trials[victim.number + 1:]] == [TrialState.COMPLETE]
