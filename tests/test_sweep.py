@@ -255,3 +255,16 @@ def test_sigterm_marks_the_trial_and_the_next_run_resumes_it(sweep_env):
     assert sweep(f"sweep={name}") == 0
     trials = load(sweep_env.sweeps_dir, name).trials
     assert trials[-1].state == TrialState.COMPLETE and trials[-1].params == trials[victim.number].params
+
+
+def test_enqueue_baseline_runs_the_notebook_configuration_first(sweep_env):
+    params = ("  model.num_layers: {type: int, low: 1, high: 2}\n"
+              "  model.dropout: {type: float, low: 0.1, high: 0.6}\n" + LR_SPACE)
+    name = sweep_env(n_trials=2, epochs=1, params=params, enqueue_baseline="true")
+    assert sweep(f"sweep={name}") == 0
+    assert sweep(f"sweep={name}", "n_trials=3") == 0  # resuming does not enqueue it again
+    trials = load(sweep_env.sweeps_dir, name).trials
+    assert trials[0].user_attrs["baseline"] is True
+    assert trials[0].params == {"model.num_layers": 2, "model.dropout": 0.5, "trainer.lr": 0.001}
+    assert "model.num_layers=2 model.dropout=0.5 trainer.lr=0.001" in trials[0].user_attrs["command"]
+    assert sum(bool(t.user_attrs.get("baseline")) for t in trials) == 1
