@@ -127,7 +127,7 @@ def param_importances(importances: dict[str, float], out: Path) -> Path:
 
 def optuna_plot(plot: Callable[..., Any], study, out: Path, name: str) -> Path | None:
     """Save one of optuna.visualization.matplotlib's plots; None when it cannot be drawn."""
-    plt = _pyplot()
+    _pyplot()  # select the headless backend before optuna imports pyplot
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "experimental" warnings
         try:

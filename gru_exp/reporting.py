@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from gru_exp.baseline import NOTEBOOK, NOTEBOOK_BEST_ACC, NOTEBOOK_FINAL_ACC
 from gru_exp.errors import GruExpError
 from gru_exp.redact import redact
 

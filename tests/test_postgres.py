@@ -21,8 +21,6 @@ import pytest
 from optuna.trial import TrialState
 
 from conftest import REPO
-from test_sweep import LR_SPACE, sweep  # noqa: F401  (sweep_env and learnable_archive are fixtures there)
-from test_sweep import learnable_archive, sweep_env  # noqa: F401
 
 PG_URL = os.environ.get("GRU_EXP_TEST_PG_URL", "")
 PG_CTL = os.environ.get("GRU_EXP_TEST_PG_CTL", "")

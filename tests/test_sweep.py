@@ -14,55 +14,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from conftest import REPO
-from gru_exp.synthetic import make_imdb_archive
-
-SPACE = """
-study_name: {name}
-base: [data.path={archive}, data.cutoff=2, data.val_size=40, trainer.batch_size=16, trainer.epochs={epochs},
-       model.embedding_size=16, model.hidden_size=16, model.use_lengths=true, trainer.progress_every_s=0,
-       logger.batch_loss_every=0]
-n_trials: {n_trials}
-heartbeat_interval: 1
-grace_period: 3
-sampler: {{name: {sampler}, seed: 0}}
-pruner: {pruner}
-params:
-{params}
-"""
-LR_SPACE = "  trainer.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}"
-
-
-@pytest.fixture(scope="module")
-def learnable_archive(tmp_path_factory) -> Path:
-    return make_imdb_archive(tmp_path_factory.mktemp("imdb") / "aclImdb_v1.tar.gz", n_per_class=100, seed=1)
-
-
-@pytest.fixture
-def sweep_env(tmp_path, learnable_archive, monkeypatch):
-    """Write sweeps/<name>.yaml files into a temp folder on GRU_EXP_SWEEPS_PATH; outputs in tmp_path."""
-    folder = tmp_path / "sweeps"
-    folder.mkdir()
-    monkeypatch.setenv("GRU_EXP_SWEEPS_PATH", str(folder))
-    monkeypatch.setenv("GRU_EXP_HOME", str(tmp_path / "home"))
-
-    def write(name="s", n_trials=4, epochs=3, sampler="random", params=LR_SPACE,
-              pruner="{name: median, n_startup_trials: 1, n_warmup_steps: 2}", **extra) -> str:
-        text = SPACE.format(name=name, archive=learnable_archive, n_trials=n_trials, epochs=epochs, sampler=sampler,
-                            params=params, pruner=pruner)
-        text += "".join(f"{k}: {v}\n" for k, v in extra.items())
-        (folder / f"{name}.yaml").write_text(text)
-        return name
-
-    write.sweeps_dir = tmp_path / "home" / "outputs" / "sweeps"
-    return write
-
-
-def sweep(*args: str) -> int:
-    from gru_exp.sweep import main
-
-    return main(list(args))
-
+from conftest import LR_SPACE, REPO, run_sweep as sweep
 
 def load(sweeps_dir: Path, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=f"sqlite:///{sweeps_dir / 'optuna.db'}")
