@@ -236,6 +236,17 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("Invalid configuration: " + "; ".join(errors) + ".", errors)
 
 
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"model": {"hidden_size": 8}} -> {"model.hidden_size": 8}."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def to_container(cfg: DictConfig) -> dict[str, Any]:
     """The fully resolved config as plain Python data (for metrics.json and hparams)."""
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

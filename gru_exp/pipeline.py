@@ -23,7 +23,7 @@ from typing import Any, Optional, Sequence
 from omegaconf import DictConfig
 
 from gru_exp import runtime
-from gru_exp.config import to_container, validate
+from gru_exp.config import flatten, to_container, validate
 from gru_exp.errors import ConfigError
 from gru_exp.redact import redact_all
 
@@ -48,16 +48,6 @@ class RunResult:
     record: dict[str, Any] = field(default_factory=dict)
 
 
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def check_resume(config: dict[str, Any], resume_dir: Path) -> Path:
     """The checkpoint to continue from; ConfigError if missing or trained differently."""
     ckpt = resume_dir / "checkpoints" / "last.pdparams"
@@ -73,8 +63,8 @@ def check_resume(config: dict[str, Any], resume_dir: Path) -> Path:
             f"trainer.epochs={config['trainer']['epochs']} but trainer.resume={str(resume_dir)!r} already has "
             f"{record.get('epochs_done')} epochs; raise trainer.epochs to continue it."
         )
-    old = _flatten(record["config"])
-    new = _flatten(config)
+    old = flatten(record["config"])
+    new = flatten(config)
     changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
                if k not in RESUME_FREE_KEYS and not k.startswith(("paths.", "logger.")) and old.get(k) != new.get(k)]
     if changed:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from gru_exp.config import flatten
 from gru_exp.errors import GruExpError
 from gru_exp.redact import redact
 
@@ -58,16 +59,6 @@ def _read_record(path: Path) -> Optional[dict[str, Any]]:
         return None
 
 
-def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 IGNORED_KEYS = ("paths.", "data.path", "data.cache_dir", "trainer.seed", "trainer.resume", "name",
                 "trainer.progress_every_s", "logger.", "trainer.device", "trainer.num_threads")
 
@@ -88,7 +79,7 @@ def entries_from_runs(folders: Sequence[Path]) -> list[Entry]:
         )
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in records:
-        key = json.dumps({k: v for k, v in _flat(r["config"]).items() if not k.startswith(IGNORED_KEYS)},
+        key = json.dumps({k: v for k, v in flatten(r["config"]).items() if not k.startswith(IGNORED_KEYS)},
                          sort_keys=True, default=str)
         groups.setdefault(key, []).append(r)
     flats = [json.loads(k) for k in groups]
