@@ -84,3 +84,29 @@ def test_typos_and_wrong_types_fail_at_composition(override):
     with pytest.raises((ConfigCompositionException, ValidationError)) as info:
         compose_config([override])
     assert override.split("=")[0].split(".")[-1] in str(info.value) + str(info.value.__cause__)
+
+
+SWEEPS = sorted(p.stem for p in (Path(CONF_DIR).parent / "sweeps").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", SWEEPS)
+def test_every_shipped_sweep_is_valid_and_its_combinations_compose(name):
+    import itertools
+
+    import optuna
+
+    from gru_exp.search_space import check_sweep, suggest_overrides, trial_overrides
+
+    sc = compose_config([f"sweep={name}"], config_name="sweep")
+    check_sweep(sc, compose_config)
+    # Every combination of the categorical choices (others at a sampled value) must validate:
+    # a shipped space must not contain trials that are bound to fail.
+    categorical = {k: list(v.choices) for k, v in sc.params.items() if v.type == "categorical"}
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    combos = list(itertools.product(*categorical.values()))
+    for combo in combos:
+        study.enqueue_trial(dict(zip(categorical, combo)))
+    for _ in combos:
+        trial = study.ask()
+        validate(compose_config(trial_overrides(sc.base, suggest_overrides(trial, sc.params))))
+        study.tell(trial, 0.0)
