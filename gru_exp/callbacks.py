@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -11,6 +10,7 @@ from typing import Any
 
 import paddle
 
+from gru_exp.files import write_json
 from gru_exp.training import Callback, EpochMetrics, TrainState
 
 log = logging.getLogger(__name__)
@@ -131,12 +131,6 @@ class Checkpointer(Callback):
         save_checkpoint(state, state.run_dir / LAST_CKPT)
         if state.is_best:
             save_checkpoint(state, state.run_dir / BEST_CKPT)
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
 
 
 class MetricsRecorder(Callback):

@@ -25,6 +25,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from gru_exp.errors import DataError
+from gru_exp.files import write_json
 
 log = logging.getLogger(__name__)
 
@@ -162,10 +163,8 @@ def _save_cache(arrays: ImdbArrays, npz: Path, meta: dict) -> None:
     tmp = npz.with_name(f"{npz.stem}.{os.getpid()}.tmp.npz")
     np.savez(tmp, **payload)
     meta = {**meta, "npz_sha256": file_sha256(tmp)}
-    tmp_meta = npz.with_name(f"{npz.stem}.{os.getpid()}.tmp.json")
-    tmp_meta.write_text(json.dumps(meta, indent=2))
     os.replace(tmp, npz)  # atomic: concurrent readers see the old or the new file, never half
-    os.replace(tmp_meta, npz.with_suffix(".json"))
+    write_json(npz.with_suffix(".json"), meta)  # last: an entry counts only once its checksum is there
 
 
 def _load_cache(npz: Path) -> Optional[ImdbArrays]:

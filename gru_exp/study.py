@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import warnings
 import logging
 import math
 import os
@@ -20,6 +19,7 @@ import socket
 import statistics
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
@@ -28,6 +28,7 @@ from omegaconf import DictConfig
 from optuna.trial import TrialState
 
 from gru_exp.errors import ConfigError, GruExpError
+from gru_exp.files import write_json
 from gru_exp.redact import redact
 from gru_exp.search_space import make_pruner, make_sampler, suggest_overrides, trial_overrides
 from gru_exp.summary import write_summary
@@ -126,9 +127,7 @@ def write_study_pointer(sc: DictConfig, out: Path) -> None:
     pointer = {"study_name": sc.study_name, "storage": redact(storage_url(sc))}
     target = out / "study.json"
     if not target.exists() or json.loads(target.read_text()) != pointer:
-        tmp = out / f".study.json.{os.getpid()}"
-        tmp.write_text(json.dumps(pointer, indent=2))
-        os.replace(tmp, target)
+        write_json(target, pointer)
 
 
 class TrialReporter(Callback):

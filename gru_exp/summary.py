@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from gru_exp.files import atomic_write_text
 from gru_exp.baseline import NOTEBOOK_BEST_ACC, NOTEBOOK_FINAL_ACC
 
 
@@ -27,12 +27,6 @@ def _sorted_trials(study: optuna.Study) -> list[FrozenTrial]:
                 t.number)
 
     return sorted(study.get_trials(deepcopy=False), key=key)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _fmt(value: Any, pct: bool = False) -> str:
@@ -72,7 +66,7 @@ def write_summary(study: optuna.Study, out: Path) -> None:
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
-    _atomic_write(out / "trials.csv", buf.getvalue())
+    atomic_write_text(out / "trials.csv", buf.getvalue())
 
     counts = {s.name: sum(r["state"] == s.name for r in rows) for s in TrialState}
     epochs = sum(r["epochs_run"] or 0 for r in rows)
@@ -103,7 +97,7 @@ def write_summary(study: optuna.Study, out: Path) -> None:
     failed = [r for r in rows if r["error"]]
     if failed:
         lines += ["", "Errors:", ""] + [f"- trial {r['number']}: {r['error']}" for r in failed]
-    _atomic_write(out / "summary.md", "\n".join(lines) + "\n")
+    atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
 
 
 def _delta(test_acc: Any) -> str:
