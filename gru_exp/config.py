@@ -247,6 +247,20 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def override_value(value: Any) -> str:
+    """A value as Hydra's override grammar reads it back (bools lower-case, None as null)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return str(value)
+
+
+def hparam_value(value: Any) -> Any:
+    """A value as VisualDL's add_hparams accepts it: int, float or str (protobuf 7 rejects bools)."""
+    return override_value(value) if value is None or isinstance(value, bool) else value
+
+
 def to_container(cfg: DictConfig) -> dict[str, Any]:
     """The fully resolved config as plain Python data (for metrics.json and hparams)."""
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

@@ -9,7 +9,7 @@ import numpy as np
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
-from gru_exp.config import validate
+from gru_exp.config import override_value, validate
 from gru_exp.errors import ConfigError, GruExpError
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc")
@@ -17,15 +17,6 @@ PRUNERS = ("median", "percentile", "hyperband", "successive_halving", "none")
 PARAM_TYPES = ("int", "float", "categorical")
 METRICS = ("eval_acc", "eval_loss")
 _MISSING = object()
-
-
-def override_value(value: Any) -> str:
-    """A value as Hydra's override grammar reads it back (bools lower-case, None as null)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    return str(value)
 
 
 def _check_spec(key: str, spec: DictConfig) -> list[str]:

@@ -27,6 +27,7 @@ import optuna
 from omegaconf import DictConfig
 from optuna.trial import TrialState
 
+from gru_exp.baseline import NOTEBOOK_CONFIG
 from gru_exp.errors import ConfigError, GruExpError
 from gru_exp.files import write_json
 from gru_exp.redact import redact
@@ -36,11 +37,6 @@ from gru_exp.training import Callback, StopRun, TrainState
 
 log = logging.getLogger(__name__)
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
-NOTEBOOK_VALUES = {
-    "model.embedding_size": 256, "model.hidden_size": 256, "model.num_layers": 2, "model.direction": "bidirectional",
-    "model.dropout": 0.5, "model.use_lengths": False, "data.seq_len": 200, "trainer.lr": 0.001,
-    "trainer.batch_size": 64, "data.cutoff": 150,
-}
 
 
 class StorageLostError(GruExpError):
@@ -272,7 +268,7 @@ def run_worker(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -
     out.mkdir(parents=True, exist_ok=True)
     write_study_pointer(sc, out)
     if sc.enqueue_baseline and not any(t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False)):
-        values = {k: v for k, v in NOTEBOOK_VALUES.items() if k in sc.params}
+        values = {k: v for k, v in NOTEBOOK_CONFIG.items() if k in sc.params}
         study.enqueue_trial(values, user_attrs={"baseline": True}, skip_if_exists=True)
         log.info("Enqueued the notebook's configuration as a trial: %s", values)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)

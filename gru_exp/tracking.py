@@ -8,6 +8,7 @@ from typing import Any, Optional
 import paddle
 
 from gru_exp.baseline import METRIC_TAGS
+from gru_exp.config import flatten, hparam_value
 from gru_exp.training import Callback, EpochMetrics, TrainState
 
 HPARAM_KEYS = (
@@ -20,16 +21,8 @@ HPARAM_KEYS = (
 
 def flat_hparams(config: dict[str, Any]) -> dict[str, Any]:
     """The compared knobs as VisualDL accepts them: int, float or str (no bool, no None)."""
-    out: dict[str, Any] = {}
-    for key in HPARAM_KEYS:
-        group, name = key.split(".")
-        value = config[group][name]
-        if isinstance(value, bool):  # protobuf 7 rejects Python bools in add_hparams
-            value = "true" if value else "false"
-        elif value is None:
-            value = "null"
-        out[key] = value
-    return out
+    flat = flatten(config)
+    return {key: hparam_value(flat[key]) for key in HPARAM_KEYS}
 
 
 class VisualDLTracker(Callback):
