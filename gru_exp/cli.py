@@ -3,11 +3,13 @@ logging for plain CLIs, and cleaning up a run folder that never started."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import shutil
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from omegaconf import DictConfig
 
@@ -27,8 +29,32 @@ def compose_config(overrides: Sequence[str], config_name: str = "config") -> Dic
         return compose(config_name=config_name, overrides=list(overrides))
 
 
+_LOG_CONTEXT: contextvars.ContextVar[str] = contextvars.ContextVar("gru_exp_log_context", default="")
+
+
+class _ContextFilter(logging.Filter):
+    """Adds ``record.context`` (e.g. "[trial 3] "), so interleaved workers' lines say whose they are."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.context = _LOG_CONTEXT.get()
+        return True
+
+
+@contextlib.contextmanager
+def log_context(label: str) -> Iterator[None]:
+    """Prefix every console line logged inside the block with ``[label]``."""
+    token = _LOG_CONTEXT.set(f"[{label}] ")
+    try:
+        yield
+    finally:
+        _LOG_CONTEXT.reset(token)
+
+
 def setup_cli_logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(level=level, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_ContextFilter())
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(context)s%(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def discard_unstarted_run(run_dir: Path, stop_at: Path) -> None:

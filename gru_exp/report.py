@@ -53,6 +53,24 @@ def table(entries: Sequence[Entry], top: int, objective_label: str) -> list[str]
     return lines
 
 
+def seed_comparison(entries: Sequence[Entry]) -> list[str]:
+    """The leading configuration (by validation) against every other one trained with several seeds:
+    the test accuracy difference, also in units of the larger of the two seed std's."""
+    seeded = [e for e in entries if len([r for r in e.runs if "acc" in (r.get("test") or {})]) >= 2]
+    if len(seeded) < 2:
+        return []
+    lead = seeded[0]
+    lead_mean, lead_std = lead.stat("test_acc")
+    lines = ["", f"Test accuracy over seeds, `{lead.name}` ({_pct(lead_mean, lead_std)}) against:", ""]
+    for other in seeded[1:]:
+        mean, std = other.stat("test_acc")
+        spread = max(lead_std, std)
+        ratio = f"{(lead_mean - mean) / spread:.1f}x the larger std" if spread > 0 else "std 0"
+        lines.append(f"- `{other.name}` ({_pct(mean, std)}): {_delta(lead_mean, mean)} points = {ratio} "
+                     f"({100 * spread:.2f} points)")
+    return lines
+
+
 def _fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else "" if value is None else str(value)
 
@@ -89,6 +107,7 @@ def write_report(entries: list[Entry], out: Path, top: int, study=None) -> Path:
               "Reference: the notebook's test accuracy was 84.50% after 10 epochs (its best, 87.10%, after "
               "epoch 2); differences below are in points.", ""]
     lines += table(entries, top, "objective %")
+    lines += seed_comparison(entries)
     if study is not None and importances:
         lines += ["", "Parameter importances (fANOVA over complete trials):", ""]
         lines += [f"- `{k}`: {v:.3f}" for k, v in importances.items()]

@@ -84,9 +84,12 @@ def entries_from_runs(folders: Sequence[Path]) -> list[Entry]:
         groups.setdefault(key, []).append(r)
     flats = [json.loads(k) for k in groups]
     varying = sorted(k for k in set().union(*flats) if len({json.dumps(f.get(k)) for f in flats}) > 1)
+    # A group is named by its configs' `name` (the experiment) when that tells the groups apart.
+    names = [runs[0]["config"].get("name") for runs in groups.values()]
+    use_names = len(set(names)) == len(names) and all(names)
     entries = []
-    for (key, runs), flat in zip(groups.items(), flats):
-        name = Path(runs[0]["run_dir"]).name
+    for (key, runs), flat, config_name in zip(groups.items(), flats, names):
+        name = config_name if use_names else Path(runs[0]["run_dir"]).name
         entry = Entry(name=name, params={k: flat.get(k) for k in varying}, runs=runs,
                       state="COMPLETE" if all(r.get("status") == "completed" for r in runs) else runs[0].get("status", "?"))
         entry.objective = entry.stat("best_eval_acc")[0]

@@ -28,6 +28,7 @@ from omegaconf import DictConfig
 from optuna.trial import TrialState
 
 from gru_exp.baseline import NOTEBOOK_CONFIG
+from gru_exp.cli import log_context
 from gru_exp.errors import ConfigError, GruExpError
 from gru_exp.files import write_json
 from gru_exp.redact import redact
@@ -224,7 +225,7 @@ def run_trial(trial: optuna.Trial, sc: DictConfig, compose: Callable[[Sequence[s
     command = "python -m gru_exp.train " + " ".join(overrides)
     _set_attrs(trial, sc, command=command, run_dir=str(trial_dir), host=socket.gethostname(), pid=os.getpid())
     values, tests, curves, epochs_run, wall = [], [], [], 0, 0.0
-    with file_log(trial_dir / "trial.log"):
+    with file_log(trial_dir / "trial.log"), log_context(f"trial {trial.number}"):
         log.info("Trial %d: %s", trial.number, redact(command))
         for repeat in range(sc.repeats):
             seed = first_seed + repeat

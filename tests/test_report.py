@@ -24,7 +24,8 @@ def png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-def fake_run(folder: Path, eval_acc: list[float], test_acc: float, hidden: int = 64, seed: int = 1) -> dict:
+def fake_run(folder: Path, eval_acc: list[float], test_acc: float, hidden: int = 64, seed: int = 1,
+             name: str = "run") -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     record = {
         "status": "completed", "run_dir": str(folder), "epochs_done": len(eval_acc), "wall_time_s": 60.0,
@@ -33,7 +34,7 @@ def fake_run(folder: Path, eval_acc: list[float], test_acc: float, hidden: int =
         "series": {"epoch": list(range(1, len(eval_acc) + 1)), "eval_acc": eval_acc,
                    "train_acc": [a + 0.05 for a in eval_acc], "train_loss": [0.5] * len(eval_acc),
                    "eval_loss": [0.4] * len(eval_acc)},
-        "config": {"model": {"hidden_size": hidden}, "trainer": {"seed": seed, "lr": 0.001}, "paths": {"x": str(folder)}},
+        "config": {"name": name, "model": {"hidden_size": hidden}, "trainer": {"seed": seed, "lr": 0.001}, "paths": {"x": str(folder)}},
     }
     (folder / "metrics.json").write_text(json.dumps(record))
     return record
@@ -97,6 +98,24 @@ def test_run_folders_are_grouped_over_seeds(tmp_path):
     assert "| 64 |" in rows[0] and expected in rows[0] and "| 2 |" in rows[0]
     assert "| 128 |" in rows[1]
     assert png_size(tmp_path / "runs" / "learning_curves.png")[0] >= 400
+
+
+def test_seed_groups_are_compared_in_std_units(tmp_path):
+    for seed, test in ((1, 0.890), (2, 0.886), (3, 0.894)):  # leads on validation
+        fake_run(tmp_path / "best" / f"s{seed}", [0.88, 0.90], test, hidden=128, seed=seed, name="best")
+    for seed, test in ((1, 0.862), (2, 0.870), (3, 0.866)):
+        fake_run(tmp_path / "nb" / f"s{seed}", [0.86, 0.87], test, hidden=256, seed=seed, name="nb")
+    fake_run(tmp_path / "nb" / "single", [0.80], 0.80, hidden=64, name="one")  # one seed: not compared
+    assert report([str(tmp_path / "best"), str(tmp_path / "nb"), "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "report.md").read_text()
+    lead = statistics.fmean([0.890, 0.886, 0.894])
+    other, other_std = statistics.fmean([0.862, 0.870, 0.866]), statistics.stdev([0.862, 0.870, 0.866])
+    spread = max(other_std, statistics.stdev([0.890, 0.886, 0.894]))
+    assert "Test accuracy over seeds, `best` (89.00 ± 0.40) against:" in text
+    line = next(line for line in text.splitlines() if line.startswith("- `"))
+    assert line.startswith("- `nb` (86.60 ± 0.40): ")
+    assert f"{100 * (lead - other):+.2f} points = {(lead - other) / spread:.1f}x the larger std" in line
+    assert sum(line.startswith("- `") for line in text.splitlines()) == 1
 
 
 @pytest.mark.parametrize("args,message", [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -171,6 +172,8 @@ def test_two_workers_share_one_sqlite_study_exactly(sweep_env):
     assert len(trials) == 6 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     assert len({t.user_attrs["pid"] for t in trials}) == 2  # both workers ran trials
     assert len({t.params["trainer.lr"] for t in trials}) == 6  # and never drew the same values
+    epoch_lines = [line for line in proc.stderr.splitlines() if "gru_exp.callbacks" in line and "epoch " in line]
+    assert epoch_lines and all(re.search(r" - \[trial \d+\] epoch ", line) for line in epoch_lines), epoch_lines[:3]
 
 
 @pytest.mark.slow
