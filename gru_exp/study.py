@@ -273,7 +273,8 @@ def run_worker(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -
         study.enqueue_trial(values, user_attrs={"baseline": True}, skip_if_exists=True)
         log.info("Enqueued the notebook's configuration as a trial: %s", values)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    deadline = time.monotonic() + sc.timeout if sc.timeout else math.inf
+    started = time.monotonic()
+    deadline = started + sc.timeout if sc.timeout else math.inf
     max_failures = sc.max_failures if sc.max_failures is not None else sc.n_trials
     ran = {"trials": 0, "failed": 0}
     failed = 0
@@ -303,6 +304,7 @@ def run_worker(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -
                 break
             ran["failed"] += state == TrialState.FAIL
             summarize()
+            log.info("%s", progress_line(study, sc, time.monotonic() - started, deadline - time.monotonic()))
         else:
             log.info("timeout=%s s reached: no new trial starts", sc.timeout)
         if failed >= max_failures:
@@ -311,6 +313,23 @@ def run_worker(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -
     finally:
         signal.signal(signal.SIGTERM, previous)
     return ran
+
+
+def progress_line(study: optuna.Study, sc: DictConfig, elapsed_s: float, left_s: float) -> str:
+    """Where the study stands: finished of n_trials, by state, the best so far, time used and left."""
+    trials = study.get_trials(deepcopy=False)
+    count = {s: sum(t.state == s for t in trials) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+    done = count[TrialState.COMPLETE] + count[TrialState.PRUNED]
+    line = (f"Study {sc.study_name!r}: {done}/{sc.n_trials} trials finished ({count[TrialState.COMPLETE]} complete, "
+            f"{count[TrialState.PRUNED]} pruned; {count[TrialState.FAIL]} failed)")
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    if complete:
+        best = (max if sc.objective.direction == "maximize" else min)(complete, key=lambda t: t.value)
+        line += f", best {best.value:.4f} (trial {best.number})"
+    line += f"; this worker {elapsed_s / 60:.1f} min"
+    if math.isfinite(left_s):
+        line += f", {max(left_s, 0) / 60:.1f} min left before timeout"
+    return line
 
 
 def _next_trial(study: optuna.Study, sc: DictConfig, max_failures: int) -> tuple[Optional[optuna.Trial], int, int]:
