@@ -164,6 +164,20 @@ CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 SWEEPS_DIR = str(Path(__file__).resolve().parent.parent / "sweeps")
 
 
+MAX_FOLDER_CHARS = 120
+
+
+def folder_name(text: str) -> str:
+    """``text`` as a folder name: as is when short, else cut and made unique by a hash of the whole
+    (a sweep's best trial has a dozen overrides, more than a file system allows in one name)."""
+    text = str(text).replace("/", "%")
+    if len(text) <= MAX_FOLDER_CHARS:
+        return text
+    import hashlib
+
+    return f"{text[:MAX_FOLDER_CHARS - 9]}~{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
 def register_configs() -> None:
     """Store the schema and the resolver Hydra needs. Idempotent; call before composing."""
     from hydra.core.config_store import ConfigStore
@@ -171,7 +185,9 @@ def register_configs() -> None:
     if not OmegaConf.has_resolver("gru_exp.root"):
         OmegaConf.register_new_resolver("gru_exp.root", project_root)
     if not OmegaConf.has_resolver("gru_exp.suffix"):  # "_<text>" or "" (run folder names)
-        OmegaConf.register_new_resolver("gru_exp.suffix", lambda text="": f"_{text}" if text else "")
+        OmegaConf.register_new_resolver("gru_exp.suffix", lambda text="": f"_{folder_name(text)}" if text else "")
+    if not OmegaConf.has_resolver("gru_exp.folder"):  # a multirun job's folder name
+        OmegaConf.register_new_resolver("gru_exp.folder", folder_name)
     store = ConfigStore.instance()
     store.store(name="gru_exp_schema", node=RunConfig)
     store.store(name="sweep_schema", node=SweepConfig)

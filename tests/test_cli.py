@@ -62,6 +62,27 @@ def test_single_run_from_the_command_line(tiny_archive, tmp_path):
     assert (run / "run.log").read_text().count("epoch 1/1") >= 1 and (run / ".hydra" / "config.yaml").is_file()
 
 
+# A sweep's "reproduce" command: a dozen overrides with long float values (over 255 characters).
+LONG = ["model.dropout=0.39241988019675755", "trainer.lr=0.0029328358227035407", "model.layer_dropout=0.4242336039700223",
+        "model.num_layers=2", "model.direction=bidirectional", "data.seq_len=40", "model.use_lengths=true",
+        "data.bucket_size=4", "trainer.grad_clip=0.5000000000000001", "trainer.eval_batch_size=32",
+        "trainer.epochs=1", "trainer.batch_size=16"]
+
+
+@pytest.mark.parametrize("mode", ["run", "multirun"])
+def test_a_long_override_list_still_makes_valid_unique_folders(tiny_archive, tmp_path, mode):
+    out = tmp_path / "out"
+    flag, seeds = (["-m"], "trainer.seed=1,2") if mode == "multirun" else ([], "trainer.seed=1")
+    proc = run_cli("gru_exp.train", *flag, *tiny_overrides(tiny_archive, out, *LONG, seeds))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    runs = run_folders(out)
+    assert len(runs) == (2 if mode == "multirun" else 1)
+    for run in runs:
+        assert len(run.name) <= 150 and "data.bucket_size=4,data.cutoff=2" in run.name and "~" in run.name
+        assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
+    assert len({run.name for run in runs}) == len(runs)
+
+
 def test_multirun_grid_gives_each_job_its_record_and_survives_a_bad_job(tiny_archive, tmp_path):
     out = tmp_path / "out"
     proc = run_cli("gru_exp.train", "-m", *tiny_overrides(tiny_archive, out, "trainer.epochs=1",
