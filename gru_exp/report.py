@@ -144,6 +144,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--top", type=int, default=TOP_K, help="runs shown in curves and the table")
     args = parser.parse_args(argv)
     setup_cli_logging()
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # its INFO lines are about axis units
     keys = dict(t.split("=", 1) for t in args.targets if "=" in t)
     folders = [Path(t) for t in args.targets if "=" not in t]
     unknown = set(keys) - {"study_name", "storage"}
