@@ -164,7 +164,7 @@ CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 SWEEPS_DIR = str(Path(__file__).resolve().parent.parent / "sweeps")
 
 
-MAX_FOLDER_CHARS = 120
+MAX_FOLDER_CHARS = 200  # + the time and name prefix stays under the usual 255-byte limit
 
 
 def folder_name(text: str) -> str:
