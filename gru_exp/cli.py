@@ -29,6 +29,7 @@ def compose_config(overrides: Sequence[str], config_name: str = "config") -> Dic
         return compose(config_name=config_name, overrides=list(overrides))
 
 
+LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's default, for every file and CLI log
 _LOG_CONTEXT: contextvars.ContextVar[str] = contextvars.ContextVar("gru_exp_log_context", default="")
 
 
@@ -53,7 +54,7 @@ def log_context(label: str) -> Iterator[None]:
 def setup_cli_logging(level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_ContextFilter())
-    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(context)s%(message)s"))
+    handler.setFormatter(logging.Formatter(LOG_FORMAT.replace("%(message)s", "%(context)s%(message)s")))
     logging.basicConfig(level=level, handlers=[handler])
 
 

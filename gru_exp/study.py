@@ -28,7 +28,7 @@ from omegaconf import DictConfig
 from optuna.trial import TrialState
 
 from gru_exp.baseline import NOTEBOOK_CONFIG
-from gru_exp.cli import log_context
+from gru_exp.cli import LOG_FORMAT, log_context
 from gru_exp.errors import ConfigError, GruExpError
 from gru_exp.files import write_json
 from gru_exp.redact import redact
@@ -188,7 +188,7 @@ def file_log(path: Path) -> Iterator[None]:
     """Copy this process's log lines into ``path`` for the duration."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     logging.getLogger().addHandler(handler)
     try:
         yield
