@@ -1,4 +1,4 @@
-"""Standard callbacks of every run: progress lines, checkpoints and the metrics.json record."""
+"""Standard callbacks of every run: progress lines, checkpoints, the metrics.json record, early stopping."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import paddle
 
 from gru_exp.files import write_json
-from gru_exp.training import Callback, EpochMetrics, TrainState
+from gru_exp.training import Callback, EpochMetrics, StopRun, TrainState
 
 log = logging.getLogger(__name__)
 
@@ -168,3 +168,22 @@ class MetricsRecorder(Callback):
 
     def on_train_end(self, state: TrainState, result: dict[str, Any]) -> None:
         self.record(state, **result)
+
+
+class EarlyStopping(Callback):
+    """Ends the run when the evaluation accuracy has not improved for ``patience`` epochs.
+
+    Runs after every other callback, so trackers and checkpoints see the last epoch. The run
+    counts as completed: the best epoch (by evaluation accuracy) is scored on the test set."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        if state.best_epoch is None or state.epoch >= state.epochs:
+            return
+        stale = state.epoch - state.best_epoch
+        if stale >= self.patience:
+            raise StopRun("completed", f"early stopping: {state.eval_name} accuracy has not improved for {stale} "
+                          f"epoch(s) since epoch {state.best_epoch} (trainer.patience={self.patience})",
+                          complete=True)

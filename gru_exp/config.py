@@ -58,6 +58,7 @@ class TrainerConfig:
     eval_drop_last: bool = False  # drop the last incomplete eval batch (the notebook did)
     num_threads: int = 1  # CPU threads per training process
     flush_denormals: bool = True  # CPU: flush denormal floats to zero (GRU backward is 10x faster)
+    patience: int = 0  # stop after this many epochs without a better eval accuracy; 0 = off
     resume: Optional[str] = None  # run folder whose last checkpoint to continue
     progress_every_s: float = 15.0  # seconds between progress lines
 
@@ -232,6 +233,9 @@ def validate(cfg: DictConfig) -> None:
         errors.append(f"trainer.grad_clip={t.grad_clip} must be >= 0 (0 turns clipping off)")
     if t.amp and t.device == "cpu":
         errors.append("trainer.amp=true needs trainer.device=gpu or auto with a GPU (it is float16 on CUDA)")
+    if t.patience < 0:
+        errors.append(f"trainer.patience={t.patience} must be >= 0 (epochs without a better eval accuracy "
+                      "before stopping; 0 = never stop early)")
     if t.progress_every_s < 0:
         errors.append(f"trainer.progress_every_s={t.progress_every_s} must be >= 0")
     if d.val_size < 0:

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 # Knobs that may differ between a run and its resumption (where and how, not what is trained).
 RESUME_FREE_KEYS = {
     "trainer.epochs", "trainer.resume", "trainer.device", "trainer.num_threads", "trainer.progress_every_s",
-    "trainer.flush_denormals",
+    "trainer.flush_denormals", "trainer.patience",
     "data.path", "data.cache_dir", "name",
 }
 
@@ -114,7 +114,8 @@ def run_training(
     import paddle
 
     from gru_exp.baseline import ensure_baseline
-    from gru_exp.callbacks import BEST_CKPT, Checkpointer, MetricsRecorder, ProgressLogger, restore_checkpoint
+    from gru_exp.callbacks import (BEST_CKPT, Checkpointer, EarlyStopping, MetricsRecorder, ProgressLogger,
+                                   restore_checkpoint)
     from gru_exp.model import GRUClassifier
     from gru_exp.tracking import VisualDLTracker, flat_hparams
     from gru_exp.training import LoopSettings, StopRun, TrainState, evaluate, fit
@@ -174,6 +175,8 @@ def run_training(
             display_name = str(resolved.relative_to(output_dir)) if output_dir in resolved.parents else run_dir.name
         all_callbacks.append(VisualDLTracker(run_dir / "vdl", display_name, cfg.logger.batch_loss_every))
     all_callbacks.extend(callbacks)
+    if cfg.trainer.patience:
+        all_callbacks.append(EarlyStopping(cfg.trainer.patience))  # last: every other callback sees the epoch
     if cfg.logger.baseline:
         ensure_baseline(Path(cfg.paths.baseline_dir))
     log.info("Model: %s GRU, %d layer(s), embedding %d, hidden %d, dropout %.2f, lengths %s: %d parameters on %s",
@@ -185,7 +188,7 @@ def run_training(
             fit(state, splits, settings, all_callbacks)
             result["status"] = "completed"
         except StopRun as stop:
-            result.update(status=stop.status, stop_reason=str(stop))
+            result.update(status="completed" if stop.complete else stop.status, stop_reason=str(stop))
             log.info("Run stopped after epoch %d: %s", state.epoch, stop)
         if result["status"] == "completed" and state.best_epoch is not None:
             if splits.eval_name == "test":  # the notebook's protocol: the best epoch was scored on test

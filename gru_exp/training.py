@@ -2,7 +2,8 @@
 
 Everything that is not the arithmetic of training (progress, VisualDL, checkpoints, metrics.json,
 trial reporting) is a :class:`Callback`. A callback stops a run early by raising
-:class:`StopRun` with a status (a sweep's pruner uses "pruned").
+:class:`StopRun` with a status (a sweep's pruner uses "pruned"; early stopping ends a run that is
+complete, so its best epoch is still scored on the test set).
 """
 
 from __future__ import annotations
@@ -21,11 +22,15 @@ from gru_exp.data import DataSplits, Split, batch_order, iter_batches
 
 
 class StopRun(Exception):
-    """Raised by a callback to end training after the current epoch, with a status."""
+    """Raised by a callback to end training after the current epoch, with a status.
 
-    def __init__(self, status: str, reason: str = "") -> None:
+    ``complete=True`` means the run is done as intended (early stopping): it is recorded as
+    "completed" and its best epoch is scored on the test set; otherwise (pruning) it is not."""
+
+    def __init__(self, status: str, reason: str = "", complete: bool = False) -> None:
         super().__init__(reason or status)
         self.status = status
+        self.complete = complete
 
 
 class NonFiniteLossError(RuntimeError):

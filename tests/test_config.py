@@ -57,6 +57,7 @@ BAD_VALUES = [
     ("model.direction=sideways", "model.direction='sideways'", "forward, bidirectional"),
     ("trainer.device=tpu", "trainer.device='tpu'", "auto, cpu, gpu"),
     ("trainer.lr=0", "trainer.lr=0", "> 0"),
+    ("trainer.patience=-1", "trainer.patience=-1", ">= 0"),
     ("data.val_size=-5", "data.val_size=-5", ">= 0"),
     ("data.train_limit=1", "data.train_limit=1", "at least 2"),
     ("model.use_lengths=false", "data.bucket_size=50", "needs model.use_lengths=true"),

@@ -100,6 +100,18 @@ def test_a_callback_stops_the_run_with_its_status(tiny_cfg, tmp_path):
     assert record["status"] == "pruned" and record["series"]["epoch"] == [1] and "test" not in record
 
 
+def test_early_stopping_ends_a_complete_run_and_scores_it_on_test(tiny_cfg, tmp_path):
+    # lr 1e-9: the weights barely move, so the validation accuracy of epoch 1 is never beaten
+    cfg = tiny_cfg("trainer.epochs=6", "trainer.patience=2", "trainer.lr=1e-9")
+    result = run_training(cfg, tmp_path / "r")
+    assert (result.status, result.epochs_done, result.best_epoch) == ("completed", 3, 1)
+    record = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert record["status"] == "completed" and record["series"]["epoch"] == [1, 2, 3]
+    assert "trainer.patience=2" in record["stop_reason"] and 0.0 <= record["test"]["acc"] <= 1.0
+    # patience 0 (the default) trains every epoch
+    assert run_training(tiny_cfg("trainer.epochs=4", "trainer.lr=1e-9"), tmp_path / "all").epochs_done == 4
+
+
 def test_nonfinite_loss_fails_the_run_and_records_it(tiny_cfg, tmp_path):
     with pytest.raises(NonFiniteLossError):
         run_training(tiny_cfg("trainer.lr=1e38", "model.dropout=0"), tmp_path / "r")
