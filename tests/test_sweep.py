@@ -225,3 +225,38 @@ def test_enqueue_baseline_runs_the_notebook_configuration_first(sweep_env):
     assert trials[0].params == {"model.num_layers": 2, "model.dropout": 0.5, "trainer.lr": 0.001}
     assert "model.num_layers=2 model.dropout=0.5 trainer.lr=0.001" in trials[0].user_attrs["command"]
     assert sum(bool(t.user_attrs.get("baseline")) for t in trials) == 1
+
+
+def test_prune_replay_reproduces_the_source_and_applies_the_pruner(sweep_env):
+    import importlib.util
+    import statistics
+
+    spec = importlib.util.spec_from_file_location("prune_replay", REPO / "benchmarks" / "prune_replay.py")
+    replay_mod = importlib.util.module_from_spec(spec)
+    sys.modules["prune_replay"] = replay_mod  # its dataclass needs its module registered
+    spec.loader.exec_module(replay_mod)
+    name = sweep_env(n_trials=5, epochs=3, pruner="{name: none}")
+    assert sweep(f"sweep={name}") == 0
+    storage = f"sqlite:///{sweep_env.sweeps_dir / 'optuna.db'}"
+    source, wall, gap = replay_mod.load_source(storage, name)
+    assert [len(t.values) for t in source] == [3] * 5
+
+    same = replay_mod.replay(source, replay_mod.make_pruner("name=none"), 1, gap, True)
+    assert (same["epochs"], same["pruned"]) == (15, 0)
+    assert same["best"] == max(t.value for t in source)
+    assert same["wall_s"] == pytest.approx(wall, rel=0.15)  # the timing model reproduces the measured sweep
+
+    # The median pruner by hand: from the second trial on, stop at the first epoch below the
+    # median of the complete trials at that epoch.
+    done, expected_epochs = [], 0
+    for t in source:
+        stop = next((e for e in range(1, 3) if done and t.values[e - 1] < statistics.median(d[e - 1] for d in done)),
+                    None)
+        expected_epochs += stop or 3
+        if stop is None:
+            done.append(t.values)
+    median = replay_mod.replay(source, replay_mod.make_pruner("name=median,n_startup_trials=1,n_warmup_steps=1"),
+                               1, gap, True)
+    assert 0 < median["pruned"] == 5 - len(done) and median["epochs"] == expected_epochs
+    two = replay_mod.replay(source, replay_mod.make_pruner("name=none"), 2, gap, True)
+    assert two["epochs"] == 15 and two["wall_s"] < same["wall_s"]
