@@ -1,5 +1,6 @@
-"""Helpers shared by the command-line shells: composing the config outside ``@hydra.main``,
-logging for plain CLIs, and cleaning up a run folder that never started."""
+"""Helpers shared by the command-line shells: composing the config outside ``@hydra.main`` (from
+conf/ or a private snapshot of it), logging for plain CLIs, and cleaning up a run folder that
+never started."""
 
 from __future__ import annotations
 
@@ -8,25 +9,39 @@ import contextvars
 import logging
 import shutil
 import sys
+import tempfile
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Optional, Sequence
 
 from omegaconf import DictConfig
 
-from gru_exp.config import CONF_DIR, register_configs
+from gru_exp import config
 
 log = logging.getLogger(__name__)
 
 
-def compose_config(overrides: Sequence[str], config_name: str = "config") -> DictConfig:
-    """The config ``python -m gru_exp.train <overrides>`` would run (without Hydra's run dir)."""
+def compose_config(overrides: Sequence[str], config_name: str = "config",
+                   config_dir: Optional[str] = None) -> DictConfig:
+    """The config ``python -m gru_exp.train <overrides>`` would run (without Hydra's run dir),
+    composed from ``config_dir`` (default: the package's conf/)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    register_configs()
+    config.register_configs()
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_dir(config_dir=config_dir or config.CONF_DIR, version_base="1.3"):
         return compose(config_name=config_name, overrides=list(overrides))
+
+
+@contextlib.contextmanager
+def conf_snapshot() -> Iterator[str]:
+    """A private copy of conf/ for a process that composes configs for hours (a sweep worker):
+    editing conf/ meanwhile (a new key, a changed experiment) can neither break nor silently
+    change its later trials. The schema it validates against was loaded at start, as was this copy."""
+    with tempfile.TemporaryDirectory(prefix="gru_exp_conf_") as tmp:
+        target = Path(tmp) / "conf"
+        shutil.copytree(config.CONF_DIR, target)
+        yield str(target)
 
 
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's default, for every file and CLI log

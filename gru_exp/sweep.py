@@ -7,6 +7,7 @@ study's storage. Re-running the same command resumes the study.
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import subprocess
@@ -41,7 +42,7 @@ def _spawn_workers(argv: Sequence[str], n: int) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from gru_exp.cli import compose_config, setup_cli_logging
+    from gru_exp.cli import compose_config, conf_snapshot, setup_cli_logging
     from gru_exp.errors import GruExpError
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -68,7 +69,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _spawn_workers(argv, sc.n_workers)
 
         log.info("Study %r in %s; run folders in %s", sc.study_name, redact(storage_url(sc)), study_dir(sc))
-        ran = run_worker(sc, compose_config)
+        with conf_snapshot() as conf_dir:  # trials compose from conf/ as it was when this worker started
+            ran = run_worker(sc, functools.partial(compose_config, config_dir=conf_dir))
     except GruExpError as exc:
         print(f"gru_exp.sweep: error: {exc}", file=sys.stderr)
         return 2

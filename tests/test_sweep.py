@@ -260,3 +260,28 @@ def test_prune_replay_reproduces_the_source_and_applies_the_pruner(sweep_env):
     assert 0 < median["pruned"] == 5 - len(done) and median["epochs"] == expected_epochs
     two = replay_mod.replay(source, replay_mod.make_pruner("name=none"), 2, gap, True)
     assert two["epochs"] == 15 and two["wall_s"] < same["wall_s"]
+
+
+def test_editing_conf_while_a_sweep_runs_breaks_none_of_its_trials(sweep_env, monkeypatch, tmp_path):
+    import shutil
+
+    import gru_exp.cli
+    import gru_exp.study
+    from gru_exp import config
+
+    conf = tmp_path / "conf"
+    shutil.copytree(config.CONF_DIR, conf)
+    monkeypatch.setattr(config, "CONF_DIR", str(conf))
+    monkeypatch.setattr(gru_exp.cli, "CONF_DIR", str(conf), raising=False)  # wherever the CLI reads it from
+    real_run_trial = gru_exp.study.run_trial
+
+    def run_trial_then_edit_conf(trial, sc, compose):
+        value = real_run_trial(trial, sc, compose)
+        with open(conf / "trainer" / "default.yaml", "a") as fh:  # a key this worker's schema lacks
+            fh.write(f"new_knob_{trial.number}: 1\n")
+        return value
+
+    monkeypatch.setattr(gru_exp.study, "run_trial", run_trial_then_edit_conf)
+    name = sweep_env(n_trials=3, epochs=1, pruner="{name: none}")
+    assert sweep(f"sweep={name}") == 0
+    assert [t.state for t in load(sweep_env.sweeps_dir, name).trials] == [TrialState.COMPLETE] * 3
