@@ -58,6 +58,16 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
     return rows
 
 
+def _span(study: optuna.Study) -> str:
+    """", in X min from the first trial's start to the last finished trial's end" (all workers)."""
+    trials = study.get_trials(deepcopy=False)
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete]
+    if not starts or not ends:
+        return ""
+    return f", in {(max(ends) - min(starts)).total_seconds() / 60:.1f} min from the first trial's start to the last one's end"
+
+
 def write_summary(study: optuna.Study, out: Path) -> None:
     """Rewrite ``out/trials.csv`` and ``out/summary.md`` from the storage (atomic replaces)."""
     rows = trial_rows(study)
@@ -75,7 +85,7 @@ def write_summary(study: optuna.Study, out: Path) -> None:
         f"# Study `{study.study_name}`", "",
         f"Trials: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed, "
         f"{counts['RUNNING']} running, {counts['WAITING']} waiting. Compute: {epochs} epochs, {hours:.2f} h of "
-        f"training wall time. Objective: {study.direction.name.lower()} (values in %).", "",
+        f"training wall time{_span(study)}. Objective: {study.direction.name.lower()} (values in %).", "",
     ]
     complete = [r for r in rows if r["state"] == "COMPLETE"]
     if complete:

@@ -133,6 +133,8 @@ def test_summary_and_csv_agree_with_the_study(sweep_env):
     assert f"{100 * study.best_trial.user_attrs['test_acc']:.2f}%" in summary
     n_pruned = sum(t.state == TrialState.PRUNED for t in study.trials)
     assert f"{n_pruned} pruned" in summary
+    span = max(t.datetime_complete for t in study.trials) - min(t.datetime_start for t in study.trials)
+    assert f"in {span.total_seconds() / 60:.1f} min from the first trial's start" in summary
 
     from gru_exp.report import main as report  # the report finds the study through study.json
 
