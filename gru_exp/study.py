@@ -132,11 +132,14 @@ class TrialReporter(Callback):
 
     With repeats, repeat ``r`` reports at step ``r * epochs + epoch`` the mean over the repeats
     so far at that epoch, so every trial reports the same schedule and the pruner compares
-    like with like."""
+    like with like. The pruner is not asked at the trial's last step (``repeats * epochs``):
+    stopping then saves nothing, and a trained-out trial is a complete result (successive
+    halving would otherwise mark every trial below its top rung as pruned)."""
 
     def __init__(self, trial: optuna.Trial, repeat: int, epochs: int, earlier: list[list[float]],
-                 metric: str, reduce: str, direction: str, storage_retry_s: float) -> None:
+                 metric: str, reduce: str, direction: str, storage_retry_s: float, repeats: int = 1) -> None:
         self.trial, self.repeat, self.epochs, self.earlier = trial, repeat, epochs, earlier
+        self.last_step = repeats * epochs
         self.metric, self.reduce, self.direction = metric, reduce, direction
         self.storage_retry_s = storage_retry_s
         self.values: list[float] = []  # this repeat's running objective per epoch
@@ -155,7 +158,7 @@ class TrialReporter(Callback):
         step = self.repeat * self.epochs + e
         what = f"reporting epoch {e} of trial {self.trial.number}"
         with_storage_retry(lambda: self.trial.report(mean, step=step), what, self.storage_retry_s)
-        if with_storage_retry(self.trial.should_prune, what, self.storage_retry_s):
+        if step < self.last_step and with_storage_retry(self.trial.should_prune, what, self.storage_retry_s):
             raise StopRun("pruned", f"pruned after epoch {e} of repeat {self.repeat + 1} (objective {mean:.4f})")
 
 
@@ -234,7 +237,7 @@ def run_trial(trial: optuna.Trial, sc: DictConfig, compose: Callable[[Sequence[s
                 f"trainer.seed={seed}", f"paths.baseline_dir={study_dir(sc) / 'baseline'}", f"name=trial_{trial.number}",
             ])
             reporter = TrialReporter(trial, repeat, cfg.trainer.epochs, curves, sc.objective.metric,
-                                     sc.objective.reduce, sc.objective.direction, sc.storage_retry_s)
+                                     sc.objective.reduce, sc.objective.direction, sc.storage_retry_s, sc.repeats)
             label = f"trial {trial.number}" + (f" seed {seed}" if sc.repeats > 1 else "") + ": " + " ".join(
                 o for o in overrides if o.split("=", 1)[0] in sc.params)
             with file_log(run_dir / "run.log") if sc.repeats > 1 else contextlib.nullcontext():

@@ -287,3 +287,41 @@ def test_editing_conf_while_a_sweep_runs_breaks_none_of_its_trials(sweep_env, mo
     name = sweep_env(n_trials=3, epochs=1, pruner="{name: none}")
     assert sweep(f"sweep={name}") == 0
     assert [t.state for t in load(sweep_env.sweeps_dir, name).trials] == [TrialState.COMPLETE] * 3
+
+
+class _AlwaysPrune:
+    """An optuna.Trial stand-in whose pruner says "stop" at every step."""
+
+    number = 0
+
+    def __init__(self):
+        self.reported = []
+
+    def report(self, value, step):
+        self.reported.append(step)
+
+    def should_prune(self):
+        return True
+
+
+@pytest.mark.parametrize("repeats,repeat,epoch,prunes", [
+    (1, 0, 1, True), (1, 0, 3, False),  # the last epoch of the only run: complete, not pruned
+    (2, 0, 3, True), (2, 1, 2, True), (2, 1, 3, False),  # with repeats: only the last repeat's last epoch
+])
+def test_the_pruner_is_not_asked_at_a_trials_last_step(repeats, repeat, epoch, prunes):
+    from types import SimpleNamespace
+
+    from gru_exp.study import TrialReporter
+    from gru_exp.training import StopRun
+
+    trial = _AlwaysPrune()
+    reporter = TrialReporter(trial, repeat, 3, [[0.5, 0.6, 0.7]] * repeat, "eval_acc", "best", "maximize", 1.0,
+                             repeats)
+    state = SimpleNamespace(history=[SimpleNamespace(eval_acc=0.5 + 0.1 * e) for e in range(epoch)])
+    reporter.values = [0.5 + 0.1 * e for e in range(epoch - 1)]
+    if prunes:
+        with pytest.raises(StopRun):
+            reporter.on_epoch_end(state)
+    else:
+        reporter.on_epoch_end(state)
+    assert trial.reported == [repeat * 3 + epoch]
