@@ -63,6 +63,21 @@ IGNORED_KEYS = ("paths.", "data.path", "data.cache_dir", "trainer.seed", "traine
                 "trainer.progress_every_s", "logger.", "trainer.device", "trainer.num_threads")
 
 
+def _group_names(groups: list[list[dict[str, Any]]], flats: list[dict[str, Any]]) -> list[str]:
+    """A group is named by its configs' `name` (the experiment); groups sharing a name get the
+    keys in which they differ, e.g. "notebook_model (trainer.epochs=10, trainer.patience=3)".
+    Without names, the first run's folder name."""
+    names = [runs[0]["config"].get("name") for runs in groups]
+    if not all(names):
+        return [Path(runs[0]["run_dir"]).name for runs in groups]
+    out = []
+    for name, flat in zip(names, flats):
+        peers = [f for n, f in zip(names, flats) if n == name]
+        differ = sorted(k for k in set().union(*peers) if k != "name" and len({json.dumps(f.get(k)) for f in peers}) > 1)
+        out.append(name + (" (" + ", ".join(f"{k}={flat.get(k)}" for k in differ) + ")" if differ else ""))
+    return out
+
+
 def entries_from_runs(folders: Sequence[Path]) -> list[Entry]:
     """Every run under ``folders`` (found by metrics.json), grouped by config apart from the seed."""
     records = []
@@ -84,12 +99,8 @@ def entries_from_runs(folders: Sequence[Path]) -> list[Entry]:
         groups.setdefault(key, []).append(r)
     flats = [json.loads(k) for k in groups]
     varying = sorted(k for k in set().union(*flats) if len({json.dumps(f.get(k)) for f in flats}) > 1)
-    # A group is named by its configs' `name` (the experiment) when that tells the groups apart.
-    names = [runs[0]["config"].get("name") for runs in groups.values()]
-    use_names = len(set(names)) == len(names) and all(names)
     entries = []
-    for (key, runs), flat, config_name in zip(groups.items(), flats, names):
-        name = config_name if use_names else Path(runs[0]["run_dir"]).name
+    for (key, runs), flat, name in zip(groups.items(), flats, _group_names(list(groups.values()), flats)):
         entry = Entry(name=name, params={k: flat.get(k) for k in varying}, runs=runs,
                       state="COMPLETE" if all(r.get("status") == "completed" for r in runs) else runs[0].get("status", "?"))
         entry.objective = entry.stat("best_eval_acc")[0]

@@ -129,3 +129,14 @@ def test_errors_are_one_clear_line(study_folder, tmp_path, capsys, args, message
     (tmp_path / "empty").mkdir()
     assert report([a.format(tmp=tmp_path) for a in args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_groups_sharing_an_experiment_name_are_told_apart_by_what_differs(tmp_path):
+    for seed in (1, 2):
+        fake_run(tmp_path / "short" / f"s{seed}", [0.86, 0.87], 0.86, hidden=256, seed=seed, name="nb")
+        fake_run(tmp_path / "long" / f"s{seed}", [0.86, 0.88], 0.87, hidden=512, seed=seed, name="nb")
+        fake_run(tmp_path / "best" / f"s{seed}", [0.88, 0.90], 0.89, hidden=128, seed=seed, name="best")
+    assert report([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "`nb (model.hidden_size=256)`" in text and "`nb (model.hidden_size=512)`" in text
+    assert "`best`" in text and "`best (" not in text
