@@ -127,7 +127,9 @@ def replay(source: list[SourceTrial], pruner: Any, workers: int, gap_s: float, m
                 order, next_trial = order + 1, next_trial + 1
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     best = (max if maximize else min)(complete, key=lambda t: t.value)
-    return {"epochs": epochs, "pruned": pruned, "best": best.value, "best_trial": best.number, "wall_s": end}
+    # The in-memory study numbers trials in replay order: map back to the source's trial numbers.
+    return {"epochs": epochs, "pruned": pruned, "best": best.value, "best_trial": source[best.number].number,
+            "wall_s": end}
 
 
 def main(argv: list[str] | None = None) -> int:
