@@ -185,5 +185,4 @@ class EarlyStopping(Callback):
         stale = state.epoch - state.best_epoch
         if stale >= self.patience:
             raise StopRun("completed", f"early stopping: {state.eval_name} accuracy has not improved for {stale} "
-                          f"epoch(s) since epoch {state.best_epoch} (trainer.patience={self.patience})",
-                          complete=True)
+                          f"epoch(s) since epoch {state.best_epoch} (trainer.patience={self.patience})")

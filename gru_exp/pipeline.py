@@ -188,7 +188,7 @@ def run_training(
             fit(state, splits, settings, all_callbacks)
             result["status"] = "completed"
         except StopRun as stop:
-            result.update(status="completed" if stop.complete else stop.status, stop_reason=str(stop))
+            result.update(status=stop.status, stop_reason=str(stop))
             log.info("Run stopped after epoch %d: %s", state.epoch, stop)
         if result["status"] == "completed" and state.best_epoch is not None:
             if splits.eval_name == "test":  # the notebook's protocol: the best epoch was scored on test

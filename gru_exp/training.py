@@ -24,13 +24,12 @@ from gru_exp.data import DataSplits, Split, batch_order, iter_batches
 class StopRun(Exception):
     """Raised by a callback to end training after the current epoch, with a status.
 
-    ``complete=True`` means the run is done as intended (early stopping): it is recorded as
-    "completed" and its best epoch is scored on the test set; otherwise (pruning) it is not."""
+    Status "completed" means the run is done as intended (early stopping): its best epoch is
+    scored on the test set; any other status (pruning) means it is not."""
 
-    def __init__(self, status: str, reason: str = "", complete: bool = False) -> None:
+    def __init__(self, status: str, reason: str = "") -> None:
         super().__init__(reason or status)
         self.status = status
-        self.complete = complete
 
 
 class NonFiniteLossError(RuntimeError):
