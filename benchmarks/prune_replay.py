@@ -80,7 +80,7 @@ def make_pruner(spec: str) -> Any:
     cfg = OmegaConf.structured(PrunerConfig)
     for item in filter(None, spec.split(",")):
         key, _, value = item.partition("=")
-        OmegaConf.update(cfg, key.strip(), OmegaConf.create({"v": value.strip()}).v if value else None)
+        OmegaConf.update(cfg, key.strip(), value.strip() or None)  # the schema converts "2" to 2
     return build(OmegaConf.create({"pruner": cfg}))
 
 

@@ -63,6 +63,11 @@ IGNORED_KEYS = ("paths.", "data.path", "data.cache_dir", "trainer.seed", "traine
                 "trainer.progress_every_s", "logger.", "trainer.device", "trainer.num_threads")
 
 
+def _differing_keys(flats: Sequence[dict[str, Any]]) -> list[str]:
+    """The flat config keys whose values are not the same in all of ``flats``."""
+    return sorted(k for k in set().union(*flats) if len({json.dumps(f.get(k)) for f in flats}) > 1)
+
+
 def _group_names(groups: list[list[dict[str, Any]]], flats: list[dict[str, Any]]) -> list[str]:
     """A group is named by its configs' `name` (the experiment); groups sharing a name get the
     keys in which they differ, e.g. "notebook_model (trainer.epochs=10, trainer.patience=3)".
@@ -72,8 +77,7 @@ def _group_names(groups: list[list[dict[str, Any]]], flats: list[dict[str, Any]]
         return [Path(runs[0]["run_dir"]).name for runs in groups]
     out = []
     for name, flat in zip(names, flats):
-        peers = [f for n, f in zip(names, flats) if n == name]
-        differ = sorted(k for k in set().union(*peers) if k != "name" and len({json.dumps(f.get(k)) for f in peers}) > 1)
+        differ = _differing_keys([f for n, f in zip(names, flats) if n == name])
         out.append(name + (" (" + ", ".join(f"{k}={flat.get(k)}" for k in differ) + ")" if differ else ""))
     return out
 
@@ -98,7 +102,7 @@ def entries_from_runs(folders: Sequence[Path]) -> list[Entry]:
                          sort_keys=True, default=str)
         groups.setdefault(key, []).append(r)
     flats = [json.loads(k) for k in groups]
-    varying = sorted(k for k in set().union(*flats) if len({json.dumps(f.get(k)) for f in flats}) > 1)
+    varying = _differing_keys(flats)
     entries = []
     for (key, runs), flat, name in zip(groups.items(), flats, _group_names(list(groups.values()), flats)):
         entry = Entry(name=name, params={k: flat.get(k) for k in varying}, runs=runs,

@@ -37,8 +37,7 @@ def _fmt(value: Any, pct: bool = False) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
-def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
-    trials = _sorted_trials(study)
+def trial_rows(trials: list[FrozenTrial]) -> list[dict[str, Any]]:
     names = sorted({k for t in trials for k in t.params})
     retried_as = {t.system_attrs["failed_trial"]: t.number for t in trials if "failed_trial" in t.system_attrs}
     retried_as.update({t.user_attrs["retried_from"]: t.number for t in trials if "retried_from" in t.user_attrs})
@@ -58,9 +57,8 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
     return rows
 
 
-def _span(study: optuna.Study) -> str:
+def _span(trials: list[FrozenTrial]) -> str:
     """", in X min from the first trial's start to the last finished trial's end" (all workers)."""
-    trials = study.get_trials(deepcopy=False)
     starts = [t.datetime_start for t in trials if t.datetime_start]
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
     if not starts or not ends:
@@ -70,7 +68,8 @@ def _span(study: optuna.Study) -> str:
 
 def write_summary(study: optuna.Study, out: Path) -> None:
     """Rewrite ``out/trials.csv`` and ``out/summary.md`` from the storage (atomic replaces)."""
-    rows = trial_rows(study)
+    trials = _sorted_trials(study)  # one storage read for the rows and the span
+    rows = trial_rows(trials)
     buf = io.StringIO()
     if rows:
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
@@ -85,7 +84,7 @@ def write_summary(study: optuna.Study, out: Path) -> None:
         f"# Study `{study.study_name}`", "",
         f"Trials: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed, "
         f"{counts['RUNNING']} running, {counts['WAITING']} waiting. Compute: {epochs} epochs, {hours:.2f} h of "
-        f"training wall time{_span(study)}. Objective: {study.direction.name.lower()} (values in %).", "",
+        f"training wall time{_span(trials)}. Objective: {study.direction.name.lower()} (values in %).", "",
     ]
     complete = [r for r in rows if r["state"] == "COMPLETE"]
     if complete:
