@@ -84,13 +84,19 @@ def make_pruner(spec: str) -> Any:
     return build(OmegaConf.create({"pruner": cfg}))
 
 
-def replay(source: list[SourceTrial], pruner: Any, workers: int, gap_s: float, maximize: bool) -> dict[str, Any]:
-    """Simulate the sweep: events are (time, order, trial index, epoch); 0 = start of a trial."""
+def replay(source: list[SourceTrial], pruner: Any, workers: int, gap_s: float, maximize: bool,
+           study_name: str = "replay") -> dict[str, Any]:
+    """Simulate the sweep: events are (time, order, trial index, epoch); 0 = start of a trial.
+
+    ``study_name`` names the in-memory study: hyperband puts a trial in a bracket by hashing the
+    study name and trial number, so a fixed name makes the replay repeatable (and, given the
+    source's name, assigns the brackets a live study of that name would)."""
     import optuna
     from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize" if maximize else "minimize", pruner=pruner)
+    study = optuna.create_study(study_name=study_name, direction="maximize" if maximize else "minimize",
+                                pruner=pruner)
     events: list[tuple[float, int, int, int]] = []
     running: dict[int, Any] = {}
     order = 0
@@ -151,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|")
     for spec in ["name=none"] + [p for p in (args.pruner or []) if p != "name=none"]:
         for workers in (int(w) for w in args.workers.split(",")):
-            r = replay(source, make_pruner(spec), workers, gap, not args.minimize)
+            r = replay(source, make_pruner(spec), workers, gap, not args.minimize, args.study)
             same = "same" if r["best"] == best.value else "LOST"
             print(f"| {spec} | {workers} | {r['epochs']} ({r['epochs'] / total_epochs - 1:+.0%}) | {r['pruned']} | "
                   f"{r['best']:.4f} (trial {r['best_trial']}, {same}) | {r['wall_s']:.0f} s "

@@ -260,6 +260,9 @@ def test_prune_replay_reproduces_the_source_and_applies_the_pruner(sweep_env):
     median = replay_mod.replay(source, replay_mod.make_pruner("name=median,n_startup_trials=1,n_warmup_steps=1"),
                                1, gap, True)
     assert 0 < median["pruned"] == 5 - len(done) and median["epochs"] == expected_epochs
+    hyperband = "name=hyperband,min_resource=1,reduction_factor=3"  # brackets hash the study name
+    assert all(replay_mod.replay(source, replay_mod.make_pruner(hyperband), 1, gap, True, name) ==
+               replay_mod.replay(source, replay_mod.make_pruner(hyperband), 1, gap, True, name) for _ in range(3))
     two = replay_mod.replay(source, replay_mod.make_pruner("name=none"), 2, gap, True)
     assert two["epochs"] == 15 and two["wall_s"] < same["wall_s"]
 
