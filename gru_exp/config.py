@@ -19,13 +19,18 @@ from gru_exp.errors import ConfigError
 
 DIRECTIONS = ("forward", "bidirectional")
 DEVICES = ("auto", "cpu", "gpu")
+POOLINGS = ("last", "mean", "max", "attention")
+LR_SCHEDULES = ("constant", "cosine", "linear")
+# IMDB's longest review has 2,470 tokens (paddle's tokenizer); a longer seq_len only pads. The
+# bound keeps a typo (seq_len=100000) from padding batches to sizes that exhaust memory.
+MAX_SEQ_LEN = 5000
 
 
 @dataclass
 class DataConfig:
     path: Optional[str] = None  # IMDB archive; null = $GRU_EXP_IMDB, else paddle's download
     cache_dir: str = "???"  # preprocessed arrays, keyed by archive hash + cutoff
-    seq_len: int = 200  # reviews are truncated / padded at the end to this many tokens
+    seq_len: Optional[int] = 200  # reviews are truncated / padded at the end to this many tokens; null = whole reviews
     cutoff: int = 150  # paddle's Imdb: keep words seen more than `cutoff` times
     val_size: int = 2500  # reviews held out of train (stratified); 0 = evaluate on test
     train_limit: Optional[int] = None  # stratified training subset; null = all
@@ -42,6 +47,8 @@ class ModelConfig:
     dropout: float = 0.5  # after the embedding, between GRU layers and before the classifier
     layer_dropout: Optional[float] = None  # between GRU layers only; null = dropout (needs num_layers > 1)
     use_lengths: bool = True  # pass true lengths to the GRU (final state skips padding)
+    pooling: str = "last"  # last | mean | max | attention over the GRU outputs (padding never pooled)
+    word_dropout: float = 0.0  # probability of dropping a whole token's embedding (training only)
 
 
 @dataclass
@@ -50,6 +57,9 @@ class TrainerConfig:
     batch_size: int = 64
     eval_batch_size: int = 256
     lr: float = 1e-3
+    weight_decay: float = 0.0  # decoupled (AdamW); 0 = plain Adam
+    lr_schedule: str = "constant"  # constant | cosine | linear (decay to 0 over the run's steps)
+    warmup: float = 0.0  # share of the run's steps with a linear warm-up from 0 to lr
     seed: int = 42
     device: str = "auto"
     grad_clip: float = 0.0  # global-norm clip; 0 = off
@@ -212,8 +222,24 @@ def validate(cfg: DictConfig) -> None:
         _positive(errors, f"model.{key}", m[key])
     for key in ("epochs", "batch_size", "eval_batch_size", "num_threads"):
         _positive(errors, f"trainer.{key}", t[key])
-    for key in ("seq_len", "cutoff"):
-        _positive(errors, f"data.{key}", d[key])
+    if d.seq_len is not None and not 1 <= d.seq_len <= MAX_SEQ_LEN:
+        errors.append(f"data.seq_len={d.seq_len} must be null (whole reviews) or in [1, {MAX_SEQ_LEN}] (IMDB's "
+                      "longest review has 2,470 tokens; more only pads)")
+    if d.seq_len is None and not m.use_lengths:
+        errors.append("data.seq_len=null needs model.use_lengths=true (without lengths every batch would be "
+                      "padded to its longest review and the GRU would read the padding)")
+    if d.cutoff < 0:
+        errors.append(f"data.cutoff={d.cutoff} must be >= 0 (keep words seen more than cutoff times)")
+    if m.pooling not in POOLINGS:
+        errors.append(f"model.pooling={m.pooling!r} must be one of {', '.join(POOLINGS)}")
+    if not 0.0 <= m.word_dropout < 1.0:
+        errors.append(f"model.word_dropout={m.word_dropout} must be in [0, 1)")
+    if not 0.0 <= t.weight_decay < 1.0:
+        errors.append(f"trainer.weight_decay={t.weight_decay} must be in [0, 1) (decoupled, AdamW; 0 = Adam)")
+    if t.lr_schedule not in LR_SCHEDULES:
+        errors.append(f"trainer.lr_schedule={t.lr_schedule!r} must be one of {', '.join(LR_SCHEDULES)}")
+    if not 0.0 <= t.warmup < 1.0:
+        errors.append(f"trainer.warmup={t.warmup} must be in [0, 1) (share of the run's steps)")
     if not 0.0 <= m.dropout < 1.0:
         errors.append(f"model.dropout={m.dropout} must be in [0, 1)")
     if m.layer_dropout is not None and not 0.0 <= m.layer_dropout < 1.0:

@@ -218,30 +218,53 @@ def load_imdb(archive: Path, cutoff: int, cache_dir: Path) -> ImdbArrays:
 
 @dataclass
 class Split:
-    """Reviews padded/truncated at the end to seq_len: ids [N, seq_len], lengths [N], labels [N]."""
+    """Reviews kept ragged (memory follows the reviews used, not N x seq_len): each review is its
+    first ``seq_len`` tokens, padded at the end with ``pad_id`` only when a batch is built."""
 
-    ids: np.ndarray
-    lengths: np.ndarray
-    labels: np.ndarray
+    tokens: np.ndarray  # int32 [total tokens of the source split], shared by subsets, never copied
+    starts: np.ndarray  # int64 [N]: each review's first token in ``tokens``
+    kept: np.ndarray  # int64 [N]: tokens kept (0 for a review of punctuation only)
+    labels: np.ndarray  # int64 [N]
+    pad_id: int
+    seq_len: Optional[int]  # null = no truncation
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """int64 [N] lengths the GRU reads: a review with no tokens still gets one (padding) step."""
+        return np.maximum(self.kept, 1)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, index: np.ndarray) -> "Split":
-        return Split(self.ids[index], self.lengths[index], self.labels[index])
+        return Split(self.tokens, self.starts[index], self.kept[index], self.labels[index], self.pad_id, self.seq_len)
+
+    def dense(self, index: Optional[np.ndarray] = None, width: Optional[int] = None) -> np.ndarray:
+        """int64 [len(index), width] token ids padded at the end; width defaults to seq_len (or
+        the longest of these reviews when seq_len is null)."""
+        index = np.arange(len(self)) if index is None else index
+        kept = self.kept[index]
+        if width is None:
+            width = self.seq_len if self.seq_len is not None else int(self.lengths[index].max(initial=1))
+        ids = np.full((len(index), width), self.pad_id, dtype=np.int64)
+        mask = np.arange(width)[None, :] < kept[:, None]  # [B, width]
+        rows = np.repeat(self.starts[index], kept) + (np.arange(kept.sum()) - np.repeat(np.cumsum(kept) - kept, kept))
+        ids[mask] = self.tokens[rows]
+        return ids
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The whole split as one dense [N, seq_len] matrix (tests, benchmarks; not the loop)."""
+        return self.dense()
 
 
-def padded(arrays: ImdbArrays, split: str, seq_len: int) -> Split:
-    """The split as a dense [N, seq_len] matrix; each review keeps its first seq_len tokens."""
+def padded(arrays: ImdbArrays, split: str, seq_len: Optional[int]) -> Split:
+    """The split with each review cut to its first ``seq_len`` tokens (null = all of them)."""
     offsets = arrays.offsets[split]
-    n = len(offsets) - 1
-    lengths = np.minimum(np.diff(offsets), seq_len)
-    ids = np.full((n, seq_len), arrays.pad_id, dtype=np.int64)
-    mask = np.arange(seq_len)[None, :] < lengths[:, None]  # [N, seq_len]
-    rows = np.repeat(offsets[:-1], lengths) + (np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths))
-    ids[mask] = arrays.ids[split][rows]
-    # A review with no tokens left (only punctuation) still gets one step: the GRU needs length >= 1.
-    return Split(ids, np.maximum(lengths, 1).astype(np.int64), arrays.labels[split].copy())
+    full = np.diff(offsets)
+    kept = full if seq_len is None else np.minimum(full, seq_len)
+    return Split(arrays.ids[split], offsets[:-1].astype(np.int64), kept.astype(np.int64),
+                 arrays.labels[split].copy(), arrays.pad_id, seq_len)
 
 
 def stratified_split(labels: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -267,7 +290,7 @@ class DataSplits:
 
 
 def make_splits(
-    arrays: ImdbArrays, *, seq_len: int, val_size: int, train_limit: Optional[int],
+    arrays: ImdbArrays, *, seq_len: Optional[int], val_size: int, train_limit: Optional[int],
     test_limit: Optional[int], seed: int,
 ) -> DataSplits:
     """Seeded, stratified: validation held out of train first, then the optional subsets."""
@@ -316,10 +339,7 @@ def batch_order(
 
 
 def iter_batches(split: Split, batches: list[np.ndarray], *, trim: bool) -> Iterator[Batch]:
-    """Gather each batch; with ``trim`` cut the padding to the longest review in the batch."""
+    """Gather each batch, padded to seq_len; with ``trim`` only to its longest review."""
     for index in batches:
         lengths = split.lengths[index]
-        ids = split.ids[index]
-        if trim:
-            ids = ids[:, : int(lengths.max())]
-        yield Batch(np.ascontiguousarray(ids), lengths, split.labels[index])
+        yield Batch(split.dense(index, int(lengths.max()) if trim else None), lengths, split.labels[index])

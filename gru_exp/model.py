@@ -1,39 +1,75 @@
-"""The notebook's GRU sentiment classifier, with optional true lengths for the GRU."""
+"""The notebook's GRU sentiment classifier, with true lengths, word dropout and pooling over time."""
 
 from __future__ import annotations
 
 from typing import Optional
 
 import paddle
+import paddle.nn.functional as F
 from paddle import nn
+
+POOLINGS = ("last", "mean", "max", "attention")
 
 
 class GRUClassifier(nn.Layer):
-    """Embedding -> Dropout -> GRU -> last layer's final state(s) -> Dropout -> Linear.
+    """Embedding -> word dropout -> Dropout -> GRU -> pooling -> Dropout -> Linear.
 
-    Bidirectional: the forward and backward final states of the last layer are concatenated.
-    ``dropout`` is used after the embedding, between GRU layers (only when num_layers > 1)
-    and before the classifier, as in the notebook; ``layer_dropout`` overrides it between layers.
+    ``pooling``: ``last`` keeps the last layer's final state(s) (the notebook; bidirectional
+    concatenates forward and backward); ``mean`` / ``max`` pool the last layer's outputs over
+    time; ``attention`` weighs them by a small learned score. With ``lengths`` the padding is
+    never pooled (masked out), so appending padding does not change the output.
+    ``dropout`` is used after the embedding, between GRU layers (only when num_layers > 1) and
+    before the classifier, as in the notebook; ``layer_dropout`` overrides it between layers.
+    ``word_dropout`` zeroes whole tokens' embeddings (training only), scaled like dropout.
     """
 
     def __init__(
         self, vocab_size: int, embedding_size: int, hidden_size: int, num_layers: int,
         direction: str, dropout: float, layer_dropout: Optional[float] = None, num_classes: int = 2,
+        pooling: str = "last", word_dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling={pooling!r} must be one of {', '.join(POOLINGS)}")
         self.num_directions = 2 if direction == "bidirectional" else 1
+        self.pooling, self.word_dropout = pooling, word_dropout
         self.embedding = nn.Embedding(vocab_size, embedding_size)
         self.dropout = nn.Dropout(dropout)
         self.gru = nn.GRU(
             embedding_size, hidden_size, num_layers=num_layers, direction=direction,
             dropout=(dropout if layer_dropout is None else layer_dropout) if num_layers > 1 else 0.0,
         )
-        self.classifier = nn.Linear(hidden_size * self.num_directions, num_classes)
+        features = hidden_size * self.num_directions
+        if pooling == "attention":  # score_t = v . tanh(W h_t)
+            self.attention = nn.Sequential(nn.Linear(features, features), nn.Tanh(), nn.Linear(features, 1))
+        self.classifier = nn.Linear(features, num_classes)
 
     def forward(self, ids: paddle.Tensor, lengths: Optional[paddle.Tensor] = None) -> paddle.Tensor:
         # ids: [B, T] int64, lengths: [B] int64 or None (the GRU then also reads the padding)
-        x = self.dropout(self.embedding(ids))  # [B, T, E]
-        _, final = self.gru(x, sequence_length=lengths)  # final: [layers * dirs, B, H]
-        last = final[-self.num_directions :]  # [dirs, B, H]: the last layer's fwd (and bwd) states
-        features = paddle.concat(list(last), axis=-1)  # [B, dirs * H]
+        x = self.embedding(ids)  # [B, T, E]
+        if self.training and self.word_dropout > 0:
+            keep = F.dropout(paddle.ones([x.shape[0], x.shape[1], 1], dtype=x.dtype), p=self.word_dropout)
+            x = x * keep  # [B, T, E]: whole tokens dropped
+        x = self.dropout(x)  # [B, T, E]
+        outputs, final = self.gru(x, sequence_length=lengths)  # outputs: [B, T, dirs * H]; final: [layers * dirs, B, H]
+        if self.pooling == "last":
+            last = final[-self.num_directions :]  # [dirs, B, H]: the last layer's fwd (and bwd) states
+            features = paddle.concat(list(last), axis=-1)  # [B, dirs * H]
+        else:
+            features = self._pool(outputs, lengths)  # [B, dirs * H]
         return self.classifier(self.dropout(features))  # [B, num_classes] logits
+
+    def _pool(self, outputs: paddle.Tensor, lengths: Optional[paddle.Tensor]) -> paddle.Tensor:
+        # outputs: [B, T, D]; mask: [B, T, 1], 1 on real tokens (all ones without lengths)
+        steps = outputs.shape[1]
+        if lengths is None:
+            mask = paddle.ones([outputs.shape[0], steps, 1], dtype=outputs.dtype)
+        else:
+            mask = (paddle.arange(steps).unsqueeze(0) < lengths.unsqueeze(1)).astype(outputs.dtype).unsqueeze(-1)
+        if self.pooling == "mean":
+            return (outputs * mask).sum(axis=1) / mask.sum(axis=1).clip(min=1.0)  # [B, D]
+        if self.pooling == "max":
+            return (outputs + (mask - 1.0) * 1e9).max(axis=1)  # [B, D]: padding can never be the max
+        scores = self.attention(outputs) + (mask - 1.0) * 1e9  # [B, T, 1]
+        weights = F.softmax(scores, axis=1)  # [B, T, 1], zero on padding
+        return (weights * outputs).sum(axis=1)  # [B, D]

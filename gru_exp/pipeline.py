@@ -65,6 +65,14 @@ def check_resume(config: dict[str, Any], resume_dir: Path) -> Path:
         )
     old = flatten(record["config"])
     new = flatten(config)
+    scheduled = new.get("trainer.lr_schedule", "constant") != "constant" or new.get("trainer.warmup", 0.0) > 0
+    if scheduled and old.get("trainer.epochs") != new.get("trainer.epochs"):
+        raise ConfigError(
+            f"trainer.epochs={new.get('trainer.epochs')} differs from the {old.get('trainer.epochs')} that "
+            f"trainer.resume={str(resume_dir)!r} was started with, and its learning-rate schedule "
+            f"(trainer.lr_schedule={new.get('trainer.lr_schedule')}, trainer.warmup={new.get('trainer.warmup')}) "
+            "spans the run's epochs: only a constant schedule can be extended on resume."
+        )
     changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
                if k not in RESUME_FREE_KEYS and not k.startswith(("paths.", "logger.")) and old.get(k) != new.get(k)]
     if changed:
@@ -138,16 +146,22 @@ def run_training(
 
     m = cfg.model
     model = GRUClassifier(splits.vocab_size, m.embedding_size, m.hidden_size, m.num_layers, m.direction, m.dropout,
-                          m.layer_dropout)
-    clip = paddle.nn.ClipGradByGlobalNorm(cfg.trainer.grad_clip) if cfg.trainer.grad_clip > 0 else None
-    optimizer = paddle.optimizer.Adam(learning_rate=cfg.trainer.lr, parameters=model.parameters(), grad_clip=clip)
-    settings = LoopSettings(
-        epochs=cfg.trainer.epochs, batch_size=cfg.trainer.batch_size, eval_batch_size=cfg.trainer.eval_batch_size,
-        seed=cfg.trainer.seed, drop_last=cfg.trainer.drop_last, eval_drop_last=cfg.trainer.eval_drop_last,
-        bucket_size=cfg.data.bucket_size, use_lengths=m.use_lengths, amp=cfg.trainer.amp,
-    )
+                          m.layer_dropout, pooling=m.pooling, word_dropout=m.word_dropout)
+    t = cfg.trainer
+    clip = paddle.nn.ClipGradByGlobalNorm(t.grad_clip) if t.grad_clip > 0 else None
+    if t.weight_decay > 0:  # decoupled weight decay; Adam otherwise, bit for bit as before the knob
+        optimizer = paddle.optimizer.AdamW(learning_rate=t.lr, parameters=model.parameters(), grad_clip=clip,
+                                           weight_decay=t.weight_decay)
+    else:
+        optimizer = paddle.optimizer.Adam(learning_rate=t.lr, parameters=model.parameters(), grad_clip=clip)
     n_train = len(splits.train)
-    steps = n_train // settings.batch_size if settings.drop_last else -(-n_train // settings.batch_size)
+    steps = n_train // t.batch_size if t.drop_last else -(-n_train // t.batch_size)
+    settings = LoopSettings(
+        epochs=t.epochs, batch_size=t.batch_size, eval_batch_size=t.eval_batch_size,
+        seed=t.seed, drop_last=t.drop_last, eval_drop_last=t.eval_drop_last,
+        bucket_size=cfg.data.bucket_size, use_lengths=m.use_lengths, amp=t.amp,
+        lr=t.lr, lr_schedule=t.lr_schedule, warmup=t.warmup, steps_per_epoch=steps,
+    )
     state = TrainState(
         run_dir=run_dir, hparams=flat_hparams(config), model=model, optimizer=optimizer, epochs=settings.epochs,
         steps_per_epoch=steps, eval_name=splits.eval_name,

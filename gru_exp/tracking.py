@@ -15,7 +15,8 @@ HPARAM_KEYS = (
     "model.embedding_size", "model.hidden_size", "model.num_layers", "model.direction", "model.dropout",
     "model.layer_dropout", "model.use_lengths", "data.seq_len", "data.cutoff", "data.val_size", "data.train_limit",
     "data.bucket_size", "trainer.batch_size", "trainer.lr", "trainer.epochs", "trainer.seed",
-    "trainer.grad_clip",
+    "trainer.grad_clip", "model.pooling", "model.word_dropout", "trainer.weight_decay", "trainer.lr_schedule",
+    "trainer.warmup", "trainer.patience", "data.test_limit",
 )
 
 

@@ -83,6 +83,21 @@ class Callback:
     def on_train_end(self, state: TrainState, result: dict[str, Any]) -> None: ...
 
 
+def lr_at(step: int, total_steps: int, lr: float, schedule: str, warmup: float) -> float:
+    """The learning rate of optimizer step ``step`` (0-based) of ``total_steps``: a linear warm-up
+    over the first ``warmup`` share of the steps, then constant, cosine or linear decay to 0.
+    A function of the step alone, so a resumed run continues the same schedule."""
+    warm = int(warmup * total_steps)
+    if step < warm:
+        return lr * (step + 1) / warm
+    progress = min(1.0, (step - warm) / max(1, total_steps - warm))
+    if schedule == "cosine":
+        return lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+    if schedule == "linear":
+        return lr * (1.0 - progress)
+    return lr
+
+
 @dataclass
 class LoopSettings:
     epochs: int
@@ -94,6 +109,10 @@ class LoopSettings:
     bucket_size: int
     use_lengths: bool
     amp: bool
+    lr: float = 1e-3
+    lr_schedule: str = "constant"
+    warmup: float = 0.0
+    steps_per_epoch: int = 1
 
 
 def _forward(model: paddle.nn.Layer, ids: np.ndarray, lengths: np.ndarray, use_lengths: bool) -> paddle.Tensor:
@@ -138,6 +157,8 @@ def fit(state: TrainState, splits: DataSplits, s: LoopSettings, callbacks: Seque
         seen = 0
         start = time.perf_counter()
         for batch in iter_batches(splits.train, batches, trim=s.use_lengths):
+            if s.lr_schedule != "constant" or s.warmup > 0:
+                optimizer.set_lr(lr_at(state.step, s.epochs * s.steps_per_epoch, s.lr, s.lr_schedule, s.warmup))
             labels = paddle.to_tensor(batch.labels)
             with paddle.amp.auto_cast(enable=s.amp):
                 logits = _forward(model, batch.ids, batch.lengths, s.use_lengths)  # [B, 2]

@@ -1,0 +1,157 @@
+"""The model and training knobs of the 'beyond 90%' search: pooling, word dropout, weight decay,
+learning-rate schedules, whole reviews (seq_len=null), small vocabulary cutoffs. Each test fails
+without its knob."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from gru_exp.data import make_splits, parse_archive
+from gru_exp.pipeline import run_training
+from gru_exp.training import lr_at
+
+
+def _model(pooling: str, direction: str = "bidirectional", **kw):
+    import paddle
+
+    from gru_exp.model import GRUClassifier
+
+    paddle.seed(0)
+    model = GRUClassifier(50, 8, 6, 1, direction, 0.0, pooling=pooling, **kw)
+    model.eval()
+    return model
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean", "max", "attention"])
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+def test_pooling_ignores_padding(pooling, direction):
+    """Appending padding (with true lengths) does not change any review's output."""
+    import paddle
+
+    model = _model(pooling, direction)
+    rng = np.random.default_rng(0)
+    lengths = np.array([5, 2, 7])
+    ids = np.full((3, 7), 49, dtype=np.int64)
+    for i, n in enumerate(lengths):
+        ids[i, :n] = rng.integers(0, 48, n)
+    longer = np.concatenate([ids, np.full((3, 9), 49, dtype=np.int64)], axis=1)  # 9 more padding steps
+    a = model(paddle.to_tensor(ids), paddle.to_tensor(lengths)).numpy()
+    b = model(paddle.to_tensor(longer), paddle.to_tensor(lengths)).numpy()
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # and the pooling is real: without lengths the padding is read and the output moves
+    c = model(paddle.to_tensor(longer), None).numpy()
+    assert not np.allclose(a, c, atol=1e-4)
+
+
+def test_poolings_differ():
+    import paddle
+
+    ids = paddle.to_tensor(np.arange(12, dtype=np.int64).reshape(2, 6))
+    lengths = paddle.to_tensor(np.array([6, 4]))
+    outs = {p: _model(p)(ids, lengths).numpy() for p in ("last", "mean", "max", "attention")}
+    assert len({o.round(5).tobytes() for o in outs.values()}) == 4
+
+
+def test_max_pooling_is_the_max_over_real_steps():
+    import paddle
+
+    model = _model("max", "forward")
+    ids = paddle.to_tensor(np.array([[1, 2, 3, 49, 49]], dtype=np.int64))
+    outputs, _ = model.gru(model.embedding(ids), sequence_length=paddle.to_tensor(np.array([3])))
+    expected = outputs.numpy()[0, :3].max(axis=0)
+    pooled = model._pool(outputs, paddle.to_tensor(np.array([3]))).numpy()[0]
+    np.testing.assert_allclose(pooled, expected, rtol=1e-6)
+
+
+def test_word_dropout_drops_whole_tokens_in_training_only():
+    import paddle
+
+    model = _model("mean", "forward", word_dropout=0.5)
+    ids = paddle.to_tensor(np.arange(40, dtype=np.int64).reshape(2, 20))
+    lengths = paddle.to_tensor(np.array([20, 20]))
+    assert np.allclose(model(ids, lengths).numpy(), model(ids, lengths).numpy())  # eval: deterministic
+    model.train()
+    paddle.seed(1)
+    a = model(ids, lengths).numpy()
+    paddle.seed(2)
+    b = model(ids, lengths).numpy()
+    assert not np.allclose(a, b)
+
+
+def test_lr_schedules():
+    assert lr_at(0, 100, 1.0, "constant", 0.0) == 1.0 and lr_at(99, 100, 1.0, "constant", 0.0) == 1.0
+    assert lr_at(0, 100, 1.0, "cosine", 0.0) == 1.0
+    assert lr_at(50, 100, 1.0, "cosine", 0.0) == pytest.approx(0.5)
+    assert lr_at(100, 100, 1.0, "cosine", 0.0) == pytest.approx(0.0, abs=1e-12)
+    assert lr_at(75, 100, 1.0, "linear", 0.0) == pytest.approx(0.25)
+    # 10 warm-up steps from lr/10 to lr, then the decay over the remaining 90
+    assert [lr_at(s, 100, 1.0, "linear", 0.1) for s in (0, 4, 9)] == pytest.approx([0.1, 0.5, 1.0])
+    assert lr_at(10, 100, 1.0, "linear", 0.1) == pytest.approx(1.0)
+    assert lr_at(55, 100, 1.0, "linear", 0.1) == pytest.approx(0.5)
+
+
+def _lr_log(tiny_cfg, tmp_path, *extra):
+    from gru_exp.training import Callback
+
+    seen = []
+
+    class Spy(Callback):
+        def on_step_end(self, state, loss):
+            seen.append(state.optimizer.get_lr())
+
+    run_training(tiny_cfg("logger.visualdl=false", "logger.baseline=false", *extra), tmp_path / "r", callbacks=[Spy()])
+    return seen
+
+
+def test_schedule_reaches_the_optimizer(tiny_cfg, tmp_path):
+    constant = _lr_log(tiny_cfg, tmp_path / "a", "trainer.lr=0.01")
+    cosine = _lr_log(tiny_cfg, tmp_path / "b", "trainer.lr=0.01", "trainer.lr_schedule=cosine", "trainer.warmup=0.25")
+    assert set(constant) == {0.01}
+    assert len(cosine) == len(constant) and cosine[0] < 0.01 and max(cosine) == pytest.approx(0.01)
+    assert cosine[-1] < 0.002 and cosine == sorted(cosine[:cosine.index(max(cosine)) + 1]) + cosine[cosine.index(max(cosine)) + 1:]
+
+
+def test_weight_decay_uses_adamw_and_changes_the_weights(tiny_cfg, tmp_path):
+    import paddle
+
+    base = run_training(tiny_cfg("logger.visualdl=false", "logger.baseline=false"), tmp_path / "a")
+    decayed = run_training(tiny_cfg("logger.visualdl=false", "logger.baseline=false", "trainer.weight_decay=0.5"),
+                           tmp_path / "b")
+    w0 = paddle.load(str(base.run_dir / "checkpoints/last.pdparams"))["model"]["embedding.weight"].numpy()
+    w1 = paddle.load(str(decayed.run_dir / "checkpoints/last.pdparams"))["model"]["embedding.weight"].numpy()
+    assert np.linalg.norm(w1) < np.linalg.norm(w0)  # decay pulls the weights toward 0
+    record = json.loads((decayed.run_dir / "metrics.json").read_text())
+    assert record["config"]["trainer"]["weight_decay"] == 0.5
+
+
+def test_whole_reviews_and_small_cutoff(tiny_archive):
+    from gru_exp.cli import compose_config
+    from gru_exp.config import validate
+
+    validate(compose_config(["data.cutoff=0", "data.seq_len=null"]))  # both were refused before
+    arrays = parse_archive(tiny_archive, 0)  # every word that occurs at all
+    whole = make_splits(arrays, seq_len=None, val_size=0, train_limit=None, test_limit=None, seed=0)
+    cut = make_splits(arrays, seq_len=5, val_size=0, train_limit=None, test_limit=None, seed=0)
+    full_lengths = np.diff(arrays.offsets["train"])
+    np.testing.assert_array_equal(whole.train.lengths, np.maximum(full_lengths, 1))
+    assert cut.train.lengths.max() == 5 and whole.train.lengths.max() == full_lengths.max() > 5
+    # every token of every review is kept, in order
+    assert arrays.docs("train")[3] == whole.train.dense(np.array([3]))[0, : full_lengths[3]].tolist()
+
+
+def test_memory_follows_the_reviews_used(tiny_archive):
+    """A subset never builds padded arrays for all reviews: the splits share the token array."""
+    arrays = parse_archive(tiny_archive, 0)
+    splits = make_splits(arrays, seq_len=4000, val_size=4, train_limit=8, test_limit=8, seed=0)
+    assert splits.train.tokens is arrays.ids["train"]
+    assert splits.train.starts.nbytes + splits.train.kept.nbytes <= 8 * 16
+
+
+def test_whole_reviews_train(tiny_cfg, tmp_path):
+    result = run_training(tiny_cfg("data.seq_len=null", "model.pooling=max", "model.word_dropout=0.1",
+                                   "logger.visualdl=false", "logger.baseline=false"), tmp_path / "r")
+    assert result.status == "completed" and math.isfinite(result.test["acc"])
