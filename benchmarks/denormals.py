@@ -17,13 +17,13 @@ import sys
 CHILD = r"""
 import json, sys, time
 import numpy as np
-from gru_exp import runtime
+from gru_exp.train import device as runtime
 runtime.limit_threads(1)
 if sys.argv[1] == "flush":
     assert runtime.flush_denormals()
 paddle = runtime.import_paddle()
 import paddle.nn.functional as F
-from gru_exp.model import GRUClassifier
+from gru_exp.train.model import GRUClassifier
 paddle.seed(0)
 model = GRUClassifier(5150, 128, 128, 1, "bidirectional", 0.5)
 opt = paddle.optimizer.Adam(parameters=model.parameters())

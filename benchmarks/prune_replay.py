@@ -74,8 +74,8 @@ def make_pruner(spec: str) -> Any:
     """``name=median,n_startup_trials=2`` -> the pruner gru_exp.sweep would build from those keys."""
     from omegaconf import OmegaConf
 
-    from gru_exp.config import PrunerConfig
-    from gru_exp.search_space import make_pruner as build
+    from gru_exp.config.sweep import PrunerConfig
+    from gru_exp.sweep.space import make_pruner as build
 
     cfg = OmegaConf.structured(PrunerConfig)
     for item in filter(None, spec.split(",")):

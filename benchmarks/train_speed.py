@@ -6,7 +6,7 @@
 A is the notebook's code path: reviews padded/truncated at the end to seq_len, a
 paddle.io.DataLoader (batch 64, shuffle, drop_last), paddle.Model.prepare/fit with Adam(1e-3),
 CrossEntropyLoss and Accuracy, and the full test set (24,960 reviews) evaluated every epoch.
-B is ``gru_exp.pipeline.run_training`` with the project's defaults (true lengths, length
+B is ``gru_exp.train.run.run_training`` with the project's defaults (true lengths, length
 bucketing, flush-to-zero, one thread, validation split of 2,500 evaluated every epoch).
 
 Each measurement runs in a fresh process: ``--warmup`` steps, then ``--steps`` timed training
@@ -42,7 +42,7 @@ def _archive(tmp: Path) -> Path:
     real = os.environ.get("GRU_EXP_IMDB")
     if real and Path(real).is_file():
         return Path(real)
-    from gru_exp.synthetic import make_imdb_archive
+    from gru_exp.train.synthetic import make_imdb_archive
 
     return make_imdb_archive(tmp / "aclImdb_v1.tar.gz", n_per_class=2000, mean_len=230)
 
@@ -50,14 +50,15 @@ def _archive(tmp: Path) -> Path:
 def child_notebook(model: str, seq_len: int, warmup: int, steps: int, eval_samples: int, archive: Path,
                    cache: Path) -> dict:
     """The notebook's approach: padded arrays, DataLoader, paddle.Model.fit / evaluate."""
-    from gru_exp import runtime
+    from gru_exp.train import device as runtime
 
     runtime.limit_threads(1)
     paddle = runtime.import_paddle()
     import numpy as np
 
-    from gru_exp.data import load_imdb, padded
-    from gru_exp.model import GRUClassifier
+    from gru_exp.train.data import padded
+    from gru_exp.train.imdb import load_imdb
+    from gru_exp.train.model import GRUClassifier
 
     arrays = load_imdb(archive, 150, cache)
     train, test = padded(arrays, "train", seq_len), padded(arrays, "test", seq_len)
@@ -106,13 +107,13 @@ def child_notebook(model: str, seq_len: int, warmup: int, steps: int, eval_sampl
 def child_gru_exp(model: str, seq_len: int, warmup: int, steps: int, eval_samples: int, archive: Path,
                   cache: Path) -> dict:
     """gru_exp's trainer with its defaults; evaluation on the full 2,500-review validation split."""
-    from gru_exp import runtime
+    from gru_exp.train import device as runtime
 
     runtime.limit_threads(1)
     runtime.import_paddle()
-    from gru_exp.cli import compose_config
-    from gru_exp.pipeline import run_training
-    from gru_exp.training import Callback
+    from gru_exp.config.compose import compose_config
+    from gru_exp.train.run import run_training
+    from gru_exp.train.loop import Callback
 
     times: list[float] = []
 
@@ -130,8 +131,8 @@ def child_gru_exp(model: str, seq_len: int, warmup: int, steps: int, eval_sample
         ])
         result = run_training(cfg, Path(out) / "run", callbacks=[Timer()])
     step_s = (times[-1] - times[warmup - 1]) / steps
-    n_eval = result.record["n_eval"]
-    eval_s = result.record["series"]["eval_time_s"][0] * GRU_EXP_EVAL / n_eval
+    n_eval = result.n_eval
+    eval_s = result.series["eval_time_s"][0] * GRU_EXP_EVAL / n_eval
     return {"step_s": step_s, "eval_s": eval_s, "steps_per_epoch": GRU_EXP_TRAIN // BATCH}
 
 

@@ -1,5 +1,5 @@
 """``python -m gru_exp`` is ``python -m gru_exp.train``."""
 
-from gru_exp.train import main
+from gru_exp.train.__main__ import main
 
 main()

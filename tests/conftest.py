@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gru_exp.synthetic import make_imdb_archive
+from gru_exp.train.synthetic import make_imdb_archive
 
 REPO = Path(__file__).resolve().parent.parent
 REAL_IMDB = Path(os.environ.get("GRU_EXP_IMDB") or REPO.parent / "shared" / "data" / "aclImdb_v1.tar.gz")
@@ -29,7 +29,7 @@ def tiny_overrides(archive: Path, out: Path, *extra: str) -> list[str]:
 
 @pytest.fixture
 def tiny_cfg(tiny_archive, tmp_path):
-    from gru_exp.cli import compose_config
+    from gru_exp.config.compose import compose_config
 
     def make(*extra: str):
         return compose_config(tiny_overrides(tiny_archive, tmp_path / "out", *extra))
@@ -80,6 +80,6 @@ def sweep_env(tmp_path, learnable_archive, monkeypatch):
 
 
 def run_sweep(*args: str) -> int:
-    from gru_exp.sweep import main
+    from gru_exp.sweep.__main__ import main
 
     return main(list(args))

@@ -83,12 +83,16 @@ def test_a_long_override_list_still_makes_valid_unique_folders(tiny_archive, tmp
     assert len({run.name for run in runs}) == len(runs)
 
 
-def test_multirun_grid_gives_each_job_its_record_and_survives_a_bad_job(tiny_archive, tmp_path):
+def test_multirun_grid_is_checked_whole_before_any_job_then_each_job_gets_its_record(tiny_archive, tmp_path):
     out = tmp_path / "out"
     proc = run_cli("gru_exp.train", "-m", *tiny_overrides(tiny_archive, out, "trainer.epochs=1",
                                                            "model.hidden_size=8,16", "model.dropout=0.2,1.5"))
-    assert proc.returncode == 2  # one job per bad dropout failed, so the command fails
-    assert proc.stderr.count("model.dropout=1.5 must be in [0, 1)") == 2
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.count("model.dropout=1.5 must be in [0, 1)") == 1  # one paragraph, each problem once
+    assert not out.exists()  # not even a multirun folder with only multirun.yaml
+    proc = run_cli("gru_exp.train", "-m", *tiny_overrides(tiny_archive, out, "trainer.epochs=1",
+                                                           "model.hidden_size=8,16", "model.dropout=0.2"))
+    assert proc.returncode == 0, proc.stderr
     runs = run_folders(out)
     assert len(runs) == 2 and all("model.dropout=0.2" in r.name for r in runs)
     for run in runs:

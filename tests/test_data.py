@@ -8,9 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from gru_exp.data import (
-    batch_order, iter_batches, load_imdb, make_splits, padded, parse_archive, resolve_archive, stratified_split,
-)
+from gru_exp.train.data import batch_order, iter_batches, make_splits, padded, stratified_split
+from gru_exp.train.imdb import load_imdb, parse_archive, resolve_archive
 from gru_exp.errors import DataError
 
 
@@ -30,7 +29,7 @@ def test_tokens_and_vocabulary_equal_paddles_imdb(tiny_archive, cutoff):
 
 
 def test_cache_miss_then_hit(tiny_archive, tmp_path, caplog):
-    caplog.set_level("INFO", logger="gru_exp.data")
+    caplog.set_level("INFO", logger="gru_exp.train.imdb")
     first = load_imdb(tiny_archive, 2, tmp_path)
     assert "Parsing" in caplog.text
     caplog.clear()
@@ -51,7 +50,7 @@ def test_corrupt_cache_entry_is_rebuilt_not_used(tiny_archive, tmp_path, caplog)
     data = bytearray(npz.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte in the middle of the arrays
     npz.write_bytes(bytes(data))
-    caplog.set_level("INFO", logger="gru_exp.data")
+    caplog.set_level("INFO", logger="gru_exp.train.imdb")
     again = load_imdb(tiny_archive, 2, tmp_path)
     assert "damaged" in caplog.text and "Parsing" in caplog.text
     np.testing.assert_array_equal(again.ids["train"], good.ids["train"])
@@ -87,7 +86,7 @@ def test_unreadable_path_is_rejected(tiny_archive, tmp_path, monkeypatch):
     shutil.copy(tiny_archive, locked)
     locked.chmod(0)
     if os.geteuid() == 0:  # root reads any file: make the permission check see what a user would
-        monkeypatch.setattr("gru_exp.data.os.access", lambda path, mode: False)
+        monkeypatch.setattr("gru_exp.train.imdb.os.access", lambda path, mode: False)
     with pytest.raises(DataError, match=r"data.path='.*locked.tar.gz' exists but is not readable"):
         resolve_archive(str(locked))
 

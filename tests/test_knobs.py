@@ -10,15 +10,16 @@ import math
 import numpy as np
 import pytest
 
-from gru_exp.data import make_splits, parse_archive
-from gru_exp.pipeline import run_training
-from gru_exp.training import lr_at
+from gru_exp.train.data import make_splits
+from gru_exp.train.imdb import parse_archive
+from gru_exp.train.run import run_training
+from gru_exp.train.loop import lr_at
 
 
 def _model(pooling: str, direction: str = "bidirectional", **kw):
     import paddle
 
-    from gru_exp.model import GRUClassifier
+    from gru_exp.train.model import GRUClassifier
 
     paddle.seed(0)
     model = GRUClassifier(50, 8, 6, 1, direction, 0.0, pooling=pooling, **kw)
@@ -95,7 +96,7 @@ def test_lr_schedules():
 
 
 def _lr_log(tiny_cfg, tmp_path, *extra):
-    from gru_exp.training import Callback
+    from gru_exp.train.loop import Callback
 
     seen = []
 
@@ -129,8 +130,8 @@ def test_weight_decay_uses_adamw_and_changes_the_weights(tiny_cfg, tmp_path):
 
 
 def test_whole_reviews_and_small_cutoff(tiny_archive):
-    from gru_exp.cli import compose_config
-    from gru_exp.config import validate
+    from gru_exp.config.compose import compose_config
+    from gru_exp.config.validation import validate
 
     validate(compose_config(["data.cutoff=0", "data.seq_len=null"]))  # both were refused before
     arrays = parse_archive(tiny_archive, 0)  # every word that occurs at all

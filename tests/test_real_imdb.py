@@ -11,8 +11,8 @@ pytestmark = pytest.mark.skipif(not REAL_IMDB.is_file(), reason=f"real IMDB arch
 
 
 def test_small_model_on_a_subset_learns_imdb(tmp_path):
-    from gru_exp.cli import compose_config
-    from gru_exp.pipeline import run_training
+    from gru_exp.config.compose import compose_config
+    from gru_exp.train.run import run_training
 
     cfg = compose_config([
         "experiment=cpu_quick", f"data.path={REAL_IMDB}", f"paths.root_dir={tmp_path}",
@@ -21,7 +21,7 @@ def test_small_model_on_a_subset_learns_imdb(tmp_path):
     ])
     result = run_training(cfg, tmp_path / "run")
     assert result.status == "completed"
-    assert result.record["n_train"] == 10000 and result.record["n_test"] == 5000
+    assert result.n_train == 10000 and result.n_test == 5000
     assert result.test["acc"] >= 0.75, result.test
 
 
@@ -29,7 +29,7 @@ def test_small_model_on_a_subset_learns_imdb(tmp_path):
 def test_real_archive_tokens_equal_paddles_imdb():
     from paddle.text.datasets import Imdb
 
-    from gru_exp.data import parse_archive
+    from gru_exp.train.imdb import parse_archive
 
     arrays = parse_archive(REAL_IMDB, 150)
     ref = Imdb(data_file=str(REAL_IMDB), mode="test", cutoff=150, download=False)

@@ -12,7 +12,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from gru_exp.report import main as report
+from gru_exp.report.__main__ import main as report
 
 DISTS = {"trainer.lr": FloatDistribution(1e-4, 1e-2, log=True), "model.direction": CategoricalDistribution(
     ["forward", "bidirectional"])}

@@ -136,7 +136,7 @@ def test_summary_and_csv_agree_with_the_study(sweep_env):
     span = max(t.datetime_complete for t in study.trials) - min(t.datetime_start for t in study.trials)
     assert f"in {span.total_seconds() / 60:.1f} min from the first trial's start" in summary
 
-    from gru_exp.report import main as report  # the report finds the study through study.json
+    from gru_exp.report.__main__ import main as report  # the report finds the study through study.json
 
     assert report([str(sweep_env.sweeps_dir / name)]) == 0
     text = (sweep_env.sweeps_dir / name / "report.md").read_text()
@@ -176,7 +176,7 @@ def test_two_workers_share_one_sqlite_study_exactly(sweep_env):
     assert len({t.params["trainer.lr"] for t in trials}) == 6  # and never drew the same values
     assert re.search(rf"Study '{name}': 6/6 trials finished \(\d complete, \d pruned; 0 failed\), best 0\.\d+ "
                      r"\(trial \d\); this worker \d+\.\d min", proc.stderr), proc.stderr[-2000:]
-    epoch_lines = [line for line in proc.stderr.splitlines() if "gru_exp.callbacks" in line and "epoch " in line]
+    epoch_lines = [line for line in proc.stderr.splitlines() if "gru_exp.train.callbacks" in line and "epoch " in line]
     assert epoch_lines and all(re.search(r" - \[trial \d+\] epoch ", line) for line in epoch_lines), epoch_lines[:3]
 
 
@@ -270,23 +270,21 @@ def test_prune_replay_reproduces_the_source_and_applies_the_pruner(sweep_env):
 def test_editing_conf_while_a_sweep_runs_breaks_none_of_its_trials(sweep_env, monkeypatch, tmp_path):
     import shutil
 
-    import gru_exp.cli
-    import gru_exp.study
-    from gru_exp import config
+    import gru_exp.sweep.worker
+    from gru_exp.config import compose
 
     conf = tmp_path / "conf"
-    shutil.copytree(config.CONF_DIR, conf)
-    monkeypatch.setattr(config, "CONF_DIR", str(conf))
-    monkeypatch.setattr(gru_exp.cli, "CONF_DIR", str(conf), raising=False)  # wherever the CLI reads it from
-    real_run_trial = gru_exp.study.run_trial
+    shutil.copytree(compose.CONF_DIR, conf)
+    monkeypatch.setattr(compose, "CONF_DIR", str(conf))
+    real_run_trial = gru_exp.sweep.worker.run_trial
 
     def run_trial_then_edit_conf(trial, sc, compose):
         value = real_run_trial(trial, sc, compose)
-        with open(conf / "trainer" / "default.yaml", "a") as fh:  # a key this worker's schema lacks
+        with open(conf / "config.yaml", "a") as fh:  # a key this worker's schema lacks
             fh.write(f"new_knob_{trial.number}: 1\n")
         return value
 
-    monkeypatch.setattr(gru_exp.study, "run_trial", run_trial_then_edit_conf)
+    monkeypatch.setattr(gru_exp.sweep.worker, "run_trial", run_trial_then_edit_conf)
     name = sweep_env(n_trials=3, epochs=1, pruner="{name: none}")
     assert sweep(f"sweep={name}") == 0
     assert [t.state for t in load(sweep_env.sweeps_dir, name).trials] == [TrialState.COMPLETE] * 3
@@ -314,8 +312,8 @@ class _AlwaysPrune:
 def test_the_pruner_is_not_asked_at_a_trials_last_step(repeats, repeat, epoch, prunes):
     from types import SimpleNamespace
 
-    from gru_exp.study import TrialReporter
-    from gru_exp.training import StopRun
+    from gru_exp.sweep.objective import TrialReporter
+    from gru_exp.train.loop import StopRun
 
     trial = _AlwaysPrune()
     reporter = TrialReporter(trial, repeat, 3, [[0.5, 0.6, 0.7]] * repeat, "eval_acc", "best", "maximize", 1.0,

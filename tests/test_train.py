@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gru_exp.baseline import NOTEBOOK
-from gru_exp.pipeline import run_training
-from gru_exp.training import Callback, NonFiniteLossError, StopRun
+from gru_exp.notebook import NOTEBOOK
+from gru_exp.train.run import run_training
+from gru_exp.train.loop import Callback, NonFiniteLossError, StopRun
 
 TAGS = ("train/loss", "train/acc", "eval/loss", "eval/acc")
 
@@ -56,22 +56,22 @@ def test_smoke_run_leaves_a_complete_record(tiny_cfg, tmp_path):
 
 
 def test_same_seed_same_metrics_other_seed_differs(tiny_cfg, tmp_path):
-    a = run_training(tiny_cfg("model.use_lengths=true", "data.bucket_size=2"), tmp_path / "a").record["series"]
-    b = run_training(tiny_cfg("model.use_lengths=true", "data.bucket_size=2"), tmp_path / "b").record["series"]
+    a = run_training(tiny_cfg("model.use_lengths=true", "data.bucket_size=2"), tmp_path / "a").series
+    b = run_training(tiny_cfg("model.use_lengths=true", "data.bucket_size=2"), tmp_path / "b").series
     c = run_training(tiny_cfg("model.use_lengths=true", "data.bucket_size=2", "trainer.seed=7"), tmp_path / "c")
     for key in ("train_loss", "train_acc", "eval_loss", "eval_acc"):
         assert a[key] == b[key]
-    assert a["train_loss"] != c.record["series"]["train_loss"]
+    assert a["train_loss"] != c.series["train_loss"]
 
 
 def test_resume_equals_uninterrupted(tiny_cfg, tmp_path):
     full = run_training(tiny_cfg("trainer.epochs=3"), tmp_path / "full")
     run_training(tiny_cfg("trainer.epochs=2"), tmp_path / "part")
     resumed = run_training(tiny_cfg("trainer.epochs=3", f"trainer.resume={tmp_path / 'part'}"), tmp_path / "resumed")
-    assert resumed.record["resumed_from"] == str(tmp_path / "part")
-    assert resumed.record["series"]["epoch"] == [1, 2, 3]
+    assert resumed.resumed_from == str(tmp_path / "part")
+    assert resumed.series["epoch"] == [1, 2, 3]
     for key in ("train_loss", "train_acc", "eval_loss", "eval_acc"):
-        assert resumed.record["series"][key] == full.record["series"][key], key
+        assert resumed.series[key] == full.series[key], key
     assert resumed.test == full.test
     scalars, _ = read_scalars(tmp_path / "resumed" / "vdl")
     assert sorted(scalars["eval/acc"]) == [1, 2, 3]
@@ -97,7 +97,7 @@ def test_a_callback_stops_the_run_with_its_status(tiny_cfg, tmp_path):
     result = run_training(tiny_cfg("trainer.epochs=3"), tmp_path / "r", callbacks=[StopAfterFirstEpoch()])
     assert (result.status, result.epochs_done, result.test) == ("pruned", 1, {})
     record = json.loads((tmp_path / "r" / "metrics.json").read_text())
-    assert record["status"] == "pruned" and record["series"]["epoch"] == [1] and "test" not in record
+    assert record["status"] == "pruned" and record["series"]["epoch"] == [1] and record["test"] == {}
 
 
 def test_early_stopping_ends_a_complete_run_and_scores_it_on_test(tiny_cfg, tmp_path):
@@ -122,9 +122,8 @@ def test_nonfinite_loss_fails_the_run_and_records_it(tiny_cfg, tmp_path):
 def test_notebook_protocol_scores_the_best_epoch_on_test(tiny_cfg, tmp_path):
     cfg = tiny_cfg("experiment=seed_baseline", "data.val_size=0", "trainer.eval_batch_size=32")
     result = run_training(cfg, tmp_path / "r")
-    record = result.record
-    assert record["eval_split"] == "test" and record["n_eval"] == record["n_test"] == 80
-    assert record["test"]["acc"] == record["series"]["eval_acc"][record["best_epoch"] - 1]
+    assert result.eval_split == "test" and result.n_eval == result.n_test == 80
+    assert result.test["acc"] == result.series["eval_acc"][result.best_epoch - 1]
 
 
 def test_drop_last_with_too_few_reviews_is_a_config_error(tiny_cfg, tmp_path):
@@ -132,3 +131,41 @@ def test_drop_last_with_too_few_reviews_is_a_config_error(tiny_cfg, tmp_path):
 
     with pytest.raises(ConfigError, match=r"trainer.eval_batch_size=64 with drop_last leaves no batch of the 16"):
         run_training(tiny_cfg("trainer.eval_batch_size=64", "trainer.eval_drop_last=true"), tmp_path / "r")
+
+
+def _as_v1_record(run_dir):
+    """Rewrite a record as the untyped metrics.json written before the register: no version, and
+    none of the knobs added since (pooling, word dropout, weight decay, schedules)."""
+    path = run_dir / "metrics.json"
+    data = json.loads(path.read_text())
+    data.pop("version")
+    for group, key in (("model", "pooling"), ("model", "word_dropout"), ("trainer", "weight_decay"),
+                       ("trainer", "lr_schedule"), ("trainer", "warmup")):
+        data["config"][group].pop(key)
+    path.write_text(json.dumps(data))
+
+
+def test_a_record_from_before_the_register_still_resumes_and_reports(tiny_cfg, tmp_path):
+    from gru_exp.report.entries import entries_from_runs
+    from gru_exp.train.record import RunRecord
+
+    run_training(tiny_cfg("trainer.epochs=1"), tmp_path / "old")
+    _as_v1_record(tmp_path / "old")
+    old = RunRecord.read(tmp_path / "old")
+    assert old.version == 2 and old.status == "completed" and old.series["epoch"] == [1]
+    resumed = run_training(tiny_cfg("trainer.epochs=2", f"trainer.resume={tmp_path / 'old'}"), tmp_path / "new")
+    assert resumed.series["epoch"] == [1, 2]
+    # the old run (1 epoch) and the new one (2 epochs) differ in trainer.epochs only
+    (entry_a, entry_b) = entries_from_runs([tmp_path])
+    assert {tuple(e.params.items()) for e in (entry_a, entry_b)} == {(("trainer.epochs", 1),), (("trainer.epochs", 2),)}
+
+
+def test_a_foreign_or_damaged_record_is_one_clear_error(tmp_path):
+    from gru_exp.train.record import RecordError, RunRecord
+
+    (tmp_path / "metrics.json").write_text('{"accuracy": 0.9}')
+    with pytest.raises(RecordError, match="not a gru-exp run record"):
+        RunRecord.read(tmp_path)
+    (tmp_path / "metrics.json").write_bytes(b"\x00\xff garbage")
+    with pytest.raises(RecordError, match="not a readable run record"):
+        RunRecord.read(tmp_path)

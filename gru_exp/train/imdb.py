@@ -1,9 +1,8 @@
-"""IMDB as cached arrays: paddle's exact tokenizer and vocabulary, splits, and batches.
+"""The IMDB archive as cached token ids: paddle's exact tokenizer and vocabulary.
 
 The archive is parsed once (tokens and vocabulary identical to ``paddle.text.datasets.Imdb``),
 then the token ids are cached on disk keyed by the archive's SHA-256 and the cutoff, with a
-checksum so a damaged cache entry is rebuilt instead of used. Splits (validation hold-out,
-subsets) are stratified and seeded; batches are padded at the end with ``pad_id``.
+checksum so a damaged cache entry is rebuilt instead of used.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -214,132 +213,3 @@ def load_imdb(archive: Path, cutoff: int, cache_dir: Path) -> ImdbArrays:
         time.perf_counter() - start, len(arrays.labels["train"]), len(arrays.labels["test"]), len(arrays.words),
     )
     return arrays
-
-
-@dataclass
-class Split:
-    """Reviews kept ragged (memory follows the reviews used, not N x seq_len): each review is its
-    first ``seq_len`` tokens, padded at the end with ``pad_id`` only when a batch is built."""
-
-    tokens: np.ndarray  # int32 [total tokens of the source split], shared by subsets, never copied
-    starts: np.ndarray  # int64 [N]: each review's first token in ``tokens``
-    kept: np.ndarray  # int64 [N]: tokens kept (0 for a review of punctuation only)
-    labels: np.ndarray  # int64 [N]
-    pad_id: int
-    seq_len: Optional[int]  # null = no truncation
-
-    @property
-    def lengths(self) -> np.ndarray:
-        """int64 [N] lengths the GRU reads: a review with no tokens still gets one (padding) step."""
-        return np.maximum(self.kept, 1)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def subset(self, index: np.ndarray) -> "Split":
-        return Split(self.tokens, self.starts[index], self.kept[index], self.labels[index], self.pad_id, self.seq_len)
-
-    def dense(self, index: Optional[np.ndarray] = None, width: Optional[int] = None) -> np.ndarray:
-        """int64 [len(index), width] token ids padded at the end; width defaults to seq_len (or
-        the longest of these reviews when seq_len is null)."""
-        index = np.arange(len(self)) if index is None else index
-        kept = self.kept[index]
-        if width is None:
-            width = self.seq_len if self.seq_len is not None else int(self.lengths[index].max(initial=1))
-        ids = np.full((len(index), width), self.pad_id, dtype=np.int64)
-        mask = np.arange(width)[None, :] < kept[:, None]  # [B, width]
-        rows = np.repeat(self.starts[index], kept) + (np.arange(kept.sum()) - np.repeat(np.cumsum(kept) - kept, kept))
-        ids[mask] = self.tokens[rows]
-        return ids
-
-    @property
-    def ids(self) -> np.ndarray:
-        """The whole split as one dense [N, seq_len] matrix (tests, benchmarks; not the loop)."""
-        return self.dense()
-
-
-def padded(arrays: ImdbArrays, split: str, seq_len: Optional[int]) -> Split:
-    """The split with each review cut to its first ``seq_len`` tokens (null = all of them)."""
-    offsets = arrays.offsets[split]
-    full = np.diff(offsets)
-    kept = full if seq_len is None else np.minimum(full, seq_len)
-    return Split(arrays.ids[split], offsets[:-1].astype(np.int64), kept.astype(np.int64),
-                 arrays.labels[split].copy(), arrays.pad_id, seq_len)
-
-
-def stratified_split(labels: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Pick ``n`` indices with the label proportions of ``labels``; return (picked, rest), sorted."""
-    classes, counts = np.unique(labels, return_counts=True)
-    share = counts * n / len(labels)
-    take = np.floor(share).astype(int)
-    for i in np.argsort(-(share - take))[: n - take.sum()]:  # largest remainders get the rest
-        take[i] += 1
-    picked = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)]
-    chosen = np.sort(np.concatenate(picked))
-    return chosen, np.setdiff1d(np.arange(len(labels)), chosen)
-
-
-@dataclass
-class DataSplits:
-    train: Split
-    eval: Split  # validation hold-out, or the test set when val_size = 0
-    test: Split
-    eval_name: str  # "val" or "test"
-    vocab_size: int
-    pad_id: int
-
-
-def make_splits(
-    arrays: ImdbArrays, *, seq_len: Optional[int], val_size: int, train_limit: Optional[int],
-    test_limit: Optional[int], seed: int,
-) -> DataSplits:
-    """Seeded, stratified: validation held out of train first, then the optional subsets."""
-    rng = np.random.default_rng([seed, 0])
-    train, test = padded(arrays, "train", seq_len), padded(arrays, "test", seq_len)
-    if val_size >= len(train):
-        raise DataError(f"data.val_size={val_size} must be smaller than the {len(train)} training reviews.")
-    if val_size > 0:
-        val_idx, train_idx = stratified_split(train.labels, val_size, rng)
-        val, train = train.subset(val_idx), train.subset(train_idx)
-    if train_limit is not None and train_limit < len(train):
-        train = train.subset(stratified_split(train.labels, train_limit, rng)[0])
-    if test_limit is not None and test_limit < len(test):
-        test = test.subset(stratified_split(test.labels, test_limit, rng)[0])
-    return DataSplits(
-        train=train, eval=val if val_size > 0 else test, test=test, eval_name="val" if val_size > 0 else "test",
-        vocab_size=arrays.vocab_size, pad_id=arrays.pad_id,
-    )
-
-
-@dataclass
-class Batch:
-    ids: np.ndarray  # int64 [B, T]
-    lengths: np.ndarray  # int64 [B]
-    labels: np.ndarray  # int64 [B]
-
-
-def batch_order(
-    split: Split, batch_size: int, *, rng: Optional[np.random.Generator], drop_last: bool, bucket_size: int = 0
-) -> list[np.ndarray]:
-    """Index arrays, one per batch. rng=None keeps file order. With bucket_size > 0, chunks of
-    ``bucket_size`` batches are sorted by length before cutting, then the batches are shuffled."""
-    n = len(split)
-    order = rng.permutation(n) if rng is not None else np.arange(n)
-    if bucket_size > 0:
-        chunk = batch_size * bucket_size
-        order = np.concatenate(
-            [c[np.argsort(split.lengths[c], kind="stable")] for c in np.array_split(order, range(chunk, n, chunk))]
-        )
-    batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
-    if drop_last and batches and len(batches[-1]) < batch_size:
-        batches.pop()
-    if bucket_size > 0 and rng is not None:
-        batches = [batches[i] for i in rng.permutation(len(batches))]
-    return batches
-
-
-def iter_batches(split: Split, batches: list[np.ndarray], *, trim: bool) -> Iterator[Batch]:
-    """Gather each batch, padded to seq_len; with ``trim`` only to its longest review."""
-    for index in batches:
-        lengths = split.lengths[index]
-        yield Batch(split.dense(index, int(lengths.max()) if trim else None), lengths, split.labels[index])

@@ -18,7 +18,8 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from gru_exp.data import DataSplits, Split, batch_order, iter_batches
+from gru_exp.train.data import DataSplits, Split, batch_order, iter_batches
+from gru_exp.train.record import RunRecord
 
 
 class StopRun(Exception):
@@ -80,7 +81,7 @@ class Callback:
     def on_train_start(self, state: TrainState) -> None: ...
     def on_step_end(self, state: TrainState, loss: paddle.Tensor) -> None: ...
     def on_epoch_end(self, state: TrainState) -> None: ...
-    def on_train_end(self, state: TrainState, result: dict[str, Any]) -> None: ...
+    def on_train_end(self, state: TrainState, record: "RunRecord") -> None: ...
 
 
 def lr_at(step: int, total_steps: int, lr: float, schedule: str, warmup: float) -> float:

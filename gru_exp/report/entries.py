@@ -12,9 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from gru_exp.config import flatten
+import optuna
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from gru_exp.config.knobs import grouping_keys, with_defaults
+from gru_exp.config.values import flatten
 from gru_exp.errors import GruExpError
 from gru_exp.redact import redact
+from gru_exp.train.record import RECORD_FILE, RecordError, RunRecord
 
 log = logging.getLogger(__name__)
 TOP_K = 5
@@ -26,41 +32,35 @@ class Entry:
 
     name: str
     params: dict[str, Any]
-    runs: list[dict[str, Any]]  # metrics.json records
+    runs: list[RunRecord]
     state: str = "COMPLETE"
     objective: Optional[float] = None  # study value, or mean best eval acc of the runs
     number: Optional[int] = None
     intermediate: dict[int, float] = field(default_factory=dict)
 
     def series(self, key: str) -> list[list[float]]:
-        return [r["series"][key] for r in self.runs if r.get("series", {}).get(key)]
+        return [r.series[key] for r in self.runs if r.series.get(key)]
 
     def stat(self, key: str) -> tuple[float, float]:
-        """Mean and std over runs of a top-level number (e.g. best_eval_acc) or test accuracy."""
-        values = [r["test"]["acc"] if key == "test_acc" else r.get(key) for r in self.runs
-                  if (key != "test_acc" or "acc" in (r.get("test") or {})) and (key == "test_acc" or r.get(key) is not None)]
+        """Mean and std over runs of a record's number (best_eval_acc, test_acc)."""
+        values = [v for v in (getattr(r, key) for r in self.runs) if v is not None]
         if not values:
             return math.nan, math.nan
         return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
     @property
     def epochs(self) -> int:
-        return sum(r.get("epochs_done", 0) for r in self.runs)
+        return sum(r.epochs_done for r in self.runs)
 
     @property
     def wall_s(self) -> float:
-        return sum(r.get("wall_time_s", 0.0) for r in self.runs)
+        return sum(r.wall_time_s or 0.0 for r in self.runs)
 
 
-def _read_record(path: Path) -> Optional[dict[str, Any]]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):  # a run writing its record right now: skip it
-        return None
-
-
-IGNORED_KEYS = ("paths.", "data.path", "data.cache_dir", "trainer.seed", "trainer.resume", "name",
-                "trainer.progress_every_s", "logger.", "trainer.device", "trainer.num_threads")
+def _grouping(record: RunRecord) -> dict[str, Any]:
+    """The knobs that make a configuration (the register's result knobs, seed aside)."""
+    flat = with_defaults(flatten(record.config))
+    return {k: flat.get(k) for k in grouping_keys()}
 
 
 def _differing_keys(flats: Sequence[dict[str, Any]]) -> list[str]:
@@ -72,9 +72,9 @@ def _group_names(groups: list[list[dict[str, Any]]], flats: list[dict[str, Any]]
     """A group is named by its configs' `name` (the experiment); groups sharing a name get the
     keys in which they differ, e.g. "notebook_model (trainer.epochs=10, trainer.patience=3)".
     Without names, the first run's folder name."""
-    names = [runs[0]["config"].get("name") for runs in groups]
+    names = [runs[0].config.get("name") for runs in groups]
     if not all(names):
-        return [Path(runs[0]["run_dir"]).name for runs in groups]
+        return [Path(runs[0].run_dir).name for runs in groups]
     out = []
     for name, flat in zip(names, flats):
         differ = _differing_keys([f for n, f in zip(names, flats) if n == name])
@@ -88,25 +88,26 @@ def entries_from_runs(folders: Sequence[Path]) -> list[Entry]:
     for folder in folders:
         if not Path(folder).is_dir():
             raise GruExpError(f"{folder}: no such folder; give run folders, a multirun folder or a study folder.")
-        for path in sorted(Path(folder).rglob("metrics.json")):
-            record = _read_record(path)
-            if record and record.get("series", {}).get("epoch"):
+        for path in sorted(Path(folder).rglob(RECORD_FILE)):
+            try:
+                record = RunRecord.read(path)
+            except RecordError as exc:
+                raise GruExpError(f"{exc} Remove it or report on other folders.") from None
+            if record.series.get("epoch"):
                 records.append(record)
     if not records:
         raise GruExpError(
             f"No runs with a finished epoch under {', '.join(map(str, folders))} (looked for metrics.json)."
         )
-    groups: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[str, list[RunRecord]] = {}
     for r in records:
-        key = json.dumps({k: v for k, v in flatten(r["config"]).items() if not k.startswith(IGNORED_KEYS)},
-                         sort_keys=True, default=str)
-        groups.setdefault(key, []).append(r)
+        groups.setdefault(json.dumps(_grouping(r), sort_keys=True, default=str), []).append(r)
     flats = [json.loads(k) for k in groups]
     varying = _differing_keys(flats)
     entries = []
     for (key, runs), flat, name in zip(groups.items(), flats, _group_names(list(groups.values()), flats)):
         entry = Entry(name=name, params={k: flat.get(k) for k in varying}, runs=runs,
-                      state="COMPLETE" if all(r.get("status") == "completed" for r in runs) else runs[0].get("status", "?"))
+                      state=min((r.status.trial_state for r in runs), key=["FAIL", "RUNNING", "PRUNED", "COMPLETE"].index))
         entry.objective = entry.stat("best_eval_acc")[0]
         entries.append(entry)
     return sorted(entries, key=lambda e: -e.objective if not math.isnan(e.objective) else math.inf)
@@ -114,14 +115,10 @@ def entries_from_runs(folders: Sequence[Path]) -> list[Entry]:
 
 def open_study_readonly(study_name: str, storage: str):
     """Load a study without creating tables or migrating (safe beside running workers)."""
-    import optuna
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             if storage.startswith("journal:"):
-                from optuna.storages.journal import JournalFileBackend
-
                 path = Path(storage[len("journal:"):])
                 if not path.is_file():
                     raise GruExpError(f"storage={storage!r}: no such journal file.")
@@ -142,10 +139,16 @@ def open_study_readonly(study_name: str, storage: str):
                               f"{redact(' '.join(str(exc).split()))[:400]}") from None
 
 
+def _read_or_none(path: Path) -> Optional[RunRecord]:
+    try:
+        return RunRecord.read(path)
+    except RecordError as exc:
+        log.warning("%s", exc)
+        return None
+
+
 def entries_from_study(study) -> list[Entry]:
     """Trials (best first) with their runs' metrics.json read from the trial folders."""
-    from optuna.trial import TrialState
-
     maximize = study.direction.name == "MAXIMIZE"
     entries = []
     for t in study.get_trials(deepcopy=False):
@@ -155,7 +158,8 @@ def entries_from_study(study) -> list[Entry]:
         runs = []
         if run_dir.is_dir():
             paths = sorted(run_dir.glob("seed_*/metrics.json")) or [run_dir / "metrics.json"]
-            runs = [r for r in (_read_record(p) for p in paths if p.is_file()) if r]
+            runs = [_read_or_none(p) for p in paths if p.is_file()]
+            runs = [r for r in runs if r is not None]
         entries.append(Entry(name=f"trial {t.number}", params=dict(t.params), runs=runs, state=t.state.name,
                              objective=t.value, number=t.number, intermediate=dict(t.intermediate_values)))
     if not entries:

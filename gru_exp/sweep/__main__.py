@@ -14,6 +14,9 @@ import subprocess
 import sys
 from typing import Optional, Sequence
 
+from gru_exp.config.compose import compose_config, conf_snapshot
+from gru_exp.errors import GruExpError
+from gru_exp.logs import setup_cli_logging
 from gru_exp.redact import redact, redact_all
 
 log = logging.getLogger(__name__)
@@ -42,9 +45,6 @@ def _spawn_workers(argv: Sequence[str], n: int) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from gru_exp.cli import compose_config, conf_snapshot, setup_cli_logging
-    from gru_exp.errors import GruExpError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in argv):
         print(USAGE + "\n\n" + (__doc__ or ""))
@@ -56,13 +56,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"gru_exp.sweep: error: {exc}\n{USAGE}", file=sys.stderr)
         return 2
     try:
-        from gru_exp import runtime
-        from gru_exp.search_space import check_sweep
+        # Imported here, in this order: paddle sizes its thread pools once, when first imported.
+        from gru_exp.sweep.space import check_sweep
+        from gru_exp.train import device
 
         check_sweep(sc, compose_config)
-        runtime.limit_threads(int(compose_config(list(sc.base)).trainer.num_threads))  # before paddle loads
-        runtime.import_paddle()
-        from gru_exp.study import open_study, run_worker, storage_url, study_dir
+        device.limit_threads(int(compose_config(list(sc.base)).trainer.num_threads))  # before paddle loads
+        device.import_paddle()
+        from gru_exp.sweep.storage import open_study, storage_url, study_dir
+        from gru_exp.sweep.worker import run_worker
 
         if sc.n_workers > 1:
             open_study(sc)  # create the schema and study once, before workers race to do it

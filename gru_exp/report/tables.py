@@ -1,30 +1,27 @@
-"""``python -m gru_exp.report``: what won, by how much over the notebook, how sure, which knobs mattered.
-
-    python -m gru_exp.report outputs/sweeps/<study>             # a study's folder (storage found there)
-    python -m gru_exp.report study_name=gru storage=postgresql://...
-    python -m gru_exp.report outputs/multirun/<date>/<time>     # a Hydra -m grid's run folders
-    python -m gru_exp.report outputs/runs/a outputs/runs/b      # any run folders side by side
-    options: --out DIR (default: the study's or given folder), --top N (curves and table rows)
-
-Writes report.md and PNG figures; reads the storage and the folders only.
-"""
+"""report.md: the table of configurations against the notebook, the seed comparison, the
+parameter importances, and the figures beside it."""
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import math
-import os
-import sys
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
-from gru_exp.baseline import NOTEBOOK_BEST_ACC, NOTEBOOK_FINAL_ACC
-from gru_exp.errors import GruExpError
-from gru_exp.reporting import TOP_K, Entry, entries_from_runs, entries_from_study, open_study_readonly
+import optuna
+from optuna.importance import PedAnovaImportanceEvaluator
+
+from gru_exp.notebook import NOTEBOOK_BEST_ACC, NOTEBOOK_FINAL_ACC
+from gru_exp.report.entries import Entry
 
 log = logging.getLogger(__name__)
+IMPORTANCE_EVALUATOR = "PED-ANOVA"  # named in report.md: the evaluator actually used (_evaluator)
+
+
+def _evaluator():
+    """Optuna's default importance evaluator (PED-ANOVA in Optuna 5; fANOVA would need scikit-learn)."""
+    return PedAnovaImportanceEvaluator()
 
 
 def _pct(mean: float, std: Optional[float] = None) -> str:
@@ -56,7 +53,7 @@ def table(entries: Sequence[Entry], top: int, objective_label: str) -> list[str]
 def seed_comparison(entries: Sequence[Entry]) -> list[str]:
     """The leading configuration (by validation) against every other one trained with several seeds:
     the test accuracy difference, also in units of the larger of the two seed std's."""
-    seeded = [e for e in entries if len([r for r in e.runs if "acc" in (r.get("test") or {})]) >= 2]
+    seeded = [e for e in entries if len([r for r in e.runs if r.test_acc is not None]) >= 2]
     if len(seeded) < 2:
         return []
     lead = seeded[0]
@@ -77,11 +74,11 @@ def _fmt(value) -> str:
 
 def write_report(entries: list[Entry], out: Path, top: int, study=None) -> Path:
     """report.md and the figures in ``out``; returns the report's path."""
-    from gru_exp import figures
+    from gru_exp.report import figures  # matplotlib: only when a report is written
 
     out.mkdir(parents=True, exist_ok=True)
     figs: list[Optional[Path]] = [figures.learning_curves(entries, out, top)]
-    best = next((e for e in entries if e.runs and e.runs[0].get("series", {}).get("epoch")), None)
+    best = next((e for e in entries if e.runs and e.runs[0].series.get("epoch")), None)
     if best is not None:
         figs.append(figures.train_vs_eval(best, out))
     lines = [f"# Report: {study.study_name if study else out}", ""]
@@ -109,7 +106,7 @@ def write_report(entries: list[Entry], out: Path, top: int, study=None) -> Path:
     lines += table(entries, top, "objective %")
     lines += seed_comparison(entries)
     if study is not None and importances:
-        lines += ["", "Parameter importances (fANOVA over complete trials):", ""]
+        lines += ["", f"Parameter importances ({IMPORTANCE_EVALUATOR} over complete trials):", ""]
         lines += [f"- `{k}`: {v:.3f}" for k, v in importances.items()]
     lines += ["", "Figures:", ""] + [f"![{p.stem}]({p.name})" for p in figs if p is not None]
     report = out / "report.md"
@@ -118,67 +115,15 @@ def write_report(entries: list[Entry], out: Path, top: int, study=None) -> Path:
 
 
 def _importances(study) -> dict[str, float]:
-    import warnings
-
-    import optuna
-
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if len(complete) < 2:
         return {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:  # fANOVA explains the objective's variance: the same for maximize and minimize
-            return optuna.importance.get_param_importances(study)
+        try:  # explains the objective's variance: the same for maximize and minimize
+            return optuna.importance.get_param_importances(study, evaluator=_evaluator())
         except Exception as exc:
             log.warning("Parameter importances skipped: %s", exc)
             return {}
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    from gru_exp.cli import compose_config, setup_cli_logging
-
-    parser = argparse.ArgumentParser(prog="python -m gru_exp.report", description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("targets", nargs="*", help="folders, or study_name=... storage=...")
-    parser.add_argument("--out", type=Path, help="where to write report.md and the figures")
-    parser.add_argument("--top", type=int, default=TOP_K, help="runs shown in curves and the table")
-    args = parser.parse_args(argv)
-    setup_cli_logging()
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # its INFO lines are about axis units
-    keys = dict(t.split("=", 1) for t in args.targets if "=" in t)
-    folders = [Path(t) for t in args.targets if "=" not in t]
-    unknown = set(keys) - {"study_name", "storage"}
-    try:
-        if unknown:
-            raise GruExpError(f"Unknown option(s) {', '.join(sorted(unknown))}; use study_name=... storage=... or "
-                              "folders.")
-        study = None
-        if len(folders) == 1 and (folders[0] / "study.json").is_file():
-            pointer = json.loads((folders[0] / "study.json").read_text())
-            keys.setdefault("study_name", pointer["study_name"])
-            if "storage" not in keys and "***" in pointer["storage"]:
-                raise GruExpError(f"{folders[0]}/study.json names a storage with a password ({pointer['storage']}); "
-                                  "pass storage=<full URL> too.")
-            keys.setdefault("storage", pointer["storage"])
-        if "study_name" in keys:
-            sweep_cfg = compose_config([], config_name="sweep")
-            paths = sweep_cfg.paths
-            storage = keys.get("storage") or sweep_cfg.storage or f"sqlite:///{Path(paths.sweeps_dir) / 'optuna.db'}"
-            study = open_study_readonly(keys["study_name"], storage)
-            entries = entries_from_study(study)
-            out = args.out or (folders[0] if folders else Path(paths.sweeps_dir) / keys["study_name"])
-        elif folders:
-            entries = entries_from_runs(folders)
-            out = args.out or (folders[0] if len(folders) == 1 else Path(os.path.commonpath([f.resolve() for f in folders])))
-        else:
-            raise GruExpError("Nothing to report: give a study folder, run folders, or study_name=... storage=....")
-        report = write_report(entries, Path(out), args.top, study)
-    except GruExpError as exc:
-        print(f"gru_exp.report: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"Report: {report} (figures beside it)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

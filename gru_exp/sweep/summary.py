@@ -12,7 +12,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from gru_exp.files import atomic_write_text
-from gru_exp.baseline import NOTEBOOK_BEST_ACC, NOTEBOOK_FINAL_ACC
+from gru_exp.notebook import NOTEBOOK_BEST_ACC, NOTEBOOK_FINAL_ACC
 
 
 def _sorted_trials(study: optuna.Study) -> list[FrozenTrial]:

@@ -9,8 +9,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from gru_exp.baseline import NOTEBOOK
-from gru_exp.reporting import Entry
+from gru_exp.notebook import NOTEBOOK
+from gru_exp.report.entries import Entry
 
 log = logging.getLogger(__name__)
 BAND = (0.84, 0.85)  # the notebook's "84-85%"
@@ -64,7 +64,7 @@ def train_vs_eval(entry: Entry, out: Path) -> Path:
     """Train and eval accuracy of the best entry's first run: the gap shows overfitting."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    run = entry.runs[0]["series"]
+    run = entry.runs[0].series
     ax.plot(run["epoch"], run["train_acc"], marker="o", label="train acc")
     ax.plot(run["epoch"], run["eval_acc"], marker="o", label="eval acc")
     ax.axhspan(*BAND, color="tab:red", alpha=0.12, label="notebook 84-85%")

@@ -3,13 +3,15 @@ and the samplers and pruners a sweep file names."""
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
-from gru_exp.config import override_value, validate
+from gru_exp.config.validation import validate
+from gru_exp.config.values import override_value
 from gru_exp.errors import ConfigError, GruExpError
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc")
@@ -57,8 +59,6 @@ def check_sweep(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) 
         problems.append(f"sampler.name={sc.sampler.name!r} must be one of {', '.join(SAMPLERS)}")
     needs = {"cmaes": "cmaes", "qmc": "scipy"}.get(sc.sampler.name)
     if needs:
-        import importlib.util
-
         if importlib.util.find_spec(needs) is None:
             problems.append(f"sampler.name={sc.sampler.name!r} needs the {needs} package: pip install {needs}")
     if sc.pruner.name not in PRUNERS:

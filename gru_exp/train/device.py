@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
+import platform
 import random
+import sys
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -20,8 +25,6 @@ def limit_threads(num_threads: int) -> None:
     reach every thread pool; later calls still set paddle's own pool."""
     for var in _THREAD_VARS:
         os.environ[var] = str(num_threads)
-    import sys
-
     if "paddle" in sys.modules:
         sys.modules["paddle"].base.core.set_num_threads(num_threads)
 
@@ -31,10 +34,6 @@ def flush_denormals() -> bool:
     starts later. Paddle's CPU GRU backward runs up to 10x slower when gradients decay into
     denormal floats (measured: 2.5 s vs 0.23 s per step, benchmarks/denormals.py); flushing them
     to zero changes values below 1.2e-38 only. Returns False where unsupported (non-x86, no glibc)."""
-    import ctypes
-    import ctypes.util
-    import platform
-
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return False
     name = ctypes.util.find_library("m")
@@ -67,6 +66,18 @@ def select_device(requested: str) -> str:
         )
     device = "gpu:0" if requested == "gpu" or (requested == "auto" and has_gpu) else "cpu"
     paddle.set_device(device)
+    return device
+
+
+def prepare(trainer: Any) -> str:
+    """Threads, device and CPU float mode for a run, as ``trainer`` (the config's trainer) says;
+    returns the paddle device string. The one place a run's device is chosen."""
+    limit_threads(trainer.num_threads)
+    device = select_device(str(trainer.device))
+    if device == "cpu" and trainer.flush_denormals and not flush_denormals():
+        log.warning("trainer.flush_denormals=true is not supported on this CPU/libc; training may be slower")
+    if trainer.amp and not device.startswith("gpu"):
+        raise ConfigError(f"trainer.amp=true needs a GPU, but trainer.device={trainer.device!r} resolved to {device}.")
     return device
 
 

@@ -1,0 +1,241 @@
+"""The register of knobs: every training knob declared once, with its type, default, allowed
+values and role. Everything else is derived from these declarations:
+
+- Hydra's schema (a typo'd key, a wrong type or a value outside an Enum fails at composition),
+- range validation (:mod:`gru_exp.config.validation`),
+- the VisualDL hyperparameters and report grouping (``result`` knobs),
+- the resume check (knobs without ``resume``),
+- run folder names (Hydra's ``exclude_keys`` = knobs without ``in_name``).
+
+A new knob is one ``knob(...)`` line here plus the code that uses it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Iterator, Optional
+
+
+class Choice(str, Enum):
+    """A set of string values; compares equal to, prints and serialises as its value."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class Direction(Choice):
+    forward = "forward"
+    bidirectional = "bidirectional"
+
+
+class Pooling(Choice):
+    last = "last"
+    mean = "mean"
+    max = "max"
+    attention = "attention"
+
+
+class Device(Choice):
+    auto = "auto"
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+class LrSchedule(Choice):
+    constant = "constant"
+    cosine = "cosine"
+    linear = "linear"
+
+
+@dataclass(frozen=True)
+class Knob:
+    """What a knob is for. ``low``/``high`` bound numbers (``open_low``/``open_high`` exclude the
+    bound); ``null`` says what None means when None is allowed. Roles: ``result`` = changes the
+    trained model or its score (VisualDL hparams, report grouping); ``replicate`` = a result knob
+    that varies between repeats of one configuration (the seed: not a grouping key); ``resume`` =
+    may change when a run is resumed; ``in_name`` = part of a run folder's name."""
+
+    help: str
+    low: Optional[float] = None
+    high: Optional[float] = None
+    open_low: bool = False
+    open_high: bool = False
+    null: Optional[str] = None
+    result: bool = True
+    replicate: bool = False
+    resume: bool = False
+    in_name: bool = True
+
+
+def knob(default: Any, help: str, **meta: Any) -> Any:
+    """A dataclass field carrying its :class:`Knob` declaration."""
+    info = Knob(help=help, **meta)
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"knob": info})
+    return field(default=default, metadata={"knob": info})
+
+
+# A setting of where or how a run executes, not of what it trains: free on resume, no hparam.
+HOW = dict(result=False, resume=True)
+MAX_SEQ_LEN = 5000  # IMDB's longest review has 2,470 tokens (paddle's tokenizer); more only pads
+
+
+@dataclass
+class DataConfig:
+    path: Optional[str] = knob("${oc.env:GRU_EXP_IMDB,null}", "the IMDB archive aclImdb_v1.tar.gz",
+                               null="$GRU_EXP_IMDB, else paddle's download", in_name=False, **HOW)
+    cache_dir: str = knob("${paths.cache_dir}", "token ids cached by archive hash and cutoff", in_name=False, **HOW)
+    seq_len: Optional[int] = knob(200, "reviews are cut to their first seq_len tokens, padded at the end",
+                                  low=1, high=MAX_SEQ_LEN, null="whole reviews")
+    cutoff: int = knob(150, "keep words seen more than cutoff times (paddle's Imdb)", low=0)
+    val_size: int = knob(2500, "reviews held out of train (stratified); 0 = evaluate on test", low=0)
+    train_limit: Optional[int] = knob(None, "stratified training subset", low=2, null="all")
+    test_limit: Optional[int] = knob(None, "stratified test subset", low=2, null="all 25,000")
+    bucket_size: int = knob(50, "batches per length-sorted chunk; 0 = plain shuffle", low=0)
+
+
+@dataclass
+class ModelConfig:
+    embedding_size: int = knob(256, "embedding width", low=1)
+    hidden_size: int = knob(256, "GRU hidden units per direction", low=1)
+    num_layers: int = knob(2, "stacked GRU layers", low=1)
+    direction: Direction = knob(Direction.bidirectional, "GRU direction")
+    dropout: float = knob(0.5, "after the embedding, between GRU layers, before the classifier",
+                          low=0.0, high=1.0, open_high=True)
+    layer_dropout: Optional[float] = knob(None, "between GRU layers only (needs num_layers > 1)",
+                                          low=0.0, high=1.0, open_high=True, null="model.dropout")
+    use_lengths: bool = knob(True, "pass true lengths to the GRU (padding never read)")
+    pooling: Pooling = knob(Pooling.last, "how the GRU outputs become one vector (padding never pooled)")
+    word_dropout: float = knob(0.0, "probability of dropping a whole token's embedding (training only)",
+                               low=0.0, high=1.0, open_high=True)
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = knob(10, "training epochs", low=1, resume=True)
+    batch_size: int = knob(64, "training batch size", low=1)
+    eval_batch_size: int = knob(256, "evaluation batch size", low=1)
+    lr: float = knob(1e-3, "learning rate (peak, with a schedule)", low=0.0, open_low=True)
+    weight_decay: float = knob(0.0, "decoupled weight decay (AdamW); 0 = Adam", low=0.0, high=1.0, open_high=True)
+    lr_schedule: LrSchedule = knob(LrSchedule.constant, "learning-rate decay to 0 over the run's steps")
+    warmup: float = knob(0.0, "share of the run's steps with a linear warm-up", low=0.0, high=1.0, open_high=True)
+    seed: int = knob(42, "fixes split, init and order", replicate=True)
+    device: Device = knob(Device.auto, "auto picks a GPU when paddle has one", **HOW)
+    grad_clip: float = knob(0.0, "global-norm gradient clip; 0 = off", low=0.0)
+    amp: bool = knob(False, "float16 autocast + loss scaling (GPU only)")
+    drop_last: bool = knob(True, "drop the last incomplete training batch")
+    eval_drop_last: bool = knob(False, "drop the last incomplete eval batch (the notebook did)")
+    num_threads: int = knob(1, "CPU threads per training process", low=1, **HOW)
+    flush_denormals: bool = knob(True, "CPU: flush denormal floats to zero (GRU backward 10x faster)", **HOW)
+    patience: int = knob(0, "stop after this many epochs without a better eval accuracy; 0 = off", low=0,
+                         resume=True)
+    resume: Optional[str] = knob(None, "run folder whose last checkpoint to continue", null="a new run",
+                                 in_name=False, **HOW)
+    progress_every_s: float = knob(15.0, "seconds between progress lines; 0 = per epoch only", low=0.0, **HOW)
+
+
+@dataclass
+class LoggerConfig:
+    visualdl: bool = knob(True, "write VisualDL records", **HOW)
+    batch_loss_every: int = knob(10, "steps between train/batch_loss points; 0 = off", low=0, **HOW)
+    baseline: bool = knob(True, "write the notebook's reference run when missing", **HOW)
+
+
+PATH = dict(result=False, resume=True, in_name=False)
+
+
+@dataclass
+class PathsConfig:
+    root_dir: str = knob("${gru_exp.root:}", "$GRU_EXP_HOME, else the checkout (or ./ when installed)", **PATH)
+    output_dir: str = knob("${paths.root_dir}/outputs", "every output lives under it", **PATH)
+    cache_dir: str = knob("${paths.output_dir}/cache", "preprocessed IMDB", **PATH)
+    baseline_dir: str = knob("${paths.output_dir}/baseline/notebook", "the notebook's VisualDL run", **PATH)
+    sweeps_dir: str = knob("${paths.output_dir}/sweeps", "study folders and the default SQLite storage", **PATH)
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    name: str = knob("run", "experiment name, part of run folder names", in_name=False, **HOW)
+
+
+def knobs(schema: type = RunConfig, prefix: str = "") -> Iterator[tuple[str, dataclasses.Field, Knob]]:
+    """Every knob of ``schema`` as (dotted key, field, declaration), in declaration order."""
+    for f in dataclasses.fields(schema):
+        if f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(f.default_factory):
+            yield from knobs(f.default_factory, f"{prefix}{f.name}.")  # type: ignore[arg-type]
+        elif "knob" in f.metadata:
+            yield f"{prefix}{f.name}", f, f.metadata["knob"]
+
+
+def keys(**role: bool) -> list[str]:
+    """Dotted keys of the knobs whose roles match, e.g. ``keys(result=True)``."""
+    return [k for k, _, info in knobs() if all(getattr(info, r) == v for r, v in role.items())]
+
+
+def hparam_keys() -> list[str]:
+    """What VisualDL's HParams view and reports compare: every knob that changes results."""
+    return keys(result=True)
+
+
+def grouping_keys() -> list[str]:
+    """Knobs that make two runs different configurations (not repeats of one)."""
+    return keys(result=True, replicate=False)
+
+
+def resume_fixed_keys() -> list[str]:
+    """Knobs a resumed run must share with the run it continues."""
+    return keys(resume=False)
+
+
+def name_excluded_keys() -> list[str]:
+    """Hydra's ``exclude_keys``: overrides that never appear in a run folder's name."""
+    return ["experiment", *keys(in_name=False)]
+
+
+def defaults() -> dict[str, Any]:
+    """Every knob's declared default (Enums as their values), by dotted key."""
+    return {k: (f.default.value if isinstance(f.default, Enum) else f.default) for k, f, _ in knobs()}
+
+
+def with_defaults(flat: dict[str, Any]) -> dict[str, Any]:
+    """A flat config from an older record, with the knobs added since at their defaults (the
+    value that reproduced the old behaviour), so old runs still resume and group with new ones."""
+    return {**defaults(), **flat}
+
+
+def allowed(key: str, value: Any) -> Optional[str]:
+    """None if ``value`` is allowed for ``key`` by its declared range, else what is allowed."""
+    info = {k: i for k, _, i in knobs()}[key]
+    if value is None:
+        return None if info.null else "must not be null"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return _range_text(info) or "must be a finite number"
+    lo_ok = info.low is None or (value > info.low if info.open_low else value >= info.low)
+    hi_ok = info.high is None or (value < info.high if info.open_high else value <= info.high)
+    return None if lo_ok and hi_ok else _range_text(info)
+
+
+def _range_text(info: Knob) -> str:
+    if info.low is not None and info.high is not None:
+        text = f"in {'(' if info.open_low else '['}{info.low:g}, {info.high:g}{')' if info.open_high else ']'}"
+    elif info.low == 1 and not info.open_low:
+        text = "a positive integer"
+    elif info.low is not None:
+        text = f"{'>' if info.open_low else '>='} {info.low:g}"
+    else:
+        return "must be a finite number"
+    text = f"must be {text}"
+    return f"{text} or null ({info.null})" if info.null else text

@@ -1,0 +1,46 @@
+"""Validation of a composed training config: each knob's declared range (from the register), then
+the rules that tie knobs together. Raises one :class:`ConfigError` naming every problem."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from gru_exp.config.knobs import allowed, knobs
+from gru_exp.errors import ConfigError
+
+
+def _show(value: Any) -> str:
+    return repr(str(value)) if isinstance(value, str) else str(value)
+
+
+def _cross_rules(cfg: DictConfig) -> list[str]:
+    """Rules between knobs; each names the knobs involved and how to fix them."""
+    d, m, t = cfg.data, cfg.model, cfg.trainer
+    problems = []
+    if m.layer_dropout is not None and m.num_layers == 1:
+        problems.append(f"model.layer_dropout={m.layer_dropout} has no effect with model.num_layers=1 (it acts "
+                        "between GRU layers); set it to null or use more layers")
+    if d.bucket_size > 0 and not m.use_lengths:
+        problems.append(f"data.bucket_size={d.bucket_size} needs model.use_lengths=true: without lengths the GRU "
+                        "reads the padding, so trimming batches would change the model; set data.bucket_size=0")
+    if d.seq_len is None and not m.use_lengths:
+        problems.append("data.seq_len=null needs model.use_lengths=true (without lengths every batch would be "
+                        "padded to its longest review and the GRU would read the padding)")
+    if t.amp and t.device == "cpu":
+        problems.append("trainer.amp=true needs trainer.device=gpu or auto with a GPU (it is float16 on CUDA)")
+    return problems
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check every knob against its declared range, then the cross-knob rules."""
+    problems = []
+    for key, _, _ in knobs():
+        value = OmegaConf.select(cfg, key)
+        why = allowed(key, value)
+        if why:
+            problems.append(f"{key}={_show(value)} {why}")
+    problems += _cross_rules(cfg)
+    if problems:
+        raise ConfigError("Invalid configuration: " + "; ".join(problems) + ".", problems)

@@ -1,0 +1,43 @@
+"""Config values as the other tools want them: flat keys, Hydra override text, VisualDL hparams,
+plain JSON-able data."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"model": {"hidden_size": 8}} -> {"model.hidden_size": 8}."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def override_value(value: Any) -> str:
+    """A value as Hydra's override grammar reads it back (bools lower-case, None as null)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, Enum):
+        return str(value.value)
+    return str(value)
+
+
+def hparam_value(value: Any) -> Any:
+    """A value as VisualDL's add_hparams accepts it: int, float or str (protobuf 7 rejects bools)."""
+    if value is None or isinstance(value, (bool, Enum)):
+        return override_value(value)
+    return value
+
+
+def to_container(cfg: DictConfig) -> dict[str, Any]:
+    """The fully resolved config as plain Python data (for metrics.json and hparams)."""
+    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[return-value]

@@ -1,0 +1,79 @@
+"""``python -m gru_exp.report``: what won, by how much over the notebook, how sure, which knobs mattered.
+
+    python -m gru_exp.report outputs/sweeps/<study>             # a study's folder (storage found there)
+    python -m gru_exp.report study_name=gru storage=postgresql://...
+    python -m gru_exp.report outputs/multirun/<date>/<time>     # a Hydra -m grid's run folders
+    python -m gru_exp.report outputs/runs/a outputs/runs/b      # any run folders side by side
+    options: --out DIR (default: the study's or given folder), --top N (curves and table rows)
+
+Writes report.md and PNG figures; reads the storage and the folders only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from gru_exp.config.compose import compose_config
+from gru_exp.errors import GruExpError
+from gru_exp.logs import setup_cli_logging
+from gru_exp.report.entries import (
+    TOP_K,
+    entries_from_runs,
+    entries_from_study,
+    open_study_readonly,
+)
+from gru_exp.report.tables import write_report
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gru_exp.report", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("targets", nargs="*", help="folders, or study_name=... storage=...")
+    parser.add_argument("--out", type=Path, help="where to write report.md and the figures")
+    parser.add_argument("--top", type=int, default=TOP_K, help="runs shown in curves and the table")
+    args = parser.parse_args(argv)
+    setup_cli_logging()
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # its INFO lines are about axis units
+    keys = dict(t.split("=", 1) for t in args.targets if "=" in t)
+    folders = [Path(t) for t in args.targets if "=" not in t]
+    unknown = set(keys) - {"study_name", "storage"}
+    try:
+        if unknown:
+            raise GruExpError(f"Unknown option(s) {', '.join(sorted(unknown))}; use study_name=... storage=... or "
+                              "folders.")
+        study = None
+        if len(folders) == 1 and (folders[0] / "study.json").is_file():
+            pointer = json.loads((folders[0] / "study.json").read_text())
+            keys.setdefault("study_name", pointer["study_name"])
+            if "storage" not in keys and "***" in pointer["storage"]:
+                raise GruExpError(f"{folders[0]}/study.json names a storage with a password ({pointer['storage']}); "
+                                  "pass storage=<full URL> too.")
+            keys.setdefault("storage", pointer["storage"])
+        if "study_name" in keys:
+            sweep_cfg = compose_config([], config_name="sweep")
+            paths = sweep_cfg.paths
+            storage = keys.get("storage") or sweep_cfg.storage or f"sqlite:///{Path(paths.sweeps_dir) / 'optuna.db'}"
+            study = open_study_readonly(keys["study_name"], storage)
+            entries = entries_from_study(study)
+            out = args.out or (folders[0] if folders else Path(paths.sweeps_dir) / keys["study_name"])
+        elif folders:
+            entries = entries_from_runs(folders)
+            out = args.out or (folders[0] if len(folders) == 1 else Path(os.path.commonpath([f.resolve() for f in folders])))
+        else:
+            raise GruExpError("Nothing to report: give a study folder, run folders, or study_name=... storage=....")
+        report = write_report(entries, Path(out), args.top, study)
+    except GruExpError as exc:
+        print(f"gru_exp.report: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"Report: {report} (figures beside it)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""One trial: sampled values -> Hydra overrides on the sweep's ``base`` -> the library's
+:func:`~gru_exp.train.run.run_training`, ``repeats`` times; the objective is the mean. A
+:class:`TrialReporter` callback reports each epoch and stops the run when the pruner says so."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import socket
+import statistics
+from typing import Any, Callable, Sequence
+
+import optuna
+from omegaconf import DictConfig
+
+from gru_exp.logs import file_log, log_context
+from gru_exp.redact import redact
+from gru_exp.sweep.space import suggest_overrides, trial_overrides
+from gru_exp.sweep.storage import study_dir, with_storage_retry
+from gru_exp.train.loop import Callback, StopRun, TrainState
+
+log = logging.getLogger(__name__)
+
+
+class TrialReporter(Callback):
+    """Reports the objective's running value each epoch and stops the run when pruned.
+
+    With repeats, repeat ``r`` reports at step ``r * epochs + epoch`` the mean over the repeats
+    so far at that epoch, so every trial reports the same schedule and the pruner compares
+    like with like. The pruner is not asked at the trial's last step (``repeats * epochs``):
+    stopping then saves nothing, and a trained-out trial is a complete result (successive
+    halving would otherwise mark every trial below its top rung as pruned)."""
+
+    def __init__(self, trial: optuna.Trial, repeat: int, epochs: int, earlier: list[list[float]],
+                 metric: str, reduce: str, direction: str, storage_retry_s: float, repeats: int = 1) -> None:
+        self.trial, self.repeat, self.epochs, self.earlier = trial, repeat, epochs, earlier
+        self.last_step = repeats * epochs
+        self.metric, self.reduce, self.direction = metric, reduce, direction
+        self.storage_retry_s = storage_retry_s
+        self.values: list[float] = []  # this repeat's running objective per epoch
+
+    def running_value(self, state: TrainState) -> float:
+        series = [getattr(h, self.metric) for h in state.history]
+        if self.reduce == "last":
+            return series[-1]
+        return max(series) if self.direction == "maximize" else min(series)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        value = self.running_value(state)
+        self.values.append(value)
+        e = len(self.values)
+        mean = statistics.fmean([run[e - 1] for run in self.earlier if len(run) >= e] + [value])
+        step = self.repeat * self.epochs + e
+        what = f"reporting epoch {e} of trial {self.trial.number}"
+        with_storage_retry(lambda: self.trial.report(mean, step=step), what, self.storage_retry_s)
+        if step < self.last_step and with_storage_retry(self.trial.should_prune, what, self.storage_retry_s):
+            raise StopRun("pruned", f"pruned after epoch {e} of repeat {self.repeat + 1} (objective {mean:.4f})")
+
+
+def _set_attrs(trial: optuna.Trial, sc: DictConfig, **attrs: Any) -> None:
+    for key, value in attrs.items():
+        with_storage_retry(lambda: trial.set_user_attr(key, value), f"recording trial {trial.number}",
+                           sc.storage_retry_s)
+
+
+def run_trial(trial: optuna.Trial, sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -> float:
+    """Train the trial's configuration ``repeats`` times; the objective is the mean."""
+    from gru_exp.train.run import (
+        run_training,  # not at import time: the caller limits paddle's threads first
+    )
+
+    overrides = trial_overrides(sc.base, suggest_overrides(trial, sc.params))
+    first_seed = int(compose(overrides).trainer.seed)
+    trial_dir = study_dir(sc) / f"trial_{trial.number}"
+    command = "python -m gru_exp.train " + " ".join(overrides)
+    _set_attrs(trial, sc, command=command, run_dir=str(trial_dir), host=socket.gethostname(), pid=os.getpid())
+    values, tests, curves, epochs_run, wall = [], [], [], 0, 0.0
+    with file_log(trial_dir / "trial.log"), log_context(f"trial {trial.number}"):
+        log.info("Trial %d: %s", trial.number, redact(command))
+        for repeat in range(sc.repeats):
+            seed = first_seed + repeat
+            run_dir = trial_dir / f"seed_{seed}" if sc.repeats > 1 else trial_dir
+            cfg = compose(overrides + [f"paths.{k}={v}" for k, v in sc.paths.items() if k != "baseline_dir"] + [
+                f"trainer.seed={seed}", f"paths.baseline_dir={study_dir(sc) / 'baseline'}", f"name=trial_{trial.number}",
+            ])
+            reporter = TrialReporter(trial, repeat, cfg.trainer.epochs, curves, sc.objective.metric,
+                                     sc.objective.reduce, sc.objective.direction, sc.storage_retry_s, sc.repeats)
+            label = f"trial {trial.number}" + (f" seed {seed}" if sc.repeats > 1 else "") + ": " + " ".join(
+                o for o in overrides if o.split("=", 1)[0] in sc.params)
+            with file_log(run_dir / "run.log") if sc.repeats > 1 else contextlib.nullcontext():
+                result = run_training(cfg, run_dir, callbacks=[reporter], display_name=label)
+            curves.append(reporter.values)
+            epochs_run += result.epochs_done
+            wall += result.wall_time_s or 0.0
+            _set_attrs(trial, sc, epochs_run=epochs_run, wall_time_s=wall)
+            if result.status == "pruned":
+                raise optuna.TrialPruned(result.stop_reason or "pruned")
+            values.append(reporter.values[-1])
+            tests.append(result.test.get("acc", math.nan))
+    mean = statistics.fmean(values)
+    _set_attrs(trial, sc, values=values, std=statistics.stdev(values) if len(values) > 1 else 0.0,
+               test_acc=statistics.fmean(tests), test_acc_std=statistics.stdev(tests) if len(tests) > 1 else 0.0)
+    log.info("Trial %d: objective %.4f over %d seed(s)", trial.number, mean, len(values))
+    return mean

@@ -1,0 +1,121 @@
+"""Standard callbacks of every run: progress lines, checkpoints, the metrics.json record, early stopping."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import paddle
+
+from gru_exp.train.checkpoints import BEST_CKPT, LAST_CKPT, save_checkpoint
+from gru_exp.train.loop import Callback, StopRun, TrainState
+from gru_exp.train.record import SERIES_KEYS, RunRecord, Status
+
+log = logging.getLogger(__name__)
+
+
+
+def _fmt_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+class ProgressLogger(Callback):
+    """A progress bar in the log: steps, steps/s and ETA every ``every_s`` seconds, and one line
+    per epoch with its metrics."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+
+    def on_train_start(self, state: TrainState) -> None:
+        self.run_start = time.perf_counter()
+        self.first_epoch = state.epoch + 1
+        self._start_epoch()
+
+    def _start_epoch(self) -> None:
+        self.epoch_start = self.last_line = time.perf_counter()
+        self.epoch_steps = 0
+
+    def on_step_end(self, state: TrainState, loss: paddle.Tensor) -> None:
+        self.epoch_steps += 1
+        now = time.perf_counter()
+        if self.every_s and now - self.last_line >= self.every_s:
+            self.last_line = now
+            rate = self.epoch_steps / (now - self.epoch_start)
+            total = state.steps_per_epoch
+            done = int(20 * self.epoch_steps / max(total, 1))
+            eta = (total - self.epoch_steps) / rate if rate else 0.0
+            log.info(
+                "epoch %d/%d [%s%s] %d/%d steps, %.2f steps/s, loss %.4f, epoch ETA %s",
+                state.epoch + 1, state.epochs, "#" * done, "." * (20 - done), self.epoch_steps, total,
+                rate, float(loss), _fmt_duration(eta),
+            )
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        h = state.history[-1]
+        elapsed = time.perf_counter() - self.run_start
+        done = state.epoch - self.first_epoch + 1
+        eta = elapsed / done * (state.epochs - state.epoch)
+        log.info(
+            "epoch %d/%d: train loss %.4f acc %.4f | %s loss %.4f acc %.4f%s | %.1f s train (%.0f samples/s) "
+            "+ %.1f s eval | run ETA %s",
+            h.epoch, state.epochs, h.train_loss, h.train_acc, state.eval_name, h.eval_loss, h.eval_acc,
+            " (best)" if state.is_best else "", h.train_time_s, h.train_samples_per_s, h.eval_time_s,
+            _fmt_duration(eta),
+        )
+        self._start_epoch()
+
+
+class Checkpointer(Callback):
+    """checkpoints/last.pdparams after every epoch; checkpoints/best.pdparams when eval acc improves."""
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        save_checkpoint(state, state.run_dir / LAST_CKPT)
+        if state.is_best:
+            save_checkpoint(state, state.run_dir / BEST_CKPT)
+
+
+class MetricsRecorder(Callback):
+    """Keeps the run record (``metrics.json``) current: status running with the epochs so far,
+    then the final status, test score and wall time."""
+
+    def __init__(self, record: RunRecord) -> None:
+        self.record = record
+
+    def _update(self, state: TrainState) -> None:
+        r = self.record
+        r.eval_split, r.epochs_done, r.best_epoch = state.eval_name, state.epoch, state.best_epoch
+        r.best_eval_acc = state.best_eval_acc if state.best_epoch else None
+        r.resumed_from = state.resumed_from
+        r.series = {key: [getattr(e, key) for e in state.history] for key in SERIES_KEYS}
+        r.write()
+
+    def on_train_start(self, state: TrainState) -> None:
+        self.record.status = Status.running
+        self._update(state)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        self._update(state)
+
+    def on_train_end(self, state: TrainState, record: RunRecord) -> None:
+        self._update(state)
+
+
+class EarlyStopping(Callback):
+    """Ends the run when the evaluation accuracy has not improved for ``patience`` epochs.
+
+    Runs after every other callback, so trackers and checkpoints see the last epoch. The run
+    counts as completed: the best epoch (by evaluation accuracy) is scored on the test set."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        if state.best_epoch is None or state.epoch >= state.epochs:
+            return
+        stale = state.epoch - state.best_epoch
+        if stale >= self.patience:
+            raise StopRun(Status.completed, f"early stopping: {state.eval_name} accuracy has not improved for {stale} "
+                          f"epoch(s) since epoch {state.best_epoch} (trainer.patience={self.patience})")

@@ -1,0 +1,98 @@
+"""Checkpoints: everything needed to continue a run (weights, optimizer, counters, RNG), written
+atomically, and read back with a clear error when the file is damaged or from another model."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import paddle
+
+from gru_exp.errors import ConfigError
+from gru_exp.train.loop import EpochMetrics, TrainState
+
+LAST_CKPT = "checkpoints/last.pdparams"
+BEST_CKPT = "checkpoints/best.pdparams"
+
+
+def _portable_optimizer_state(model: paddle.nn.Layer, state: dict[str, Any]) -> dict[str, Any]:
+    """Key optimizer accumulators by structural parameter name ('gru.weight_ih_l0') instead of
+    paddle's process-global names ('gru_3.w_0'), which differ between processes and models."""
+    by_name = {p.name: f"@{n}" for n, p in model.named_parameters()}
+    out = {}
+    for key, value in state.items():
+        owner = max((name for name in by_name if key.startswith(name + "_")), key=len, default=None)
+        out[by_name[owner] + key[len(owner):] if owner else key] = value
+    return out
+
+
+def _local_optimizer_state(model: paddle.nn.Layer, state: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`_portable_optimizer_state` for this process's parameter names."""
+    by_structure = {f"@{n}": p.name for n, p in model.named_parameters()}
+    out = {}
+    for key, value in state.items():
+        owner = max((s for s in by_structure if key.startswith(s + "_")), key=len, default=None)
+        out[by_structure[owner] + key[len(owner):] if owner else key] = value
+    return out
+
+
+def save_checkpoint(state: TrainState, path: Path) -> None:
+    """Everything needed to continue: weights, optimizer, epoch, history and paddle's RNG."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    paddle.save(
+        {
+            "model": state.model.state_dict(),
+            "optimizer": _portable_optimizer_state(state.model, state.optimizer.state_dict()),
+            "epoch": state.epoch,
+            "step": state.step,
+            "history": state.history_dict(),
+            "best_epoch": state.best_epoch,
+            "best_eval_acc": state.best_eval_acc,
+            "rng": paddle.get_rng_state(),
+        },
+        str(tmp),
+    )
+    os.replace(tmp, path)  # never a half-written checkpoint under the real name
+
+
+def restore_checkpoint(state: TrainState, path: Path) -> None:
+    """Load a :func:`save_checkpoint` file into ``state`` (model, optimizer, counters, RNG)."""
+    ckpt = load_checkpoint(path)
+    _check_shapes(state.model, ckpt["model"], path)
+    state.model.set_state_dict(ckpt["model"])
+    state.optimizer.set_state_dict(_local_optimizer_state(state.model, ckpt["optimizer"]))
+    state.epoch, state.step = ckpt["epoch"], ckpt["step"]
+    state.history = [EpochMetrics(**h) for h in ckpt["history"]]
+    state.best_epoch, state.best_eval_acc = ckpt["best_epoch"], ckpt["best_eval_acc"]
+    paddle.set_rng_state(ckpt["rng"])
+
+
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint file's contents; ConfigError (one paragraph) if it is damaged or not ours."""
+    try:
+        ckpt = paddle.load(str(path))
+    except (OSError, EOFError, ValueError, KeyError, TypeError, RuntimeError, pickle.UnpicklingError,
+            zipfile.BadZipFile) as exc:
+        raise ConfigError(f"The checkpoint {path} cannot be read ({type(exc).__name__}: {str(exc)[:200]}): it is "
+                          "damaged or truncated. Resume from another run folder or start a new run.") from None
+    needed = {"model", "optimizer", "epoch", "step", "history", "best_epoch", "best_eval_acc", "rng"}
+    if not isinstance(ckpt, dict) or not needed <= set(ckpt):
+        raise ConfigError(f"The checkpoint {path} is not a gru-exp checkpoint (missing "
+                          f"{', '.join(sorted(needed - set(ckpt))) if isinstance(ckpt, dict) else 'everything'}).")
+    return ckpt
+
+
+def _check_shapes(model: paddle.nn.Layer, weights: dict[str, Any], path: Path) -> None:
+    own = {name: list(p.shape) for name, p in model.state_dict().items()}
+    theirs = {name: list(getattr(w, "shape", [])) for name, w in weights.items()}
+    if own != theirs:
+        diff = [f"{k}: {theirs.get(k)} vs {own.get(k)}" for k in sorted(set(own) | set(theirs))
+                if own.get(k) != theirs.get(k)][:4]
+        raise ConfigError(f"The checkpoint {path} holds another model than this configuration builds ("
+                          + "; ".join(diff) + "). Resume with the configuration it was trained with.")

@@ -1,0 +1,112 @@
+"""The run record: one typed, versioned ``metrics.json`` per run folder, written and read only
+through :class:`RunRecord` (the loop writes it every epoch; sweeps and reports read it)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from gru_exp.config.knobs import Choice
+from gru_exp.errors import GruExpError
+from gru_exp.files import write_json
+
+RECORD_FILE = "metrics.json"
+RECORD_VERSION = 2  # 1: the untyped records before this class (same keys, no "version")
+SERIES_KEYS = ("epoch", "train_loss", "train_acc", "eval_loss", "eval_acc", "train_time_s", "eval_time_s",
+               "train_samples_per_s")
+
+
+class Status(Choice):
+    running = "running"  # training now (or killed without a word: SIGKILL, power loss)
+    completed = "completed"  # done as configured, or early-stopped: its best epoch was scored on test
+    pruned = "pruned"  # stopped by a sweep's pruner
+    interrupted = "interrupted"  # SIGINT / SIGTERM: resumable from its last checkpoint
+    failed = "failed"  # raised (NaN loss, out of memory, ...); the error says why
+
+    @property
+    def trial_state(self) -> str:
+        """The Optuna trial state name reports use for a run with this status."""
+        return {"completed": "COMPLETE", "pruned": "PRUNED", "running": "RUNNING"}.get(self.value, "FAIL")
+
+
+class RecordError(GruExpError):
+    """A metrics.json that is not a gru-exp run record (damaged, foreign, or from a newer version)."""
+
+
+@dataclass
+class RunRecord:
+    config: dict[str, Any]  # the resolved config (plain data)
+    run_dir: Path
+    status: Status = Status.running
+    eval_split: str = "val"  # "val" or "test" (the notebook's protocol)
+    epochs_done: int = 0
+    best_epoch: Optional[int] = None
+    best_eval_acc: Optional[float] = None
+    series: dict[str, list[float]] = field(default_factory=dict)  # per epoch, SERIES_KEYS
+    test: dict[str, float] = field(default_factory=dict)  # acc, loss of the best epoch (completed runs)
+    resumed_from: Optional[str] = None
+    device: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    host: str = ""
+    pid: int = 0
+    command: list[str] = field(default_factory=list)
+    n_params: int = 0
+    data_load_s: float = 0.0
+    archive: str = ""
+    n_train: int = 0
+    n_eval: int = 0
+    n_test: int = 0
+    wall_time_s: Optional[float] = None
+    stop_reason: Optional[str] = None
+    error: Optional[str] = None
+    version: int = RECORD_VERSION
+
+    @property
+    def test_acc(self) -> Optional[float]:
+        return self.test.get("acc")
+
+    def write(self) -> None:
+        data = dataclasses.asdict(self)
+        data["status"], data["run_dir"] = str(self.status), str(self.run_dir)
+        write_json(Path(self.run_dir) / RECORD_FILE, data)
+
+    @classmethod
+    def read(cls, path: Path) -> "RunRecord":
+        """The record in ``path`` (a metrics.json or its run folder); RecordError if it is not one."""
+        path = Path(path)
+        path = path / RECORD_FILE if path.is_dir() else path
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RecordError(f"{path} is not a readable run record ({type(exc).__name__}: {exc}).") from None
+        if not isinstance(data, dict) or not isinstance(data.get("config"), dict) or "series" not in data:
+            raise RecordError(f"{path} is not a gru-exp run record (no config and series): written by another tool?")
+        if data.get("version", 1) > RECORD_VERSION:
+            raise RecordError(f"{path} has record version {data['version']}; this gru-exp reads up to "
+                              f"{RECORD_VERSION}: upgrade gru-exp.")
+        names = {f.name for f in dataclasses.fields(cls)}
+        known = {k: v for k, v in data.items() if k in names}
+        try:
+            known["status"] = Status(known.get("status", "running"))
+            known["run_dir"] = Path(known.get("run_dir") or path.parent)
+            known["version"] = RECORD_VERSION
+            return cls(**known)
+        except (TypeError, ValueError) as exc:
+            raise RecordError(f"{path} is a damaged run record ({exc}).") from None
+
+
+def discard_unstarted_run(run_dir: Path, stop_at: Path) -> None:
+    """Remove a run folder that holds no result yet (no metrics.json), and its empty parents up to
+    ``stop_at``, so a rejected command leaves nothing that looks like a run."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir() or (run_dir / RECORD_FILE).exists():
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+    parent = run_dir.parent
+    while parent != stop_at and stop_at in parent.parents and parent.is_dir() and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent

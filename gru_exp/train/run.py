@@ -1,0 +1,219 @@
+"""One training run, start to finish: config -> data -> model -> loop -> callbacks -> run record.
+
+:func:`run_training` is the library's single way to train; ``python -m gru_exp.train`` and every
+sweep trial call it. All user errors (bad values, missing data, incompatible resume) are raised
+before the first step, so a run folder never holds a half result that looks real.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import shutil
+import socket
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import paddle
+from omegaconf import DictConfig
+
+from gru_exp.config.knobs import resume_fixed_keys, with_defaults
+from gru_exp.config.validation import validate
+from gru_exp.config.values import flatten, to_container
+from gru_exp.errors import ConfigError
+from gru_exp.redact import redact_all
+from gru_exp.train import device as devices
+from gru_exp.train.callbacks import (
+    Checkpointer,
+    EarlyStopping,
+    MetricsRecorder,
+    ProgressLogger,
+)
+from gru_exp.train.checkpoints import BEST_CKPT, restore_checkpoint
+from gru_exp.train.data import DataSplits, make_splits
+from gru_exp.train.imdb import load_imdb, resolve_archive
+from gru_exp.train.loop import (
+    Callback,
+    LoopSettings,
+    StopRun,
+    TrainState,
+    evaluate,
+    fit,
+)
+from gru_exp.train.model import GRUClassifier
+from gru_exp.train.record import RECORD_FILE, RecordError, RunRecord, Status
+from gru_exp.train.visualdl import VisualDLTracker, ensure_baseline, flat_hparams
+
+log = logging.getLogger(__name__)
+
+
+def check_resume(config: dict[str, Any], resume_dir: Path) -> Path:
+    """The checkpoint to continue from; ConfigError if missing or trained differently."""
+    ckpt = resume_dir / "checkpoints" / "last.pdparams"
+    if not ckpt.is_file() or not (resume_dir / RECORD_FILE).is_file():
+        raise ConfigError(f"trainer.resume={str(resume_dir)!r} is not a run folder with a finished epoch "
+                          "(needs checkpoints/last.pdparams and metrics.json).")
+    try:
+        record = RunRecord.read(resume_dir)
+    except RecordError as exc:
+        raise ConfigError(f"trainer.resume={str(resume_dir)!r}: {exc}") from None
+    epochs = config["trainer"]["epochs"]
+    if record.epochs_done >= epochs:
+        raise ConfigError(f"trainer.epochs={epochs} but trainer.resume={str(resume_dir)!r} already has "
+                          f"{record.epochs_done} epochs; raise trainer.epochs to continue it.")
+    old, new = with_defaults(flatten(record.config)), flatten(config)
+    fixed = set(resume_fixed_keys())
+    changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(fixed) if old.get(k) != new.get(k)]
+    scheduled = new.get("trainer.lr_schedule") != "constant" or (new.get("trainer.warmup") or 0) > 0
+    if scheduled and old.get("trainer.epochs") != epochs:
+        changed.append(f"trainer.epochs: {old.get('trainer.epochs')!r} -> {epochs!r} (the learning-rate schedule "
+                       "spans the run's epochs: only a constant schedule can be extended)")
+    if changed:
+        raise ConfigError(f"trainer.resume={str(resume_dir)!r} was trained with a different configuration ("
+                          + "; ".join(changed) + "). Only epochs, device, threads, logging and paths may change "
+                          "on resume.")
+    return ckpt
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("paddlepaddle", "paddlepaddle-gpu", "numpy", "hydra-core", "omegaconf", "visualdl", "optuna"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def load_data(cfg: DictConfig, archive: Path) -> DataSplits:
+    """The run's splits; ConfigError when a drop_last batch size leaves a split without a batch."""
+    d, t = cfg.data, cfg.trainer
+    splits = make_splits(load_imdb(archive, d.cutoff, Path(d.cache_dir)), seq_len=d.seq_len, val_size=d.val_size,
+                         train_limit=d.train_limit, test_limit=d.test_limit, seed=t.seed)
+    for split, size, drop, key in ((splits.train, t.batch_size, t.drop_last, "batch_size"),
+                                   (splits.eval, t.eval_batch_size, t.eval_drop_last, "eval_batch_size")):
+        if drop and len(split) < size:
+            raise ConfigError(f"trainer.{key}={size} with drop_last leaves no batch of the {len(split)} reviews "
+                              f"in this split; use a smaller trainer.{key} or more data.")
+    return splits
+
+
+def build(cfg: DictConfig, splits: DataSplits) -> tuple[GRUClassifier, paddle.optimizer.Optimizer, LoopSettings]:
+    """The model, its optimizer and the loop's settings, as the config says."""
+    m, t = cfg.model, cfg.trainer
+    model = GRUClassifier(splits.vocab_size, m.embedding_size, m.hidden_size, m.num_layers, str(m.direction),
+                          m.dropout, m.layer_dropout, pooling=str(m.pooling), word_dropout=m.word_dropout)
+    clip = paddle.nn.ClipGradByGlobalNorm(t.grad_clip) if t.grad_clip > 0 else None
+    if t.weight_decay > 0:  # decoupled weight decay; plain Adam otherwise, bit for bit as before the knob
+        optimizer = paddle.optimizer.AdamW(learning_rate=t.lr, parameters=model.parameters(), grad_clip=clip,
+                                           weight_decay=t.weight_decay)
+    else:
+        optimizer = paddle.optimizer.Adam(learning_rate=t.lr, parameters=model.parameters(), grad_clip=clip)
+    n_train = len(splits.train)
+    settings = LoopSettings(
+        epochs=t.epochs, batch_size=t.batch_size, eval_batch_size=t.eval_batch_size, seed=t.seed,
+        drop_last=t.drop_last, eval_drop_last=t.eval_drop_last, bucket_size=cfg.data.bucket_size,
+        use_lengths=m.use_lengths, amp=t.amp, lr=t.lr, lr_schedule=str(t.lr_schedule), warmup=t.warmup,
+        steps_per_epoch=n_train // t.batch_size if t.drop_last else -(-n_train // t.batch_size),
+    )
+    return model, optimizer, settings
+
+
+def _resume(state: TrainState, ckpt: Path, run_dir: Path) -> None:
+    restore_checkpoint(state, ckpt)
+    state.resumed_from = str(ckpt.parent.parent)
+    best = ckpt.parent / "best.pdparams"
+    if best.is_file() and best.resolve() != (run_dir / BEST_CKPT).resolve():
+        (run_dir / BEST_CKPT).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(best, run_dir / BEST_CKPT)
+    log.info("Resuming %s after epoch %d", state.resumed_from, state.epoch)
+
+
+def _display_name(cfg: DictConfig, run_dir: Path) -> str:
+    """The run's folder relative to the outputs, e.g. runs/2026-11-27/04-11-11_cpu_quick."""
+    output_dir, resolved = Path(cfg.paths.output_dir).resolve(), run_dir.resolve()
+    return str(resolved.relative_to(output_dir)) if output_dir in resolved.parents else run_dir.name
+
+
+def _score_on_test(state: TrainState, splits: DataSplits, settings: LoopSettings, record: RunRecord) -> None:
+    """The best epoch's test accuracy (the notebook's protocol already scored every epoch on test)."""
+    if splits.eval_name == "test":
+        best = state.history[state.best_epoch - 1]
+        record.test = {"acc": best.eval_acc, "loss": best.eval_loss}
+    else:
+        state.model.set_state_dict(paddle.load(str(state.run_dir / BEST_CKPT))["model"])
+        loss, acc = evaluate(state.model, splits.test, settings)
+        record.test = {"acc": acc, "loss": loss}
+    log.info("Test (best epoch %d): acc %.4f, loss %.4f", state.best_epoch, record.test["acc"], record.test["loss"])
+
+
+def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
+                 display_name: Optional[str] = None) -> RunRecord:
+    """Train one model as ``cfg`` says, leaving a complete record in ``run_dir``.
+
+    ``callbacks`` run after the standard ones (progress, checkpoints, metrics.json, VisualDL); a
+    callback may end the run early by raising :class:`~gru_exp.train.loop.StopRun`.
+    """
+    wall_start = time.perf_counter()
+    validate(cfg)
+    config, run_dir = to_container(cfg), Path(run_dir)
+    archive = resolve_archive(cfg.data.path)
+    resume_ckpt = check_resume(config, Path(cfg.trainer.resume).expanduser()) if cfg.trainer.resume else None
+    device = devices.prepare(cfg.trainer)
+    devices.seed_everything(cfg.trainer.seed)
+
+    data_start = time.perf_counter()
+    splits = load_data(cfg, archive)
+    data_time = time.perf_counter() - data_start
+    log.info("Data: %d train, %d %s, %d test reviews; vocabulary %d; %.2f s", len(splits.train), len(splits.eval),
+             splits.eval_name, len(splits.test), splits.vocab_size, data_time)
+    model, optimizer, settings = build(cfg, splits)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = TrainState(run_dir=run_dir, hparams=flat_hparams(config), model=model, optimizer=optimizer,
+                       epochs=settings.epochs, steps_per_epoch=settings.steps_per_epoch, eval_name=splits.eval_name)
+    if resume_ckpt is not None:
+        _resume(state, resume_ckpt, run_dir)
+
+    n_params = sum(int(p.numel()) for p in model.parameters())
+    record = RunRecord(config=config, run_dir=run_dir, device=device, versions=_versions(), host=socket.gethostname(),
+                       pid=os.getpid(), command=redact_all(sys.argv), n_params=n_params, data_load_s=data_time,
+                       archive=str(archive), n_train=len(splits.train), n_eval=len(splits.eval),
+                       n_test=len(splits.test))
+    every: list[Callback] = [ProgressLogger(cfg.trainer.progress_every_s), Checkpointer(), MetricsRecorder(record)]
+    if cfg.logger.visualdl:
+        every.append(VisualDLTracker(run_dir / "vdl", display_name or _display_name(cfg, run_dir),
+                                     cfg.logger.batch_loss_every))
+    every.extend(callbacks)
+    if cfg.trainer.patience:
+        every.append(EarlyStopping(cfg.trainer.patience))  # last: every other callback sees the epoch
+    if cfg.logger.baseline:
+        ensure_baseline(Path(cfg.paths.baseline_dir))
+    m = cfg.model
+    log.info("Model: %s GRU, %d layer(s), embedding %d, hidden %d, %s pooling, dropout %.2f, lengths %s: %d "
+             "parameters on %s", m.direction, m.num_layers, m.embedding_size, m.hidden_size, m.pooling, m.dropout,
+             m.use_lengths, n_params, device)
+
+    try:
+        try:
+            fit(state, splits, settings, every)
+            record.status = Status.completed
+        except StopRun as stop:
+            record.status, record.stop_reason = Status(stop.status), str(stop)
+            log.info("Run stopped after epoch %d: %s", state.epoch, stop)
+        if record.status == Status.completed and state.best_epoch is not None:
+            _score_on_test(state, splits, settings, record)
+    except KeyboardInterrupt as exc:
+        record.status, record.error = Status.interrupted, type(exc).__name__
+        raise
+    except BaseException as exc:
+        record.status, record.error = Status.failed, f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        record.wall_time_s = time.perf_counter() - wall_start
+        for cb in every:
+            cb.on_train_end(state, record)
+    return record
