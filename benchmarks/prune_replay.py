@@ -81,7 +81,7 @@ def make_pruner(spec: str) -> Any:
     for item in filter(None, spec.split(",")):
         key, _, value = item.partition("=")
         OmegaConf.update(cfg, key.strip(), value.strip() or None)  # the schema converts "2" to 2
-    return build(OmegaConf.create({"pruner": cfg}))
+    return build(OmegaConf.create({"pruner": cfg, "objectives": [], "objective": {}}))
 
 
 def replay(source: list[SourceTrial], pruner: Any, workers: int, gap_s: float, maximize: bool,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, tiny_overrides
 
 
@@ -57,9 +57,16 @@ def test_single_run_from_the_command_line(tiny_archive, tmp_path):
     proc = run_cli("gru_exp.train", *tiny_overrides(tiny_archive, out, "trainer.epochs=1"))
     assert proc.returncode == 0, proc.stderr
     (run,) = run_folders(out)
-    assert run.parent.parent == out / "outputs" / "runs" and "trainer.epochs=1" in run.name
+    assert run.parent.parent == out / "outputs" / "runs" and "trainer.epochs-1" in run.name
     assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
     assert (run / "run.log").read_text().count("epoch 1/1") >= 1 and (run / ".hydra" / "config.yaml").is_file()
+    # the folder as printed pastes after trainer.resume= unquoted (no = , [ ] or spaces in it)
+    printed = re.search(r"Run folder: (\S+)", proc.stdout + proc.stderr).group(1)
+    assert printed == str(run)
+    proc = run_cli("gru_exp.train", *tiny_overrides(tiny_archive, out, "trainer.epochs=2", f"trainer.resume={printed}"))
+    assert proc.returncode == 0, proc.stderr
+    resumed = json.loads((max(run_folders(out), key=lambda p: p.stat().st_mtime) / "metrics.json").read_text())
+    assert resumed["series"]["epoch"] == [1, 2] and resumed["resumed_from"] == str(run)
 
 
 # A sweep's "reproduce" command: a dozen overrides with long float values (over 255 characters).
@@ -78,7 +85,7 @@ def test_a_long_override_list_still_makes_valid_unique_folders(tiny_archive, tmp
     runs = run_folders(out)
     assert len(runs) == (2 if mode == "multirun" else 1)
     for run in runs:
-        assert len(run.name) <= 220 and "data.bucket_size=4,data.cutoff=2" in run.name and "~" in run.name
+        assert len(run.name) <= 220 and "data.bucket_size-4+data.cutoff-2" in run.name and "~" in run.name
         assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
     assert len({run.name for run in runs}) == len(runs)
 
@@ -94,7 +101,7 @@ def test_multirun_grid_is_checked_whole_before_any_job_then_each_job_gets_its_re
                                                            "model.hidden_size=8,16", "model.dropout=0.2"))
     assert proc.returncode == 0, proc.stderr
     runs = run_folders(out)
-    assert len(runs) == 2 and all("model.dropout=0.2" in r.name for r in runs)
+    assert len(runs) == 2 and all("model.dropout-0.2" in r.name for r in runs)
     for run in runs:
         assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
         assert len(list((run / "vdl").glob("vdlrecords*"))) == 1

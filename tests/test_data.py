@@ -8,9 +8,15 @@ import shutil
 import numpy as np
 import pytest
 
-from gru_exp.train.data import batch_order, iter_batches, make_splits, padded, stratified_split
-from gru_exp.train.imdb import load_imdb, parse_archive, resolve_archive
 from gru_exp.errors import DataError
+from gru_exp.train.data import (
+    batch_order,
+    iter_batches,
+    make_splits,
+    padded,
+    stratified_split,
+)
+from gru_exp.train.imdb import load_imdb, parse_archive, resolve_archive
 
 
 @pytest.mark.parametrize("cutoff", [0, 3])

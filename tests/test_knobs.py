@@ -12,8 +12,8 @@ import pytest
 
 from gru_exp.train.data import make_splits
 from gru_exp.train.imdb import parse_archive
-from gru_exp.train.run import run_training
 from gru_exp.train.loop import lr_at
+from gru_exp.train.run import run_training
 
 
 def _model(pooling: str, direction: str = "bidirectional", **kw):

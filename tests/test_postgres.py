@@ -18,9 +18,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-from optuna.trial import TrialState
-
 from conftest import REPO
+from optuna.trial import TrialState
 
 PG_URL = os.environ.get("GRU_EXP_TEST_PG_URL", "")
 PG_CTL = os.environ.get("GRU_EXP_TEST_PG_CTL", "")
@@ -157,3 +156,23 @@ def test_a_short_outage_is_survived_and_a_long_one_fails_cleanly_then_recovers(s
     trials = load(name).trials
     assert trials[victim.number].state == TrialState.FAIL
     assert [t.state for t in trials[victim.number + 1:]] == [TrialState.COMPLETE]
+
+
+def test_a_password_in_the_query_string_never_reaches_a_log_or_file(sweep_env, tmp_path):
+    """libpq takes ?password=...: the same redaction masks it there as in user:password@."""
+    import json
+
+    from sqlalchemy.engine import URL, make_url
+
+    u = make_url(PG_URL)
+    in_query = URL.create(u.drivername, u.username, None, u.host, u.port, u.database,
+                          {"password": u.password}).render_as_string(hide_password=False)
+    assert "?password=" in in_query and ":" + password() + "@" not in in_query
+    name = sweep_env(name=unique("pgq"), n_trials=1, epochs=1)
+    proc = popen(f"sweep={name}", env_extra={"GRU_EXP_STORAGE": in_query})
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    assert [t.state for t in load(name).trials] == [TrialState.COMPLETE]
+    no_password_in(tmp_path / "home", out)
+    pointer = json.loads((tmp_path / "home" / "outputs" / "sweeps" / name / "study.json").read_text())
+    assert "password=***" in pointer["storage"]

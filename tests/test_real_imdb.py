@@ -4,7 +4,6 @@ is absent."""
 from __future__ import annotations
 
 import pytest
-
 from conftest import REAL_IMDB
 
 pytestmark = pytest.mark.skipif(not REAL_IMDB.is_file(), reason=f"real IMDB archive not found at {REAL_IMDB}")

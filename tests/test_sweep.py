@@ -13,9 +13,10 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import LR_SPACE, REPO
+from conftest import run_sweep as sweep
 from optuna.trial import TrialState
 
-from conftest import LR_SPACE, REPO, run_sweep as sweep
 
 def load(sweeps_dir: Path, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=f"sqlite:///{sweeps_dir / 'optuna.db'}")
@@ -110,7 +111,7 @@ def test_malformed_sweep_files_are_rejected_before_any_trial(sweep_env, capsys, 
 def test_unknown_sampler_on_the_command_line_is_rejected(sweep_env, capsys):
     name = sweep_env()
     assert sweep(f"sweep={name}", "sampler.name=bayes") == 2
-    assert "sampler.name='bayes' must be one of tpe, random, grid, cmaes, qmc" in capsys.readouterr().err
+    assert "sampler.name='bayes' must be one of tpe, random, grid, cmaes, qmc, nsga2" in capsys.readouterr().err
 
 
 def test_summary_and_csv_agree_with_the_study(sweep_env):
@@ -136,7 +137,9 @@ def test_summary_and_csv_agree_with_the_study(sweep_env):
     span = max(t.datetime_complete for t in study.trials) - min(t.datetime_start for t in study.trials)
     assert f"in {span.total_seconds() / 60:.1f} min from the first trial's start" in summary
 
-    from gru_exp.report.__main__ import main as report  # the report finds the study through study.json
+    from gru_exp.report.__main__ import (
+        main as report,  # the report finds the study through study.json
+    )
 
     assert report([str(sweep_env.sweeps_dir / name)]) == 0
     text = (sweep_env.sweeps_dir / name / "report.md").read_text()

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from gru_exp.notebook import NOTEBOOK
-from gru_exp.train.run import run_training
 from gru_exp.train.loop import Callback, NonFiniteLossError, StopRun
+from gru_exp.train.run import run_training
 
 TAGS = ("train/loss", "train/acc", "eval/loss", "eval/acc")
 

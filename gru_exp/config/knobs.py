@@ -214,15 +214,15 @@ def with_defaults(flat: dict[str, Any]) -> dict[str, Any]:
     return {**defaults(), **flat}
 
 
-def allowed(key: str, value: Any) -> Optional[str]:
+def allowed(key: str, value: Any, schema: type = RunConfig) -> Optional[str]:
     """None if ``value`` is allowed for ``key`` by its declared range, else what is allowed."""
-    info = {k: i for k, _, i in knobs()}[key]
+    info = {k: i for k, _, i in knobs(schema)}[key]
     if value is None:
         return None if info.null else "must not be null"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     if isinstance(value, float) and not math.isfinite(value):
-        return _range_text(info) or "must be a finite number"
+        return _range_text(info) if info.low is not None or info.high is not None else "must be a finite number"
     lo_ok = info.low is None or (value > info.low if info.open_low else value >= info.low)
     hi_ok = info.high is None or (value < info.high if info.open_high else value <= info.high)
     return None if lo_ok and hi_ok else _range_text(info)

@@ -1,12 +1,49 @@
 """The schema of a search space file (sweeps/*.yaml): what to search, how to sample and prune,
-what to optimise, and how the study runs. Training knobs themselves live in :mod:`.knobs`."""
+what to optimise, and how the study runs. Numbers carry their allowed ranges like the training
+knobs (:mod:`.knobs`), so a negative timeout or a NaN fails before any trial."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from gru_exp.config.knobs import PathsConfig
+from gru_exp.config.knobs import Choice, PathsConfig, knob
+
+MAX_STUDY_NAME = 100  # characters; the study's folder name, plus trial_<n>, stays far below 255 bytes
+
+
+class SamplerName(Choice):
+    tpe = "tpe"
+    random = "random"
+    grid = "grid"
+    cmaes = "cmaes"
+    qmc = "qmc"
+    nsga2 = "nsga2"
+
+
+class PrunerName(Choice):
+    median = "median"
+    percentile = "percentile"
+    hyperband = "hyperband"
+    successive_halving = "successive_halving"
+    none = "none"
+
+
+class Metric(Choice):
+    eval_acc = "eval_acc"  # per epoch, on the validation split
+    eval_loss = "eval_loss"  # per epoch
+    train_minutes = "train_minutes"  # the trial's training wall time (all repeats), minutes
+    n_params = "n_params"  # the model's parameter count
+
+
+class Reduce(Choice):
+    best = "best"
+    last = "last"
+
+
+class Direction(Choice):
+    maximize = "maximize"
+    minimize = "minimize"
 
 
 @dataclass
@@ -24,26 +61,27 @@ class ParamSpec:
 
 @dataclass
 class SamplerConfig:
-    name: str = "tpe"  # tpe | random | grid | cmaes | qmc
-    seed: Optional[int] = 0
-    n_startup_trials: int = 5  # tpe, cmaes: random trials before the model kicks in
+    name: SamplerName = knob(SamplerName.tpe, "tpe | random | grid | qmc | cmaes | nsga2 (several objectives)")
+    seed: Optional[int] = knob(0, "seeds every trial's draw", null="unseeded")
+    n_startup_trials: int = knob(5, "tpe, cmaes: random trials before the model kicks in", low=0)
 
 
 @dataclass
 class PrunerConfig:
-    name: str = "median"  # median | percentile | hyperband | successive_halving | none
-    n_startup_trials: int = 3  # median/percentile: complete trials before pruning starts
-    n_warmup_steps: int = 2  # median/percentile: first epoch (step) at which a trial may be pruned
-    percentile: float = 25.0  # percentile pruner: keep trials above this percentile
-    min_resource: int = 1  # hyperband / successive halving, in epochs
-    reduction_factor: int = 3  # hyperband / successive halving
+    name: PrunerName = knob(PrunerName.median, "stops trials that trail the others")
+    n_startup_trials: int = knob(3, "median/percentile: complete trials before pruning starts", low=0)
+    n_warmup_steps: int = knob(2, "median/percentile: first epoch (step) at which a trial may be pruned", low=0)
+    percentile: float = knob(25.0, "percentile pruner: keep trials above this percentile", low=0.0, high=100.0,
+                             open_low=True, open_high=True)
+    min_resource: int = knob(1, "hyperband / successive halving, in epochs", low=1)
+    reduction_factor: int = knob(3, "hyperband / successive halving", low=2)
 
 
 @dataclass
 class ObjectiveConfig:
-    metric: str = "eval_acc"  # eval_acc | eval_loss (per epoch, on the validation split)
-    reduce: str = "best"  # best | last epoch of each run
-    direction: str = "maximize"  # maximize | minimize
+    metric: Metric = knob(Metric.eval_acc, "what the study optimises")
+    reduce: Reduce = knob(Reduce.best, "per-epoch metrics: the best or the last epoch of each run")
+    direction: Direction = knob(Direction.maximize, "maximize | minimize")
 
 
 @dataclass
@@ -52,19 +90,28 @@ class SweepConfig:
 
     study_name: str = "???"
     storage: Optional[str] = None  # null = sqlite under paths.sweeps_dir; any SQLAlchemy URL; journal:<file>
-    n_trials: int = 20  # the study's total of COMPLETE + PRUNED trials
-    timeout: Optional[float] = None  # seconds; no new trial starts after it
-    n_workers: int = 1  # worker processes on this machine, one CPU thread each
-    repeats: int = 1  # seeds per configuration; the objective is their mean
+    n_trials: int = knob(20, "the study's total of COMPLETE + PRUNED trials", low=1)
+    timeout: Optional[float] = knob(None, "seconds; no new trial starts after it", low=0.0, open_low=True,
+                                    null="no limit")
+    n_workers: int = knob(1, "worker processes on this machine, one CPU thread each", low=1)
+    repeats: int = knob(1, "seeds per configuration; the objective is their mean", low=1)
     enqueue_baseline: bool = False  # the notebook's configuration as the study's first trial
     base: list[str] = field(default_factory=list)  # training overrides every trial starts from
     params: dict[str, ParamSpec] = field(default_factory=dict)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     pruner: PrunerConfig = field(default_factory=PrunerConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
-    heartbeat_interval: int = 30  # seconds; a trial silent for grace_period is failed and retried
-    grace_period: int = 120
-    max_retry: int = 1  # retries of a trial whose worker died
-    max_failures: Optional[int] = None  # stop after this many failed trials; null = n_trials
-    storage_retry_s: float = 300.0  # how long a worker retries an unreachable storage before it stops
+    # Several objectives (e.g. eval_acc up, train_minutes down): the study keeps the Pareto front.
+    # Empty = the single `objective` above. Optuna cannot prune a multi-objective study.
+    objectives: list[ObjectiveConfig] = field(default_factory=list)
+    heartbeat_interval: int = knob(30, "seconds between a running trial's heartbeats", low=1)
+    grace_period: int = knob(120, "seconds without a heartbeat before a trial is failed and retried", low=2)
+    max_retry: int = knob(1, "retries of a trial whose worker died", low=0)
+    max_failures: Optional[int] = knob(None, "stop after this many trials raised", low=1, null="n_trials")
+    storage_retry_s: float = knob(300.0, "how long a worker retries an unreachable storage before it stops", low=0.0)
     paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+def objective_list(sc: Any) -> list[Any]:
+    """The study's objectives in order: ``objectives`` when given, else the single ``objective``."""
+    return list(sc.objectives) or [sc.objective]

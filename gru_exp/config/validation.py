@@ -7,7 +7,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from gru_exp.config.knobs import allowed, knobs
+from gru_exp.config.knobs import RunConfig, allowed, knobs
+from gru_exp.config.names import name_problem
 from gru_exp.errors import ConfigError
 
 
@@ -28,19 +29,27 @@ def _cross_rules(cfg: DictConfig) -> list[str]:
     if d.seq_len is None and not m.use_lengths:
         problems.append("data.seq_len=null needs model.use_lengths=true (without lengths every batch would be "
                         "padded to its longest review and the GRU would read the padding)")
+    problem = name_problem("name", cfg.name)
+    if problem:
+        problems.append(problem)
     if t.amp and t.device == "cpu":
         problems.append("trainer.amp=true needs trainer.device=gpu or auto with a GPU (it is float16 on CUDA)")
     return problems
 
 
+def range_problems(cfg: DictConfig, schema: type = RunConfig, prefix: str = "") -> list[str]:
+    """Each knob of ``schema`` in ``cfg`` whose value is outside its declared range."""
+    problems = []
+    for key, _, _ in knobs(schema):
+        value = OmegaConf.select(cfg, key)
+        why = allowed(key, value, schema)
+        if why:
+            problems.append(f"{prefix}{key}={_show(value)} {why}")
+    return problems
+
+
 def validate(cfg: DictConfig) -> None:
     """Check every knob against its declared range, then the cross-knob rules."""
-    problems = []
-    for key, _, _ in knobs():
-        value = OmegaConf.select(cfg, key)
-        why = allowed(key, value)
-        if why:
-            problems.append(f"{key}={_show(value)} {why}")
-    problems += _cross_rules(cfg)
+    problems = range_problems(cfg) + _cross_rules(cfg)
     if problems:
         raise ConfigError("Invalid configuration: " + "; ".join(problems) + ".", problems)

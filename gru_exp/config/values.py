@@ -3,6 +3,7 @@ plain JSON-able data."""
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from typing import Any
 
@@ -41,3 +42,15 @@ def hparam_value(value: Any) -> Any:
 def to_container(cfg: DictConfig) -> dict[str, Any]:
     """The fully resolved config as plain Python data (for metrics.json and hparams)."""
     return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[return-value]
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_\-+./:~@%*?|]*")  # Hydra's unquoted value characters (no $: interpolation)
+
+
+def override(key: str, value: Any) -> str:
+    """``key=value`` that Hydra's override grammar reads back as exactly ``value``: plain when it
+    can be, else single-quoted with escapes (paths with spaces, commas, brackets, non-ASCII)."""
+    text = override_value(value)
+    if isinstance(value, str) and not _PLAIN.fullmatch(text):
+        text = "'" + re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", text) + "'"  # Hydra: \ only before a quote
+    return f"{key}={text}"

@@ -49,7 +49,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                               "folders.")
         study = None
         if len(folders) == 1 and (folders[0] / "study.json").is_file():
-            pointer = json.loads((folders[0] / "study.json").read_text())
+            try:
+                pointer = json.loads((folders[0] / "study.json").read_text())
+                pointer["study_name"], pointer["storage"]  # noqa: B018 - both must be there
+            except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
+                raise GruExpError(f"{folders[0] / 'study.json'} is not a study pointer ({type(exc).__name__}: {exc}); "
+                                  "pass study_name=... storage=... instead.") from None
             keys.setdefault("study_name", pointer["study_name"])
             if "storage" not in keys and "***" in pointer["storage"]:
                 raise GruExpError(f"{folders[0]}/study.json names a storage with a password ({pointer['storage']}); "

@@ -20,6 +20,7 @@ from gru_exp.config.knobs import grouping_keys, with_defaults
 from gru_exp.config.values import flatten
 from gru_exp.errors import GruExpError
 from gru_exp.redact import redact
+from gru_exp.sweep.storage import sqlite_path
 from gru_exp.train.record import RECORD_FILE, RecordError, RunRecord
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ def open_study_readonly(study_name: str, storage: str):
                     raise GruExpError(f"storage={storage!r}: no such journal file.")
                 backend = optuna.storages.JournalStorage(JournalFileBackend(str(path)))
             else:
-                if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).is_file():
+                if storage.startswith("sqlite:///") and not sqlite_path(storage).is_file():
                     raise GruExpError(f"storage={storage!r}: no such SQLite file.")
                 backend = optuna.storages.RDBStorage(storage, skip_table_creation=True, skip_compatibility_check=True)
             return optuna.load_study(study_name=study_name, storage=backend)
@@ -149,7 +150,7 @@ def _read_or_none(path: Path) -> Optional[RunRecord]:
 
 def entries_from_study(study) -> list[Entry]:
     """Trials (best first) with their runs' metrics.json read from the trial folders."""
-    maximize = study.direction.name == "MAXIMIZE"
+    maximize = study.directions[0].name == "MAXIMIZE"
     entries = []
     for t in study.get_trials(deepcopy=False):
         if t.state not in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING):
@@ -161,7 +162,7 @@ def entries_from_study(study) -> list[Entry]:
             runs = [_read_or_none(p) for p in paths if p.is_file()]
             runs = [r for r in runs if r is not None]
         entries.append(Entry(name=f"trial {t.number}", params=dict(t.params), runs=runs, state=t.state.name,
-                             objective=t.value, number=t.number, intermediate=dict(t.intermediate_values)))
+                             objective=t.values[0] if t.values else None, number=t.number, intermediate=dict(t.intermediate_values)))
     if not entries:
         raise GruExpError(f"Study {study.study_name!r} has no trials yet.")
 

@@ -125,13 +125,13 @@ def param_importances(importances: dict[str, float], out: Path) -> Path:
     return _save(fig, out / "param_importances.png")
 
 
-def optuna_plot(plot: Callable[..., Any], study, out: Path, name: str) -> Path | None:
+def optuna_plot(plot: Callable[..., Any], study, out: Path, name: str, **kwargs: Any) -> Path | None:
     """Save one of optuna.visualization.matplotlib's plots; None when it cannot be drawn."""
     _pyplot()  # select the headless backend before optuna imports pyplot
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "experimental" warnings
         try:
-            result = plot(study)
+            result = plot(study, **kwargs)
         except Exception as exc:  # e.g. too few complete trials or a single parameter
             log.warning("Skipped %s: %s", name, exc)
             return None

@@ -14,6 +14,7 @@ from optuna.importance import PedAnovaImportanceEvaluator
 
 from gru_exp.notebook import NOTEBOOK_BEST_ACC, NOTEBOOK_FINAL_ACC
 from gru_exp.report.entries import Entry
+from gru_exp.sweep.summary import front_table, objectives
 
 log = logging.getLogger(__name__)
 IMPORTANCE_EVALUATOR = "PED-ANOVA"  # named in report.md: the evaluator actually used (_evaluator)
@@ -88,16 +89,22 @@ def write_report(entries: list[Entry], out: Path, top: int, study=None) -> Path:
     if study is not None:
         lines.append(f"Study `{study.study_name}`: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
                      f"{counts['FAIL']} failed, {counts['RUNNING']} running trials.")
-        maximize = study.direction.name == "MAXIMIZE"
+        import optuna.visualization.matplotlib as ovm  # matplotlib: only when a report is written
+
+        objs = objectives(study)
+        maximize = objs[0][1] == "maximize"
+        first = {"target": lambda t: t.values[0], "target_name": objs[0][0]} if len(objs) > 1 else {}
+        if len(objs) > 1:  # "best" is the Pareto front: a figure and the front as a table
+            figs.append(figures.optuna_plot(ovm.plot_pareto_front, study, out, "pareto_front.png",
+                                            target_names=[m for m, _ in objs]))
+            lines += [""] + front_table(study)
         figs.append(figures.optimization_history(entries, out, maximize))
         figs.append(figures.intermediate_values(entries, out))
-        importances = _importances(study)
+        importances = _importances(study, first.get("target"))
         if importances:
             figs.append(figures.param_importances(importances, out))
-        import optuna.visualization.matplotlib as ovm
-
-        figs.append(figures.optuna_plot(ovm.plot_parallel_coordinate, study, out, "parallel_coordinates.png"))
-        figs.append(figures.optuna_plot(ovm.plot_slice, study, out, "slice.png"))
+        figs.append(figures.optuna_plot(ovm.plot_parallel_coordinate, study, out, "parallel_coordinates.png", **first))
+        figs.append(figures.optuna_plot(ovm.plot_slice, study, out, "slice.png", **first))
     else:
         lines.append(f"{len(entries)} configuration(s), {sum(len(e.runs) for e in entries)} run(s).")
     lines += [f"Compute: {epochs} epochs, {hours:.2f} h of training wall time.", "",
@@ -106,7 +113,8 @@ def write_report(entries: list[Entry], out: Path, top: int, study=None) -> Path:
     lines += table(entries, top, "objective %")
     lines += seed_comparison(entries)
     if study is not None and importances:
-        lines += ["", f"Parameter importances ({IMPORTANCE_EVALUATOR} over complete trials):", ""]
+        target = f", for {objectives(study)[0][0]}" if len(objectives(study)) > 1 else ""
+        lines += ["", f"Parameter importances ({IMPORTANCE_EVALUATOR} over complete trials{target}):", ""]
         lines += [f"- `{k}`: {v:.3f}" for k, v in importances.items()]
     lines += ["", "Figures:", ""] + [f"![{p.stem}]({p.name})" for p in figs if p is not None]
     report = out / "report.md"
@@ -114,14 +122,14 @@ def write_report(entries: list[Entry], out: Path, top: int, study=None) -> Path:
     return report
 
 
-def _importances(study) -> dict[str, float]:
+def _importances(study, target=None) -> dict[str, float]:
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if len(complete) < 2:
         return {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:  # explains the objective's variance: the same for maximize and minimize
-            return optuna.importance.get_param_importances(study, evaluator=_evaluator())
+            return optuna.importance.get_param_importances(study, evaluator=_evaluator(), target=target)
         except Exception as exc:
             log.warning("Parameter importances skipped: %s", exc)
             return {}

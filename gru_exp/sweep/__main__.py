@@ -14,7 +14,7 @@ import subprocess
 import sys
 from typing import Optional, Sequence
 
-from gru_exp.config.compose import compose_config, conf_snapshot
+from gru_exp.config.compose import compose_config, composition_error, conf_snapshot
 from gru_exp.errors import GruExpError
 from gru_exp.logs import setup_cli_logging
 from gru_exp.redact import redact, redact_all
@@ -52,8 +52,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     setup_cli_logging()
     try:
         sc = compose_config(argv, config_name="sweep")
-    except Exception as exc:  # a typo'd key or a wrong type: Hydra says which
-        print(f"gru_exp.sweep: error: {exc}\n{USAGE}", file=sys.stderr)
+    except Exception as exc:  # a typo'd key, a wrong type or a bad choice: one paragraph
+        print(f"gru_exp.sweep: error: {composition_error(exc)}\n{USAGE}", file=sys.stderr)
         return 2
     try:
         # Imported here, in this order: paddle sizes its thread pools once, when first imported.
@@ -81,6 +81,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
     log.info("Worker done: %d trials run here (%d failed). Summary: %s", ran["trials"], ran["failed"],
              study_dir(sc) / "summary.md")
+    if ran["stopped"]:
+        print(f"gru_exp.sweep: stopped early: {ran['stopped']}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -15,11 +15,14 @@ from typing import Any, Callable, Sequence
 import optuna
 from omegaconf import DictConfig
 
+from gru_exp.config.sweep import objective_list
+from gru_exp.config.values import override
 from gru_exp.logs import file_log, log_context
 from gru_exp.redact import redact
 from gru_exp.sweep.space import suggest_overrides, trial_overrides
 from gru_exp.sweep.storage import study_dir, with_storage_retry
 from gru_exp.train.loop import Callback, StopRun, TrainState
+from gru_exp.train.record import RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +68,27 @@ def _set_attrs(trial: optuna.Trial, sc: DictConfig, **attrs: Any) -> None:
                            sc.storage_retry_s)
 
 
-def run_trial(trial: optuna.Trial, sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -> float:
-    """Train the trial's configuration ``repeats`` times; the objective is the mean."""
+def trial_value(record: RunRecord, objective: Any) -> float:
+    """One run's value of one objective: a per-epoch metric reduced over epochs, the training
+    minutes or the parameter count."""
+    if objective.metric in ("eval_acc", "eval_loss"):
+        series = record.series[str(objective.metric)]
+        if objective.reduce == "last":
+            return series[-1]
+        return max(series) if objective.direction == "maximize" else min(series)
+    if objective.metric == "train_minutes":
+        return (record.wall_time_s or 0.0) / 60
+    return float(record.n_params)
+
+
+def run_trial(trial: optuna.Trial, sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -> Any:
+    """Train the trial's configuration ``repeats`` times; each objective is the mean over repeats
+    (a float, or a list for several objectives)."""
     from gru_exp.train.run import (
         run_training,  # not at import time: the caller limits paddle's threads first
     )
 
+    objectives = objective_list(sc)
     overrides = trial_overrides(sc.base, suggest_overrides(trial, sc.params))
     first_seed = int(compose(overrides).trainer.seed)
     trial_dir = study_dir(sc) / f"trial_{trial.number}"
@@ -82,25 +100,30 @@ def run_trial(trial: optuna.Trial, sc: DictConfig, compose: Callable[[Sequence[s
         for repeat in range(sc.repeats):
             seed = first_seed + repeat
             run_dir = trial_dir / f"seed_{seed}" if sc.repeats > 1 else trial_dir
-            cfg = compose(overrides + [f"paths.{k}={v}" for k, v in sc.paths.items() if k != "baseline_dir"] + [
-                f"trainer.seed={seed}", f"paths.baseline_dir={study_dir(sc) / 'baseline'}", f"name=trial_{trial.number}",
-            ])
-            reporter = TrialReporter(trial, repeat, cfg.trainer.epochs, curves, sc.objective.metric,
-                                     sc.objective.reduce, sc.objective.direction, sc.storage_retry_s, sc.repeats)
+            cfg = compose(overrides + [override(f"paths.{k}", v) for k, v in sc.paths.items() if k != "baseline_dir"]
+                          + [f"trainer.seed={seed}", override("paths.baseline_dir", str(study_dir(sc) / "baseline")),
+                             f"name=trial_{trial.number}"])
+            callbacks: list[Callback] = []
+            if len(objectives) == 1:  # Optuna reports and prunes single-objective trials only
+                callbacks.append(TrialReporter(trial, repeat, cfg.trainer.epochs, curves, sc.objective.metric,
+                                               sc.objective.reduce, sc.objective.direction, sc.storage_retry_s,
+                                               sc.repeats))
             label = f"trial {trial.number}" + (f" seed {seed}" if sc.repeats > 1 else "") + ": " + " ".join(
                 o for o in overrides if o.split("=", 1)[0] in sc.params)
             with file_log(run_dir / "run.log") if sc.repeats > 1 else contextlib.nullcontext():
-                result = run_training(cfg, run_dir, callbacks=[reporter], display_name=label)
-            curves.append(reporter.values)
+                result = run_training(cfg, run_dir, callbacks=callbacks, display_name=label)
+            if callbacks:
+                curves.append(callbacks[0].values)
             epochs_run += result.epochs_done
             wall += result.wall_time_s or 0.0
             _set_attrs(trial, sc, epochs_run=epochs_run, wall_time_s=wall)
             if result.status == "pruned":
                 raise optuna.TrialPruned(result.stop_reason or "pruned")
-            values.append(reporter.values[-1])
+            values.append([trial_value(result, o) for o in objectives])
             tests.append(result.test.get("acc", math.nan))
-    mean = statistics.fmean(values)
-    _set_attrs(trial, sc, values=values, std=statistics.stdev(values) if len(values) > 1 else 0.0,
+    means = [statistics.fmean(v[i] for v in values) for i in range(len(objectives))]
+    first = [v[0] for v in values]
+    _set_attrs(trial, sc, values=first, std=statistics.stdev(first) if len(first) > 1 else 0.0,
                test_acc=statistics.fmean(tests), test_acc_std=statistics.stdev(tests) if len(tests) > 1 else 0.0)
-    log.info("Trial %d: objective %.4f over %d seed(s)", trial.number, mean, len(values))
-    return mean
+    log.info("Trial %d: objective %s over %d seed(s)", trial.number, ", ".join(f"{m:.4f}" for m in means), len(values))
+    return means[0] if len(means) == 1 else means

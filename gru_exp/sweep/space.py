@@ -4,20 +4,24 @@ and the samplers and pruners a sweep file names."""
 from __future__ import annotations
 
 import importlib.util
+import logging
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
-from gru_exp.config.validation import validate
-from gru_exp.config.values import override_value
+from gru_exp.config.compose import composition_error
+from gru_exp.config.knobs import keys
+from gru_exp.config.names import name_problem
+from gru_exp.config.sweep import SweepConfig, objective_list
+from gru_exp.config.validation import range_problems, validate
+from gru_exp.config.values import override, override_value
 from gru_exp.errors import ConfigError, GruExpError
 
-SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc")
-PRUNERS = ("median", "percentile", "hyperband", "successive_halving", "none")
+log = logging.getLogger(__name__)
+
 PARAM_TYPES = ("int", "float", "categorical")
-METRICS = ("eval_acc", "eval_loss")
 _MISSING = object()
 
 
@@ -54,32 +58,32 @@ def check_sweep(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) 
     """Reject a malformed sweep before any trial: unknown keys, bad ranges, unknown sampler or
     pruner, and parameter values the training schema would refuse (each range's ends composed
     and validated like a trial)."""
-    problems: list[str] = []
-    if sc.sampler.name not in SAMPLERS:
-        problems.append(f"sampler.name={sc.sampler.name!r} must be one of {', '.join(SAMPLERS)}")
-    needs = {"cmaes": "cmaes", "qmc": "scipy"}.get(sc.sampler.name)
-    if needs:
-        if importlib.util.find_spec(needs) is None:
-            problems.append(f"sampler.name={sc.sampler.name!r} needs the {needs} package: pip install {needs}")
-    if sc.pruner.name not in PRUNERS:
-        problems.append(f"pruner.name={sc.pruner.name!r} must be one of {', '.join(PRUNERS)}")
-    if sc.objective.metric not in METRICS:
-        problems.append(f"objective.metric={sc.objective.metric!r} must be one of {', '.join(METRICS)}")
-    if sc.objective.reduce not in ("best", "last"):
-        problems.append(f"objective.reduce={sc.objective.reduce!r} must be best or last")
-    if sc.objective.direction not in ("maximize", "minimize"):
-        problems.append(f"objective.direction={sc.objective.direction!r} must be maximize or minimize")
-    for key in ("n_trials", "n_workers", "repeats", "heartbeat_interval", "grace_period"):
-        if sc[key] < 1:
-            problems.append(f"{key}={sc[key]} must be a positive integer")
+    problems = range_problems(sc, SweepConfig)
+    name = name_problem("study_name", sc.study_name)
+    if name:
+        problems.append(name)
+    needs = {"cmaes": "cmaes", "qmc": "scipy"}.get(str(sc.sampler.name))
+    if needs and importlib.util.find_spec(needs) is None:
+        problems.append(f"sampler.name={sc.sampler.name!r} needs the {needs} package: pip install {needs}")
     if sc.grace_period <= sc.heartbeat_interval:
         problems.append(f"grace_period={sc.grace_period} must exceed heartbeat_interval={sc.heartbeat_interval}")
+    if len(objective_list(sc)) > 1 and sc.sampler.name in ("cmaes", "qmc"):
+        problems.append(f"sampler.name={sc.sampler.name} cannot optimise several objectives; use tpe, nsga2 or random")
     if not sc.params:
         problems.append("params is empty: name at least one training key to search")
+    fixed = set(keys(in_name=False))
+    for key in sc.params:
+        if key in fixed:
+            problems.append(f"params.{key} is not searchable: it says where a run reads or writes, not what it trains")
     try:
         base = compose(list(sc.base))
     except Exception as exc:
-        raise ConfigError(f"base={list(sc.base)} does not compose as training overrides: {exc}") from exc
+        raise ConfigError(f"Invalid sweep: base={list(sc.base)} does not compose as training overrides: "
+                          f"{composition_error(exc)}") from None
+    try:
+        validate(base)
+    except ConfigError as exc:  # a searched key may repair the base; anything else fails every trial
+        problems += [f"base: {p}" for p in exc.problems if p.split("=", 1)[0] not in sc.params]
     for key, spec in sc.params.items():
         if OmegaConf.select(base, key, default=_MISSING) is _MISSING:
             problems.append(f"params.{key}: no such training key (e.g. model.hidden_size, trainer.lr)")
@@ -99,7 +103,7 @@ def check_sweep(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) 
             # Make the parameter's condition true, so the value is checked where it is used.
             when = [f"{c}={override_value(list(v)[-1])}" for c, v in (spec.when or {}).items()]
             try:
-                validate(compose(trial_overrides(sc.base, [*when, f"{key}={override_value(value)}"])))
+                validate(compose(trial_overrides(sc.base, [*when, override(key, value)])))
             except ConfigError as exc:
                 # Only the value's own range counts here; a bad combination with another knob may
                 # be avoided by other samples, and fails just that trial.
@@ -132,7 +136,7 @@ def suggest_overrides(trial: optuna.Trial, params: DictConfig) -> list[str]:
         else:
             value = trial.suggest_float(key, float(spec.low), float(spec.high), step=spec.step, log=spec.log)
         chosen[key] = value
-    return [f"{k}={override_value(v)}" for k, v in chosen.items()]
+    return [override(k, v) for k, v in chosen.items()]
 
 
 def make_sampler(sc: DictConfig, stream: int = 0) -> optuna.samplers.BaseSampler:
@@ -149,6 +153,8 @@ def make_sampler(sc: DictConfig, stream: int = 0) -> optuna.samplers.BaseSampler
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=s.n_startup_trials)
     if s.name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
+    if s.name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
     if s.name == "qmc":
         return optuna.samplers.QMCSampler(seed=s.seed)
     if s.name == "cmaes":
@@ -167,6 +173,10 @@ def make_sampler(sc: DictConfig, stream: int = 0) -> optuna.samplers.BaseSampler
 
 def make_pruner(sc: DictConfig) -> optuna.pruners.BasePruner:
     p = sc.pruner
+    if len(objective_list(sc)) > 1:  # Optuna cannot prune multi-objective trials (no trial.report)
+        if p.name != "none":
+            log.warning("pruner.name=%s is off: Optuna cannot prune a study with several objectives", p.name)
+        return optuna.pruners.NopPruner()
     if p.name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps)
     if p.name == "percentile":

@@ -6,15 +6,18 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 import warnings
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import unquote
 
 import optuna
 import sqlalchemy.exc
 from omegaconf import DictConfig
 from optuna.storages.journal import JournalFileBackend
 
+from gru_exp.config.sweep import objective_list
 from gru_exp.errors import ConfigError, GruExpError
 from gru_exp.files import write_json
 from gru_exp.redact import redact
@@ -59,13 +62,18 @@ def storage_url(sc: DictConfig) -> str:
 def make_storage(sc: DictConfig) -> optuna.storages.BaseStorage:
     """SQLite by default, any SQLAlchemy URL, or ``journal:<file>`` for Optuna's journal file."""
     url = storage_url(sc)
-    if url.startswith("journal:"):
-        path = Path(url[len("journal:"):]).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    try:
+        if url.startswith("journal:"):
+            path = Path(url[len("journal:"):]).expanduser()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        if url.startswith("sqlite:///"):
+            sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"storage={redact(url)!r}: its folder cannot be made ({type(exc).__name__}: "
+                          f"{exc.strerror or exc}). Give a path whose folders are folders and writable.") from None
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}  # drop connections a server restart broke
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"connect_args": {"timeout": 120}}  # wait for other workers' writes, don't fail
     for attempt in range(5):  # workers started together race to create the schema: the losers retry
         try:
@@ -91,17 +99,71 @@ def make_storage(sc: DictConfig) -> optuna.storages.BaseStorage:
     raise AssertionError("unreachable")
 
 
+def sqlite_path(url: str) -> Path:
+    """The database file of a ``sqlite:///`` URL (query parameters such as ``?mode=ro`` and the
+    ``file:`` prefix of SQLite URIs left out)."""
+    path = unquote(url[len("sqlite:///"):].split("?")[0])
+    return Path(path[len("file:"):] if path.startswith("file:") else path)
+
+
 def open_study(sc: DictConfig) -> tuple[optuna.Study, optuna.storages.BaseStorage]:
-    """The study (created on first use) and its storage, for heartbeats through public calls."""
+    """The study (created on first use) and its storage, for heartbeats through public calls.
+
+    A new study gets a unique id (user attribute ``gru_exp_uid``) and the names of its objectives;
+    the study folder records the id, so a second study of the same name (another storage, an
+    emptied database) can never write into this one's trial folders."""
     storage = make_storage(sc)
-    study = optuna.create_study(study_name=sc.study_name, storage=storage, sampler=make_sampler(sc),
-                                pruner=make_pruner(sc), direction=sc.objective.direction, load_if_exists=True)
+    objectives = objective_list(sc)
+    try:
+        study = optuna.create_study(study_name=sc.study_name, storage=storage, sampler=make_sampler(sc),
+                                    pruner=make_pruner(sc), directions=[str(o.direction) for o in objectives],
+                                    load_if_exists=True)
+        if "gru_exp_uid" not in study.user_attrs:
+            study.set_user_attr("gru_exp_uid", uuid.uuid4().hex)
+            study.set_user_attr("base", list(sc.base))
+            study.set_user_attr("params", sorted(sc.params))
+            with warnings.catch_warnings():  # set_metric_names is "experimental"; optuna-dashboard shows them
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names([str(o.metric) for o in objectives])
+    except ValueError as exc:  # e.g. the stored study has another number of objectives
+        raise ConfigError(f"study_name={sc.study_name!r} in {redact(storage_url(sc))} cannot be opened as this "
+                          f"sweep asks: {exc}. Use another study_name for another set of objectives.") from None
+    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, OSError) as exc:
+        cause = exc.__cause__ or exc  # Optuna wraps the database's own error
+        detail = redact(" ".join(str(cause).split()))[:300]
+        raise ConfigError(f"storage={redact(storage_url(sc))!r} cannot be written ({type(exc).__name__}: {detail}). "
+                          "Check that the database (file and folder) is writable by this user.") from None
     return study, storage
 
 
-def write_study_pointer(sc: DictConfig, out: Path) -> None:
-    """``study.json`` in the study folder: where the storage is, so reports find the study."""
-    pointer = {"study_name": sc.study_name, "storage": redact(storage_url(sc))}
+def claim_study_dir(sc: DictConfig, study: optuna.Study) -> Path:
+    """The study's folder, made or checked: refused with a clear error when it belongs to another
+    study (another storage or an emptied database with the same study name), so no trial folder
+    is ever overwritten. Writes ``study.json``: the study's id and where its storage is."""
+    out = study_dir(sc)
+    uid = study.user_attrs["gru_exp_uid"]
+    pointer = {"study_name": sc.study_name, "storage": redact(storage_url(sc)), "uid": uid}
     target = out / "study.json"
-    if not target.exists() or json.loads(target.read_text()) != pointer:
-        write_json(target, pointer)
+    owner = None
+    if target.is_file():
+        try:
+            owner = json.loads(target.read_text())
+        except (OSError, ValueError):
+            owner = {"storage": "unreadable study.json"}
+    elif out.is_dir() and any(out.glob("trial_*")):
+        owner = {"storage": "unknown (no study.json)"}
+    if owner is not None and owner.get("uid") != uid:
+        adopt = "uid" not in owner and owner.get("study_name") == sc.study_name and owner.get("storage") == pointer["storage"]
+        if not adopt:  # a folder written before study ids existed, by this very study, is adopted
+            raise ConfigError(
+                f"The folder {out} holds the trials of another study named {sc.study_name!r} (storage "
+                f"{owner.get('storage')}, id {owner.get('uid', 'none')}); this study (storage {pointer['storage']}, "
+                f"id {uid}) would overwrite them. Use another study_name, or move that folder away first.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if owner != pointer:
+            write_json(target, pointer)
+    except OSError as exc:
+        raise ConfigError(f"The study folder {out} cannot be written ({exc.strerror or exc}); check paths.sweeps_dir "
+                          "or GRU_EXP_HOME.") from None
+    return out

@@ -15,9 +15,21 @@ from gru_exp.files import atomic_write_text
 from gru_exp.notebook import NOTEBOOK_BEST_ACC, NOTEBOOK_FINAL_ACC
 
 
+def objectives(study: optuna.Study) -> list[tuple[str, str]]:
+    """(metric name, direction) of each of the study's objectives."""
+    names = study.metric_names or [f"objective {i}" for i in range(len(study.directions))]
+    return [(n, d.name.lower()) for n, d in zip(names, study.directions)]
+
+
+def pareto_numbers(study: optuna.Study) -> set[int]:
+    """Numbers of the trials on the Pareto front (the best trial for a single objective)."""
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    return {t.number for t in study.best_trials} if complete else set()
+
+
 def _sorted_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """Finished trials by objective (best first), then pruned, failed and running ones."""
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    """Finished trials by (first) objective, best first, then pruned, failed and running ones."""
+    maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
     order = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.FAIL: 2, TrialState.RUNNING: 3,
              TrialState.WAITING: 4}
 
@@ -37,7 +49,7 @@ def _fmt(value: Any, pct: bool = False) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
-def trial_rows(trials: list[FrozenTrial]) -> list[dict[str, Any]]:
+def trial_rows(trials: list[FrozenTrial], metrics: list[str], front: set[int]) -> list[dict[str, Any]]:
     names = sorted({k for t in trials for k in t.params})
     retried_as = {t.system_attrs["failed_trial"]: t.number for t in trials if "failed_trial" in t.system_attrs}
     retried_as.update({t.user_attrs["retried_from"]: t.number for t in trials if "retried_from" in t.user_attrs})
@@ -48,9 +60,12 @@ def trial_rows(trials: list[FrozenTrial]) -> list[dict[str, Any]]:
             error = "its worker stopped sending heartbeats (killed?)"
         if t.number in retried_as:
             error += f"; retried as trial {retried_as[t.number]}"
-        row = {"number": t.number, "state": t.state.name, "value": t.value, "std": t.user_attrs.get("std"),
+        values = t.values or [None] * len(metrics)
+        row = {"number": t.number, "state": t.state.name, "value": values[0], "std": t.user_attrs.get("std"),
                "test_acc": t.user_attrs.get("test_acc"), "epochs_run": t.user_attrs.get("epochs_run"),
                "wall_time_s": t.user_attrs.get("wall_time_s")}
+        if len(metrics) > 1:
+            row.update({f"objective:{m}": v for m, v in zip(metrics, values)}, pareto=t.number in front)
         row.update({name: t.params.get(name) for name in names})
         row.update({"command": t.user_attrs.get("command", ""), "error": error})
         rows.append(row)
@@ -69,7 +84,9 @@ def _span(trials: list[FrozenTrial]) -> str:
 def write_summary(study: optuna.Study, out: Path) -> None:
     """Rewrite ``out/trials.csv`` and ``out/summary.md`` from the storage (atomic replaces)."""
     trials = _sorted_trials(study)  # one storage read for the rows and the span
-    rows = trial_rows(trials)
+    objs = objectives(study)
+    front = pareto_numbers(study) if len(objs) > 1 else set()
+    rows = trial_rows(trials, [m for m, _ in objs], front)
     buf = io.StringIO()
     if rows:
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
@@ -84,10 +101,13 @@ def write_summary(study: optuna.Study, out: Path) -> None:
         f"# Study `{study.study_name}`", "",
         f"Trials: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed, "
         f"{counts['RUNNING']} running, {counts['WAITING']} waiting. Compute: {epochs} epochs, {hours:.2f} h of "
-        f"training wall time{_span(trials)}. Objective: {study.direction.name.lower()} (values in %).", "",
+        f"training wall time{_span(trials)}. Objective{'s' if len(objs) > 1 else ''}: "
+        + ", ".join(f"{d} {m}" for m, d in objs) + " (accuracies in %).", "",
     ]
     complete = [r for r in rows if r["state"] == "COMPLETE"]
-    if complete:
+    if len(objs) > 1:
+        lines += _front_lines(rows, objs)
+    elif complete:
         best = complete[0]
         lines += [
             f"**Best: trial {best['number']}**, objective {_fmt(best['value'], True)}% "
@@ -107,6 +127,27 @@ def write_summary(study: optuna.Study, out: Path) -> None:
     if failed:
         lines += ["", "Errors:", ""] + [f"- trial {r['number']}: {r['error']}" for r in failed]
     atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
+
+
+def _front_lines(rows: list[dict[str, Any]], objs: list[tuple[str, str]]) -> list[str]:
+    """The Pareto front as a table: no trial on it is beaten in every objective by another."""
+    front = [r for r in rows if r.get("pareto")]
+    header = ["trial", *(f"{m} ({d})" for m, d in objs), "test acc %", "command"]
+    lines = [f"**Pareto front: {len(front)} trial(s)** (\"best\" for several objectives: no other trial is at "
+             "least as good in every objective and better in one).", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in front:
+        cells = [str(r["number"]), *(_fmt(r[f"objective:{m}"], m.endswith("acc")) for m, _ in objs),
+                 _fmt(r["test_acc"], True), f"`{r['command']}`"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def front_table(study: optuna.Study) -> list[str]:
+    """The study's Pareto front as markdown lines (for reports)."""
+    objs = objectives(study)
+    trials = [t for t in _sorted_trials(study) if t.state == TrialState.COMPLETE]
+    return _front_lines(trial_rows(trials, [m for m, _ in objs], pareto_numbers(study)), objs)
 
 
 def _delta(test_acc: Any) -> str:

@@ -33,10 +33,10 @@ from gru_exp.sweep.objective import _set_attrs, run_trial
 from gru_exp.sweep.space import make_sampler
 from gru_exp.sweep.storage import (
     StorageLostError,
+    claim_study_dir,
     open_study,
     study_dir,
     with_storage_retry,
-    write_study_pointer,
 )
 from gru_exp.sweep.summary import write_summary
 
@@ -94,9 +94,7 @@ def _raise_terminated(signum: int, frame: Any) -> None:
 def run_worker(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -> dict[str, int]:
     """Run trials until the study holds ``n_trials`` finished (COMPLETE or PRUNED) trials."""
     study, storage = open_study(sc)
-    out = study_dir(sc)
-    out.mkdir(parents=True, exist_ok=True)
-    write_study_pointer(sc, out)
+    out = claim_study_dir(sc, study)
     if sc.enqueue_baseline and not any(t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False)):
         values = {k: v for k, v in NOTEBOOK_CONFIG.items() if k in sc.params}
         study.enqueue_trial(values, user_attrs={"baseline": True}, skip_if_exists=True)
@@ -105,7 +103,7 @@ def run_worker(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -
     started = time.monotonic()
     deadline = started + sc.timeout if sc.timeout else math.inf
     max_failures = sc.max_failures if sc.max_failures is not None else sc.n_trials
-    ran = {"trials": 0, "failed": 0}
+    ran: dict[str, Any] = {"trials": 0, "failed": 0, "stopped": ""}
     failed = 0
 
     def summarize() -> None:
@@ -137,7 +135,8 @@ def run_worker(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -
         else:
             log.info("timeout=%s s reached: no new trial starts", sc.timeout)
         if failed >= max_failures:
-            log.warning("Stopping: the study has %d failed trials (max_failures=%d)", failed, max_failures)
+            ran["stopped"] = (f"the study has {failed} trials that raised (max_failures={max_failures}); see "
+                              f"{out / 'summary.md'} for their errors")
         summarize()
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -152,7 +151,9 @@ def progress_line(study: optuna.Study, sc: DictConfig, elapsed_s: float, left_s:
     line = (f"Study {sc.study_name!r}: {done}/{sc.n_trials} trials finished ({count[TrialState.COMPLETE]} complete, "
             f"{count[TrialState.PRUNED]} pruned; {count[TrialState.FAIL]} failed)")
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    if complete:
+    if complete and len(complete[0].values) > 1:
+        line += f", Pareto front of {len(study.best_trials)} trial(s)"
+    elif complete:
         best = (max if sc.objective.direction == "maximize" else min)(complete, key=lambda t: t.value)
         line += f", best {best.value:.4f} (trial {best.number})"
     line += f"; this worker {elapsed_s / 60:.1f} min"

@@ -7,6 +7,7 @@ exit with status 2; the run folder of a rejected job is removed.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -16,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from gru_exp.config.compose import CONF_DIR, check_overrides, register_configs
+from gru_exp.config.values import override
 from gru_exp.errors import GruExpError
 from gru_exp.train import device
 from gru_exp.train.record import discard_unstarted_run
@@ -30,9 +32,16 @@ def _task(cfg: DictConfig) -> Optional[float]:
     from gru_exp.train.loop import NonFiniteLossError
     from gru_exp.train.run import run_training
 
+    signal.signal(signal.SIGTERM, _terminate)  # after paddle's import, which installs its own handler
+
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         record = run_training(cfg, run_dir)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the record says "interrupted", the checkpoint stays
+        print(f"gru_exp.train: interrupted; the run folder keeps its last finished epoch. Continue it with:\n"
+              f"  python -m gru_exp.train {' '.join(_resume_args(run_dir))}", file=sys.stderr)
+        discard_unstarted_run(run_dir, stop_at=Path(cfg.paths.output_dir))
+        raise
     except (GruExpError, NonFiniteLossError) as exc:
         log.error("%s", exc)
         print(f"gru_exp.train: error: {exc}", file=sys.stderr)
@@ -48,6 +57,16 @@ HYDRA_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "-
                "--config-dir", "-cd", "--experimental-rerun")
 
 
+def _resume_args(run_dir: Path) -> list[str]:
+    """The command line that continues ``run_dir``: its overrides plus trainer.resume=<folder>."""
+    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("trainer.resume=")]
+    return [*overrides, override("trainer.resume", str(run_dir))]
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> None:
     register_configs()
     argv = sys.argv[1:]
@@ -59,7 +78,10 @@ def main() -> None:
         except GruExpError as exc:
             print(f"gru_exp.train: error: {exc}", file=sys.stderr)
             sys.exit(2)
-    _task()
+    try:
+        _task()
+    except KeyboardInterrupt:
+        sys.exit(130)
     if _failures:
         sys.exit(2)
 

@@ -102,6 +102,34 @@ def load_data(cfg: DictConfig, archive: Path) -> DataSplits:
     return splits
 
 
+def estimated_bytes(cfg: DictConfig, splits: DataSplits) -> int:
+    """A generous estimate of a run's peak memory: parameters with their gradients and Adam moments,
+    plus the activations of the largest training batch (kept for backward) or evaluation batch."""
+    m, t = cfg.model, cfg.trainer
+    dirs = 2 if m.direction == "bidirectional" else 1
+    width = max(int(s.lengths.max(initial=1)) for s in (splits.train, splits.eval, splits.test))
+    if cfg.data.seq_len is not None and not m.use_lengths:
+        width = cfg.data.seq_len  # batches are padded to seq_len
+    per_token = m.embedding_size + 4 * m.hidden_size * dirs * m.num_layers  # floats: input, gates, output
+    params = splits.vocab_size * m.embedding_size + 3 * m.num_layers * dirs * m.hidden_size * (
+        m.embedding_size + m.hidden_size * (1 + dirs))
+    train = min(t.batch_size, len(splits.train)) * width * per_token * 3  # forward values kept for backward
+    evaluation = min(t.eval_batch_size, max(len(splits.eval), len(splits.test))) * width * per_token
+    return 4 * (4 * params + max(train, evaluation))
+
+
+def check_memory(cfg: DictConfig, splits: DataSplits) -> None:
+    """ConfigError before any allocation when the configuration cannot fit in this machine's memory."""
+    need, have = estimated_bytes(cfg, splits), devices.available_memory()
+    if need > have:
+        raise ConfigError(
+            f"This configuration needs about {need / 2**30:.1f} GiB (batches of up to trainer.batch_size="
+            f"{cfg.trainer.batch_size} / trainer.eval_batch_size={cfg.trainer.eval_batch_size} reviews of up to "
+            f"{cfg.data.seq_len or 'their full'} tokens, model.hidden_size={cfg.model.hidden_size}, "
+            f"model.embedding_size={cfg.model.embedding_size}), but {have / 2**30:.1f} GiB are available. Use "
+            "smaller batches, a shorter data.seq_len or a smaller model.")
+
+
 def build(cfg: DictConfig, splits: DataSplits) -> tuple[GRUClassifier, paddle.optimizer.Optimizer, LoopSettings]:
     """The model, its optimizer and the loop's settings, as the config says."""
     m, t = cfg.model, cfg.trainer
@@ -171,6 +199,7 @@ def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] =
     data_time = time.perf_counter() - data_start
     log.info("Data: %d train, %d %s, %d test reviews; vocabulary %d; %.2f s", len(splits.train), len(splits.eval),
              splits.eval_name, len(splits.test), splits.vocab_size, data_time)
+    check_memory(cfg, splits)
     model, optimizer, settings = build(cfg, splits)
     run_dir.mkdir(parents=True, exist_ok=True)
     state = TrainState(run_dir=run_dir, hparams=flat_hparams(config), model=model, optimizer=optimizer,
