@@ -112,8 +112,8 @@ def child_gru_exp(model: str, seq_len: int, warmup: int, steps: int, eval_sample
     runtime.limit_threads(1)
     runtime.import_paddle()
     from gru_exp.config.compose import compose_config
-    from gru_exp.train.run import run_training
     from gru_exp.train.loop import Callback
+    from gru_exp.train.run import run_training
 
     times: list[float] = []
 

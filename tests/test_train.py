@@ -49,7 +49,12 @@ def test_smoke_run_leaves_a_complete_record(tiny_cfg, tmp_path):
     assert scalars["test/acc"][record["best_epoch"]] == pytest.approx(record["test"]["acc"])
     assert "train/batch_loss" in scalars
     names = [info.name for info in hparams[0].hparam.hparamInfos]
-    assert "model.hidden_size" in names and "model.use_lengths" in names
+    from gru_exp.config.knobs import hparam_tags
+
+    assert names == [*hparam_tags().values(), "status"]  # every result knob, by its short dot-free tag
+    assert all("." not in n and len(n) <= 8 for n in names)  # what VisualDL's HParams views can draw
+    assert scalars["best_val"] == {record["best_epoch"]: pytest.approx(record["best_eval_acc"])}
+    assert scalars["test_acc"] == {record["best_epoch"]: pytest.approx(record["test"]["acc"])}
 
     baseline, _ = read_scalars(Path(cfg.paths.baseline_dir))
     assert [baseline["eval/acc"][e] for e in range(1, 11)] == pytest.approx(NOTEBOOK["eval/acc"])

@@ -59,7 +59,8 @@ class Knob:
     bound); ``null`` says what None means when None is allowed. Roles: ``result`` = changes the
     trained model or its score (VisualDL hparams, report grouping); ``replicate`` = a result knob
     that varies between repeats of one configuration (the seed: not a grouping key); ``resume`` =
-    may change when a run is resumed; ``in_name`` = part of a run folder's name."""
+    may change when a run is resumed; ``in_name`` = part of a run folder's name; ``tag`` = the
+    knob's name in VisualDL's HParams views."""
 
     help: str
     low: Optional[float] = None
@@ -71,6 +72,7 @@ class Knob:
     replicate: bool = False
     resume: bool = False
     in_name: bool = True
+    tag: str = ""  # result knobs: the short name VisualDL shows (no dots; its columns fit ~8 characters)
 
 
 def knob(default: Any, help: str, **meta: Any) -> Any:
@@ -92,49 +94,49 @@ class DataConfig:
                                null="$GRU_EXP_IMDB, else paddle's download", in_name=False, **HOW)
     cache_dir: str = knob("${paths.cache_dir}", "token ids cached by archive hash and cutoff", in_name=False, **HOW)
     seq_len: Optional[int] = knob(200, "reviews are cut to their first seq_len tokens, padded at the end",
-                                  low=1, high=MAX_SEQ_LEN, null="whole reviews")
-    cutoff: int = knob(150, "keep words seen more than cutoff times (paddle's Imdb)", low=0)
-    val_size: int = knob(2500, "reviews held out of train (stratified); 0 = evaluate on test", low=0)
-    train_limit: Optional[int] = knob(None, "stratified training subset", low=2, null="all")
-    test_limit: Optional[int] = knob(None, "stratified test subset", low=2, null="all 25,000")
-    bucket_size: int = knob(50, "batches per length-sorted chunk; 0 = plain shuffle", low=0)
+                                  low=1, high=MAX_SEQ_LEN, null="whole reviews", tag="seq_len")
+    cutoff: int = knob(150, "keep words seen more than cutoff times (paddle's Imdb)", low=0, tag="cutoff")
+    val_size: int = knob(2500, "reviews held out of train (stratified); 0 = evaluate on test", low=0, tag="val_size")
+    train_limit: Optional[int] = knob(None, "stratified training subset", low=2, null="all", tag="n_train")
+    test_limit: Optional[int] = knob(None, "stratified test subset", low=2, null="all 25,000", tag="n_test")
+    bucket_size: int = knob(50, "batches per length-sorted chunk; 0 = plain shuffle", low=0, tag="bucket")
 
 
 @dataclass
 class ModelConfig:
-    embedding_size: int = knob(256, "embedding width", low=1)
-    hidden_size: int = knob(256, "GRU hidden units per direction", low=1)
-    num_layers: int = knob(2, "stacked GRU layers", low=1)
-    direction: Direction = knob(Direction.bidirectional, "GRU direction")
+    embedding_size: int = knob(256, "embedding width", low=1, tag="embed")
+    hidden_size: int = knob(256, "GRU hidden units per direction", low=1, tag="hidden")
+    num_layers: int = knob(2, "stacked GRU layers", low=1, tag="layers")
+    direction: Direction = knob(Direction.bidirectional, "GRU direction", tag="dir")
     dropout: float = knob(0.5, "after the embedding, between GRU layers, before the classifier",
-                          low=0.0, high=1.0, open_high=True)
+                          low=0.0, high=1.0, open_high=True, tag="dropout")
     layer_dropout: Optional[float] = knob(None, "between GRU layers only (needs num_layers > 1)",
-                                          low=0.0, high=1.0, open_high=True, null="model.dropout")
-    use_lengths: bool = knob(True, "pass true lengths to the GRU (padding never read)")
-    pooling: Pooling = knob(Pooling.last, "how the GRU outputs become one vector (padding never pooled)")
+                                          low=0.0, high=1.0, open_high=True, null="model.dropout", tag="l_drop")
+    use_lengths: bool = knob(True, "pass true lengths to the GRU (padding never read)", tag="lengths")
+    pooling: Pooling = knob(Pooling.last, "how the GRU outputs become one vector (padding never pooled)", tag="pool")
     word_dropout: float = knob(0.0, "probability of dropping a whole token's embedding (training only)",
-                               low=0.0, high=1.0, open_high=True)
+                               low=0.0, high=1.0, open_high=True, tag="w_drop")
 
 
 @dataclass
 class TrainerConfig:
-    epochs: int = knob(10, "training epochs", low=1, resume=True)
-    batch_size: int = knob(64, "training batch size", low=1)
-    eval_batch_size: int = knob(256, "evaluation batch size", low=1)
-    lr: float = knob(1e-3, "learning rate (peak, with a schedule)", low=0.0, open_low=True)
-    weight_decay: float = knob(0.0, "decoupled weight decay (AdamW); 0 = Adam", low=0.0, high=1.0, open_high=True)
-    lr_schedule: LrSchedule = knob(LrSchedule.constant, "learning-rate decay to 0 over the run's steps")
-    warmup: float = knob(0.0, "share of the run's steps with a linear warm-up", low=0.0, high=1.0, open_high=True)
-    seed: int = knob(42, "fixes split, init and order", replicate=True)
+    epochs: int = knob(10, "training epochs", low=1, resume=True, tag="epochs")
+    batch_size: int = knob(64, "training batch size", low=1, tag="batch")
+    eval_batch_size: int = knob(256, "evaluation batch size", low=1, tag="ev_batch")
+    lr: float = knob(1e-3, "learning rate (peak, with a schedule)", low=0.0, open_low=True, tag="lr")
+    weight_decay: float = knob(0.0, "decoupled weight decay (AdamW); 0 = Adam", low=0.0, high=1.0, open_high=True, tag="wd")
+    lr_schedule: LrSchedule = knob(LrSchedule.constant, "learning-rate decay to 0 over the run's steps", tag="sched")
+    warmup: float = knob(0.0, "share of the run's steps with a linear warm-up", low=0.0, high=1.0, open_high=True, tag="warmup")
+    seed: int = knob(42, "fixes split, init and order", replicate=True, tag="seed")
     device: Device = knob(Device.auto, "auto picks a GPU when paddle has one", **HOW)
-    grad_clip: float = knob(0.0, "global-norm gradient clip; 0 = off", low=0.0)
-    amp: bool = knob(False, "float16 autocast + loss scaling (GPU only)")
-    drop_last: bool = knob(True, "drop the last incomplete training batch")
-    eval_drop_last: bool = knob(False, "drop the last incomplete eval batch (the notebook did)")
+    grad_clip: float = knob(0.0, "global-norm gradient clip; 0 = off", low=0.0, tag="clip")
+    amp: bool = knob(False, "float16 autocast + loss scaling (GPU only)", tag="amp")
+    drop_last: bool = knob(True, "drop the last incomplete training batch", tag="drop_lst")
+    eval_drop_last: bool = knob(False, "drop the last incomplete eval batch (the notebook did)", tag="ev_drop")
     num_threads: int = knob(1, "CPU threads per training process", low=1, **HOW)
     flush_denormals: bool = knob(True, "CPU: flush denormal floats to zero (GRU backward 10x faster)", **HOW)
     patience: int = knob(0, "stop after this many epochs without a better eval accuracy; 0 = off", low=0,
-                         resume=True)
+                         resume=True, tag="patience")
     resume: Optional[str] = knob(None, "run folder whose last checkpoint to continue", null="a new run",
                                  in_name=False, **HOW)
     progress_every_s: float = knob(15.0, "seconds between progress lines; 0 = per epoch only", low=0.0, **HOW)
@@ -145,6 +147,10 @@ class LoggerConfig:
     visualdl: bool = knob(True, "write VisualDL records", **HOW)
     batch_loss_every: int = knob(10, "steps between train/batch_loss points; 0 = off", low=0, **HOW)
     baseline: bool = knob(True, "write the notebook's reference run when missing", **HOW)
+    roc_pr: bool = knob(True, "ROC and PR curves of the best epoch's test predictions", **HOW)
+    text_samples: int = knob(40, "most confident test mistakes written as text samples; 0 = off", low=0, **HOW)
+    embeddings: int = knob(10000, "most frequent words' embeddings for the projector; 0 = off", low=0, **HOW)
+    histograms: bool = knob(True, "weight and gradient-norm histograms per epoch", **HOW)
 
 
 PATH = dict(result=False, resume=True, in_name=False)
@@ -181,6 +187,11 @@ def knobs(schema: type = RunConfig, prefix: str = "") -> Iterator[tuple[str, dat
 def keys(**role: bool) -> list[str]:
     """Dotted keys of the knobs whose roles match, e.g. ``keys(result=True)``."""
     return [k for k, _, info in knobs() if all(getattr(info, r) == v for r, v in role.items())]
+
+
+def hparam_tags() -> dict[str, str]:
+    """Dotted key -> VisualDL tag, for every knob that changes results."""
+    return {k: info.tag or k.replace(".", "_") for k, _, info in knobs() if info.result}
 
 
 def hparam_keys() -> list[str]:

@@ -84,6 +84,30 @@ class ObjectiveConfig:
     direction: Direction = knob(Direction.maximize, "maximize | minimize")
 
 
+class LauncherName(Choice):
+    local = "local"  # n_workers processes on this machine
+    slurm = "slurm"  # a Slurm job array of n_workers tasks (gru_exp/sweep/slurm.py; pip install -e .[slurm])
+
+
+@dataclass
+class LauncherConfig:
+    """Where the workers run. ``slurm``: one Slurm array task per worker, submitted through submitit."""
+
+    name: LauncherName = knob(LauncherName.local, "local | slurm (a job array of n_workers tasks)")
+    partition: Optional[str] = knob(None, "Slurm partition", null="the cluster's default partition")
+    timeout_min: int = knob(240, "each task's wall-time limit, minutes; a task that reaches it is requeued", low=1)
+    mem_gb: Optional[float] = knob(None, "memory per task, GB", low=0.0, open_low=True, null="the partition's default")
+    cpus_per_task: int = knob(1, "CPUs per task (one worker each; trainer.num_threads sets its threads)", low=1)
+    gpus_per_task: int = knob(0, "GPUs per task (trainer.device=auto then trains on it)", low=0)
+    account: Optional[str] = knob(None, "Slurm account to charge", null="your default account")
+    qos: Optional[str] = knob(None, "Slurm quality of service", null="the default QOS")
+    array_parallelism: Optional[int] = knob(None, "tasks running at once", low=1, null="all n_workers")
+    additional_parameters: dict[str, Any] = knob({}, "more sbatch options, e.g. {constraint: v100}")
+    max_num_timeout: int = knob(3, "times a task that reaches timeout_min is requeued", low=0)
+    wait: bool = knob(True, "follow the study until the array ends; false = submit and return")
+    poll_s: float = knob(30.0, "seconds between progress checks while waiting", low=0.0, open_low=True)
+
+
 @dataclass
 class SweepConfig:
     """``python -m gru_exp.sweep``: a search space from sweeps/ plus how to run the study."""
@@ -110,6 +134,7 @@ class SweepConfig:
     max_failures: Optional[int] = knob(None, "stop after this many trials raised", low=1, null="n_trials")
     storage_retry_s: float = knob(300.0, "how long a worker retries an unreachable storage before it stops", low=0.0)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
 
 
 def objective_list(sc: Any) -> list[Any]:

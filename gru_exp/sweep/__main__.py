@@ -61,6 +61,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from gru_exp.train import device
 
         check_sweep(sc, compose_config)
+        if sc.launcher.name == "slurm":  # the workers as a Slurm job array; each task runs this command locally
+            from gru_exp.sweep.slurm import launch
+
+            return launch(sc, argv)
         device.limit_threads(int(compose_config(list(sc.base)).trainer.num_threads))  # before paddle loads
         device.import_paddle()
         from gru_exp.sweep.storage import open_study, storage_url, study_dir

@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 import optuna
 from omegaconf import DictConfig
 
+from gru_exp.config.knobs import hparam_tags
 from gru_exp.config.sweep import objective_list
 from gru_exp.config.values import override
 from gru_exp.logs import file_log, log_context
@@ -81,6 +82,14 @@ def trial_value(record: RunRecord, objective: Any) -> float:
     return float(record.n_params)
 
 
+def trial_label(sc: DictConfig, trial: optuna.Trial, seed: Any = None) -> str:
+    """A trial's name in VisualDL: study, number and the sampled values by their short tags,
+    e.g. "imdb trial 3: hidden=64 lr=0.00214 pool=max"."""
+    tags = hparam_tags()
+    values = " ".join(f"{tags.get(k, k)}={f'{v:.3g}' if isinstance(v, float) else v}" for k, v in trial.params.items())
+    return f"{sc.study_name} trial {trial.number}" + (f" seed {seed}" if seed is not None else "") + f": {values}"
+
+
 def run_trial(trial: optuna.Trial, sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -> Any:
     """Train the trial's configuration ``repeats`` times; each objective is the mean over repeats
     (a float, or a list for several objectives)."""
@@ -108,8 +117,7 @@ def run_trial(trial: optuna.Trial, sc: DictConfig, compose: Callable[[Sequence[s
                 callbacks.append(TrialReporter(trial, repeat, cfg.trainer.epochs, curves, sc.objective.metric,
                                                sc.objective.reduce, sc.objective.direction, sc.storage_retry_s,
                                                sc.repeats))
-            label = f"trial {trial.number}" + (f" seed {seed}" if sc.repeats > 1 else "") + ": " + " ".join(
-                o for o in overrides if o.split("=", 1)[0] in sc.params)
+            label = trial_label(sc, trial, seed if sc.repeats > 1 else None)
             with file_log(run_dir / "run.log") if sc.repeats > 1 else contextlib.nullcontext():
                 result = run_training(cfg, run_dir, callbacks=callbacks, display_name=label)
             if callbacks:

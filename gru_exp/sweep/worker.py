@@ -38,7 +38,7 @@ from gru_exp.sweep.storage import (
     study_dir,
     with_storage_retry,
 )
-from gru_exp.sweep.summary import write_summary
+from gru_exp.sweep.summary import write_best_so_far, write_summary
 
 log = logging.getLogger(__name__)
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -108,6 +108,8 @@ def run_worker(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -
 
     def summarize() -> None:
         with_storage_retry(lambda: write_summary(study, out), "writing the summary", sc.storage_retry_s)
+        with_storage_retry(lambda: write_best_so_far(study, out, Path(sc.paths.output_dir)), "writing the summary",
+                           sc.storage_retry_s)
 
     try:
         while time.monotonic() < deadline:

@@ -3,7 +3,7 @@ kept ragged, and batches padded at the end with ``pad_id`` (trimmed to the longe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator, Optional
 
 import numpy as np
@@ -83,6 +83,7 @@ class DataSplits:
     eval_name: str  # "val" or "test"
     vocab_size: int
     pad_id: int
+    words: list[bytes] = field(default_factory=list)  # id -> word; then <unk>, <pad>
 
 
 def make_splits(
@@ -103,7 +104,7 @@ def make_splits(
         test = test.subset(stratified_split(test.labels, test_limit, rng)[0])
     return DataSplits(
         train=train, eval=val if val_size > 0 else test, test=test, eval_name="val" if val_size > 0 else "test",
-        vocab_size=arrays.vocab_size, pad_id=arrays.pad_id,
+        vocab_size=arrays.vocab_size, pad_id=arrays.pad_id, words=arrays.words,
     )
 
 

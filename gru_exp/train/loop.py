@@ -66,6 +66,9 @@ class TrainState:
     best_epoch: Optional[int] = None
     best_eval_acc: float = -math.inf
     resumed_from: Optional[str] = None
+    # The best epoch's test predictions (set when the run is scored on test), for trackers:
+    # P(positive) per review, in the test split's order. paddle's IMDB labels positive as 0.
+    test_positive_prob: Optional[np.ndarray] = None
 
     @property
     def is_best(self) -> bool:
@@ -79,6 +82,7 @@ class Callback:
     """Hooks in the order they run. Override what you need."""
 
     def on_train_start(self, state: TrainState) -> None: ...
+    def on_backward(self, state: TrainState) -> None: ...  # gradients present, before the optimizer step
     def on_step_end(self, state: TrainState, loss: paddle.Tensor) -> None: ...
     def on_epoch_end(self, state: TrainState) -> None: ...
     def on_train_end(self, state: TrainState, record: "RunRecord") -> None: ...
@@ -121,22 +125,26 @@ def _forward(model: paddle.nn.Layer, ids: np.ndarray, lengths: np.ndarray, use_l
 
 
 @paddle.no_grad()
-def evaluate(model: paddle.nn.Layer, split: Split, s: LoopSettings) -> tuple[float, float]:
+def evaluate(model: paddle.nn.Layer, split: Split, s: LoopSettings,
+             probs: Optional[np.ndarray] = None) -> tuple[float, float]:
     """Mean loss and accuracy over ``split``. With lengths, reviews are sorted by length so each
-    batch carries little padding (order does not change the result)."""
+    batch carries little padding (order does not change the result). ``probs`` (float32 [N, 2]),
+    when given, receives each review's class probabilities in the split's order."""
     model.eval()
     order = np.argsort(split.lengths, kind="stable") if s.use_lengths else np.arange(len(split))
     batches = [order[i : i + s.eval_batch_size] for i in range(0, len(split), s.eval_batch_size)]
     if s.eval_drop_last and len(batches[-1]) < s.eval_batch_size:
         batches.pop()
     loss_sum, correct, seen = 0.0, 0, 0
-    for batch in iter_batches(split, batches, trim=s.use_lengths):
+    for index, batch in zip(batches, iter_batches(split, batches, trim=s.use_lengths)):
         with paddle.amp.auto_cast(enable=s.amp):
             logits = _forward(model, batch.ids, batch.lengths, s.use_lengths)  # [B, 2]
         labels = paddle.to_tensor(batch.labels)
         loss_sum += float(F.cross_entropy(logits.astype("float32"), labels, reduction="sum"))
         correct += int((logits.argmax(axis=-1) == labels).sum())
         seen += len(batch.labels)
+        if probs is not None:
+            probs[index] = F.softmax(logits.astype("float32"), axis=-1).numpy()  # [B, 2]
     return loss_sum / seen, correct / seen
 
 
@@ -170,6 +178,8 @@ def fit(state: TrainState, splits: DataSplits, s: LoopSettings, callbacks: Seque
                 scaler.update()
             else:
                 loss.backward()
+                for cb in callbacks:
+                    cb.on_backward(state)
                 optimizer.step()
             optimizer.clear_grad()
             loss_sum += loss.detach() * len(batch.labels)

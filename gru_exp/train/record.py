@@ -105,6 +105,8 @@ def discard_unstarted_run(run_dir: Path, stop_at: Path) -> None:
     run_dir = Path(run_dir)
     if not run_dir.is_dir() or (run_dir / RECORD_FILE).exists():
         return
+    if {p.name for p in run_dir.iterdir()} - {".hydra", "run.log"}:
+        return  # a folder holding anything else was not made by this command: never delete it
     shutil.rmtree(run_dir, ignore_errors=True)
     parent = run_dir.parent
     while parent != stop_at and stop_at in parent.parents and parent.is_dir() and not any(parent.iterdir()):

@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+import numpy as np
 import paddle
 from omegaconf import DictConfig
 
@@ -35,7 +36,7 @@ from gru_exp.train.callbacks import (
 )
 from gru_exp.train.checkpoints import BEST_CKPT, restore_checkpoint
 from gru_exp.train.data import DataSplits, make_splits
-from gru_exp.train.imdb import load_imdb, resolve_archive
+from gru_exp.train.imdb import LABELS, load_imdb, resolve_archive
 from gru_exp.train.loop import (
     Callback,
     LoopSettings,
@@ -46,7 +47,7 @@ from gru_exp.train.loop import (
 )
 from gru_exp.train.model import GRUClassifier
 from gru_exp.train.record import RECORD_FILE, RecordError, RunRecord, Status
-from gru_exp.train.visualdl import VisualDLTracker, ensure_baseline, flat_hparams
+from gru_exp.train.visualdl import VisualDLTracker, ensure_baseline, hparams, in_effect
 
 log = logging.getLogger(__name__)
 
@@ -169,14 +170,15 @@ def _display_name(cfg: DictConfig, run_dir: Path) -> str:
 
 def _score_on_test(state: TrainState, splits: DataSplits, settings: LoopSettings, record: RunRecord) -> None:
     """The best epoch's test accuracy (the notebook's protocol already scored every epoch on test)."""
-    if splits.eval_name == "test":
+    if splits.eval_name == "test":  # the notebook's protocol: every epoch was scored on test already
         best = state.history[state.best_epoch - 1]
         record.test = {"acc": best.eval_acc, "loss": best.eval_loss}
-    else:
-        state.model.set_state_dict(paddle.load(str(state.run_dir / BEST_CKPT))["model"])
-        loss, acc = evaluate(state.model, splits.test, settings)
-        record.test = {"acc": acc, "loss": loss}
-    log.info("Test (best epoch %d): acc %.4f, loss %.4f", state.best_epoch, record.test["acc"], record.test["loss"])
+        return
+    state.model.set_state_dict(paddle.load(str(state.run_dir / BEST_CKPT))["model"])
+    probs = np.zeros((len(splits.test), 2), dtype=np.float32)
+    loss, acc = evaluate(state.model, splits.test, settings, probs=probs)
+    state.test_positive_prob = probs[:, LABELS["pos"]]
+    record.test = {"acc": acc, "loss": loss}
 
 
 def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
@@ -202,7 +204,7 @@ def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] =
     check_memory(cfg, splits)
     model, optimizer, settings = build(cfg, splits)
     run_dir.mkdir(parents=True, exist_ok=True)
-    state = TrainState(run_dir=run_dir, hparams=flat_hparams(config), model=model, optimizer=optimizer,
+    state = TrainState(run_dir=run_dir, hparams={}, model=model, optimizer=optimizer,
                        epochs=settings.epochs, steps_per_epoch=settings.steps_per_epoch, eval_name=splits.eval_name)
     if resume_ckpt is not None:
         _resume(state, resume_ckpt, run_dir)
@@ -214,13 +216,16 @@ def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] =
                        n_test=len(splits.test))
     every: list[Callback] = [ProgressLogger(cfg.trainer.progress_every_s), Checkpointer(), MetricsRecorder(record)]
     if cfg.logger.visualdl:
-        every.append(VisualDLTracker(run_dir / "vdl", display_name or _display_name(cfg, run_dir),
-                                     cfg.logger.batch_loss_every))
+        effect = in_effect(config, len(splits.train), len(splits.test),
+                           max(int(s.lengths.max(initial=1)) for s in (splits.train, splits.eval, splits.test)))
+        state.hparams = hparams(config, effect)
+        every.append(VisualDLTracker(run_dir / "vdl", display_name or _display_name(cfg, run_dir), cfg.logger,
+                                     splits.words, splits.test, splits.test.labels, Path(cfg.paths.output_dir)))
     every.extend(callbacks)
     if cfg.trainer.patience:
         every.append(EarlyStopping(cfg.trainer.patience))  # last: every other callback sees the epoch
     if cfg.logger.baseline:
-        ensure_baseline(Path(cfg.paths.baseline_dir))
+        ensure_baseline(Path(cfg.paths.baseline_dir), Path(cfg.paths.output_dir) if cfg.logger.visualdl else None)
     m = cfg.model
     log.info("Model: %s GRU, %d layer(s), embedding %d, hidden %d, %s pooling, dropout %.2f, lengths %s: %d "
              "parameters on %s", m.direction, m.num_layers, m.embedding_size, m.hidden_size, m.pooling, m.dropout,
@@ -235,6 +240,8 @@ def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] =
             log.info("Run stopped after epoch %d: %s", state.epoch, stop)
         if record.status == Status.completed and state.best_epoch is not None:
             _score_on_test(state, splits, settings, record)
+            log.info("Test (best epoch %d): acc %.4f, loss %.4f", state.best_epoch, record.test["acc"],
+                     record.test["loss"])
     except KeyboardInterrupt as exc:
         record.status, record.error = Status.interrupted, type(exc).__name__
         raise

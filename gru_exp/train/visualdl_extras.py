@@ -1,0 +1,122 @@
+"""VisualDL views beyond the curves, written by the tracker of :mod:`.visualdl`: ROC and PR curves
+of the best epoch's test predictions, the most confident test mistakes as text, the learned word
+embeddings for the projector, and weight / gradient-norm histograms per epoch.
+
+The positive class is "positive review": paddle's IMDB labels it 0, so labels are flipped here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+import numpy as np
+import paddle
+from visualdl import LogWriter
+
+from gru_exp.train.imdb import LABELS
+
+THRESHOLDS = 101
+GROUPS = ("embedding", "gru", "classifier")  # parameter name prefixes (attention counts with gru)
+
+
+@contextlib.contextmanager
+def _numpy_float_alias() -> Iterator[None]:
+    """VisualDL 2.5.3's add_pr_curve calls ``labels.astype(np.float)``, an alias NumPy 2 removed
+    (upstream fix: https://github.com/PaddlePaddle/VisualDL/pull/1291): lend it for the call."""
+    had = "float" in np.__dict__
+    if not had:
+        np.float = float  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        if not had:
+            del np.float  # type: ignore[attr-defined]
+
+
+def roc_counts(positive: np.ndarray, scores: np.ndarray, n: int = THRESHOLDS) -> tuple[np.ndarray, ...]:
+    """tp, fp, tn, fn, tpr, fpr at ``n`` thresholds 0..1 (a review counts as positive at threshold
+    t when its score >= t). VisualDL's own add_roc_curve divides true positives by the negatives
+    (TPR above 1), so the ROC record is built from these counts instead."""
+    bucket = np.clip(np.floor(scores * (n - 1)).astype(int), 0, n - 1)
+    tp = np.cumsum(np.bincount(bucket, weights=positive, minlength=n)[::-1])[::-1]
+    fp = np.cumsum(np.bincount(bucket, weights=1 - positive, minlength=n)[::-1])[::-1]
+    tn, fn = fp[0] - fp, tp[0] - tp
+    return tp, fp, tn, fn, tp / np.maximum(tp + fn, 1e-7), fp / np.maximum(fp + tn, 1e-7)
+
+
+def write_roc_pr(writer: LogWriter, labels: np.ndarray, positive_prob: np.ndarray, step: int) -> None:
+    """test/pr_positive (VisualDL's PR curve) and test/roc_positive (counts computed here)."""
+    from visualdl.component.base_component import roc_curve_raw
+
+    positive = (labels == LABELS["pos"]).astype(np.float64)
+    with _numpy_float_alias():
+        writer.add_pr_curve("test/pr_positive", positive, positive_prob, step=step, num_thresholds=THRESHOLDS)
+    tp, fp, tn, fn, tpr, fpr = roc_counts(positive, positive_prob)
+    # VisualDL has no public call that takes counts; its own packer and file writer take them as is.
+    writer._get_file_writer().add_record(roc_curve_raw(  # noqa: SLF001
+        "test/roc_positive", tp.astype(int).tolist(), fp.astype(int).tolist(), tn.astype(int).tolist(),
+        fn.astype(int).tolist(), tpr.tolist(), fpr.tolist(), step, 0))
+
+
+def _text(ids: np.ndarray, words: list[bytes], limit: int = 400) -> str:
+    names = [w.decode("utf-8", "replace") for w in words] + ["<unk>", "<pad>"]
+    tokens = [names[i] for i in ids if i != len(words) + 1]
+    return " ".join(tokens[:limit]) + (" ..." if len(tokens) > limit else "")
+
+
+def write_mistakes(writer: LogWriter, split: Any, labels: np.ndarray, positive_prob: np.ndarray,
+                   words: list[bytes], count: int, step: int) -> None:
+    """The ``count`` test reviews the model got wrong most confidently, as text samples: the review
+    as the model read it (lower case, no punctuation, rare words as <unk>), true and predicted
+    label, and the model's confidence."""
+    positive = labels == LABELS["pos"]
+    predicted = positive_prob >= 0.5
+    confidence = np.where(predicted, positive_prob, 1 - positive_prob)
+    wrong = np.flatnonzero(predicted != positive)
+    for rank, i in enumerate(wrong[np.argsort(-confidence[wrong], kind="stable")][:count], start=1):
+        truth, guess = ("positive" if positive[i] else "negative"), ("positive" if predicted[i] else "negative")
+        text = (f"#{rank}: true {truth}, predicted {guess} with confidence {confidence[i]:.3f} (test review {i}).  "
+                + _text(split.dense(np.array([i]))[0], words))
+        writer.add_text("test/confident_mistakes", text, step)
+
+
+def write_embeddings(writer: LogWriter, model: paddle.nn.Layer, words: list[bytes], max_words: int) -> None:
+    """The learned embeddings of the ``max_words`` most frequent words, labelled, for the projector."""
+    n = min(max_words, len(words))
+    if n == 0:
+        return
+    matrix = model.embedding.weight.numpy()[:n].astype(np.float32)  # ids are in frequency order
+    labels = [w.decode("utf-8", "replace") for w in words[:n]]
+    ranks = [str(i) for i in range(1, n + 1)]
+    # Two label columns: VisualDL 2.5.3's projector never finishes parsing a single-column label file.
+    writer.add_embeddings("embedding/words", mat=matrix, metadata=[labels, ranks],
+                          metadata_header=["word", "frequency rank"])
+
+
+def gradient_norms(model: paddle.nn.Layer) -> dict[str, float]:
+    """L2 norm of each parameter group's gradient (embedding, GRU, classifier), now."""
+    squares: dict[str, float] = {}
+    for name, p in model.named_parameters():
+        if p.grad is not None:
+            group = next((g for g in GROUPS if name.startswith(g)), "gru")
+            squares[group] = squares.get(group, 0.0) + float((p.grad.astype("float32") ** 2).sum())
+    return {g: s ** 0.5 for g, s in squares.items()}
+
+
+def write_histograms(writer: LogWriter, model: paddle.nn.Layer, grad_norms: dict[str, list[float]],
+                     epoch: int) -> None:
+    """weights/<group>: the group's weights at the end of the epoch; grad_norm/<group>: the
+    gradient norms sampled during the epoch."""
+    by_group: dict[str, list[np.ndarray]] = {}
+    for name, p in model.named_parameters():
+        group = next((g for g in GROUPS if name.startswith(g)), "gru")
+        by_group.setdefault(group, []).append(p.numpy().ravel())
+    for group, arrays in by_group.items():
+        values = np.concatenate(arrays)
+        if len(values) > 200_000:  # a large embedding: a fixed sample keeps records small
+            values = values[np.random.default_rng(epoch).choice(len(values), 200_000, replace=False)]
+        writer.add_histogram(f"weights/{group}", values, epoch, buckets=30)
+    for group, norms in grad_norms.items():
+        if norms:
+            writer.add_histogram(f"grad_norm/{group}", np.asarray(norms), epoch, buckets=20)
