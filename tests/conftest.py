@@ -18,6 +18,19 @@ def tiny_archive(tmp_path_factory) -> Path:
     return make_imdb_archive(tmp_path_factory.mktemp("imdb") / "aclImdb_v1.tar.gz", n_per_class=40, seed=0)
 
 
+def pg_unreachable(url: str) -> str:
+    """Why the PostgreSQL test server at ``url`` cannot be used, or "" when it answers."""
+    if not url:
+        return "GRU_EXP_TEST_PG_URL is not set (CI starts a PostgreSQL server and sets it)"
+    try:
+        import sqlalchemy
+
+        with sqlalchemy.create_engine(url).connect():
+            return ""
+    except Exception as exc:
+        return f"PostgreSQL at GRU_EXP_TEST_PG_URL is not reachable: {type(exc).__name__}: {str(exc)[:120]}"
+
+
 def tiny_overrides(archive: Path, out: Path, *extra: str) -> list[str]:
     """The real config shrunk: tiny model, 2 epochs, tiny data, outputs under ``out``."""
     return [

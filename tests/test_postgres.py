@@ -18,26 +18,14 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import REPO
+from conftest import REPO, pg_unreachable
 from optuna.trial import TrialState
 
 PG_URL = os.environ.get("GRU_EXP_TEST_PG_URL", "")
 PG_CTL = os.environ.get("GRU_EXP_TEST_PG_CTL", "")
 
 
-def _reachable(url: str) -> str:
-    if not url:
-        return "GRU_EXP_TEST_PG_URL is not set (CI starts a PostgreSQL server and sets it)"
-    try:
-        import sqlalchemy
-
-        with sqlalchemy.create_engine(url).connect():
-            return ""
-    except Exception as exc:
-        return f"PostgreSQL at GRU_EXP_TEST_PG_URL is not reachable: {type(exc).__name__}: {str(exc)[:120]}"
-
-
-REASON = _reachable(PG_URL)
+REASON = pg_unreachable(PG_URL)
 if REASON and os.environ.get("GRU_EXP_REQUIRE_PG") == "1":
     raise RuntimeError(f"GRU_EXP_REQUIRE_PG=1 but {REASON}")
 pytestmark = [pytest.mark.skipif(bool(REASON), reason=REASON), pytest.mark.slow]

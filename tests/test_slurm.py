@@ -20,7 +20,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import REPO, run_sweep
+from conftest import REPO, pg_unreachable, run_sweep
 from optuna.trial import TrialState
 
 PG_URL = os.environ.get("GRU_EXP_TEST_PG_URL", "")
@@ -29,8 +29,6 @@ NARROW_LR = "  trainer.lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}" 
 
 
 def _problem() -> str:
-    if not PG_URL:
-        return "GRU_EXP_TEST_PG_URL is not set (CI starts a PostgreSQL server and sets it)"
     if shutil.which("sinfo") is None:
         return "no Slurm here (sinfo not on PATH); CI starts one with .ci/slurm-up.sh"
     try:
@@ -43,13 +41,7 @@ def _problem() -> str:
         import submitit  # noqa: F401
     except ImportError:
         return "submitit is not installed (pip install -e .[slurm])"
-    try:
-        import sqlalchemy
-
-        with sqlalchemy.create_engine(PG_URL).connect():
-            return ""
-    except Exception as exc:
-        return f"PostgreSQL at GRU_EXP_TEST_PG_URL is not reachable: {type(exc).__name__}: {str(exc)[:120]}"
+    return pg_unreachable(PG_URL)
 
 
 REASON = _problem()
