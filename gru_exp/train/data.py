@@ -85,6 +85,11 @@ class DataSplits:
     pad_id: int
     words: list[bytes] = field(default_factory=list)  # id -> word; then <unk>, <pad>
 
+    @property
+    def longest(self) -> int:
+        """The most tokens any review of the three splits keeps (the widest possible batch)."""
+        return max(int(s.lengths.max(initial=1)) for s in (self.train, self.eval, self.test))
+
 
 def make_splits(
     arrays: ImdbArrays, *, seq_len: Optional[int], val_size: int, train_limit: Optional[int],

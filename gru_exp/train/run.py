@@ -108,7 +108,7 @@ def estimated_bytes(cfg: DictConfig, splits: DataSplits) -> int:
     plus the activations of the largest training batch (kept for backward) or evaluation batch."""
     m, t = cfg.model, cfg.trainer
     dirs = 2 if m.direction == "bidirectional" else 1
-    width = max(int(s.lengths.max(initial=1)) for s in (splits.train, splits.eval, splits.test))
+    width = splits.longest
     if cfg.data.seq_len is not None and not m.use_lengths:
         width = cfg.data.seq_len  # batches are padded to seq_len
     per_token = m.embedding_size + 4 * m.hidden_size * dirs * m.num_layers  # floats: input, gates, output
@@ -216,9 +216,8 @@ def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] =
                        n_test=len(splits.test))
     every: list[Callback] = [ProgressLogger(cfg.trainer.progress_every_s), Checkpointer(), MetricsRecorder(record)]
     if cfg.logger.visualdl:
-        effect = in_effect(config, len(splits.train), len(splits.test),
-                           max(int(s.lengths.max(initial=1)) for s in (splits.train, splits.eval, splits.test)))
-        state.hparams = hparams(config, effect)
+        effect = in_effect(config, len(splits.train), len(splits.test), splits.longest)
+        state.hparams = hparams(flatten(config), effect)
         every.append(VisualDLTracker(run_dir / "vdl", display_name or _display_name(cfg, run_dir), cfg.logger,
                                      splits.words, splits.test, splits.test.labels, Path(cfg.paths.output_dir)))
     every.extend(callbacks)

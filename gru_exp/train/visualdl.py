@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import tempfile
-from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
@@ -25,7 +24,7 @@ import paddle
 from visualdl import LogWriter
 
 from gru_exp.config.knobs import defaults, hparam_tags
-from gru_exp.config.values import flatten, hparam_value
+from gru_exp.config.values import hparam_value
 from gru_exp.notebook import (
     NOTEBOOK,
     NOTEBOOK_BEST_ACC,
@@ -43,16 +42,14 @@ METRICS = ["best_val", "test_acc"]  # best eval accuracy (the objective of eval_
 VIEW_DIR = "vdl"  # under paths.output_dir: one readable link per run, served by python -m gru_exp.dashboard
 
 
-def hparams(config: dict[str, Any], in_effect: dict[str, Any]) -> dict[str, Any]:
-    """The knobs that change results, by their VisualDL tags, as VisualDL can compare them: a null
-    replaced by the value in effect (``in_effect``), booleans and choices as text."""
-    flat = {**defaults(), **flatten(config)}
+def hparams(flat: dict[str, Any], in_effect: dict[str, Any]) -> dict[str, Any]:
+    """The knobs that change results (``flat``: a flattened config), by their VisualDL tags, as
+    VisualDL can compare them: a null replaced by the value in effect, booleans and choices as text."""
+    flat = {**defaults(), **flat}
     out = {}
     for key, tag in hparam_tags().items():
         value = flat.get(key)
-        if value is None:
-            value = in_effect.get(key, "null")
-        out[tag] = hparam_value(value.value if isinstance(value, Enum) else value)
+        out[tag] = hparam_value(in_effect.get(key, "null") if value is None else value)
     return out
 
 
@@ -155,13 +152,9 @@ def has_records(logdir: Path) -> bool:
 def baseline_hparams() -> dict[str, Any]:
     """The notebook's configuration over every compared knob (register defaults, then its values),
     with its nulls in effect: it trained on all 25,000 reviews and scored all 25,000 test reviews."""
-    config: dict[str, Any] = {}
-    for key, value in {**defaults(), **NOTEBOOK_CONFIG, **NOTEBOOK_PROTOCOL}.items():
-        group, _, name = key.rpartition(".")
-        config.setdefault(group, {})[name] = value
     effect = {"data.seq_len": NOTEBOOK_CONFIG["data.seq_len"], "data.train_limit": 25000, "data.test_limit": 25000,
               "model.layer_dropout": NOTEBOOK_CONFIG["model.dropout"]}
-    return hparams({k: v for k, v in config.items() if k}, effect)
+    return hparams({**NOTEBOOK_CONFIG, **NOTEBOOK_PROTOCOL}, effect)
 
 
 BASELINE_NAME = "notebook baseline (published)"

@@ -94,12 +94,16 @@ def write_embeddings(writer: LogWriter, model: paddle.nn.Layer, words: list[byte
                           metadata_header=["word", "frequency rank"])
 
 
+def _group(parameter_name: str) -> str:
+    return next((g for g in GROUPS if parameter_name.startswith(g)), "gru")
+
+
 def gradient_norms(model: paddle.nn.Layer) -> dict[str, float]:
     """L2 norm of each parameter group's gradient (embedding, GRU, classifier), now."""
     squares: dict[str, float] = {}
     for name, p in model.named_parameters():
         if p.grad is not None:
-            group = next((g for g in GROUPS if name.startswith(g)), "gru")
+            group = _group(name)
             squares[group] = squares.get(group, 0.0) + float((p.grad.astype("float32") ** 2).sum())
     return {g: s ** 0.5 for g, s in squares.items()}
 
@@ -110,7 +114,7 @@ def write_histograms(writer: LogWriter, model: paddle.nn.Layer, grad_norms: dict
     gradient norms sampled during the epoch."""
     by_group: dict[str, list[np.ndarray]] = {}
     for name, p in model.named_parameters():
-        group = next((g for g in GROUPS if name.startswith(g)), "gru")
+        group = _group(name)
         by_group.setdefault(group, []).append(p.numpy().ravel())
     for group, arrays in by_group.items():
         values = np.concatenate(arrays)
