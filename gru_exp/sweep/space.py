@@ -16,7 +16,7 @@ from gru_exp.config.knobs import keys
 from gru_exp.config.names import name_problem
 from gru_exp.config.sweep import SweepConfig, objective_list
 from gru_exp.config.validation import range_problems, validate
-from gru_exp.config.values import override, override_value
+from gru_exp.config.values import override
 from gru_exp.errors import ConfigError, GruExpError
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def check_sweep(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) 
     for key, spec in sc.params.items():  # each range end, as a trial would compose it
         for value in _edge_values(spec):
             # Make the parameter's condition true, so the value is checked where it is used.
-            when = [f"{c}={override_value(list(v)[-1])}" for c, v in (spec.when or {}).items()]
+            when = [override(c, list(v)[-1]) for c, v in (spec.when or {}).items()]
             try:
                 validate(compose(trial_overrides(sc.base, [*when, override(key, value)])))
             except ConfigError as exc:
