@@ -28,6 +28,13 @@ from gru_exp.train.record import RunRecord
 log = logging.getLogger(__name__)
 
 
+def reduced(series: Sequence[float], reduce: str, direction: str) -> float:
+    """A per-epoch metric as one number: its last value, or its best one for ``direction``."""
+    if reduce == "last":
+        return series[-1]
+    return max(series) if direction == "maximize" else min(series)
+
+
 class TrialReporter(Callback):
     """Reports the objective's running value each epoch and stops the run when pruned.
 
@@ -46,10 +53,7 @@ class TrialReporter(Callback):
         self.values: list[float] = []  # this repeat's running objective per epoch
 
     def running_value(self, state: TrainState) -> float:
-        series = [getattr(h, self.metric) for h in state.history]
-        if self.reduce == "last":
-            return series[-1]
-        return max(series) if self.direction == "maximize" else min(series)
+        return reduced([getattr(h, self.metric) for h in state.history], self.reduce, self.direction)
 
     def on_epoch_end(self, state: TrainState) -> None:
         value = self.running_value(state)
@@ -73,10 +77,7 @@ def trial_value(record: RunRecord, objective: Any) -> float:
     """One run's value of one objective: a per-epoch metric reduced over epochs, the training
     minutes or the parameter count."""
     if objective.metric in ("eval_acc", "eval_loss"):
-        series = record.series[str(objective.metric)]
-        if objective.reduce == "last":
-            return series[-1]
-        return max(series) if objective.direction == "maximize" else min(series)
+        return reduced(record.series[str(objective.metric)], objective.reduce, objective.direction)
     if objective.metric == "train_minutes":
         return (record.wall_time_s or 0.0) / 60
     return float(record.n_params)
