@@ -82,6 +82,12 @@ def conf_snapshot() -> Iterator[str]:
         yield str(target)
 
 
+def _problem(key: Optional[str], problem: str) -> ConfigError:
+    error = ConfigError(f"Invalid configuration: {problem}.", [problem])
+    error.key = key  # the override to drop before composing the rest again
+    return error
+
+
 def composition_error(exc: BaseException) -> ConfigError:
     """Hydra's or OmegaConf's composition error as one paragraph naming the key, the value and
     what is allowed (a wrong choice, a typo'd key, a wrong type, a grammar error)."""
@@ -92,15 +98,17 @@ def composition_error(exc: BaseException) -> ConfigError:
         key, text = cause.full_key, str(cause.msg if hasattr(cause, "msg") else cause).splitlines()[0]
         choices = re.match(r"Invalid value '(.*)', expected one of \[(.*)\]", text)
         if choices:
-            return ConfigError(f"Invalid configuration: {key}={choices.group(1)!r} must be one of {choices.group(2)}.")
+            return _problem(key, f"{key}={choices.group(1)!r} must be one of {choices.group(2)}")
         if isinstance(cause, ConfigKeyError) or re.match(r"Key '.*' not in", text):
             parent = key.rpartition(".")[0]
             known = [k for k, _, _ in knobs() if k.rpartition(".")[0] == parent]
             hint = f"; {parent or 'the top level'} has: {', '.join(k.rpartition('.')[2] for k in known)}" if known else ""
-            return ConfigError(f"Invalid configuration: {key} is not a knob{hint}.")
-        return ConfigError(f"Invalid configuration: {key}: {text}.")
+            return _problem(key, f"{key} is not a knob{hint}")
+        return _problem(key, f"{key}: {text}")
     text = " ".join(str(exc).split())
-    return ConfigError(f"Invalid command line: {text}")
+    error = ConfigError(f"Invalid command line: {text}")
+    error.key = None
+    return error
 
 
 def job_overrides(overrides: Sequence[str], multirun: bool) -> list[list[str]]:
@@ -127,9 +135,8 @@ def _job_problems(job: list[str]) -> list[str]:
             cfg = compose_config(job)
         except Exception as exc:
             error = composition_error(exc)
-            problems.append(str(error).removeprefix("Invalid configuration: ").rstrip("."))
-            key = re.match(r"(?:Invalid configuration: )?([\w.]+)", str(error))
-            rest = [o for o in job if not key or o.lstrip("+~").split("=", 1)[0] != key.group(1)]
+            problems += error.problems
+            rest = [o for o in job if o.lstrip("+~").split("=", 1)[0] != error.key]
             if len(rest) == len(job):
                 return problems
             job = rest
@@ -154,6 +161,5 @@ def check_overrides(overrides: Sequence[str], multirun: bool = False) -> int:
             if found not in problems:
                 problems.append(found)
     if problems:
-        joined = "; ".join(p.removeprefix("Invalid configuration: ").rstrip(".") for p in problems)
-        raise ConfigError(f"Invalid configuration: {joined}.", problems)
+        raise ConfigError("Invalid configuration: " + "; ".join(problems) + ".", problems)
     return len(jobs)
