@@ -1,5 +1,8 @@
-"""``python -m gru_exp`` is ``python -m gru_exp.train``."""
+"""``python -m gru_exp <command>`` is the ``gru-exp`` console command (train, sweep, report, baseline)."""
 
-from gru_exp.train.__main__ import main
+import sys
 
-main()
+from gru_exp.commands import main
+
+if __name__ == "__main__":
+    sys.exit(main())

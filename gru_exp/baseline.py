@@ -16,8 +16,10 @@ from gru_exp.train.visualdl import write_baseline
 log = logging.getLogger(__name__)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str = "python -m gru_exp.baseline") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0],
+                                     epilog=f"examples:\n  {prog}\n  {prog} outputs/baseline/notebook",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("logdir", nargs="?", help="where to write (default: paths.baseline_dir)")
     args = parser.parse_args(argv)
     setup_cli_logging()

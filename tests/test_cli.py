@@ -111,3 +111,62 @@ def test_baseline_command_writes_the_reference_run(tmp_path):
     proc = run_cli("gru_exp.baseline", str(tmp_path / "bl"))
     assert proc.returncode == 0, proc.stderr
     assert len(list((tmp_path / "bl").glob("vdlrecords*"))) == 1
+
+
+def test_a_multirun_whose_every_job_fails_exits_2_and_leaves_no_folder(tmp_path):
+    """Failures that only show when a job runs (here: the archive is missing) still make the exit
+    status 2, and a grid of rejected jobs leaves no folder holding only multirun.yaml."""
+    out = tmp_path / "out"
+    proc = run_cli("gru_exp.train", "-m", f"data.path={tmp_path / 'missing.tar.gz'}", f"paths.root_dir={out}",
+                   "trainer.seed=1,2")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("no such file") >= 2
+    assert not list(out.rglob("multirun.yaml")) and not list(out.rglob("*/multirun/*"))
+
+
+def test_the_gru_exp_command_dispatches_and_reports_its_version():
+    from gru_exp.commands import version_text
+
+    for args, code, text in ((["--version"], 0, "gru-exp 0."), (["--help"], 0, "Commands:"), ([], 2, "Commands:"),
+                             (["trian"], 2, "unknown command 'trian'"), (["report", "--top", "-1", "x"], 2, "positive")):
+        proc = run_cli("gru_exp", *args)
+        assert proc.returncode == code and text in proc.stdout + proc.stderr, (args, proc.stdout, proc.stderr)
+    assert version_text().split()[1] in run_cli("gru_exp.train", "--version").stdout
+    assert "Experiments: cpu_quick" in run_cli("gru_exp.train", "--help").stdout
+    assert "imdb_pool: model.pooling" in run_cli("gru_exp.sweep", "--help").stdout
+    cfg = run_cli("gru_exp.sweep", "sweep=cpu_quick", "--cfg", "job")
+    assert cfg.returncode == 0 and "study_name: cpu_quick" in cfg.stdout
+
+
+@pytest.mark.parametrize("args,env,expected", [
+    (["paths.output_dir=/dev/null"], {}, "paths.output_dir='/dev/null' is a file, not a folder"),
+    ([], {"GRU_EXP_HOME": "/dev/null"}, "paths.root_dir='/dev/null' is a file, not a folder"),
+    ([], {"GRU_EXP_HOME": "/tmp/x-${oc.env:USER,zz}"}, "holds an unresolved '${...}'"),
+    (["--config-name=config", "-m", "model.hidden_size=16,0"], {}, "--config-name"),
+    (["--config-dir=/nonexistent-dir"], {}, "--config-dir '/nonexistent-dir' is not a folder"),
+    (["experiment=mine"], {"GRU_EXP_CONFIG_PATH": "/nonexistent-dir"}, "GRU_EXP_CONFIG_PATH names '/nonexistent-dir'"),
+])
+def test_unusable_paths_and_flags_are_one_paragraph_and_exit_2(tmp_path, args, env, expected):
+    proc = run_cli("gru_exp.train", *args, env_extra={"GRU_EXP_HOME": str(tmp_path / "home"), **env})
+    assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "home").exists()
+
+
+def test_user_config_folders_extend_the_shipped_ones_and_never_shadow_them(tiny_archive, tmp_path):
+    mine = tmp_path / "myconf"
+    (mine / "experiment").mkdir(parents=True)
+    (mine / "experiment" / "small.yaml").write_text("# @package _global_\nname: small\nmodel: {dropout: 0.125}\n")
+    (mine / "sweeps").mkdir()
+    (mine / "sweeps" / "broken.yaml").write_text("params: [unclosed\n")  # another file's typo breaks nothing
+    out = tmp_path / "out"
+    env = {"GRU_EXP_CONFIG_PATH": str(mine)}
+    proc = run_cli("gru_exp.train", "experiment=small", *tiny_overrides(tiny_archive, out), env_extra=env)
+    assert proc.returncode == 0, proc.stderr
+    (record,) = out.rglob("metrics.json")
+    assert '"dropout": 0.125' in record.read_text() and "_small" in record.parent.name
+    # --config-dir (Hydra's flag) works the same way, for train
+    proc = run_cli("gru_exp.train", "--config-dir", str(mine), "experiment=small", "--cfg", "job")
+    assert proc.returncode == 0 and "dropout: 0.125" in proc.stdout, proc.stderr
+    (mine / "experiment" / "cpu_quick.yaml").write_text("# @package _global_\nname: mine\n")
+    proc = run_cli("gru_exp.train", "experiment=cpu_quick", *tiny_overrides(tiny_archive, out), env_extra=env)
+    assert proc.returncode == 2 and "has the name of a shipped config (experiment/cpu_quick.yaml)" in proc.stderr

@@ -76,9 +76,23 @@ def no_password_in(folder: Path, *texts: str) -> None:
 
 def test_two_workers_finish_exactly_n_trials_and_never_write_the_password(sweep_env, tmp_path):
     name = sweep_env(name=unique("pg2"), n_trials=6, epochs=2)
-    proc = popen(f"sweep={name}", "n_workers=2")
+    # The URL on the command line (the user's choice): the workers this command starts get it through
+    # their environment, never in their argv, which every local user can read (ps).
+    proc = popen(f"sweep={name}", "n_workers=2", f"storage={PG_URL}", env_extra={"GRU_EXP_STORAGE": "unused"})
+    worker_argvs: dict[int, str] = {}
+    while proc.poll() is None and len(worker_argvs) < 2:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == proc.pid:
+                    argv = (stat.parent / "cmdline").read_bytes().decode().replace("\0", " ")
+                    if "gru_exp.sweep" in argv:  # exec'd (not the instant after fork)
+                        worker_argvs[int(stat.parent.name)] = argv
+            except (OSError, ValueError, IndexError):
+                continue
+        time.sleep(0.2)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-3000:]
+    assert len(worker_argvs) == 2 and all("n_workers=1" in a and password() not in a for a in worker_argvs.values())
     trials = load(name).trials
     assert len(trials) == 6 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     assert len({t.user_attrs["pid"] for t in trials}) == 2 and all(t.user_attrs["host"] for t in trials)

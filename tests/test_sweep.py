@@ -329,3 +329,28 @@ def test_the_pruner_is_not_asked_at_a_trials_last_step(repeats, repeat, epoch, p
     else:
         reporter.on_epoch_end(state)
     assert trial.reported == [repeat * 3 + epoch]
+
+
+def test_two_objectives_keep_a_pareto_front_in_summary_and_report(sweep_env):
+    """accuracy up and training minutes down: NSGA-II, no pruning, the front in summary.md, trials.csv
+    and the report (a figure and a table), and "best" means the front."""
+    from gru_exp.report.__main__ import main as report
+
+    name = sweep_env(n_trials=3, epochs=1, sampler="nsga2", pruner="{name: none}",
+                     objectives="[{metric: eval_acc, direction: maximize}, {metric: train_minutes, direction: minimize}]")
+    assert sweep(f"sweep={name}") == 0
+    study = load(sweep_env.sweeps_dir, name)
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 3 and all(len(t.values) == 2 for t in complete)
+    front = sorted(t.number for t in study.best_trials)
+    folder = sweep_env.sweeps_dir / name
+    summary = (folder / "summary.md").read_text()
+    assert "Pareto front" in summary
+    for number in front:
+        assert re.search(rf"^\| {number} \|", summary, re.M), summary
+    rows = list(csv.DictReader((folder / "trials.csv").open()))
+    assert sorted(int(r["number"]) for r in rows if r["pareto"] == "True") == front
+    assert all(r["objective:eval_acc"] and r["objective:train_minutes"] for r in rows)
+    assert report(["--top", "3", str(folder)]) == 0
+    text = (folder / "report.md").read_text()
+    assert "Pareto" in text and (folder / "pareto_front.png").stat().st_size > 5_000

@@ -3,14 +3,15 @@ config tree lives, and composition outside ``@hydra.main`` (sweeps, reports, tes
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import itertools
+import logging
 import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Optional, Sequence
 
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
@@ -21,27 +22,73 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from gru_exp.config.knobs import RunConfig, knobs, name_excluded_keys
 from gru_exp.config.names import folder_name
+from gru_exp.config.paths import path_problems
 from gru_exp.config.sweep import SweepConfig
 from gru_exp.config.validation import validate
+from gru_exp.config.values import override
 from gru_exp.errors import ConfigError
+from gru_exp.redact import redact
 
-_CHECKOUT = Path(__file__).resolve().parent.parent.parent
-CONF_DIR = str(_CHECKOUT / "conf")
-SWEEPS_DIR = str(_CHECKOUT / "sweeps")
+_PACKAGE = Path(__file__).resolve().parent.parent  # gru_exp/
+_CHECKOUT = _PACKAGE.parent
+# The shipped config tree and search spaces: package data in a wheel (gru_exp/conf, gru_exp/sweeps,
+# mapped there at build time by pyproject.toml), the top-level folders in a source checkout.
+_INSTALLED = (_PACKAGE / "conf").is_dir()
+CONF_DIR = str(_PACKAGE / "conf" if _INSTALLED else _CHECKOUT / "conf")
+SWEEPS_DIR = str(_PACKAGE / "sweeps" if _INSTALLED else _CHECKOUT / "sweeps")
+CONFIG_PATH_ENV = "GRU_EXP_CONFIG_PATH"  # the user's config folders, os.pathsep-separated
+log = logging.getLogger(__name__)
 
 
 def project_root() -> str:
-    """Where outputs live: $GRU_EXP_HOME, else the source checkout this package sits in."""
+    """Where outputs live: $GRU_EXP_HOME; else the source checkout when running from one; else
+    the folder the command runs in (an installed gru-exp writes ./outputs, as Hydra apps do)."""
     env = os.environ.get("GRU_EXP_HOME")
     if env:
-        return str(Path(env).expanduser().resolve())
-    if (_CHECKOUT / "pyproject.toml").is_file():
+        return str(Path(env).expanduser().absolute())
+    if not _INSTALLED and (_CHECKOUT / "pyproject.toml").is_file():
         return str(_CHECKOUT)
-    return str(Path.home() / "gru_exp")
+    return str(Path.cwd())
 
 
-def register_configs() -> None:
-    """Store the schemas and the resolvers Hydra needs. Idempotent; call before composing."""
+def user_config_dirs() -> list[Path]:
+    """The user's own config folders from $GRU_EXP_CONFIG_PATH, each laid out like the shipped
+    conf/ (``experiment/*.yaml`` ...) plus an optional ``sweeps/`` of search spaces. They extend
+    the shipped configs through Hydra's search path; a file that would shadow a shipped one is
+    refused (Hydra would silently prefer the shipped file)."""
+    folders = [Path(p).expanduser().absolute() for p in os.environ.get(CONFIG_PATH_ENV, "").split(os.pathsep) if p]
+    for folder in folders:
+        if not folder.is_dir():
+            raise ConfigError(f"{CONFIG_PATH_ENV} names {str(folder)!r}, which is not a folder. Set it to folders "
+                              f"(separated by {os.pathsep!r}) laid out like gru-exp's conf/: experiment/<name>.yaml "
+                              "for your experiments, sweeps/<name>.yaml for your search spaces.")
+        for shipped_root, pattern in ((Path(CONF_DIR), "*/*.yaml"), (Path(SWEEPS_DIR).parent, "sweeps/*.yaml")):
+            for path in folder.glob(pattern):
+                if (shipped_root / path.relative_to(folder)).is_file():
+                    raise ConfigError(f"{path} has the name of a shipped config ({path.relative_to(folder)}); "
+                                      "rename yours (e.g. my_" + path.name + ") and select it by that name.")
+    return folders
+
+
+def searchpath_override(folders: Sequence[Path]) -> list[str]:
+    """Hydra's ``hydra.searchpath=[...]`` override for the user's config folders (none: [])."""
+    if not folders:
+        return []
+    entries = [override("x", f"file://{folder}").split("=", 1)[1] for folder in folders]
+    return [f"hydra.searchpath=[{','.join(entries)}]"]
+
+
+def sweep_files() -> list[Path]:
+    """Every search space: the shipped ones, then the user's (config folders' sweeps/ and the
+    older $GRU_EXP_SWEEPS_PATH folders)."""
+    folders = [Path(SWEEPS_DIR), *(d / "sweeps" for d in user_config_dirs()),
+               *(Path(p) for p in os.environ.get("GRU_EXP_SWEEPS_PATH", "").split(os.pathsep) if p)]
+    return [path for folder in folders for path in sorted(folder.glob("*.yaml"))]
+
+
+def register_configs(sweeps: bool = False) -> None:
+    """Store the schemas and the resolvers Hydra needs (and with ``sweeps`` the search spaces as
+    the ``sweep`` group). Idempotent; call before composing."""
     resolvers = {
         "gru_exp.root": project_root,
         "gru_exp.suffix": lambda text="": f"_{folder_name(text)}" if text else "",  # run folder names
@@ -54,35 +101,54 @@ def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(name="gru_exp_schema", node=RunConfig)
     store.store(name="sweep_schema", node=SweepConfig)
-    # The `sweep` group lives in sweeps/ (plus any folders in $GRU_EXP_SWEEPS_PATH, colon-separated).
-    folders = [SWEEPS_DIR, *filter(None, os.environ.get("GRU_EXP_SWEEPS_PATH", "").split(os.pathsep))]
-    for folder in folders:
-        for path in sorted(Path(folder).glob("*.yaml")):
-            store.store(group="sweep", name=path.stem, node=OmegaConf.load(path), package="_global_")
+    if not sweeps:
+        return
+    for path in sweep_files():
+        try:
+            node = OmegaConf.load(path)
+        except Exception as exc:  # one broken file must not break the others: it is reported, not stored
+            log.warning("Skipping the search space %s: not valid YAML (%s)", path, " ".join(str(exc).split()))
+            continue
+        store.store(group="sweep", name=path.stem, node=node, package="_global_")
 
 
 def compose_config(overrides: Sequence[str], config_name: str = "config",
-                   config_dir: Optional[str] = None) -> DictConfig:
+                   config_dirs: Optional[Sequence[str]] = None) -> DictConfig:
     """The config ``python -m gru_exp.train <overrides>`` would run (without Hydra's run dir),
-    composed from ``config_dir`` (default: the package's conf/)."""
-    register_configs()
+    composed from ``config_dirs`` (default: the shipped conf/, then the user's config folders)."""
+    register_configs(sweeps=config_name == "sweep")
+    primary, *extra = config_dirs or [CONF_DIR, *map(str, user_config_dirs())]
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=config_dir or CONF_DIR, version_base="1.3"):
-        return compose(config_name=config_name, overrides=list(overrides))
+    with initialize_config_dir(config_dir=primary, version_base="1.3"):
+        return compose(config_name=config_name, overrides=[*searchpath_override([Path(d) for d in extra]), *overrides])
 
 
-@contextlib.contextmanager
-def conf_snapshot() -> Iterator[str]:
-    """A private copy of conf/ for a process that composes configs for hours (a sweep worker):
-    editing conf/ meanwhile (a new key, a changed experiment) can neither break nor silently
-    change its later trials. The schema it validates against was loaded at start, as was this copy."""
-    with tempfile.TemporaryDirectory(prefix="gru_exp_conf_") as tmp:
-        target = Path(tmp) / "conf"
-        shutil.copytree(CONF_DIR, target)
-        yield str(target)
+def conf_snapshot(cache_dir: str) -> list[str]:
+    """A frozen copy of the config folders (shipped conf/, then the user's) for a process that
+    composes configs for hours (a sweep worker): editing them meanwhile (a new key, a changed
+    experiment) can neither break nor silently change its later trials. Stored under
+    ``cache_dir``/conf by a hash of the contents, so workers share it and a killed worker leaves
+    nothing behind outside the outputs folder."""
+    sources = [Path(CONF_DIR), *user_config_dirs()]
+    digest = hashlib.sha256()
+    for source in sources:
+        for path in sorted(p for p in source.rglob("*") if p.is_file()):
+            digest.update(f"{source}:{path.relative_to(source)}\0".encode() + path.read_bytes() + b"\0")
+    target = Path(cache_dir) / "conf" / digest.hexdigest()[:16]
+    if not target.is_dir():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
+        for i, source in enumerate(sources):
+            shutil.copytree(source, staging / str(i))
+        try:
+            staging.rename(target)
+        except OSError:  # another worker made the same copy first
+            shutil.rmtree(staging, ignore_errors=True)
+    return [str(target / str(i)) for i in range(len(sources))]
 
 
 def _problem(key: Optional[str], problem: str) -> ConfigError:
+    problem = redact(problem)  # a storage URL's password never reaches the terminal
     error = ConfigError(f"Invalid configuration: {problem}.", [problem])
     error.key = key  # the override to drop before composing the rest again
     return error
@@ -105,7 +171,7 @@ def composition_error(exc: BaseException) -> ConfigError:
             hint = f"; {parent or 'the top level'} has: {', '.join(k.rpartition('.')[2] for k in known)}" if known else ""
             return _problem(key, f"{key} is not a knob{hint}")
         return _problem(key, f"{key}: {text}")
-    text = " ".join(str(exc).split())
+    text = redact(" ".join(str(exc).split()))
     error = ConfigError(f"Invalid command line: {text}")
     error.key = None
     return error
@@ -126,13 +192,13 @@ def job_overrides(overrides: Sequence[str], multirun: bool) -> list[list[str]]:
     return [list(combo) for combo in itertools.product(*axes)]
 
 
-def _job_problems(job: list[str]) -> list[str]:
+def _job_problems(job: list[str], config_dirs: Optional[Sequence[str]] = None) -> list[str]:
     """Every problem of one job: composition errors one by one (each bad override is dropped and
     the rest composed again), then validation of what composes."""
     problems: list[str] = []
     while True:
         try:
-            cfg = compose_config(job)
+            cfg = compose_config(job, config_dirs=config_dirs)
         except Exception as exc:
             error = composition_error(exc)
             problems += error.problems
@@ -145,10 +211,11 @@ def _job_problems(job: list[str]) -> list[str]:
             validate(cfg)
         except ConfigError as exc:
             problems += [p for p in exc.problems if p not in problems]
-        return problems
+        return problems + [p for p in path_problems(cfg) if p not in problems]
 
 
-def check_overrides(overrides: Sequence[str], multirun: bool = False) -> int:
+def check_overrides(overrides: Sequence[str], multirun: bool = False,
+                    config_dirs: Optional[Sequence[str]] = None) -> int:
     """Compose and validate every job a command line asks for, before any folder is made; raise one
     ConfigError naming each bad value. Returns the number of jobs."""
     try:
@@ -157,7 +224,7 @@ def check_overrides(overrides: Sequence[str], multirun: bool = False) -> int:
         raise composition_error(exc) from None
     problems: list[str] = []
     for job in jobs:
-        for found in _job_problems(job):
+        for found in _job_problems(job, config_dirs):
             if found not in problems:
                 problems.append(found)
     if problems:

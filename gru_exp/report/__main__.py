@@ -16,9 +16,11 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from gru_exp.commands import version_text
 from gru_exp.config.compose import compose_config
 from gru_exp.errors import GruExpError
 from gru_exp.logs import setup_cli_logging
@@ -31,12 +33,21 @@ from gru_exp.report.entries import (
 from gru_exp.report.tables import write_report
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gru_exp.report", description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number of runs")
+    return value
+
+
+def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.report") -> int:
+    summary, _, examples = (__doc__ or "").partition("\n\n")
+    parser = argparse.ArgumentParser(prog=prog, description=summary, epilog=examples.replace("python -m gru_exp.report", prog),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=version_text())
     parser.add_argument("targets", nargs="*", help="folders, or study_name=... storage=...")
     parser.add_argument("--out", type=Path, help="where to write report.md and the figures")
-    parser.add_argument("--top", type=int, default=TOP_K, help="runs shown in curves and the table")
+    parser.add_argument("--top", type=_positive, default=TOP_K, help="runs shown in curves and the table")
     args = parser.parse_args(argv)
     setup_cli_logging()
     logging.getLogger("matplotlib").setLevel(logging.WARNING)  # its INFO lines are about axis units
@@ -69,9 +80,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             out = args.out or (folders[0] if folders else Path(paths.sweeps_dir) / keys["study_name"])
         elif folders:
             entries = entries_from_runs(folders)
-            out = args.out or (folders[0] if len(folders) == 1 else Path(os.path.commonpath([f.resolve() for f in folders])))
+            # Several folders: a report folder of its own under the outputs, never their common
+            # parent (which can be / or $HOME for unrelated folders).
+            out = args.out or (folders[0] if len(folders) == 1 else
+                               Path(compose_config([]).paths.output_dir) / "reports" / time.strftime("%Y-%m-%d_%H-%M-%S"))
         else:
             raise GruExpError("Nothing to report: give a study folder, run folders, or study_name=... storage=....")
+        if Path(out).exists() and not Path(out).is_dir():
+            raise GruExpError(f"--out {out}: not a folder; give a folder for report.md and its figures.")
+        # matplotlib keeps its font cache in ~/.cache unless told otherwise: under the outputs instead.
+        os.environ.setdefault("MPLCONFIGDIR", str(Path(compose_config([]).paths.cache_dir) / "matplotlib"))
         report = write_report(entries, Path(out), args.top, study)
     except GruExpError as exc:
         print(f"gru_exp.report: error: {exc}", file=sys.stderr)

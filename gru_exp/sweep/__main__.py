@@ -9,25 +9,38 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import signal
 import subprocess
 import sys
 from typing import Optional, Sequence
 
+from omegaconf import DictConfig
+
+from gru_exp.commands import INFO_FLAGS, flags, run_hydra, version_text
 from gru_exp.config.compose import compose_config, composition_error, conf_snapshot
+from gru_exp.config.paths import path_problems
 from gru_exp.errors import GruExpError
 from gru_exp.logs import setup_cli_logging
-from gru_exp.redact import redact, redact_all
+from gru_exp.redact import redact
 
 log = logging.getLogger(__name__)
-USAGE = "usage: python -m gru_exp.sweep [sweep=<name in sweeps/>] [n_trials=N] [n_workers=N] [storage=URL] [key=value ...]"
+USAGE = "usage: gru-exp sweep [sweep=<search space>] [n_trials=N] [n_workers=N] [storage=URL] [key=value ...] (--help)"
 
 
-def _spawn_workers(argv: Sequence[str], n: int) -> int:
-    """Start ``n`` copies of this command as single workers; forward SIGINT/SIGTERM; wait for all."""
-    cmd = [sys.executable, "-m", "gru_exp.sweep", *(a for a in argv if not a.startswith("n_workers=")), "n_workers=1"]
-    procs = [subprocess.Popen(cmd) for _ in range(n)]
-    log.info("Started %d workers: %s", n, " ".join(redact_all(cmd)))
+def _spawn_workers(argv: Sequence[str], n: int, storage: Optional[str]) -> int:
+    """Start ``n`` copies of this command as single workers; forward SIGINT/SIGTERM; wait for all.
+    The storage URL travels in the workers' environment, not their argv (which any local user can
+    read in ``ps``)."""
+    cmd = [sys.executable, "-m", "gru_exp.sweep",
+           *(a for a in argv if not a.startswith(("n_workers=", "storage="))), "n_workers=1"]
+    env = dict(os.environ)
+    if storage:
+        env["GRU_EXP_STORAGE"] = storage
+        cmd.append("storage=${oc.env:GRU_EXP_STORAGE}")  # the same precedence as the parent's storage
+    # The workers take SIGINT/SIGTERM from this process (forwarded), whatever the shell left them.
+    procs = [subprocess.Popen(cmd, env=env, preexec_fn=_default_signals) for _ in range(n)]
+    log.info("Started %d workers: %s", n, " ".join(cmd))
 
     def forward(signum: int, frame: object) -> None:
         for p in procs:
@@ -41,20 +54,18 @@ def _spawn_workers(argv: Sequence[str], n: int) -> int:
         if code < 0:
             log.warning("Worker %d was killed by signal %d; its trial is retried when any worker runs again",
                         i, -code)
-    return 0 if not any(codes) else 130 if 130 in codes else 1
+    interrupted = any(code in (130, -signal.SIGINT, -signal.SIGTERM) for code in codes)
+    return 0 if not any(codes) else 130 if interrupted else 1
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help") for a in argv):
-        print(USAGE + "\n\n" + (__doc__ or ""))
-        return 0
+def _default_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def run_sweep(sc: DictConfig, argv: Sequence[str]) -> int:
+    """The study this composed sweep config asks for: checked, then run here or by workers."""
     setup_cli_logging()
-    try:
-        sc = compose_config(argv, config_name="sweep")
-    except Exception as exc:  # a typo'd key, a wrong type or a bad choice: one paragraph
-        print(f"gru_exp.sweep: error: {composition_error(exc)}\n{USAGE}", file=sys.stderr)
-        return 2
     try:
         # Imported here, in this order: paddle sizes its thread pools once, when first imported.
         from gru_exp.sweep.space import check_sweep
@@ -72,11 +83,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         if sc.n_workers > 1:
             open_study(sc)  # create the schema and study once, before workers race to do it
-            return _spawn_workers(argv, sc.n_workers)
+            return _spawn_workers(argv, sc.n_workers, sc.storage)
 
         log.info("Study %r in %s; run folders in %s", sc.study_name, redact(storage_url(sc)), study_dir(sc))
-        with conf_snapshot() as conf_dir:  # trials compose from conf/ as it was when this worker started
-            ran = run_worker(sc, functools.partial(compose_config, config_dir=conf_dir))
+        conf_dirs = conf_snapshot(sc.paths.cache_dir)  # trials compose from the configs as they are now
+        ran = run_worker(sc, functools.partial(compose_config, config_dirs=conf_dirs))
     except GruExpError as exc:
         print(f"gru_exp.sweep: error: {exc}", file=sys.stderr)
         return 2
@@ -89,6 +100,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"gru_exp.sweep: stopped early: {ran['stopped']}", file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.sweep") -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--version" in argv:
+        print(version_text())
+        return 0
+    if {"-m", "--multirun"} & set(argv):
+        print("gru_exp.sweep: error: -m/--multirun: a sweep is one study; Optuna chooses its trials (for a grid "
+              f"of fixed values use sampler.name=grid, or gru-exp train -m).\n{USAGE}", file=sys.stderr)
+        return 2
+    if not flags(argv) & INFO_FLAGS:
+        try:  # a typo'd key, a wrong type or a bad choice: one paragraph, before Hydra prints its own
+            sc = compose_config(argv, config_name="sweep")
+        except Exception as exc:
+            print(f"{prog}: error: {composition_error(exc)}\n{USAGE}", file=sys.stderr)
+            return 2
+        bad_paths = path_problems(sc)
+        if bad_paths:
+            print(f"{prog}: error: Invalid configuration: {'; '.join(bad_paths)}.", file=sys.stderr)
+            return 2
+    status: list[int] = []
+    run_hydra(lambda sc: status.append(run_sweep(sc, argv)), "sweep", argv, prog)
+    return status[0] if status else 0
 
 
 if __name__ == "__main__":

@@ -39,9 +39,8 @@ def _sorted_trials(study: optuna.Study) -> list[FrozenTrial]:
              TrialState.WAITING: 4}
 
     def key(t: FrozenTrial) -> tuple:
-        value = t.value if t.value is not None else math.nan
-        return (order[t.state], -value if maximize and t.value is not None else value if t.value is not None else 0,
-                t.number)
+        first = t.values[0] if t.values else None  # t.value raises for a multi-objective trial
+        return (order[t.state], 0 if first is None else -first if maximize else first, t.number)
 
     return sorted(study.get_trials(deepcopy=False), key=key)
 

@@ -7,54 +7,83 @@ exit with status 2; the run folder of a rejected job is removed.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import signal
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from gru_exp.config.compose import CONF_DIR, check_overrides, register_configs
+from gru_exp.commands import (
+    INFO_FLAGS,
+    REFUSED_FLAGS,
+    flag_value,
+    flags,
+    run_hydra,
+    version_text,
+)
+from gru_exp.config.compose import check_overrides
 from gru_exp.config.values import override
-from gru_exp.errors import GruExpError
+from gru_exp.errors import ConfigError, GruExpError
 from gru_exp.train import device
 from gru_exp.train.record import discard_unstarted_run
 
 log = logging.getLogger(__name__)
-_failures: list[str] = []
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
-def _task(cfg: DictConfig) -> Optional[float]:
-    device.limit_threads(cfg.trainer.num_threads)  # before paddle is imported: it sizes its pools once
-    from gru_exp.train.loop import NonFiniteLossError
-    from gru_exp.train.run import run_training
+class _Outcome:
+    """What this command's jobs came to (Hydra's launcher runs them in this process and keeps
+    their return values to itself): failures, and the multirun folder to tidy if all failed."""
 
-    signal.signal(signal.SIGTERM, _terminate)  # after paddle's import, which installs its own handler
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+        self.sweep_dir: Optional[Path] = None
+        self.output_dir = Path("/")
+        self.pid = os.getpid()
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    try:
-        record = run_training(cfg, run_dir)
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the record says "interrupted", the checkpoint stays
-        print(f"gru_exp.train: interrupted; the run folder keeps its last finished epoch. Continue it with:\n"
-              f"  python -m gru_exp.train {' '.join(_resume_args(run_dir))}", file=sys.stderr)
-        discard_unstarted_run(run_dir, stop_at=Path(cfg.paths.output_dir))
-        raise
-    except (GruExpError, NonFiniteLossError) as exc:
-        log.error("%s", exc)
-        print(f"gru_exp.train: error: {exc}", file=sys.stderr)
-        discard_unstarted_run(run_dir, stop_at=Path(cfg.paths.output_dir))
-        _failures.append(str(exc))
-        return None
-    log.info("Run folder: %s (status %s, best eval acc %.4f)", run_dir, record.status, record.best_eval_acc or 0.0)
-    return record.best_eval_acc  # Hydra's objective: the best eval accuracy
+    def task(self, cfg: DictConfig) -> Optional[float]:
+        """One job: the library's training on the composed config."""
+        device.limit_threads(cfg.trainer.num_threads)  # before paddle is imported: it sizes its pools once
+        hydra_cfg = HydraConfig.get()
+        run_dir = Path(hydra_cfg.runtime.output_dir)
+        if hydra_cfg.mode.name == "MULTIRUN":
+            self.sweep_dir, self.output_dir = Path(hydra_cfg.sweep.dir), Path(cfg.paths.output_dir)
+        log.info("Outputs go to %s; this run's folder: %s", cfg.paths.output_dir, run_dir)
+        signal.signal(signal.SIGTERM, _terminate)  # also while paddle loads (seconds)
+        try:
+            device.import_paddle()
+            signal.signal(signal.SIGTERM, _terminate)  # again: paddle's import installs its own handler
+            from gru_exp.train.run import run_training
 
+            record = run_training(cfg, run_dir)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the record says "interrupted", the checkpoint stays
+            print(f"gru_exp.train: interrupted; the run folder keeps its last finished epoch. Continue it with:\n"
+                  f"  python -m gru_exp.train {' '.join(_resume_args(run_dir))}", file=sys.stderr)
+            discard_unstarted_run(run_dir, stop_at=Path(cfg.paths.output_dir))
+            raise
+        except GruExpError as exc:  # a user error, or a NaN loss (NonFiniteLossError)
+            log.error("%s", exc)
+            print(f"gru_exp.train: error: {exc}", file=sys.stderr)
+            discard_unstarted_run(run_dir, stop_at=Path(cfg.paths.output_dir))
+            if os.getpid() != self.pid:  # a launcher running jobs in other processes: fail the job visibly
+                raise
+            self.failures.append(str(exc))
+            return None
+        log.info("Run folder: %s (status %s, best eval acc %.4f)", run_dir, record.status,
+                 record.best_eval_acc or 0.0)
+        return record.best_eval_acc  # Hydra's objective: the best eval accuracy
 
-HYDRA_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--shell-completion", "-sc",
-               "--resolve", "-p", "--package", "--version", "--config-path", "-cp", "--config-name", "-cn",
-               "--config-dir", "-cd", "--experimental-rerun")
+    def tidy(self) -> None:
+        """A multirun whose every job was rejected leaves no folder holding only multirun.yaml."""
+        if self.sweep_dir and self.sweep_dir.is_dir() and {p.name for p in self.sweep_dir.iterdir()} <= {"multirun.yaml"}:
+            shutil.rmtree(self.sweep_dir, ignore_errors=True)
+            for parent in self.sweep_dir.parents:  # the date folder, when it is now empty
+                if parent == self.output_dir or not parent.is_relative_to(self.output_dir) or any(parent.iterdir()):
+                    break
+                parent.rmdir()
 
 
 def _resume_args(run_dir: Path) -> list[str]:
@@ -67,24 +96,46 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def main() -> None:
-    register_configs()
-    argv = sys.argv[1:]
-    if not any(a.split("=", 1)[0] in HYDRA_FLAGS for a in argv):
-        # Every job composed and validated before Hydra makes a folder: a bad value is one
-        # paragraph and status 2, for a single run and for each job of a multirun alike.
-        try:
-            check_overrides([a for a in argv if not a.startswith("-")], multirun=bool({"-m", "--multirun"} & set(argv)))
-        except GruExpError as exc:
-            print(f"gru_exp.train: error: {exc}", file=sys.stderr)
-            sys.exit(2)
+def _precheck(argv: Sequence[str]) -> None:
+    """Every job composed and validated before Hydra makes a folder: a bad value is one paragraph
+    and status 2, for a single run and for each job of a multirun alike."""
+    refused = flags(argv) & REFUSED_FLAGS
+    if refused:
+        raise ConfigError(f"{', '.join(sorted(refused))}: gru-exp train composes its own config tree; add your "
+                          "configs with GRU_EXP_CONFIG_PATH=<folder> (experiment/<name>.yaml ...) or --config-dir "
+                          "<folder>, and select them with experiment=<name>.")
+    extra = flag_value(argv, "--config-dir", "-cd")
+    overrides = [a for i, a in enumerate(argv) if not a.startswith("-") and not (i and argv[i - 1] in ("-cd", "--config-dir"))]
+    dirs = None
+    if extra:
+        from gru_exp.config.compose import CONF_DIR, user_config_dirs
+
+        if not Path(extra).is_dir():
+            raise ConfigError(f"--config-dir {extra!r} is not a folder.")
+        dirs = [CONF_DIR, *map(str, user_config_dirs()), str(Path(extra).absolute())]
+    check_overrides(overrides, multirun=bool({"-m", "--multirun"} & set(argv)), config_dirs=dirs)
+
+
+def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.train") -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--version" in argv:
+        print(version_text())
+        return 0
     try:
-        _task()
+        if not flags(argv) & INFO_FLAGS:
+            _precheck(argv)
+    except GruExpError as exc:
+        print(f"gru_exp.train: error: {exc}", file=sys.stderr)
+        return 2
+    outcome = _Outcome()
+    try:
+        run_hydra(outcome.task, "config", argv, prog)
     except KeyboardInterrupt:
-        sys.exit(130)
-    if _failures:
-        sys.exit(2)
+        return 130
+    finally:
+        outcome.tidy()
+    return 2 if outcome.failures else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

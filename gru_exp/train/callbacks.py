@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
+from typing import Optional, TextIO
 
 import paddle
 
@@ -12,7 +14,6 @@ from gru_exp.train.loop import Callback, StopRun, TrainState
 from gru_exp.train.record import SERIES_KEYS, RunRecord, Status
 
 log = logging.getLogger(__name__)
-
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -66,6 +67,35 @@ class ProgressLogger(Callback):
             _fmt_duration(eta),
         )
         self._start_epoch()
+
+
+class TerminalProgressBar(Callback):
+    """On a terminal, an in-place bar per epoch (steps, steps/s, loss, ETA), beside the periodic
+    log lines that files and sweep workers keep. Does nothing when stderr is not a terminal."""
+
+    def __init__(self, stream: Optional[TextIO] = None) -> None:
+        self.stream = stream or sys.stderr
+        self.bar = None
+
+    def on_step_end(self, state: TrainState, loss: paddle.Tensor) -> None:
+        if not self.stream.isatty():
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=state.steps_per_epoch, desc=f"epoch {state.epoch + 1}/{state.epochs}",
+                            file=self.stream, leave=False, unit="step", dynamic_ncols=True)
+        self.bar.update(1)
+        if self.bar.n % 10 == 0:
+            self.bar.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def on_train_end(self, state: TrainState, record: RunRecord) -> None:
+        self.on_epoch_end(state)
 
 
 class Checkpointer(Callback):

@@ -9,7 +9,6 @@ import os
 import platform
 import random
 import sys
-import warnings
 from typing import Any
 
 import numpy as np
@@ -48,10 +47,16 @@ def flush_denormals() -> bool:
 
 
 def import_paddle():
-    """Import paddle without its harmless 'No ccache found' warning."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="No ccache found")
+    """Import paddle; a missing paddle is a one-paragraph error naming the two builds (its
+    'No ccache found' import warning is filtered in gru_exp/__init__.py)."""
+    try:
         import paddle
+    except ImportError as exc:
+        raise ConfigError(
+            f"PaddlePaddle is not installed in this Python ({sys.executable}): {exc}. gru-exp runs on "
+            "either build; install one: `pip install 'gru-exp[cpu]'` (or `pip install paddlepaddle`) for the "
+            "CPU build, or paddlepaddle-gpu from Paddle's package index for a CUDA GPU "
+            "(https://www.paddlepaddle.org.cn/install).") from None
     return paddle
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
+from gru_exp.errors import GruExpError
 from gru_exp.train.data import DataSplits, Split, batch_order, iter_batches
 from gru_exp.train.record import RunRecord
 
@@ -33,8 +34,8 @@ class StopRun(Exception):
         self.status = status
 
 
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite."""
+class NonFiniteLossError(GruExpError, RuntimeError):
+    """The training loss became NaN or infinite (a user-facing outcome: exit status 2)."""
 
 
 @dataclass
