@@ -1,53 +1,52 @@
 """Keep credentials out of logs, run folders, summaries and error messages: one redaction for a
 password wherever it can sit in a URL (``user:secret@``, ``?password=secret``, percent-encoded),
-applied to every line and file gru-exp writes that can hold a storage URL."""
+applied to every line and file gru-exp writes that can hold a storage URL.
+
+Not a URL parser on purpose: a password may hold ``@ # : / ?`` or spaces, where parsers (the
+standard library's, SQLAlchemy's) split it and would leave the rest in clear. So the password of
+``scheme://user:...@host`` runs to the *last* ``@`` that a host follows, and a secret query
+parameter's value to the next ``&``, ``#``, quote or line end; masking a little too much is fine.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Iterable
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import unquote
 
 MASK = "***"
 # Query parameters that carry a secret (libpq, SQLAlchemy dialects, cloud SQL connectors).
 SECRET_PARAMS = frozenset({"password", "passwd", "pwd", "pass", "secret", "token", "access_token", "api_key",
                            "apikey", "sslpassword", "auth", "credentials"})
-_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
-_USERINFO = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s]*@")
-_PARAM = re.compile(r"(?i)(?P<key>\b(?:" + "|".join(sorted(SECRET_PARAMS)) + r")=)[^&\s'\"]+")
+_HOST = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]+)(?::\d*)?(?=[/?#\s'\"<>;,)]|$)"
+# scheme://user: then anything on the line (but another URL) up to the last @ before a host
+_USERINFO = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s'\"]*:)(?P<password>(?:(?!://)[^\n])*)@(?="
+                       + _HOST + ")", re.MULTILINE)
+_QUERY = re.compile(r"(?P<key>[?&](?P<name>[^=&#?\s'\"]+)=)(?P<value>[^&#'\"\n]*)")
+_SECRETS = "|".join(sorted(SECRET_PARAMS))
+# outside a query: a libpq keyword/value string (password=abc host=x, or password='a b')
+_KEYWORD = re.compile(r"(?i)(?<![\w?&])(?P<key>(?:" + _SECRETS + r")=)(?:'(?:[^'\\]|\\.)*'|[^\s&'\"]+)")
 
 
-def redact_url(url: str) -> str:
-    """``url`` with its password (userinfo or secret query parameters) replaced by ``***``.
-    Parsed as a URL (the standard library's parser, which SQLAlchemy's follows); a string that
-    does not parse is masked by pattern instead."""
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, _, host = netloc.rpartition("@")
-            user, colon, _ = userinfo.partition(":")
-            netloc = f"{user}:{MASK}@{host}" if colon else netloc
-        query = parts.query
-        if query:
-            pairs = parse_qsl(query, keep_blank_values=True)
-            if any(unquote(k).lower() in SECRET_PARAMS for k, _ in pairs):
-                query = urlencode([(k, MASK if unquote(k).lower() in SECRET_PARAMS else v) for k, v in pairs],
-                                  safe="*/:")
-        if netloc == parts.netloc and query == parts.query:
-            return url
-        # By hand, not urlunsplit: that drops the empty host of sqlite:////abs/path.
-        return (f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
-                + (f"#{parts.fragment}" if parts.fragment else ""))
-    except ValueError:
-        return _PARAM.sub(rf"\g<key>{MASK}", _USERINFO.sub(rf"\g<head>{MASK}@", url))
+def _query_param(match: re.Match) -> str:
+    if unquote(match.group("name")).lower() in SECRET_PARAMS:
+        return match.group("key") + MASK
+    return match.group("key") + _QUERY.sub(_query_param, match.group("value"))  # a URL inside a value
 
 
 def redact(text: str) -> str:
-    """Every URL in ``text`` redacted (:func:`redact_url`), and any ``password=...`` left outside
-    a URL (a driver's error message, a DSN string) masked too."""
-    text = _URL.sub(lambda m: redact_url(m.group(0)), str(text))
-    return _PARAM.sub(rf"\g<key>{MASK}", _USERINFO.sub(rf"\g<head>{MASK}@", text))
+    """``text`` with every password masked: in a URL's userinfo (all of it after ``user:``), in
+    a secret query parameter (``password``, ``token``, ... percent-encoded or not, spaces
+    included), and as ``password=...`` outside a URL (a driver's error message)."""
+    text = _USERINFO.sub(rf"\g<head>{MASK}@", str(text))
+    return _KEYWORD.sub(rf"\g<key>{MASK}", _QUERY.sub(_query_param, text))
+
+
+def url_password(url: str) -> str | None:
+    """The password of ``scheme://user:password@host...`` as this module masks it (to the last
+    ``@`` before the host), still percent-encoded; None when the URL has none."""
+    match = _USERINFO.match(url)
+    return match.group("password") if match else None
 
 
 def redact_all(items: Iterable[str]) -> list[str]:

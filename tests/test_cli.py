@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -170,3 +171,68 @@ def test_user_config_folders_extend_the_shipped_ones_and_never_shadow_them(tiny_
     (mine / "experiment" / "cpu_quick.yaml").write_text("# @package _global_\nname: mine\n")
     proc = run_cli("gru_exp.train", "experiment=cpu_quick", *tiny_overrides(tiny_archive, out), env_extra=env)
     assert proc.returncode == 2 and "has the name of a shipped config (experiment/cpu_quick.yaml)" in proc.stderr
+
+
+def test_sigterm_while_paddle_loads_is_a_clean_interruption(tiny_archive, tmp_path):
+    """SIGTERM right after the run folder is made, while paddle is still being imported (seconds):
+    status 130, gru-exp's message, no paddle C++ dump, and no half-made run folder left."""
+    out = tmp_path / "out"
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "gru_exp.train", *tiny_overrides(tiny_archive, out)], cwd=REPO,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = ""
+    while "Outputs go to" not in line:
+        line = proc.stderr.readline()
+        assert line or proc.poll() is None, "the run ended before it started"
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "FatalError" not in stdout + stderr and "Traceback" not in stderr
+    assert not list(out.rglob("run.log"))
+
+
+def test_a_terminal_gets_an_in_place_progress_bar_and_a_pipe_does_not(tiny_archive, tmp_path):
+    """On a terminal (a real pseudo-terminal here) the epoch's bar redraws in place with \\r; the run
+    through a pipe (the other tests, sweep workers, files) has only the periodic log lines."""
+    import pty
+
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "gru_exp.train", *tiny_overrides(tiny_archive, out)]
+    import fcntl
+    import struct
+    import termios
+
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # rows, columns
+    proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "HYDRA_FULL_ERROR": "0"}, stdin=secondary,
+                            stdout=secondary, stderr=secondary)
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            data = os.read(primary, 65536)
+        except OSError:  # the terminal closed: the run ended
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.wait(timeout=300) == 0
+    os.close(primary)
+    seen = b"".join(chunks).decode(errors="replace")
+    assert re.search(r"epoch 2/2: +\d+%.*step", seen) and "\r" in seen, seen[-2000:]
+    piped = run_cli("gru_exp.train", *tiny_overrides(tiny_archive, tmp_path / "piped"))
+    assert piped.returncode == 0 and "step/s]" not in piped.stderr
+    assert not re.search(r"epoch \d/2: +\d+%", piped.stderr)
+
+
+def test_a_long_name_with_many_overrides_still_makes_a_valid_run_folder(tiny_archive, tmp_path):
+    """A 100-character run name plus eight overrides went past the 255-byte file-name limit (a
+    traceback from Hydra making the folder); the part after the time is now cut with a hash."""
+    out = tmp_path / "out"
+    extra = ["name=" + "x" * 100, "trainer.lr=0.00123", "trainer.seed=7", "model.dropout=0.25", "data.seq_len=57",
+             "trainer.eval_batch_size=32", "model.num_layers=1", "model.direction=forward", "trainer.epochs=1"]
+    proc = run_cli("gru_exp.train", *tiny_overrides(tiny_archive, out)[:-4], "trainer.batch_size=16", *extra)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (folder,) = run_folders(out)
+    assert len(folder.name.encode()) <= 255 and folder.name.split("_", 1)[1].startswith("x" * 100)
+    assert re.search(r"~[0-9a-f]{8}$", folder.name) and (folder / "metrics.json").is_file()

@@ -354,3 +354,30 @@ def test_two_objectives_keep_a_pareto_front_in_summary_and_report(sweep_env):
     assert report(["--top", "3", str(folder)]) == 0
     text = (folder / "report.md").read_text()
     assert "Pareto" in text and (folder / "pareto_front.png").stat().st_size > 5_000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum,when", [(signal.SIGINT, "training"), (signal.SIGTERM, "loading")])
+def test_a_signal_to_the_parent_stops_both_workers_even_when_started_in_the_background(sweep_env, signum, when):
+    """A script's `cmd &` starts the parent with SIGINT ignored, and its workers inherited that: a
+    SIGINT was swallowed and the whole study ran. SIGTERM while the workers were still importing
+    paddle killed them in paddle's handler (a C++ dump). Now: exit 130, no dump, the study consistent."""
+    name = sweep_env(n_trials=6, epochs=40, pruner="{name: none}")
+    proc = subprocess.Popen([sys.executable, "-m", "gru_exp.sweep", f"sweep={name}", "n_workers=2"], cwd=REPO,
+                            env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    if when == "training":
+        _wait_for_running(sweep_env.sweeps_dir, name)
+    else:
+        line = ""
+        while "Started 2 workers" not in line:
+            line = proc.stderr.readline()
+            assert line or proc.poll() is None, "the sweep ended before its workers started"
+    proc.send_signal(signum)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "FatalError" not in stdout + stderr and "C++ Traceback" not in stdout + stderr
+    if (sweep_env.sweeps_dir / name).exists():
+        trials = load(sweep_env.sweeps_dir, name).trials
+        assert sum(t.state == TrialState.COMPLETE for t in trials) < 6
+        assert not [t for t in trials if t.state == TrialState.RUNNING]  # each worker recorded its trial

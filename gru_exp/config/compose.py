@@ -3,6 +3,7 @@ config tree lives, and composition outside ``@hydra.main`` (sweeps, reports, tes
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import logging
@@ -20,8 +21,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from gru_exp.config.knobs import RunConfig, knobs, name_excluded_keys
-from gru_exp.config.names import folder_name
+from gru_exp.config.knobs import RunConfig, name_excluded_keys
+from gru_exp.config.names import folder_name, run_leaf
 from gru_exp.config.paths import path_problems
 from gru_exp.config.sweep import SweepConfig
 from gru_exp.config.validation import validate
@@ -91,7 +92,7 @@ def register_configs(sweeps: bool = False) -> None:
     the ``sweep`` group). Idempotent; call before composing."""
     resolvers = {
         "gru_exp.root": project_root,
-        "gru_exp.suffix": lambda text="": f"_{folder_name(text)}" if text else "",  # run folder names
+        "gru_exp.run_leaf": run_leaf,  # a run folder's name after its time
         "gru_exp.folder": folder_name,  # a multirun job's folder name
         "gru_exp.name_excluded": name_excluded_keys,  # Hydra's exclude_keys, from the register
     }
@@ -154,9 +155,20 @@ def _problem(key: Optional[str], problem: str) -> ConfigError:
     return error
 
 
-def composition_error(exc: BaseException) -> ConfigError:
+def _keys_under(schema: type, parent: str) -> list[str]:
+    """The keys a config of ``schema`` has under the dotted ``parent`` ("" = the top level)."""
+    for part in filter(None, parent.split(".")):
+        field = next((f for f in dataclasses.fields(schema) if f.name == part), None)
+        if field is None or not dataclasses.is_dataclass(field.default_factory):
+            return []
+        schema = field.default_factory  # type: ignore[assignment]
+    return [f.name for f in dataclasses.fields(schema)]
+
+
+def composition_error(exc: BaseException, schema: type = RunConfig) -> ConfigError:
     """Hydra's or OmegaConf's composition error as one paragraph naming the key, the value and
-    what is allowed (a wrong choice, a typo'd key, a wrong type, a grammar error)."""
+    what is allowed (a wrong choice, a typo'd key, a wrong type, a grammar error); ``schema`` is
+    the config's (training or sweep), for the keys a typo'd key's parent has."""
     cause: Optional[BaseException] = exc
     while cause is not None and not isinstance(cause, OmegaConfBaseException):
         cause = cause.__cause__ or cause.__context__
@@ -167,12 +179,14 @@ def composition_error(exc: BaseException) -> ConfigError:
             return _problem(key, f"{key}={choices.group(1)!r} must be one of {choices.group(2)}")
         if isinstance(cause, ConfigKeyError) or re.match(r"Key '.*' not in", text):
             parent = key.rpartition(".")[0]
-            known = [k for k, _, _ in knobs() if k.rpartition(".")[0] == parent]
-            hint = f"; {parent or 'the top level'} has: {', '.join(k.rpartition('.')[2] for k in known)}" if known else ""
+            known = _keys_under(schema, parent)
+            hint = f"; {parent or 'the top level'} has: {', '.join(known)}" if known else ""
             return _problem(key, f"{key} is not a knob{hint}")
         return _problem(key, f"{key}: {text}")
     text = redact(" ".join(str(exc).split()))
-    error = ConfigError(f"Invalid command line: {text}")
+    hint = ("; a value with spaces or characters such as # @ , [ ] must be quoted ('key=\"a b#c\"'), and a storage "
+            "URL can come from $GRU_EXP_STORAGE instead") if "Lexer" in text or "mismatched input" in text else ""
+    error = ConfigError(f"Invalid command line: {text}{hint}")
     error.key = None
     return error
 

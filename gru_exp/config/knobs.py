@@ -18,39 +18,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Iterator, Optional
 
-
-class Choice(str, Enum):
-    """A set of string values; compares equal to, prints and serialises as its value."""
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-    def __format__(self, spec: str) -> str:
-        return format(str(self.value), spec)
-
-
-class Direction(Choice):
-    forward = "forward"
-    bidirectional = "bidirectional"
-
-
-class Pooling(Choice):
-    last = "last"
-    mean = "mean"
-    max = "max"
-    attention = "attention"
-
-
-class Device(Choice):
-    auto = "auto"
-    cpu = "cpu"
-    gpu = "gpu"
-
-
-class LrSchedule(Choice):
-    constant = "constant"
-    cosine = "cosine"
-    linear = "linear"
+from gru_exp.config.choices import Choice, Device, Direction, LrSchedule, Pooling  # noqa: F401 (Choice: re-exported)
 
 
 @dataclass(frozen=True)
@@ -86,6 +54,8 @@ def knob(default: Any, help: str, **meta: Any) -> Any:
 # A setting of where or how a run executes, not of what it trains: free on resume, no hparam.
 HOW = dict(result=False, resume=True)
 MAX_SEQ_LEN = 5000  # IMDB's longest review has 2,470 tokens (paddle's tokenizer); more only pads
+MAX_SEED = 2**32 - 1  # numpy's seeds; paddle's, Python's and Optuna's take these too
+MAX_THREADS = 256  # more only oversubscribes (OpenMP aborts when it cannot start them all)
 
 
 @dataclass
@@ -127,13 +97,13 @@ class TrainerConfig:
     weight_decay: float = knob(0.0, "decoupled weight decay (AdamW); 0 = Adam", low=0.0, high=1.0, open_high=True, tag="wd")
     lr_schedule: LrSchedule = knob(LrSchedule.constant, "learning-rate decay to 0 over the run's steps", tag="sched")
     warmup: float = knob(0.0, "share of the run's steps with a linear warm-up", low=0.0, high=1.0, open_high=True, tag="warmup")
-    seed: int = knob(42, "fixes split, init and order", replicate=True, tag="seed")
+    seed: int = knob(42, "fixes split, init and order", low=0, high=MAX_SEED, replicate=True, tag="seed")
     device: Device = knob(Device.auto, "auto picks a GPU when paddle has one", **HOW)
     grad_clip: float = knob(0.0, "global-norm gradient clip; 0 = off", low=0.0, tag="clip")
     amp: bool = knob(False, "float16 autocast + loss scaling (GPU only)", tag="amp")
     drop_last: bool = knob(True, "drop the last incomplete training batch", tag="drop_lst")
     eval_drop_last: bool = knob(False, "drop the last incomplete eval batch (the notebook did)", tag="ev_drop")
-    num_threads: int = knob(1, "CPU threads per training process", low=1, **HOW)
+    num_threads: int = knob(1, "CPU threads per training process", low=1, high=MAX_THREADS, **HOW)
     flush_denormals: bool = knob(True, "CPU: flush denormal floats to zero (GRU backward 10x faster)", **HOW)
     patience: int = knob(0, "stop after this many epochs without a better eval accuracy; 0 = off", low=0,
                          resume=True, tag="patience")
@@ -239,13 +209,18 @@ def allowed(key: str, value: Any, schema: type = RunConfig) -> Optional[str]:
     return None if lo_ok and hi_ok else _range_text(info)
 
 
+def _num(x: float) -> str:
+    """A bound as people write it: 0.0001, 100, 4294967295 (not 4.29497e+09)."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 2**63 else f"{x:g}"
+
+
 def _range_text(info: Knob) -> str:
     if info.low is not None and info.high is not None:
-        text = f"in {'(' if info.open_low else '['}{info.low:g}, {info.high:g}{')' if info.open_high else ']'}"
+        text = f"in {'(' if info.open_low else '['}{_num(info.low)}, {_num(info.high)}{')' if info.open_high else ']'}"
     elif info.low == 1 and not info.open_low:
         text = "a positive integer"
     elif info.low is not None:
-        text = f"{'>' if info.open_low else '>='} {info.low:g}"
+        text = f"{'>' if info.open_low else '>='} {_num(info.low)}"
     else:
         return "must be a finite number"
     text = f"must be {text}"

@@ -7,9 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from gru_exp.config.knobs import Choice, PathsConfig, knob
-
-MAX_STUDY_NAME = 100  # characters; the study's folder name, plus trial_<n>, stays far below 255 bytes
+from gru_exp.config.knobs import MAX_SEED, Choice, PathsConfig, knob
 
 
 class SamplerName(Choice):
@@ -62,7 +60,7 @@ class ParamSpec:
 @dataclass
 class SamplerConfig:
     name: SamplerName = knob(SamplerName.tpe, "tpe | random | grid | qmc | cmaes | nsga2 (several objectives)")
-    seed: Optional[int] = knob(0, "seeds every trial's draw", null="unseeded")
+    seed: Optional[int] = knob(0, "seeds every trial's draw", low=0, high=MAX_SEED, null="unseeded")
     n_startup_trials: int = knob(5, "tpe, cmaes: random trials before the model kicks in", low=0)
 
 
@@ -86,7 +84,7 @@ class ObjectiveConfig:
 
 class LauncherName(Choice):
     local = "local"  # n_workers processes on this machine
-    slurm = "slurm"  # a Slurm job array of n_workers tasks (gru_exp/sweep/slurm.py; pip install -e .[slurm])
+    slurm = "slurm"  # a Slurm job array of n_workers tasks (gru_exp/sweep/slurm/; pip install -e .[slurm])
 
 
 @dataclass

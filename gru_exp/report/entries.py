@@ -20,7 +20,7 @@ from gru_exp.config.knobs import grouping_keys, with_defaults
 from gru_exp.config.values import flatten
 from gru_exp.errors import GruExpError
 from gru_exp.redact import redact
-from gru_exp.sweep.storage import sqlite_path
+from gru_exp.sweep.storage import check_storage_url, sqlite_path
 from gru_exp.train.record import RECORD_FILE, RecordError, RunRecord
 
 log = logging.getLogger(__name__)
@@ -119,14 +119,15 @@ def open_study_readonly(study_name: str, storage: str):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
+            check_storage_url(storage)
             if storage.startswith("journal:"):
                 path = Path(storage[len("journal:"):])
                 if not path.is_file():
-                    raise GruExpError(f"storage={storage!r}: no such journal file.")
+                    raise GruExpError(f"storage={redact(storage)!r}: no such journal file.")
                 backend = optuna.storages.JournalStorage(JournalFileBackend(str(path)))
             else:
                 if storage.startswith("sqlite:///") and not sqlite_path(storage).is_file():
-                    raise GruExpError(f"storage={storage!r}: no such SQLite file.")
+                    raise GruExpError(f"storage={redact(storage)!r}: no such SQLite file.")
                 backend = optuna.storages.RDBStorage(storage, skip_table_creation=True, skip_compatibility_check=True)
             return optuna.load_study(study_name=study_name, storage=backend)
         except KeyError as exc:

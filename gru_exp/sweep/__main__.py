@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from gru_exp.commands import INFO_FLAGS, flags, run_hydra, version_text
 from gru_exp.config.compose import compose_config, composition_error, conf_snapshot
 from gru_exp.config.paths import path_problems
+from gru_exp.config.sweep import SweepConfig
 from gru_exp.errors import GruExpError
 from gru_exp.logs import setup_cli_logging
 from gru_exp.redact import redact
@@ -58,6 +59,10 @@ def _spawn_workers(argv: Sequence[str], n: int, storage: Optional[str]) -> int:
     return 0 if not any(codes) else 130 if interrupted else 1
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _default_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -66,6 +71,7 @@ def _default_signals() -> None:
 def run_sweep(sc: DictConfig, argv: Sequence[str]) -> int:
     """The study this composed sweep config asks for: checked, then run here or by workers."""
     setup_cli_logging()
+    signal.signal(signal.SIGTERM, _interrupt)  # while paddle loads too; the worker sets its own after
     try:
         # Imported here, in this order: paddle sizes its thread pools once, when first imported.
         from gru_exp.sweep.space import check_sweep
@@ -115,7 +121,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.sw
         try:  # a typo'd key, a wrong type or a bad choice: one paragraph, before Hydra prints its own
             sc = compose_config(argv, config_name="sweep")
         except Exception as exc:
-            print(f"{prog}: error: {composition_error(exc)}\n{USAGE}", file=sys.stderr)
+            print(f"{prog}: error: {composition_error(exc, SweepConfig)}\n{USAGE}", file=sys.stderr)
             return 2
         bad_paths = path_problems(sc)
         if bad_paths:

@@ -16,14 +16,16 @@ import optuna
 import sqlalchemy.exc
 from omegaconf import DictConfig
 from optuna.storages.journal import JournalFileBackend
+from optuna.study import StudyDirection
 
 from gru_exp.config.sweep import objective_list
 from gru_exp.errors import ConfigError, GruExpError
 from gru_exp.files import write_json
-from gru_exp.redact import redact
+from gru_exp.redact import redact, url_password
 from gru_exp.sweep.space import make_pruner, make_sampler
 
 log = logging.getLogger(__name__)
+UID_WAIT_S = 30.0  # how long a worker waits for the worker that created the study to give it its id
 
 
 class StorageLostError(GruExpError):
@@ -62,6 +64,7 @@ def storage_url(sc: DictConfig) -> str:
 def make_storage(sc: DictConfig) -> optuna.storages.BaseStorage:
     """SQLite by default, any SQLAlchemy URL, or ``journal:<file>`` for Optuna's journal file."""
     url = storage_url(sc)
+    check_storage_url(url)
     try:
         if url.startswith("journal:"):
             path = Path(url[len("journal:"):]).expanduser()
@@ -86,7 +89,8 @@ def make_storage(sc: DictConfig) -> optuna.storages.BaseStorage:
                         max_retry=sc.max_retry),
                 )
         except Exception as exc:
-            if attempt < 4 and "IntegrityError" in f"{type(exc).__name__}{exc}":
+            text = f"{type(exc).__name__}{exc}"
+            if attempt < 4 and ("IntegrityError" in text or "already exists" in text):  # another made it first
                 time.sleep(0.5 * (attempt + 1))
                 continue
             detail = redact(" ".join(str(exc).split()))[:400]
@@ -99,11 +103,50 @@ def make_storage(sc: DictConfig) -> optuna.storages.BaseStorage:
     raise AssertionError("unreachable")
 
 
+def check_storage_url(url: str) -> None:
+    """ConfigError for a URL the database library would misread: SQLite URI parameters without a
+    URI filename (:func:`sqlite_path`), or a password with characters a URL must percent-encode,
+    part of which the library would take for the host (and its driver echo in errors)."""
+    if url.startswith("sqlite:///"):
+        sqlite_path(url)
+        return
+    ours = url_password(url)
+    if ours is None or url.startswith("journal:"):
+        return
+    try:
+        theirs = sqlalchemy.engine.make_url(url).password
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        theirs = None
+    if unquote(ours) != theirs:
+        raise ConfigError(
+            f"storage={redact(url)!r}: its password holds characters a URL must percent-encode ('@' as %40, '#' "
+            "%23, '/' %2F, '?' %3F); as written, the database library would read part of it as the host. Encode "
+            "it (python -c \"import urllib.parse; print(urllib.parse.quote(input(), safe=''))\"), or leave it "
+            "out of the URL and set PGPASSWORD.")
+
+
+# SQLite's URI parameters: they act only on a URI filename (sqlite:///file:<path>?...&uri=true)
+_SQLITE_URI_PARAMS = frozenset({"uri", "mode", "cache", "immutable", "nolock", "psow", "vfs", "modeof"})
+
+
 def sqlite_path(url: str) -> Path:
     """The database file of a ``sqlite:///`` URL (query parameters such as ``?mode=ro`` and the
-    ``file:`` prefix of SQLite URIs left out)."""
-    path = unquote(url[len("sqlite:///"):].split("?")[0])
-    return Path(path[len("file:"):] if path.startswith("file:") else path)
+    ``file:`` prefix of SQLite URIs left out). ConfigError for SQLite URI parameters without a
+    URI filename: SQLite would ignore them or make a file named after the whole query."""
+    path, _, query = url[len("sqlite:///"):].partition("?")
+    path, params = unquote(path), [p for p in query.split("&") if p]
+    bare = path[len("file:"):] if path.startswith("file:") else path
+    given = sorted({p.split("=")[0].lower() for p in params} & _SQLITE_URI_PARAMS - {"uri"})
+    is_uri = path.startswith("file:") and any(p.lower() in ("uri=true", "uri=1") for p in params)
+    if (given or path.startswith("file:")) and not is_uri:
+        kept = "&".join([p for p in params if p.split("=")[0].lower() != "uri"] + ["uri=true"])
+        what = f"SQLite URI parameters ({', '.join(given)}) need" if given else "a file: path needs"
+        raise ConfigError(redact(
+            f"storage={url!r}: {what} a URI filename, file: before the path and uri=true in the query; "
+            f"without them SQLite ignores the parameters or makes a stray file named after the query. Write "
+            f"sqlite:///file:{bare}?{kept} (sqlite:///file:<path>?mode=ro&uri=true is read-only), or leave the "
+            "parameters out."))
+    return Path(bare)
 
 
 def open_study(sc: DictConfig) -> tuple[optuna.Study, optuna.storages.BaseStorage]:
@@ -111,20 +154,21 @@ def open_study(sc: DictConfig) -> tuple[optuna.Study, optuna.storages.BaseStorag
 
     A new study gets a unique id (user attribute ``gru_exp_uid``) and the names of its objectives;
     the study folder records the id, so a second study of the same name (another storage, an
-    emptied database) can never write into this one's trial folders."""
+    emptied database) can never write into this one's trial folders. Only the worker whose
+    ``create_new_study`` succeeds gives the id (the database decides, once); workers that start the
+    same new study at that moment wait for it instead of writing ids of their own."""
     storage = make_storage(sc)
     objectives = objective_list(sc)
+    sampler, pruner = make_sampler(sc), make_pruner(sc)
     try:
-        study = optuna.create_study(study_name=sc.study_name, storage=storage, sampler=make_sampler(sc),
-                                    pruner=make_pruner(sc), directions=[str(o.direction) for o in objectives],
-                                    load_if_exists=True)
-        if "gru_exp_uid" not in study.user_attrs:
-            study.set_user_attr("gru_exp_uid", uuid.uuid4().hex)
-            study.set_user_attr("base", list(sc.base))
-            study.set_user_attr("params", sorted(sc.params))
-            with warnings.catch_warnings():  # set_metric_names is "experimental"; optuna-dashboard shows them
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.set_metric_names([str(o.metric) for o in objectives])
+        try:
+            storage.create_new_study([StudyDirection[str(o.direction).upper()] for o in objectives], sc.study_name)
+            created = True
+        except optuna.exceptions.DuplicatedStudyError:
+            created = False
+        study = optuna.load_study(study_name=sc.study_name, storage=storage, sampler=sampler, pruner=pruner)
+        if created or not _has_uid(study):
+            _first_open(study, sc)
     except ValueError as exc:  # e.g. the stored study has another number of objectives
         raise ConfigError(f"study_name={sc.study_name!r} in {redact(storage_url(sc))} cannot be opened as this "
                           f"sweep asks: {exc}. Use another study_name for another set of objectives.") from None
@@ -134,6 +178,28 @@ def open_study(sc: DictConfig) -> tuple[optuna.Study, optuna.storages.BaseStorag
         raise ConfigError(f"storage={redact(storage_url(sc))!r} cannot be written ({type(exc).__name__}: {detail}). "
                           "Check that the database (file and folder) is writable by this user.") from None
     return study, storage
+
+
+def _has_uid(study: optuna.Study) -> bool:
+    """Whether the study has its id, waiting up to UID_WAIT_S while another worker that has just
+    created it gives it one. False for a study from before ids (it has trials or attributes)."""
+    deadline = time.monotonic() + UID_WAIT_S
+    while "gru_exp_uid" not in study.user_attrs:
+        if study.user_attrs or study.get_trials(deepcopy=False) or time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def _first_open(study: optuna.Study, sc: DictConfig) -> None:
+    """The study's id first (other workers wait for it), then what the sweep searches."""
+    if "gru_exp_uid" not in study.user_attrs:
+        study.set_user_attr("gru_exp_uid", uuid.uuid4().hex)
+    study.set_user_attr("base", list(sc.base))
+    study.set_user_attr("params", sorted(sc.params))
+    with warnings.catch_warnings():  # set_metric_names is "experimental"; optuna-dashboard shows them
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([str(o.metric) for o in objective_list(sc)])
 
 
 def claim_study_dir(sc: DictConfig, study: optuna.Study) -> Path:

@@ -51,9 +51,9 @@ class _Outcome:
         run_dir = Path(hydra_cfg.runtime.output_dir)
         if hydra_cfg.mode.name == "MULTIRUN":
             self.sweep_dir, self.output_dir = Path(hydra_cfg.sweep.dir), Path(cfg.paths.output_dir)
-        log.info("Outputs go to %s; this run's folder: %s", cfg.paths.output_dir, run_dir)
         signal.signal(signal.SIGTERM, _terminate)  # also while paddle loads (seconds)
         try:
+            log.info("Outputs go to %s; this run's folder: %s", cfg.paths.output_dir, run_dir)
             device.import_paddle()
             signal.signal(signal.SIGTERM, _terminate)  # again: paddle's import installs its own handler
             from gru_exp.train.run import run_training

@@ -61,8 +61,7 @@ def save_checkpoint(state: TrainState, path: Path) -> None:
 
 def restore_checkpoint(state: TrainState, path: Path) -> None:
     """Load a :func:`save_checkpoint` file into ``state`` (model, optimizer, counters, RNG)."""
-    ckpt = load_checkpoint(path)
-    _check_shapes(state.model, ckpt["model"], path)
+    ckpt = model_checkpoint(state.model, path)
     state.model.set_state_dict(ckpt["model"])
     state.optimizer.set_state_dict(_local_optimizer_state(state.model, ckpt["optimizer"]))
     state.epoch, state.step = ckpt["epoch"], ckpt["step"]
@@ -71,6 +70,12 @@ def restore_checkpoint(state: TrainState, path: Path) -> None:
     paddle.set_rng_state(ckpt["rng"])
 
 
+def model_checkpoint(model: paddle.nn.Layer, path: Path) -> dict[str, Any]:
+    """A checkpoint file of ``model``'s shapes; ConfigError (one paragraph) if it is damaged, not
+    ours or of another model."""
+    ckpt = load_checkpoint(path)
+    _check_shapes(model, ckpt["model"], path)
+    return ckpt
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -101,6 +101,18 @@ class ImdbArrays:
         return [ids[off[i] : off[i + 1]].tolist() for i in range(len(off) - 1)]
 
 
+def _read_to_end(tar: tarfile.TarFile) -> None:
+    """Check the rest of the archive after its last member: tarfile stops without a word at the
+    first damaged header, and never reads the gzip trailer, so a flipped byte went unnoticed. Past
+    the end only zero padding may follow, and reading it to the end makes gzip check its CRC."""
+    assert tar.fileobj is not None
+    tar.fileobj.seek(tar.offset)
+    while block := tar.fileobj.read(1 << 20):
+        if block.strip(b"\0"):
+            raise tarfile.ReadError(f"its listing of members stops at byte {tar.offset}, before the end: a damaged "
+                                    "header")
+
+
 def parse_archive(archive: Path, cutoff: int) -> ImdbArrays:
     """One pass over the archive, reproducing paddle's Imdb(mode, cutoff) for both modes."""
     tokens: dict[tuple[str, str], list[list[bytes]]] = collections.defaultdict(list)
@@ -112,11 +124,12 @@ def parse_archive(archive: Path, cutoff: int) -> ImdbArrays:
                     fh = tar.extractfile(member)
                     if fh is not None:
                         tokens[(match.group(1), match.group(2))].append(tokenize(fh.read()))
+            _read_to_end(tar)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise DataError(
             f"data.path={str(archive)!r} is not a readable IMDB archive (truncated or corrupt?): "
-            f"{type(exc).__name__}: {exc}. Expected the aclImdb_v1.tar.gz layout "
-            "aclImdb/{train,test}/{pos,neg}/*.txt."
+            f"{type(exc).__name__}: {' '.join(str(exc).split())}. Nothing was cached; download it again "
+            "(aclImdb_v1.tar.gz, layout aclImdb/{train,test}/{pos,neg}/*.txt)."
         ) from exc
     missing = [f"aclImdb/{s}/{lab}/" for s in ("train", "test") for lab in LABELS if not tokens[(s, lab)]]
     if missing:

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
+import platform
+import typing
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
 
 from gru_exp.config.knobs import Choice
 from gru_exp.errors import GruExpError
 from gru_exp.files import write_json
+from gru_exp.train.rundir import RECORD_FILE, discard_unstarted_run  # noqa: F401 (re-exported)
 
-RECORD_FILE = "metrics.json"
 RECORD_VERSION = 2  # 1: the untyped records before this class (same keys, no "version")
 SERIES_KEYS = ("epoch", "train_loss", "train_acc", "eval_loss", "eval_acc", "train_time_s", "eval_time_s",
                "train_samples_per_s")
@@ -88,8 +90,12 @@ class RunRecord:
         if data.get("version", 1) > RECORD_VERSION:
             raise RecordError(f"{path} has record version {data['version']}; this gru-exp reads up to "
                               f"{RECORD_VERSION}: upgrade gru-exp.")
-        names = {f.name for f in dataclasses.fields(cls)}
-        known = {k: v for k, v in data.items() if k in names}
+        hints = typing.get_type_hints(cls)
+        known = {k: v for k, v in data.items() if k in hints}
+        wrong = [f"{k}={_short(v)} is not of type {_type_name(hints[k])}" for k, v in known.items()
+                 if k not in ("status", "run_dir", "version") and not _fits(v, hints[k])]
+        if wrong:
+            raise RecordError(f"{path} is a damaged run record: {'; '.join(wrong[:4])}.")
         try:
             known["status"] = Status(known.get("status", "running"))
             known["run_dir"] = Path(known.get("run_dir") or path.parent)
@@ -99,16 +105,44 @@ class RunRecord:
             raise RecordError(f"{path} is a damaged run record ({exc}).") from None
 
 
-def discard_unstarted_run(run_dir: Path, stop_at: Path) -> None:
-    """Remove a run folder that holds no result yet (no metrics.json), and its empty parents up to
-    ``stop_at``, so a rejected command leaves nothing that looks like a run."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir() or (run_dir / RECORD_FILE).exists():
-        return
-    if {p.name for p in run_dir.iterdir()} - {".hydra", "run.log"}:
-        return  # a folder holding anything else was not made by this command: never delete it
-    shutil.rmtree(run_dir, ignore_errors=True)
-    parent = run_dir.parent
-    while parent != stop_at and stop_at in parent.parents and parent.is_dir() and not any(parent.iterdir()):
-        parent.rmdir()
-        parent = parent.parent
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether JSON ``value`` has the field type ``hint`` (int, float, str, Optional, list, dict)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin is typing.Union:
+        return any(_fits(value, a) for a in args)
+    if origin in (list, dict):
+        items = value if isinstance(value, list) else value.values() if isinstance(value, dict) else None
+        return isinstance(value, origin) and all(_fits(v, args[-1]) for v in items)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    """``Optional[int]`` -> 'integer or null', ``dict[str, list[float]]`` -> 'mapping to list of number'."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:
+        return " or ".join(_type_name(a) for a in args)
+    if origin in (list, dict):
+        return f"{'list of' if origin is list else 'mapping to'} {_type_name(args[-1])}"
+    return {int: "integer", float: "number", str: "string", type(None): "null"}.get(hint, str(hint))
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def package_versions() -> dict[str, str]:
+    """Python's and the main packages' versions, for the record (``versions``)."""
+    out = {"python": platform.python_version()}
+    for dist in ("paddlepaddle", "paddlepaddle-gpu", "numpy", "hydra-core", "omegaconf", "visualdl", "optuna"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out

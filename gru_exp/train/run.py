@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 import shutil
 import socket
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -33,8 +31,9 @@ from gru_exp.train.callbacks import (
     EarlyStopping,
     MetricsRecorder,
     ProgressLogger,
+    TerminalProgressBar,
 )
-from gru_exp.train.checkpoints import BEST_CKPT, restore_checkpoint
+from gru_exp.train.checkpoints import BEST_CKPT, model_checkpoint, restore_checkpoint
 from gru_exp.train.data import DataSplits, make_splits
 from gru_exp.train.imdb import LABELS, load_imdb, resolve_archive
 from gru_exp.train.loop import (
@@ -46,7 +45,14 @@ from gru_exp.train.loop import (
     fit,
 )
 from gru_exp.train.model import GRUClassifier
-from gru_exp.train.record import RECORD_FILE, RecordError, RunRecord, Status
+from gru_exp.train.record import (
+    RECORD_FILE,
+    RecordError,
+    RunRecord,
+    Status,
+    package_versions,
+)
+from gru_exp.train.rundir import claimed_run_dir, display_name_of
 from gru_exp.train.visualdl import VisualDLTracker, ensure_baseline, hparams, in_effect
 
 log = logging.getLogger(__name__)
@@ -78,16 +84,6 @@ def check_resume(config: dict[str, Any], resume_dir: Path) -> Path:
                           + "; ".join(changed) + "). Only epochs, device, threads, logging and paths may change "
                           "on resume.")
     return ckpt
-
-
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for dist in ("paddlepaddle", "paddlepaddle-gpu", "numpy", "hydra-core", "omegaconf", "visualdl", "optuna"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
 
 
 def load_data(cfg: DictConfig, archive: Path) -> DataSplits:
@@ -156,16 +152,12 @@ def _resume(state: TrainState, ckpt: Path, run_dir: Path) -> None:
     restore_checkpoint(state, ckpt)
     state.resumed_from = str(ckpt.parent.parent)
     best = ckpt.parent / "best.pdparams"
+    if best.is_file():
+        model_checkpoint(state.model, best)  # test scores come from it: damaged = refused now, not after training
     if best.is_file() and best.resolve() != (run_dir / BEST_CKPT).resolve():
         (run_dir / BEST_CKPT).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(best, run_dir / BEST_CKPT)
     log.info("Resuming %s after epoch %d", state.resumed_from, state.epoch)
-
-
-def _display_name(cfg: DictConfig, run_dir: Path) -> str:
-    """The run's folder relative to the outputs, e.g. runs/2026-11-27/04-11-11_cpu_quick."""
-    output_dir, resolved = Path(cfg.paths.output_dir).resolve(), run_dir.resolve()
-    return str(resolved.relative_to(output_dir)) if output_dir in resolved.parents else run_dir.name
 
 
 def _score_on_test(state: TrainState, splits: DataSplits, settings: LoopSettings, record: RunRecord) -> None:
@@ -192,7 +184,8 @@ def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] =
     validate(cfg)
     config, run_dir = to_container(cfg), Path(run_dir)
     archive = resolve_archive(cfg.data.path)
-    resume_ckpt = check_resume(config, Path(cfg.trainer.resume).expanduser()) if cfg.trainer.resume else None
+    resume_dir = Path(cfg.trainer.resume).expanduser() if cfg.trainer.resume else None
+    resume_ckpt = check_resume(config, resume_dir) if resume_dir else None
     device = devices.prepare(cfg.trainer)
     devices.seed_everything(cfg.trainer.seed)
 
@@ -203,52 +196,54 @@ def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] =
              splits.eval_name, len(splits.test), splits.vocab_size, data_time)
     check_memory(cfg, splits)
     model, optimizer, settings = build(cfg, splits)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    state = TrainState(run_dir=run_dir, hparams={}, model=model, optimizer=optimizer,
-                       epochs=settings.epochs, steps_per_epoch=settings.steps_per_epoch, eval_name=splits.eval_name)
-    if resume_ckpt is not None:
-        _resume(state, resume_ckpt, run_dir)
+    with claimed_run_dir(run_dir, resume_dir):  # from here on this run writes there, and no other
+        state = TrainState(run_dir=run_dir, hparams={}, model=model, optimizer=optimizer, epochs=settings.epochs,
+                           steps_per_epoch=settings.steps_per_epoch, eval_name=splits.eval_name)
+        if resume_ckpt is not None:
+            _resume(state, resume_ckpt, run_dir)
 
-    n_params = sum(int(p.numel()) for p in model.parameters())
-    record = RunRecord(config=config, run_dir=run_dir, device=device, versions=_versions(), host=socket.gethostname(),
-                       pid=os.getpid(), command=redact_all(sys.argv), n_params=n_params, data_load_s=data_time,
-                       archive=str(archive), n_train=len(splits.train), n_eval=len(splits.eval),
-                       n_test=len(splits.test))
-    every: list[Callback] = [ProgressLogger(cfg.trainer.progress_every_s), Checkpointer(), MetricsRecorder(record)]
-    if cfg.logger.visualdl:
-        effect = in_effect(config, len(splits.train), len(splits.test), splits.longest)
-        state.hparams = hparams(flatten(config), effect)
-        every.append(VisualDLTracker(run_dir / "vdl", display_name or _display_name(cfg, run_dir), cfg.logger,
-                                     splits.words, splits.test, splits.test.labels, Path(cfg.paths.output_dir)))
-    every.extend(callbacks)
-    if cfg.trainer.patience:
-        every.append(EarlyStopping(cfg.trainer.patience))  # last: every other callback sees the epoch
-    if cfg.logger.baseline:
-        ensure_baseline(Path(cfg.paths.baseline_dir), Path(cfg.paths.output_dir) if cfg.logger.visualdl else None)
-    m = cfg.model
-    log.info("Model: %s GRU, %d layer(s), embedding %d, hidden %d, %s pooling, dropout %.2f, lengths %s: %d "
-             "parameters on %s", m.direction, m.num_layers, m.embedding_size, m.hidden_size, m.pooling, m.dropout,
-             m.use_lengths, n_params, device)
+        n_params = sum(int(p.numel()) for p in model.parameters())
+        record = RunRecord(config=config, run_dir=run_dir, device=device, versions=package_versions(),
+                           host=socket.gethostname(), pid=os.getpid(), command=redact_all(sys.argv), n_params=n_params,
+                           data_load_s=data_time, archive=str(archive), n_train=len(splits.train),
+                           n_eval=len(splits.eval), n_test=len(splits.test))
+        every: list[Callback] = [ProgressLogger(cfg.trainer.progress_every_s), TerminalProgressBar(), Checkpointer(),
+                                 MetricsRecorder(record)]
+        if cfg.logger.visualdl:
+            effect = in_effect(config, len(splits.train), len(splits.test), splits.longest)
+            state.hparams = hparams(flatten(config), effect)
+            name = display_name or display_name_of(run_dir, cfg.paths.output_dir)
+            every.append(VisualDLTracker(run_dir / "vdl", name, cfg.logger, splits.words, splits.test,
+                                         splits.test.labels, Path(cfg.paths.output_dir)))
+        every.extend(callbacks)
+        if cfg.trainer.patience:
+            every.append(EarlyStopping(cfg.trainer.patience))  # last: every other callback sees the epoch
+        if cfg.logger.baseline:
+            ensure_baseline(Path(cfg.paths.baseline_dir), Path(cfg.paths.output_dir) if cfg.logger.visualdl else None)
+        m = cfg.model
+        log.info("Model: %s GRU, %d layer(s), embedding %d, hidden %d, %s pooling, dropout %.2f, lengths %s: %d "
+                 "parameters on %s", m.direction, m.num_layers, m.embedding_size, m.hidden_size, m.pooling, m.dropout,
+                 m.use_lengths, n_params, device)
 
-    try:
         try:
-            fit(state, splits, settings, every)
-            record.status = Status.completed
-        except StopRun as stop:
-            record.status, record.stop_reason = Status(stop.status), str(stop)
-            log.info("Run stopped after epoch %d: %s", state.epoch, stop)
-        if record.status == Status.completed and state.best_epoch is not None:
-            _score_on_test(state, splits, settings, record)
-            log.info("Test (best epoch %d): acc %.4f, loss %.4f", state.best_epoch, record.test["acc"],
-                     record.test["loss"])
-    except KeyboardInterrupt as exc:
-        record.status, record.error = Status.interrupted, type(exc).__name__
-        raise
-    except BaseException as exc:
-        record.status, record.error = Status.failed, f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        record.wall_time_s = time.perf_counter() - wall_start
-        for cb in every:
-            cb.on_train_end(state, record)
+            try:
+                fit(state, splits, settings, every)
+                record.status = Status.completed
+            except StopRun as stop:
+                record.status, record.stop_reason = Status(stop.status), str(stop)
+                log.info("Run stopped after epoch %d: %s", state.epoch, stop)
+            if record.status == Status.completed and state.best_epoch is not None:
+                _score_on_test(state, splits, settings, record)
+                log.info("Test (best epoch %d): acc %.4f, loss %.4f", state.best_epoch, record.test["acc"],
+                         record.test["loss"])
+        except KeyboardInterrupt as exc:
+            record.status, record.error = Status.interrupted, type(exc).__name__
+            raise
+        except BaseException as exc:
+            record.status, record.error = Status.failed, f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            record.wall_time_s = time.perf_counter() - wall_start
+            for cb in every:
+                cb.on_train_end(state, record)
     return record

@@ -1,0 +1,41 @@
+"""The sets of string values a knob can take (Enums): Hydra refuses any other value at
+composition. Declared here, used by the register (:mod:`gru_exp.config.knobs`), which re-exports
+them."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Choice(str, Enum):
+    """A set of string values; compares equal to, prints and serialises as its value."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class Direction(Choice):
+    forward = "forward"
+    bidirectional = "bidirectional"
+
+
+class Pooling(Choice):
+    last = "last"
+    mean = "mean"
+    max = "max"
+    attention = "attention"
+
+
+class Device(Choice):
+    auto = "auto"
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+class LrSchedule(Choice):
+    constant = "constant"
+    cosine = "cosine"
+    linear = "linear"

@@ -1,0 +1,124 @@
+"""The run folder: one run at a time, never a second run's record in it, and only what gru-exp
+made removed when a run is rejected.
+
+A run claims its folder before it writes anything there: an exclusive ``flock`` on the folder's
+lock file, held while it trains (the system drops it when the process dies, so a killed run never
+blocks its resume). A folder that another process holds right now (two commands started in the
+same second with the same overrides), or that already holds a run record (a finished run given
+as ``hydra.run.dir``) is refused with one paragraph naming it, unless the run continues that
+very record (``trainer.resume=<the same folder>``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import socket
+from pathlib import Path
+from typing import Iterator, Optional
+
+from gru_exp.config.values import override
+from gru_exp.errors import GruExpError
+
+RECORD_FILE = "metrics.json"
+LOCK_FILE = ".run.lock"
+MADE_BEFORE_START = (".hydra", "run.log")  # what Hydra writes into a run folder before the run starts
+
+
+class RunDirError(GruExpError):
+    """The run folder is being written by another run, or already holds one."""
+
+
+def _lock(run_dir: Path) -> Optional[int]:
+    """A descriptor of ``run_dir``'s lock file, exclusively locked; None if another process holds it."""
+    path = run_dir / LOCK_FILE
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        with contextlib.suppress(FileNotFoundError):
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:  # else it was removed meanwhile: lock the new one
+                return fd
+        os.close(fd)
+
+
+def _release(run_dir: Path, fd: int) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (run_dir / LOCK_FILE).unlink()  # before the unlock: a waiting process then locks a new file
+    os.close(fd)
+
+
+@contextlib.contextmanager
+def claimed_run_dir(run_dir: Path, resume_dir: Optional[Path] = None) -> Iterator[Path]:
+    """``run_dir`` made if needed and held by this run until the block ends; RunDirError when
+    another process holds it or it holds a run record that this run does not continue."""
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd = _lock(run_dir)
+    except OSError as exc:
+        raise RunDirError(f"The run folder {run_dir} cannot be written ({exc.strerror or exc}); check "
+                          "paths.output_dir, hydra.run.dir or GRU_EXP_HOME.") from None
+    if fd is None:
+        holder = "another process"
+        with contextlib.suppress(OSError):
+            holder = (run_dir / LOCK_FILE).read_text(errors="replace").strip() or holder
+        raise RunDirError(f"The run folder {run_dir} is in use by another training right now ({holder}), started "
+                          "at the same moment with the same overrides or given the same hydra.run.dir; this run "
+                          "would mix its record with that one's. Start it again a second later, or give it its "
+                          "own folder with hydra.run.dir=<new folder>.")
+    continues = resume_dir is not None and Path(resume_dir).resolve() == run_dir.resolve()
+    if (run_dir / RECORD_FILE).exists() and not continues:
+        _release(run_dir, fd)
+        raise RunDirError(f"The run folder {run_dir} already holds a run ({RECORD_FILE} and its checkpoints); a "
+                          f"new run never writes into it. Give this run another folder (hydra.run.dir=<new folder>), "
+                          f"or continue that run with {override('trainer.resume', str(run_dir))}.")
+    os.ftruncate(fd, 0)
+    os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+    try:
+        yield run_dir
+    finally:
+        _release(run_dir, fd)
+
+
+def display_name_of(run_dir: Path, output_dir: Path) -> str:
+    """The run's folder relative to the outputs, e.g. runs/2026-11-27/04-11-11_cpu_quick."""
+    output_dir, resolved = Path(output_dir).resolve(), Path(run_dir).resolve()
+    return str(resolved.relative_to(output_dir)) if output_dir in resolved.parents else Path(run_dir).name
+
+
+def discard_unstarted_run(run_dir: Path, stop_at: Path) -> None:
+    """After a rejected command: remove what Hydra and gru-exp wrote into a run folder that holds
+    no result (no metrics.json), then the folder and its empty parents up to ``stop_at`` if that
+    leaves them empty. A folder that held other files stays with them; a folder another run holds
+    right now is not touched."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return
+    fd = _lock(run_dir)
+    if fd is None:
+        return
+    try:
+        if (run_dir / RECORD_FILE).exists():
+            return
+        for name in MADE_BEFORE_START:
+            path = run_dir / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+    finally:
+        _release(run_dir, fd)
+    if any(run_dir.iterdir()):
+        return  # it held other files before this command: they stay, and so does the folder
+    with contextlib.suppress(OSError):
+        run_dir.rmdir()
+    parent = run_dir.parent
+    while parent != stop_at and stop_at in parent.parents and parent.is_dir() and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent

@@ -1,0 +1,179 @@
+"""Off the happy path, for runs: the run folder is claimed by one run (never shared, never
+overwritten, never deleted when it was not ours), damaged archives, records and checkpoints are
+refused before training, and seeds and thread counts have ranges. Rows of docs/reliability.md."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, tiny_overrides
+
+from gru_exp.errors import ConfigError, GruExpError
+
+
+def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def contents(root: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def finished_run(tiny_cfg, tmp_path) -> Path:
+    from gru_exp.train.run import run_training
+
+    run_training(tiny_cfg("trainer.epochs=1", "logger.visualdl=false"), tmp_path / "done")
+    return tmp_path / "done"
+
+
+# -- numbers (rows 70, 71, 79) ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("override,message", [
+    ("trainer.seed=-1", "trainer.seed=-1 must be in [0, 4294967295]"),
+    ("trainer.seed=18446744073709551616", "trainer.seed=18446744073709551616 must be in [0, 4294967295]"),
+    ("trainer.num_threads=100000", "trainer.num_threads=100000 must be in [1, 256]"),
+])
+def test_seeds_and_thread_counts_have_ranges(tiny_cfg, override, message):
+    from gru_exp.config.validation import validate
+
+    with pytest.raises(ConfigError) as info:
+        validate(tiny_cfg(override))
+    assert message in str(info.value)
+
+
+def test_a_negative_seed_is_exit_2_with_no_run_folder(tiny_archive, tmp_path):
+    proc = cli("gru_exp.train", *tiny_overrides(tiny_archive, tmp_path / "out", "trainer.seed=-1"))
+    assert proc.returncode == 2 and "trainer.seed=-1 must be in [0, 4294967295]" in proc.stderr, proc.stderr
+    assert not list((tmp_path / "out").rglob("run.log"))
+
+
+# -- damaged archives (rows 31, 32) ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("where", [0.7, 0.9])
+def test_a_damaged_archive_is_refused_and_never_cached(tiny_archive, tmp_path, where):
+    from gru_exp.errors import DataError
+    from gru_exp.train.imdb import load_imdb
+
+    data = bytearray(tiny_archive.read_bytes())
+    data[int(len(data) * where)] ^= 0xFF  # one flipped byte: tarfile alone read on, or stopped without a word
+    damaged = tmp_path / "damaged.tar.gz"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"damaged.tar.gz' is not a readable IMDB archive \(truncated or corrupt\?\)"):
+        load_imdb(damaged, cutoff=2, cache_dir=tmp_path / "cache")
+    assert not list((tmp_path / "cache").glob("*.npz"))
+
+
+# -- run records and checkpoints on resume (rows 130, 132, 177) -------------------------------------------------
+
+def test_a_record_with_wrong_field_types_is_one_clear_error_on_resume_and_in_reports(finished_run, tiny_cfg,
+                                                                                      tmp_path, capsys):
+    from gru_exp.report.__main__ import main as report
+    from gru_exp.train.run import run_training
+
+    record = finished_run / "metrics.json"
+    data = json.loads(record.read_text())
+    record.write_text(json.dumps({**data, "epochs_done": "abc"}))
+    with pytest.raises(ConfigError, match=r"metrics.json is a damaged run record: epochs_done=\"abc\" is not of type "
+                                          r"integer"):
+        run_training(tiny_cfg("trainer.epochs=2", f"trainer.resume={finished_run}"), tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    record.write_text(json.dumps({**data, "best_eval_acc": "high", "series": {**data["series"], "eval_acc": ["abc"]}}))
+    assert report([str(finished_run)]) == 2
+    err = capsys.readouterr().err
+    assert str(record) in err and "best_eval_acc=\"high\" is not of type number or null" in err
+    assert "series=" in err and "Traceback" not in err
+
+
+def test_a_damaged_best_checkpoint_is_refused_before_training(finished_run, tiny_cfg, tmp_path):
+    from gru_exp.train.run import run_training
+
+    best = finished_run / "checkpoints" / "best.pdparams"
+    best.write_bytes(os.urandom(4096))
+    with pytest.raises(ConfigError, match=re.escape(f"The checkpoint {best} cannot be read")):
+        run_training(tiny_cfg("trainer.epochs=2", f"trainer.resume={finished_run}"), tmp_path / "new")
+    assert not (tmp_path / "new" / "metrics.json").exists()
+
+
+# -- the run folder (rows 136, 137, 198, 199) ------------------------------------------------------------------
+
+def test_a_rejected_run_never_deletes_a_folder_it_did_not_make(tiny_archive, tmp_path):
+    precious = tmp_path / "precious"
+    (precious / "sub").mkdir(parents=True)
+    (precious / "notes.txt").write_text("keep")
+    (precious / "sub" / "data.csv").write_text("1,2")
+    proc = cli("gru_exp.train", *tiny_overrides(tiny_archive, tmp_path / "out", f"hydra.run.dir={precious}",
+                                                 f"data.path={tmp_path / 'missing.tar.gz'}"))
+    assert proc.returncode == 2 and "no such file" in proc.stderr, proc.stderr
+    assert {p.relative_to(precious).as_posix() for p in precious.rglob("*")} == {"notes.txt", "sub", "sub/data.csv"}
+
+
+def test_discarding_removes_only_what_the_command_wrote(tmp_path):
+    from gru_exp.train.record import discard_unstarted_run
+
+    made = tmp_path / "out" / "runs" / "day" / "run"
+    (made / ".hydra").mkdir(parents=True)
+    (made / "run.log").write_text("log")
+    discard_unstarted_run(made, stop_at=tmp_path / "out")
+    assert not (tmp_path / "out" / "runs").exists()  # the folder Hydra made, and its empty parents
+    kept = tmp_path / "kept"
+    (kept / ".hydra").mkdir(parents=True)
+    (kept / "notes.txt").write_text("x")
+    discard_unstarted_run(kept, stop_at=tmp_path)
+    assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]
+
+
+def test_a_finished_run_is_never_overwritten_by_a_new_run(finished_run, tiny_archive, tmp_path):
+    before = {p: b for p, b in contents(finished_run).items() if ".hydra" not in p.parts and p.name != "run.log"}
+    proc = cli("gru_exp.train", *tiny_overrides(tiny_archive, tmp_path / "out", "trainer.epochs=1",
+                                                 "trainer.seed=5", f"hydra.run.dir={finished_run}"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"The run folder {finished_run} already holds a run" in proc.stderr
+    assert f"trainer.resume={finished_run}" in proc.stderr
+    assert {p: contents(finished_run)[p] for p in before} == before
+
+
+def test_a_run_folder_that_another_process_holds_is_refused(tiny_cfg, tmp_path):
+    from gru_exp.train.run import run_training
+    from gru_exp.train.rundir import RunDirError
+
+    folder = tmp_path / "shared"
+    holder = subprocess.Popen(  # another training that claimed the folder a moment ago and is still loading
+        [sys.executable, "-c", "import sys; from gru_exp.train.rundir import claimed_run_dir\n"
+         f"with claimed_run_dir({str(folder)!r}):\n    print('held', flush=True); sys.stdin.read()"],
+        cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunDirError, match=re.escape(f"The run folder {folder} is in use by another training "
+                                                        f"right now (pid {holder.pid} on ")):
+            run_training(tiny_cfg("trainer.epochs=1"), folder)
+        assert not (folder / "metrics.json").exists()
+    finally:
+        holder.communicate("", timeout=60)
+    assert issubclass(RunDirError, GruExpError)  # the entry points exit 2 with its message
+    run_training(tiny_cfg("trainer.epochs=1"), folder)  # free again once the holder is gone
+
+
+@pytest.mark.slow
+def test_two_trainings_started_together_into_one_folder_never_share_a_record(tiny_archive, tmp_path):
+    folder = tmp_path / "same"
+    procs = [subprocess.Popen([sys.executable, "-m", "gru_exp.train",
+                               *tiny_overrides(tiny_archive, tmp_path / "out", "trainer.epochs=3",
+                                               f"trainer.seed={seed}", f"hydra.run.dir={folder}")],
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for seed in (1, 2)]
+    results = [(p.wait(timeout=600), p.stderr.read()) for p in procs]
+    assert sorted(code for code, _ in results) == [0, 2], results
+    err = next(e for code, e in results if code == 2)
+    assert "in use by another training" in err or "already holds a run" in err
+    winner = procs[[code for code, _ in results].index(0)]
+    record = json.loads((folder / "metrics.json").read_text())
+    assert record["pid"] == winner.pid and record["epochs_done"] == 3 and record["status"] == "completed"
