@@ -54,6 +54,8 @@ def test_the_wheel_carries_the_configs_and_nothing_else(dist):
     for needed in ("gru_exp/conf/config.yaml", "gru_exp/conf/sweep.yaml", "gru_exp/conf/hydra/default.yaml",
                    "gru_exp/conf/experiment/cpu_quick.yaml", "gru_exp/sweeps/cpu_quick.yaml", "gru_exp/commands.py"):
         assert needed in names
+    sources = {p.relative_to(REPO).as_posix() for p in (REPO / "gru_exp").rglob("*.py")}
+    assert sources <= set(names), f"modules missing from the wheel (pyproject packages?): {sources - set(names)}"
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     top = {n.split("/")[0] for n in names}
     assert top == {"gru_exp", wheel.name.split("-py3")[0] + ".dist-info"}, top  # no tests, outputs, docs

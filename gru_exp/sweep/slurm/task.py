@@ -1,0 +1,71 @@
+"""What one Slurm array task runs on its compute node: a single local sweep worker in a child
+process, and the requeue on USR2 (submitit's time-limit signal). Pickled by submitit."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Any, Optional, Sequence
+
+from gru_exp.redact import redact_all
+
+STOP_WAIT_S = 60  # after USR2: how long the worker may take to record its trial before it is killed
+
+
+def worker_command(argv: Sequence[str]) -> list[str]:
+    """The command one array task runs: this sweep's overrides as a single local worker."""
+    def key(arg: str) -> str:
+        return arg.lstrip("+~").split("=", 1)[0]
+
+    kept = [a for a in argv if key(a) not in ("n_workers", "launcher.name")]
+    return [sys.executable, "-m", "gru_exp.sweep", *kept, "launcher.name=local", "n_workers=1"]
+
+
+def _ignore_usr2() -> None:  # in the child, before exec: an ignored signal stays ignored
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+
+
+class SweepTask:
+    """One array task (pickled by submitit, run on a compute node): one sweep worker in a child
+    process. The child ignores USR2 (submitit's timeout signal, sent to every process of the task);
+    this process gets it, stops the worker like SIGTERM does, and has submitit requeue the task."""
+
+    def __init__(self, argv: Sequence[str]) -> None:
+        self.argv = list(argv)
+        self._proc: Optional[subprocess.Popen] = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"argv": self.argv, "_proc": None}
+
+    def __call__(self, index: int) -> int:
+        cmd = worker_command(self.argv)
+        print(f"gru_exp.sweep.slurm: task {index} on {socket.gethostname()}: {' '.join(redact_all(cmd))}",
+              flush=True)
+        self._proc = subprocess.Popen(cmd, preexec_fn=_ignore_usr2)  # noqa: PLW1509 (no other thread here)
+        # Poll instead of wait(): a signal handler (checkpoint) must be able to wait for the child.
+        while self._proc.poll() is None:
+            time.sleep(0.5)
+        code = self._proc.returncode
+        if code not in (0, 130):  # 130: SIGTERM (scancel, preemption): the trial is queued again
+            raise RuntimeError(f"the sweep worker exited with code {code}; see its lines above")
+        return code
+
+    def checkpoint(self, index: int) -> Any:
+        """submitit calls this on USR2 (time limit near, or preemption): stop the worker cleanly
+        (its trial FAIL and queued again), then return what the requeued task runs."""
+        import submitit
+
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            print("gru_exp.sweep.slurm: USR2 (time limit near, or preemption): stopping the worker, then requeueing",
+                  flush=True)
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=STOP_WAIT_S)
+            except subprocess.TimeoutExpired:  # its trial is then failed by heartbeat and retried
+                proc.kill()
+                proc.wait()
+        return submitit.helpers.DelayedSubmission(SweepTask(self.argv), index)
