@@ -22,9 +22,13 @@ from conftest import REPO, run_sweep, tiny_overrides
 
 CHROMIUM = os.environ.get("GRU_EXP_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 # WebGL (the embedding projector's three.js) in software: recent Chromium no longer falls
+                 # back to SwiftShader by itself when there is no GPU.
+                 "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
 SHOTS = REPO / "outputs" / "test-artifacts" / "dashboard"
 BOUND_S = 20  # seconds a view may take to draw (VisualDL's parallel coordinates froze for minutes before)
+PROJECTOR_BOUND_S = 60  # the embedding projector loads three.js and runs its PCA in a web worker first
 
 
 def _browser_missing() -> str:
@@ -227,11 +231,14 @@ def test_parallel_coordinates_and_scatter_matrix_render_within_a_bound(dashboard
 def test_the_extra_views_render(dashboard, page, route, ready, shot):
     base, _ = dashboard
     page.goto(f"{base}/app/{route}", wait_until="load")
+    bound = PROJECTOR_BOUND_S if route == "high-dimensional" else BOUND_S
     try:
-        page.wait_for_selector(ready, timeout=BOUND_S * 1000)
-    except Exception:
+        page.wait_for_selector(ready, timeout=bound * 1000)
+    except Exception as exc:
         page.screenshot(path=str(SHOTS / f"FAILED_{shot}"), full_page=True)
-        raise
+        text = " ".join(page.inner_text("body").split())[:600]
+        raise AssertionError(f"{route}: {ready!r} not drawn within {bound} s; page errors {page.errors}; the page "
+                             f"reads: {text}") from exc
     time.sleep(1.5)  # let the chart animate in before the screenshot
     page.screenshot(path=str(SHOTS / shot), full_page=True)
     assert page.errors == []
