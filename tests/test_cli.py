@@ -236,3 +236,19 @@ def test_a_long_name_with_many_overrides_still_makes_a_valid_run_folder(tiny_arc
     (folder,) = run_folders(out)
     assert len(folder.name.encode()) <= 255 and folder.name.split("_", 1)[1].startswith("x" * 100)
     assert re.search(r"~[0-9a-f]{8}$", folder.name) and (folder / "metrics.json").is_file()
+
+
+def test_a_new_run_into_a_finished_runs_folder_is_refused_before_hydra_touches_it(tiny_archive, tmp_path):
+    """hydra.run.dir=<a finished run>: refused (exit 2) before Hydra writes its .hydra/ and run.log
+    there, so the finished run's config and log stay byte for byte; continuing it is allowed."""
+    out = tmp_path / "out"
+    assert run_cli("gru_exp.train", *tiny_overrides(tiny_archive, out)).returncode == 0
+    (done,) = run_folders(out)
+    before = {p: p.read_bytes() for p in done.rglob("*") if p.is_file() and p.suffix != ".lock"}
+    proc = run_cli("gru_exp.train", *tiny_overrides(tiny_archive, out), "model.hidden_size=8",
+                   f"hydra.run.dir='{done}'")
+    assert proc.returncode == 2 and "already holds a run" in proc.stderr and "Traceback" not in proc.stderr
+    assert {p: p.read_bytes() for p in done.rglob("*") if p.is_file() and p.suffix != ".lock"} == before
+    resumed = run_cli("gru_exp.train", *tiny_overrides(tiny_archive, out), "trainer.epochs=3",
+                      f"trainer.resume='{done}'", f"hydra.run.dir='{done}'")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]

@@ -30,6 +30,7 @@ from gru_exp.config.values import override
 from gru_exp.errors import ConfigError, GruExpError
 from gru_exp.train import device
 from gru_exp.train.record import discard_unstarted_run
+from gru_exp.train.rundir import other_run_problem
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,24 @@ def _precheck(argv: Sequence[str]) -> None:
             raise ConfigError(f"--config-dir {extra!r} is not a folder.")
         dirs = [CONF_DIR, *map(str, user_config_dirs()), str(Path(extra).absolute())]
     check_overrides(overrides, multirun=bool({"-m", "--multirun"} & set(argv)), config_dirs=dirs)
+    run_dir = _given(overrides, "hydra.run.dir")
+    if run_dir:  # before Hydra writes .hydra/ and run.log into it
+        resume = _given(overrides, "trainer.resume")
+        taken = other_run_problem(Path(run_dir).expanduser(), Path(resume).expanduser() if resume else None)
+        if taken:
+            raise ConfigError(taken)
+
+
+def _given(overrides: Sequence[str], key: str) -> Optional[str]:
+    """The value of the last ``key=`` override, parsed as Hydra parses it (quotes removed)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    given = [o for o in overrides if o.lstrip("+~").startswith(f"{key}=")]
+    if not given:
+        return None
+    (parsed,) = OverridesParser.create().parse_overrides(given[-1:])
+    value = parsed.value()
+    return value if isinstance(value, str) else None
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.train") -> int:

@@ -72,12 +72,10 @@ def claimed_run_dir(run_dir: Path, resume_dir: Optional[Path] = None) -> Iterato
                           "at the same moment with the same overrides or given the same hydra.run.dir; this run "
                           "would mix its record with that one's. Start it again a second later, or give it its "
                           "own folder with hydra.run.dir=<new folder>.")
-    continues = resume_dir is not None and Path(resume_dir).resolve() == run_dir.resolve()
-    if (run_dir / RECORD_FILE).exists() and not continues:
+    taken = other_run_problem(run_dir, resume_dir)
+    if taken:
         _release(run_dir, fd)
-        raise RunDirError(f"The run folder {run_dir} already holds a run ({RECORD_FILE} and its checkpoints); a "
-                          f"new run never writes into it. Give this run another folder (hydra.run.dir=<new folder>), "
-                          f"or continue that run with {override('trainer.resume', str(run_dir))}.")
+        raise RunDirError(taken)
     os.ftruncate(fd, 0)
     os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
     try:
@@ -90,6 +88,18 @@ def display_name_of(run_dir: Path, output_dir: Path) -> str:
     """The run's folder relative to the outputs, e.g. runs/2026-11-27/04-11-11_cpu_quick."""
     output_dir, resolved = Path(output_dir).resolve(), Path(run_dir).resolve()
     return str(resolved.relative_to(output_dir)) if output_dir in resolved.parents else Path(run_dir).name
+
+
+def other_run_problem(run_dir: Path, resume_dir: Optional[Path] = None) -> Optional[str]:
+    """Why ``run_dir`` cannot take a new run: it holds another run's record, which this run does
+    not continue (``trainer.resume`` is that folder); None when it can."""
+    run_dir = Path(run_dir)
+    continues = resume_dir is not None and Path(resume_dir).resolve() == run_dir.resolve()
+    if (run_dir / RECORD_FILE).exists() and not continues:
+        return (f"The run folder {run_dir} already holds a run ({RECORD_FILE} and its checkpoints); a new run never "
+                f"writes into it. Give this run another folder (hydra.run.dir=<new folder>), or continue that run "
+                f"with {override('trainer.resume', str(run_dir))}.")
+    return None
 
 
 def discard_unstarted_run(run_dir: Path, stop_at: Path) -> None:
