@@ -14,13 +14,12 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import paddle
 from omegaconf import DictConfig
 
-from gru_exp.config.knobs import resume_fixed_keys, with_defaults
 from gru_exp.config.validation import validate
 from gru_exp.config.values import flatten, to_container
 from gru_exp.errors import ConfigError
@@ -45,9 +44,8 @@ from gru_exp.train.loop import (
     fit,
 )
 from gru_exp.train.model import GRUClassifier
+from gru_exp.train.preflight import check_memory, check_resume
 from gru_exp.train.record import (
-    RECORD_FILE,
-    RecordError,
     RunRecord,
     Status,
     package_versions,
@@ -56,34 +54,6 @@ from gru_exp.train.rundir import claimed_run_dir, display_name_of
 from gru_exp.train.visualdl import VisualDLTracker, ensure_baseline, hparams, in_effect
 
 log = logging.getLogger(__name__)
-
-
-def check_resume(config: dict[str, Any], resume_dir: Path) -> Path:
-    """The checkpoint to continue from; ConfigError if missing or trained differently."""
-    ckpt = resume_dir / "checkpoints" / "last.pdparams"
-    if not ckpt.is_file() or not (resume_dir / RECORD_FILE).is_file():
-        raise ConfigError(f"trainer.resume={str(resume_dir)!r} is not a run folder with a finished epoch "
-                          "(needs checkpoints/last.pdparams and metrics.json).")
-    try:
-        record = RunRecord.read(resume_dir)
-    except RecordError as exc:
-        raise ConfigError(f"trainer.resume={str(resume_dir)!r}: {exc}") from None
-    epochs = config["trainer"]["epochs"]
-    if record.epochs_done >= epochs:
-        raise ConfigError(f"trainer.epochs={epochs} but trainer.resume={str(resume_dir)!r} already has "
-                          f"{record.epochs_done} epochs; raise trainer.epochs to continue it.")
-    old, new = with_defaults(flatten(record.config)), flatten(config)
-    fixed = set(resume_fixed_keys())
-    changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(fixed) if old.get(k) != new.get(k)]
-    scheduled = new.get("trainer.lr_schedule") != "constant" or (new.get("trainer.warmup") or 0) > 0
-    if scheduled and old.get("trainer.epochs") != epochs:
-        changed.append(f"trainer.epochs: {old.get('trainer.epochs')!r} -> {epochs!r} (the learning-rate schedule "
-                       "spans the run's epochs: only a constant schedule can be extended)")
-    if changed:
-        raise ConfigError(f"trainer.resume={str(resume_dir)!r} was trained with a different configuration ("
-                          + "; ".join(changed) + "). Only epochs, device, threads, logging and paths may change "
-                          "on resume.")
-    return ckpt
 
 
 def load_data(cfg: DictConfig, archive: Path) -> DataSplits:
@@ -97,34 +67,6 @@ def load_data(cfg: DictConfig, archive: Path) -> DataSplits:
             raise ConfigError(f"trainer.{key}={size} with drop_last leaves no batch of the {len(split)} reviews "
                               f"in this split; use a smaller trainer.{key} or more data.")
     return splits
-
-
-def estimated_bytes(cfg: DictConfig, splits: DataSplits) -> int:
-    """A generous estimate of a run's peak memory: parameters with their gradients and Adam moments,
-    plus the activations of the largest training batch (kept for backward) or evaluation batch."""
-    m, t = cfg.model, cfg.trainer
-    dirs = 2 if m.direction == "bidirectional" else 1
-    width = splits.longest
-    if cfg.data.seq_len is not None and not m.use_lengths:
-        width = cfg.data.seq_len  # batches are padded to seq_len
-    per_token = m.embedding_size + 4 * m.hidden_size * dirs * m.num_layers  # floats: input, gates, output
-    params = splits.vocab_size * m.embedding_size + 3 * m.num_layers * dirs * m.hidden_size * (
-        m.embedding_size + m.hidden_size * (1 + dirs))
-    train = min(t.batch_size, len(splits.train)) * width * per_token * 3  # forward values kept for backward
-    evaluation = min(t.eval_batch_size, max(len(splits.eval), len(splits.test))) * width * per_token
-    return 4 * (4 * params + max(train, evaluation))
-
-
-def check_memory(cfg: DictConfig, splits: DataSplits) -> None:
-    """ConfigError before any allocation when the configuration cannot fit in this machine's memory."""
-    need, have = estimated_bytes(cfg, splits), devices.available_memory()
-    if need > have:
-        raise ConfigError(
-            f"This configuration needs about {need / 2**30:.1f} GiB (batches of up to trainer.batch_size="
-            f"{cfg.trainer.batch_size} / trainer.eval_batch_size={cfg.trainer.eval_batch_size} reviews of up to "
-            f"{cfg.data.seq_len or 'their full'} tokens, model.hidden_size={cfg.model.hidden_size}, "
-            f"model.embedding_size={cfg.model.embedding_size}), but {have / 2**30:.1f} GiB are available. Use "
-            "smaller batches, a shorter data.seq_len or a smaller model.")
 
 
 def build(cfg: DictConfig, splits: DataSplits) -> tuple[GRUClassifier, paddle.optimizer.Optimizer, LoopSettings]:
