@@ -140,3 +140,13 @@ def test_groups_sharing_an_experiment_name_are_told_apart_by_what_differs(tmp_pa
     text = (tmp_path / "out" / "report.md").read_text()
     assert "`nb (model.hidden_size=256)`" in text and "`nb (model.hidden_size=512)`" in text
     assert "`best`" in text and "`best (" not in text
+
+
+def test_a_run_folder_with_equals_signs_in_its_name_is_a_folder_not_an_option(tmp_path):
+    """Run folders made before 0.2 are named `<time>_<name>_key=value,key=value`: given as a target,
+    an existing folder is reported, whatever characters its name holds."""
+    folder = tmp_path / "runs" / "00-51-00_oldrun_data.cutoff=2,trainer.epochs=2"
+    fake_run(folder, [0.85, 0.88], 0.87, hidden=64, seed=1)
+    assert report([str(folder)]) == 0
+    assert "1 configuration(s), 1 run(s)" in (folder / "report.md").read_text()
+    assert report([str(tmp_path / "runs" / "no_such=folder")]) == 2  # not a folder: still an unknown option

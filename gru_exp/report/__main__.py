@@ -51,8 +51,10 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.re
     args = parser.parse_args(argv)
     setup_cli_logging()
     logging.getLogger("matplotlib").setLevel(logging.WARNING)  # its INFO lines are about axis units
-    keys = dict(t.split("=", 1) for t in args.targets if "=" in t)
-    folders = [Path(t) for t in args.targets if "=" not in t]
+    # An existing folder is a folder even with '=' in its name (run folders made before 0.2 have them).
+    is_option = [("=" in t and not Path(t).exists()) for t in args.targets]
+    keys = dict(t.split("=", 1) for t, opt in zip(args.targets, is_option) if opt)
+    folders = [Path(t) for t, opt in zip(args.targets, is_option) if not opt]
     unknown = set(keys) - {"study_name", "storage"}
     try:
         if unknown:
