@@ -8,7 +8,7 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
-from gru_exp.config.compose import CONF_DIR, compose_config
+from gru_exp.config.compose import CONF_DIR, SWEEPS_DIR, compose_config
 from gru_exp.config.validation import validate
 from gru_exp.errors import ConfigError
 
@@ -120,3 +120,12 @@ def test_every_shipped_sweep_is_valid_and_its_combinations_compose(name):
         trial = study.ask()
         validate(compose_config(trial_overrides(sc.base, suggest_overrides(trial, sc.params))))
         study.tell(trial, 0.0)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in Path(SWEEPS_DIR).glob("*.yaml")))
+def test_every_shipped_search_space_passes_the_sweep_check(name):
+    """Each sweeps/*.yaml composes and passes check_sweep (every range end composed and validated
+    like a trial), so a shipped search space never fails at its first trial."""
+    from gru_exp.sweep.space import check_sweep
+
+    check_sweep(compose_config([f"sweep={name}"], config_name="sweep"), compose_config)
