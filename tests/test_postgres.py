@@ -80,12 +80,15 @@ def test_two_workers_finish_exactly_n_trials_and_never_write_the_password(sweep_
     # their environment, never in their argv, which every local user can read (ps).
     proc = popen(f"sweep={name}", "n_workers=2", f"storage={PG_URL}", env_extra={"GRU_EXP_STORAGE": "unused"})
     worker_argvs: dict[int, str] = {}
+    parent_argv = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode().replace("\0", " ")
     while proc.poll() is None and len(worker_argvs) < 2:
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
                 if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == proc.pid:
                     argv = (stat.parent / "cmdline").read_bytes().decode().replace("\0", " ")
-                    if "gru_exp.sweep" in argv:  # exec'd (not the instant after fork)
+                    # Between fork and exec (while preexec_fn runs) a child still shows the parent's
+                    # own argv, the user's command line: only the exec'd worker's argv is checked.
+                    if "gru_exp.sweep" in argv and argv != parent_argv:
                         worker_argvs[int(stat.parent.name)] = argv
             except (OSError, ValueError, IndexError):
                 continue
