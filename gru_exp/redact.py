@@ -18,7 +18,9 @@ MASK = "***"
 # Query parameters that carry a secret (libpq, SQLAlchemy dialects, cloud SQL connectors).
 SECRET_PARAMS = frozenset({"password", "passwd", "pwd", "pass", "secret", "token", "access_token", "api_key",
                            "apikey", "sslpassword", "auth", "credentials"})
-_HOST = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]+)(?::\d*)?(?=[/?#\s'\"<>;,)]|$)"
+# a host (empty for a Unix socket: user:pw@/db?host=/run/postgresql), then any character a host
+# cannot hold (or the end): a URL in backticks, brackets or prose is masked too
+_HOST = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]*)(?::\d*)?(?![A-Za-z0-9._~%@-])"
 # scheme://user: then anything on the line (but another URL) up to the last @ before a host
 _USERINFO = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s'\"]*:)(?P<password>(?:(?!://)[^\n])*)@(?="
                        + _HOST + ")", re.MULTILINE)

@@ -86,7 +86,8 @@ def test_a_long_override_list_still_makes_valid_unique_folders(tiny_archive, tmp
     runs = run_folders(out)
     assert len(runs) == (2 if mode == "multirun" else 1)
     for run in runs:
-        assert len(run.name.encode()) <= 255 and "data.bucket_size-4+data.cutoff-2" in run.name and "~" in run.name
+        assert len(run.name.encode()) <= 255 and "data.bucket_size-4+data.cutoff-2" in run.name and "~" not in run.name
+        assert re.search(r"--[0-9a-f]{8}$", run.name)
         assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
     assert len({run.name for run in runs}) == len(runs)
 
@@ -235,7 +236,10 @@ def test_a_long_name_with_many_overrides_still_makes_a_valid_run_folder(tiny_arc
     assert proc.returncode == 0, proc.stderr[-2000:]
     (folder,) = run_folders(out)
     assert len(folder.name.encode()) <= 255 and folder.name.split("_", 1)[1].startswith("x" * 100)
-    assert re.search(r"~[0-9a-f]{8}$", folder.name) and (folder / "metrics.json").is_file()
+    assert re.search(r"--[0-9a-f]{8}$", folder.name) and "~" not in folder.name and (folder / "metrics.json").is_file()
+    resumed = run_cli("gru_exp.train", *tiny_overrides(tiny_archive, out)[:-4], "trainer.batch_size=16", *extra[:-1],
+                      "trainer.epochs=2", f"trainer.resume={folder}")  # the printed folder, unquoted
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
 
 
 def test_a_new_run_into_a_finished_runs_folder_is_refused_before_hydra_touches_it(tiny_archive, tmp_path):

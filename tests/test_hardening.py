@@ -246,3 +246,16 @@ def test_report_inputs_of_every_kind_are_one_paragraph(tmp_path, capsys):
     assert report(["study_name=q", f"storage=sqlite:///{tmp_path / 'missing.db'}"]) == 2
     assert "no such SQLite file" in capsys.readouterr().err
     sqlite3.connect(db).close()
+
+
+@pytest.mark.parametrize("text", [
+    "postgresql+psycopg2://user:s3cret@/db?host=/var/run/postgresql",  # Unix socket: empty host
+    "`postgresql://u:s3cret@host`", "[postgresql://u:s3cret@host]", "{postgresql://u:s3cret@host}",
+    "postgresql://u:s3cret@host!", "see postgresql://u:s3cret@h/db and mysql://a:s3cret@b/c",
+])
+def test_redaction_masks_a_password_before_an_empty_host_or_inside_brackets(text):
+    """A host may be empty (libpq's Unix socket form) and a URL may sit in backticks, brackets or
+    prose: the password is masked in every case (a review found these in clear)."""
+    from gru_exp.redact import redact
+
+    assert "s3cret" not in redact(text) and "***@" in redact(text)

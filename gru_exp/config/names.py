@@ -15,9 +15,9 @@ MAX_FOLDER_CHARS = 200  # a multirun job's folder: its number + overrides
 MAX_RUN_LEAF_CHARS = 230
 MAX_NAME_CHARS = 100  # a run's or study's name
 MAX_NAME_BYTES = 255  # as UTF-8: a study's name is its folder's name, and file systems count bytes
-# Hydra's unquoted override values allow letters, digits and _-+./\:~@%$*?|; everything else
+# Hydra's unquoted override values allow letters, digits and _-+./\:@%$*?| (not ~); everything else
 # (= , [ ] { } ( ) quotes, spaces) becomes "_" in folder suffixes.
-_UNSAFE = re.compile(r"[^A-Za-z0-9_\-+.~@%]")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_\-+.@%]")
 
 
 def folder_name(text: str, limit: int = MAX_FOLDER_CHARS) -> str:
@@ -26,7 +26,7 @@ def folder_name(text: str, limit: int = MAX_FOLDER_CHARS) -> str:
     text = _UNSAFE.sub("_", str(text).replace("/", "%"))
     if len(text) <= limit:
         return text
-    return f"{text[:limit - 9]}~{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+    return f"{text[:limit - 10]}--{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 def run_leaf(name: str, overrides: str = "") -> str:
