@@ -61,8 +61,12 @@ class _Outcome:
 
             record = run_training(cfg, run_dir)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the record says "interrupted", the checkpoint stays
-            print(f"gru_exp.train: interrupted; the run folder keeps its last finished epoch. Continue it with:\n"
-                  f"  python -m gru_exp.train {' '.join(_resume_args(run_dir))}", file=sys.stderr)
+            if (run_dir / "checkpoints" / "last.pdparams").is_file():
+                print(f"gru_exp.train: interrupted; the run folder keeps its last finished epoch. Continue it "
+                      f"with:\n  python -m gru_exp.train {' '.join(_resume_args(run_dir))}", file=sys.stderr)
+            else:
+                print("gru_exp.train: interrupted before the first epoch ended; nothing to continue, start it "
+                      "again.", file=sys.stderr)
             discard_unstarted_run(run_dir, stop_at=Path(cfg.paths.output_dir))
             raise
         except GruExpError as exc:  # a user error, or a NaN loss (NonFiniteLossError)
