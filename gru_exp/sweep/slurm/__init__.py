@@ -24,6 +24,8 @@ cancelled. SQLite and journal files are refused: tasks run on other machines.
 """
 
 from gru_exp.sweep.slurm.launch import launch
-from gru_exp.sweep.slurm.task import SweepTask  # where tasks pickled before the split look for it
+from gru_exp.sweep.slurm.task import (
+    SweepTask,  # where tasks pickled before the split look for it
+)
 
 __all__ = ["SweepTask", "launch"]
