@@ -177,3 +177,45 @@ def test_two_trainings_started_together_into_one_folder_never_share_a_record(tin
     winner = procs[[code for code, _ in results].index(0)]
     record = json.loads((folder / "metrics.json").read_text())
     assert record["pid"] == winner.pid and record["epochs_done"] == 3 and record["status"] == "completed"
+
+
+# -- a filesystem without file locks (review of #12) -----------------------------------------------------------
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_runs_go_on_unlocked_where_the_filesystem_has_no_file_locks(tmp_path, monkeypatch, caplog):
+    """Some network and FUSE mounts answer flock with ENOLCK or EOPNOTSUPP. No such mount can be
+    made here without privileges, so flock itself stands in: every run must still work there (with a
+    warning), a rejected one must still be cleaned up, and no descriptor may leak. Any other error
+    is the folder's fault: refused in one paragraph, again without a leaked descriptor."""
+    import errno
+    import fcntl
+
+    from gru_exp.train import rundir
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    before = _open_fds()
+    with caplog.at_level("WARNING"), rundir.claimed_run_dir(tmp_path / "run") as folder:
+        (folder / "metrics.json").write_text("{}")
+    assert _open_fds() == before
+    assert "File locks are not supported" in caplog.text and "runs go on unlocked" in caplog.text
+    made = tmp_path / "out" / "day" / "rejected"
+    (made / ".hydra").mkdir(parents=True)
+    rundir.discard_unstarted_run(made, stop_at=tmp_path / "out")
+    assert not (tmp_path / "out" / "day").exists() and _open_fds() == before
+
+    def broken(fd, op):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(fcntl, "flock", broken)
+    with pytest.raises(rundir.RunDirError, match="cannot be written \\(Input/output error\\)"):
+        with rundir.claimed_run_dir(tmp_path / "other"):
+            pass
+    (made / ".hydra").mkdir(parents=True)
+    rundir.discard_unstarted_run(made, stop_at=tmp_path / "out")  # cannot lock: leaves it, raises nothing
+    assert (made / ".hydra").is_dir() and _open_fds() == before

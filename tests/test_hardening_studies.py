@@ -1,6 +1,7 @@
 """Off the happy path, for studies: names whose bytes do not fit a folder name, sweep numbers
 with ranges, passwords in any corner of a storage URL, SQLite URLs that would make stray files,
-and two workers starting one new study at once. Rows of docs/reliability.md."""
+two workers starting one new study at once, and a study continued only with its own objectives.
+Rows of docs/reliability.md."""
 
 from __future__ import annotations
 
@@ -133,3 +134,23 @@ def test_two_sweeps_starting_one_new_study_together_both_work_and_it_resumes(swe
     pointer = json.loads((sweep_env.sweeps_dir / "conc" / "study.json").read_text())
     assert pointer["uid"] == study.user_attrs["gru_exp_uid"]
     assert sum(t.state.name == "COMPLETE" for t in study.trials) == 3
+
+
+# -- a stored study keeps its objectives (review of #12) -------------------------------------------------------
+
+@pytest.mark.parametrize("objective,message", [
+    ("{metric: eval_acc, direction: minimize}", "[eval_acc (maximize)], this sweep asks for [eval_acc (minimize)]"),
+    ("{metric: eval_loss, direction: maximize}", "[eval_acc (maximize)], this sweep asks for [eval_loss (maximize)]"),
+])
+def test_a_stored_study_is_never_continued_with_other_objectives(sweep_env, capsys, objective, message):
+    """Continuing a study with the direction turned round (or another metric) would read its
+    trials' values upside down; the second sweep is refused before any trial, the study unchanged."""
+    assert sweep(f"sweep={sweep_env(name='once', n_trials=1, epochs=1)}") == 0
+    db = sweep_env.sweeps_dir / "optuna.db"
+    before = db.read_bytes()
+    capsys.readouterr()
+    assert sweep(f"sweep={sweep_env(name='again', n_trials=1, epochs=1, objective=objective)}",
+                     "study_name=once") == 2
+    err = capsys.readouterr().err
+    assert "study_name='once'" in err and message in err and "Traceback" not in err, err
+    assert db.read_bytes() == before

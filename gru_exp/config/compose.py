@@ -114,14 +114,16 @@ def register_configs(sweeps: bool = False) -> None:
 
 
 def compose_config(overrides: Sequence[str], config_name: str = "config",
-                   config_dirs: Optional[Sequence[str]] = None) -> DictConfig:
-    """The config ``python -m gru_exp.train <overrides>`` would run (without Hydra's run dir),
-    composed from ``config_dirs`` (default: the shipped conf/, then the user's config folders)."""
+                   config_dirs: Optional[Sequence[str]] = None, with_hydra: bool = False) -> DictConfig:
+    """The config ``python -m gru_exp.train <overrides>`` would run (with Hydra's own ``hydra``
+    node when ``with_hydra``), composed from ``config_dirs`` (default: the shipped conf/, then the
+    user's config folders)."""
     register_configs(sweeps=config_name == "sweep")
     primary, *extra = config_dirs or [CONF_DIR, *map(str, user_config_dirs())]
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=primary, version_base="1.3"):
-        return compose(config_name=config_name, overrides=[*searchpath_override([Path(d) for d in extra]), *overrides])
+        return compose(config_name=config_name, overrides=[*searchpath_override([Path(d) for d in extra]), *overrides],
+                       return_hydra_config=with_hydra)
 
 
 def conf_snapshot(cache_dir: str) -> list[str]:
@@ -191,13 +193,14 @@ def composition_error(exc: BaseException, schema: type = RunConfig) -> ConfigErr
     return error
 
 
-def job_overrides(overrides: Sequence[str], multirun: bool) -> list[list[str]]:
+def job_overrides(overrides: Sequence[str], multirun: bool, with_hydra: bool = False) -> list[list[str]]:
     """Every job's overrides: one list, or with ``-m`` the cartesian product of the sweeps
-    (``a=1,2 b=x,y``: 4 lists). Hydra's own ``hydra.*`` keys are left out."""
+    (``a=1,2 b=x,y``: 4 lists), in Hydra's order. Hydra's own ``hydra.*`` keys are left out unless
+    ``with_hydra``."""
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     axes = []
     for o in parsed:
-        if o.get_key_element().lstrip("+~").startswith("hydra"):
+        if o.get_key_element().lstrip("+~").startswith("hydra") and not with_hydra:
             continue
         if multirun and o.is_sweep_override():
             axes.append([f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()])
@@ -226,6 +229,21 @@ def _job_problems(job: list[str], config_dirs: Optional[Sequence[str]] = None) -
         except ConfigError as exc:
             problems += [p for p in exc.problems if p not in problems]
         return problems + [p for p in path_problems(cfg) if p not in problems]
+
+
+def job_runs(overrides: Sequence[str], multirun: bool,
+             config_dirs: Optional[Sequence[str]] = None) -> list[tuple[Path, Optional[str]]]:
+    """Each job's run folder as Hydra will make it (``hydra.run.dir``, or with ``-m``
+    ``hydra.sweep.dir``/``hydra.sweep.subdir``, from the command line, an experiment file or an
+    interpolation alike) and its ``trainer.resume``. Call after :func:`check_overrides`. A folder
+    named by the time resolves to this moment's, which no finished run has."""
+    runs = []
+    for num, job in enumerate(job_overrides(overrides, multirun, with_hydra=True)):
+        cfg = compose_config([*job, f"hydra.job.num={num}"] if multirun else job, config_dirs=config_dirs,
+                             with_hydra=True)
+        folder = Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir) if multirun else Path(cfg.hydra.run.dir)
+        runs.append((folder, cfg.trainer.resume))
+    return runs
 
 
 def check_overrides(overrides: Sequence[str], multirun: bool = False,

@@ -39,7 +39,7 @@ class Reduce(Choice):
     last = "last"
 
 
-class Direction(Choice):
+class ObjectiveDirection(Choice):
     maximize = "maximize"
     minimize = "minimize"
 
@@ -79,7 +79,7 @@ class PrunerConfig:
 class ObjectiveConfig:
     metric: Metric = knob(Metric.eval_acc, "what the study optimises")
     reduce: Reduce = knob(Reduce.best, "per-epoch metrics: the best or the last epoch of each run")
-    direction: Direction = knob(Direction.maximize, "maximize | minimize")
+    direction: ObjectiveDirection = knob(ObjectiveDirection.maximize, "maximize | minimize")
 
 
 class LauncherName(Choice):

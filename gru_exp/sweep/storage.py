@@ -167,6 +167,8 @@ def open_study(sc: DictConfig) -> tuple[optuna.Study, optuna.storages.BaseStorag
         except optuna.exceptions.DuplicatedStudyError:
             created = False
         study = optuna.load_study(study_name=sc.study_name, storage=storage, sampler=sampler, pruner=pruner)
+        if not created:
+            _check_objectives(study, sc, objectives)
         if created or not _has_uid(study):
             _first_open(study, sc)
     except ValueError as exc:  # e.g. the stored study has another number of objectives
@@ -178,6 +180,21 @@ def open_study(sc: DictConfig) -> tuple[optuna.Study, optuna.storages.BaseStorag
         raise ConfigError(f"storage={redact(storage_url(sc))!r} cannot be written ({type(exc).__name__}: {detail}). "
                           "Check that the database (file and folder) is writable by this user.") from None
     return study, storage
+
+
+def _check_objectives(study: optuna.Study, sc: DictConfig, objectives: list) -> None:
+    """A stored study continues only with the objectives it was made for: the same directions in the
+    same order and, when it recorded them, the same metrics (else its trials' values would be read as
+    another metric's, and "best" would turn upside down)."""
+    wanted = [f"{o.metric} ({str(o.direction).lower()})" for o in objectives]
+    names = study.metric_names or [str(o.metric) for o in objectives]
+    stored = [f"{name} ({d.name.lower()})" for name, d in zip(names, study.directions)]
+    if len(names) != len(study.directions):
+        stored = [d.name.lower() for d in study.directions]
+    if stored != wanted:
+        raise ConfigError(f"study_name={sc.study_name!r} in {redact(storage_url(sc))} was made for the objectives "
+                          f"[{', '.join(stored)}], this sweep asks for [{', '.join(wanted)}]. A study keeps its "
+                          "objectives: use another study_name for these, or the sweep file it was started with.")
 
 
 def _has_uid(study: optuna.Study) -> bool:

@@ -25,12 +25,16 @@ from gru_exp.commands import (
     run_hydra,
     version_text,
 )
-from gru_exp.config.compose import check_overrides
+from gru_exp.config.compose import check_overrides, job_runs
 from gru_exp.config.values import override
 from gru_exp.errors import ConfigError, GruExpError
 from gru_exp.train import device
-from gru_exp.train.record import discard_unstarted_run
-from gru_exp.train.rundir import other_run_problem
+from gru_exp.train.rundir import (
+    LAST_CKPT,
+    discard_unstarted_run,
+    made_before,
+    other_run_problem,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +43,8 @@ class _Outcome:
     """What this command's jobs came to (Hydra's launcher runs them in this process and keeps
     their return values to itself): failures, and the multirun folder to tidy if all failed."""
 
-    def __init__(self) -> None:
+    def __init__(self, existed: Optional[dict[Path, frozenset[str]]] = None) -> None:
+        self.existed = existed or {}  # per run folder: Hydra's files it had before this command
         self.failures: list[str] = []
         self.sweep_dir: Optional[Path] = None
         self.output_dir = Path("/")
@@ -61,18 +66,18 @@ class _Outcome:
 
             record = run_training(cfg, run_dir)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the record says "interrupted", the checkpoint stays
-            if (run_dir / "checkpoints" / "last.pdparams").is_file():
+            if (run_dir / LAST_CKPT).is_file():
                 print(f"gru_exp.train: interrupted; the run folder keeps its last finished epoch. Continue it "
                       f"with:\n  python -m gru_exp.train {' '.join(_resume_args(run_dir))}", file=sys.stderr)
             else:
                 print("gru_exp.train: interrupted before the first epoch ended; nothing to continue, start it "
                       "again.", file=sys.stderr)
-            discard_unstarted_run(run_dir, stop_at=Path(cfg.paths.output_dir))
+            self.discard(run_dir, cfg)
             raise
         except GruExpError as exc:  # a user error, or a NaN loss (NonFiniteLossError)
             log.error("%s", exc)
             print(f"gru_exp.train: error: {exc}", file=sys.stderr)
-            discard_unstarted_run(run_dir, stop_at=Path(cfg.paths.output_dir))
+            self.discard(run_dir, cfg)
             if os.getpid() != self.pid:  # a launcher running jobs in other processes: fail the job visibly
                 raise
             self.failures.append(str(exc))
@@ -80,6 +85,11 @@ class _Outcome:
         log.info("Run folder: %s (status %s, best eval acc %.4f)", run_dir, record.status,
                  record.best_eval_acc or 0.0)
         return record.best_eval_acc  # Hydra's objective: the best eval accuracy
+
+    def discard(self, run_dir: Path, cfg: DictConfig) -> None:
+        """A rejected job's folder: what this command made there removed, what it had kept."""
+        discard_unstarted_run(run_dir, stop_at=Path(cfg.paths.output_dir),
+                              existed=self.existed.get(run_dir.absolute(), frozenset()))
 
     def tidy(self) -> None:
         """A multirun whose every job was rejected leaves no folder holding only multirun.yaml."""
@@ -101,9 +111,11 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _precheck(argv: Sequence[str]) -> None:
+def _precheck(argv: Sequence[str]) -> dict[Path, frozenset[str]]:
     """Every job composed and validated before Hydra makes a folder: a bad value is one paragraph
-    and status 2, for a single run and for each job of a multirun alike."""
+    and status 2, for a single run and for each job of a multirun alike. A job whose folder holds a
+    finished run is refused before Hydra writes there. Returns what each job's folder already had
+    of Hydra's files (a folder given as hydra.run.dir), which a rejected job then leaves in place."""
     refused = flags(argv) & REFUSED_FLAGS
     if refused:
         raise ConfigError(f"{', '.join(sorted(refused))}: gru-exp train composes its own config tree; add your "
@@ -118,25 +130,15 @@ def _precheck(argv: Sequence[str]) -> None:
         if not Path(extra).is_dir():
             raise ConfigError(f"--config-dir {extra!r} is not a folder.")
         dirs = [CONF_DIR, *map(str, user_config_dirs()), str(Path(extra).absolute())]
-    check_overrides(overrides, multirun=bool({"-m", "--multirun"} & set(argv)), config_dirs=dirs)
-    run_dir = _given(overrides, "hydra.run.dir")
-    if run_dir:  # before Hydra writes .hydra/ and run.log into it
-        resume = _given(overrides, "trainer.resume")
-        taken = other_run_problem(Path(run_dir).expanduser(), Path(resume).expanduser() if resume else None)
+    multirun = bool({"-m", "--multirun"} & set(argv))
+    check_overrides(overrides, multirun=multirun, config_dirs=dirs)
+    existed = {}
+    for run_dir, resume in job_runs(overrides, multirun, config_dirs=dirs):  # before Hydra writes into them
+        taken = other_run_problem(run_dir, Path(resume).expanduser() if resume else None)
         if taken:
             raise ConfigError(taken)
-
-
-def _given(overrides: Sequence[str], key: str) -> Optional[str]:
-    """The value of the last ``key=`` override, parsed as Hydra parses it (quotes removed)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    given = [o for o in overrides if o.lstrip("+~").startswith(f"{key}=")]
-    if not given:
-        return None
-    (parsed,) = OverridesParser.create().parse_overrides(given[-1:])
-    value = parsed.value()
-    return value if isinstance(value, str) else None
+        existed[run_dir.absolute()] = made_before(run_dir)
+    return existed
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.train") -> int:
@@ -145,12 +147,11 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.tr
         print(version_text())
         return 0
     try:
-        if not flags(argv) & INFO_FLAGS:
-            _precheck(argv)
+        existed = {} if flags(argv) & INFO_FLAGS else _precheck(argv)
     except GruExpError as exc:
         print(f"gru_exp.train: error: {exc}", file=sys.stderr)
         return 2
-    outcome = _Outcome()
+    outcome = _Outcome(existed)
     try:
         run_hydra(outcome.task, "config", argv, prog)
     except KeyboardInterrupt:

@@ -13,9 +13,7 @@ import paddle
 
 from gru_exp.errors import ConfigError
 from gru_exp.train.loop import EpochMetrics, TrainState
-
-LAST_CKPT = "checkpoints/last.pdparams"
-BEST_CKPT = "checkpoints/best.pdparams"
+from gru_exp.train.rundir import BEST_CKPT, LAST_CKPT  # noqa: F401 (re-exported)
 
 
 def _portable_optimizer_state(model: paddle.nn.Layer, state: dict[str, Any]) -> dict[str, Any]:

@@ -14,14 +14,15 @@ from gru_exp.errors import ConfigError
 from gru_exp.train import device as devices
 from gru_exp.train.data import DataSplits
 from gru_exp.train.record import RECORD_FILE, RecordError, RunRecord
+from gru_exp.train.rundir import LAST_CKPT
 
 
 def check_resume(config: dict[str, Any], resume_dir: Path) -> Path:
     """The checkpoint to continue from; ConfigError if missing or trained differently."""
-    ckpt = resume_dir / "checkpoints" / "last.pdparams"
+    ckpt = resume_dir / LAST_CKPT
     if not ckpt.is_file() or not (resume_dir / RECORD_FILE).is_file():
         raise ConfigError(f"trainer.resume={str(resume_dir)!r} is not a run folder with a finished epoch "
-                          "(needs checkpoints/last.pdparams and metrics.json).")
+                          f"(needs {LAST_CKPT} and {RECORD_FILE}).")
     try:
         record = RunRecord.read(resume_dir)
     except RecordError as exc:

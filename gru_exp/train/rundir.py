@@ -12,7 +12,9 @@ very record (``trainer.resume=<the same folder>``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import logging
 import os
 import shutil
 import socket
@@ -23,8 +25,13 @@ from gru_exp.config.values import override
 from gru_exp.errors import GruExpError
 
 RECORD_FILE = "metrics.json"
+LAST_CKPT = "checkpoints/last.pdparams"  # after every epoch: what a resume continues
+BEST_CKPT = "checkpoints/best.pdparams"  # the best eval epoch's weights
 LOCK_FILE = ".run.lock"
 MADE_BEFORE_START = (".hydra", "run.log")  # what Hydra writes into a run folder before the run starts
+NO_LOCKS = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}  # flock cannot work on this filesystem
+_WARNED: set[Path] = set()
+log = logging.getLogger(__name__)
 
 
 class RunDirError(GruExpError):
@@ -32,7 +39,9 @@ class RunDirError(GruExpError):
 
 
 def _lock(run_dir: Path) -> Optional[int]:
-    """A descriptor of ``run_dir``'s lock file, exclusively locked; None if another process holds it."""
+    """A descriptor of ``run_dir``'s lock file, exclusively locked; None if another process holds it.
+    On a filesystem without file locks (some network and FUSE mounts) the descriptor is returned
+    unlocked, with a warning: runs there go on, only two at the same moment in one folder go unseen."""
     path = run_dir / LOCK_FILE
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -41,10 +50,27 @@ def _lock(run_dir: Path) -> Optional[int]:
         except BlockingIOError:
             os.close(fd)
             return None
+        except OSError as exc:
+            if exc.errno not in NO_LOCKS:
+                os.close(fd)
+                raise
+            _warn_no_locks(run_dir, exc)
+            return fd
+        except BaseException:  # a signal between open and lock: no descriptor is left open
+            os.close(fd)
+            raise
         with contextlib.suppress(FileNotFoundError):
             if os.fstat(fd).st_ino == os.stat(path).st_ino:  # else it was removed meanwhile: lock the new one
                 return fd
         os.close(fd)
+
+
+def _warn_no_locks(run_dir: Path, exc: OSError) -> None:
+    if run_dir.resolve().parent not in _WARNED:
+        _WARNED.add(run_dir.resolve().parent)
+        log.warning("File locks are not supported where %s lives (%s): runs go on unlocked, so two runs started "
+                    "at the same moment into this same folder would not be told apart.", run_dir,
+                    exc.strerror or exc)
 
 
 def _release(run_dir: Path, fd: int) -> None:
@@ -102,21 +128,31 @@ def other_run_problem(run_dir: Path, resume_dir: Optional[Path] = None) -> Optio
     return None
 
 
-def discard_unstarted_run(run_dir: Path, stop_at: Path) -> None:
+def made_before(run_dir: Path) -> frozenset[str]:
+    """Which of the files Hydra writes before a run starts ``run_dir`` already has (a folder given
+    as hydra.run.dir that an earlier command used): they are not this command's to remove."""
+    return frozenset(name for name in MADE_BEFORE_START if os.path.lexists(Path(run_dir) / name))
+
+
+def discard_unstarted_run(run_dir: Path, stop_at: Path, existed: frozenset[str] = frozenset()) -> None:
     """After a rejected command: remove what Hydra and gru-exp wrote into a run folder that holds
     no result (no metrics.json), then the folder and its empty parents up to ``stop_at`` if that
-    leaves them empty. A folder that held other files stays with them; a folder another run holds
-    right now is not touched."""
+    leaves them empty. What was there before the command (``existed``: see :func:`made_before`,
+    and any other file) stays, and so does the folder; a folder another run holds right now, or
+    one this process cannot lock, is not touched."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         return
-    fd = _lock(run_dir)
+    try:
+        fd = _lock(run_dir)
+    except OSError:
+        return
     if fd is None:
         return
     try:
         if (run_dir / RECORD_FILE).exists():
             return
-        for name in MADE_BEFORE_START:
+        for name in set(MADE_BEFORE_START) - existed:
             path = run_dir / name
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
