@@ -35,6 +35,11 @@ class Device(Choice):
     gpu = "gpu"
 
 
+class TestEpoch(Choice):
+    best = "best"
+    last = "last"
+
+
 class LrSchedule(Choice):
     constant = "constant"
     cosine = "cosine"

@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Iterator, Optional
 
-from gru_exp.config.choices import Choice, Device, Direction, LrSchedule, Pooling  # noqa: F401 (Choice: re-exported)
+from gru_exp.config.choices import (  # noqa: F401 (Choice: re-exported)
+    Choice,
+    Device,
+    Direction,
+    LrSchedule,
+    Pooling,
+    TestEpoch,
+)
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,9 @@ class TrainerConfig:
     flush_denormals: bool = knob(True, "CPU: flush denormal floats to zero (GRU backward 10x faster)", **HOW)
     patience: int = knob(0, "stop after this many epochs without a better eval accuracy; 0 = off", low=0,
                          resume=True, tag="patience")
+    test_epoch: TestEpoch = knob(TestEpoch.best, "whose weights are scored on test: the best eval epoch's, or the last "
+                                 "epoch's (a refit on every training review: data.val_size=0 trainer.test_epoch=last)",
+                                 resume=True, tag="test_ep")
     resume: Optional[str] = knob(None, "run folder whose last checkpoint to continue", null="a new run",
                                  in_name=False, **HOW)
     progress_every_s: float = knob(15.0, "seconds between progress lines; 0 = per epoch only", low=0.0, **HOW)

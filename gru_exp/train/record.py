@@ -49,7 +49,8 @@ class RunRecord:
     best_epoch: Optional[int] = None
     best_eval_acc: Optional[float] = None
     series: dict[str, list[float]] = field(default_factory=dict)  # per epoch, SERIES_KEYS
-    test: dict[str, float] = field(default_factory=dict)  # acc, loss of the best epoch (completed runs)
+    test: dict[str, float] = field(default_factory=dict)  # acc, loss of test_epoch (completed runs)
+    test_epoch: Optional[int] = None  # the epoch whose weights were scored: the best one, or the last (trainer.test_epoch)
     resumed_from: Optional[str] = None
     device: str = ""
     versions: dict[str, str] = field(default_factory=dict)

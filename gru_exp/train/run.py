@@ -20,6 +20,7 @@ import numpy as np
 import paddle
 from omegaconf import DictConfig
 
+from gru_exp.config.choices import TestEpoch
 from gru_exp.config.validation import validate
 from gru_exp.config.values import flatten, to_container
 from gru_exp.errors import ConfigError
@@ -50,7 +51,7 @@ from gru_exp.train.record import (
     Status,
     package_versions,
 )
-from gru_exp.train.rundir import claimed_run_dir, display_name_of
+from gru_exp.train.rundir import LAST_CKPT, claimed_run_dir, display_name_of
 from gru_exp.train.visualdl import VisualDLTracker, ensure_baseline, hparams, in_effect
 
 log = logging.getLogger(__name__)
@@ -102,13 +103,17 @@ def _resume(state: TrainState, ckpt: Path, run_dir: Path) -> None:
     log.info("Resuming %s after epoch %d", state.resumed_from, state.epoch)
 
 
-def _score_on_test(state: TrainState, splits: DataSplits, settings: LoopSettings, record: RunRecord) -> None:
-    """The best epoch's test accuracy (the notebook's protocol already scored every epoch on test)."""
-    if splits.eval_name == "test":  # the notebook's protocol: every epoch was scored on test already
-        best = state.history[state.best_epoch - 1]
-        record.test = {"acc": best.eval_acc, "loss": best.eval_loss}
+def _score_on_test(state: TrainState, splits: DataSplits, settings: LoopSettings, record: RunRecord,
+                   which: TestEpoch) -> None:
+    """The test accuracy of the best eval epoch's weights, or of the last epoch's (a refit: no
+    epoch chosen by any score). With data.val_size=0 every epoch was scored on test already."""
+    record.test_epoch = state.best_epoch if which == TestEpoch.best else state.epoch
+    if splits.eval_name == "test":
+        scored = state.history[record.test_epoch - 1]
+        record.test = {"acc": scored.eval_acc, "loss": scored.eval_loss}
         return
-    state.model.set_state_dict(paddle.load(str(state.run_dir / BEST_CKPT))["model"])
+    weights = BEST_CKPT if which == TestEpoch.best else LAST_CKPT
+    state.model.set_state_dict(paddle.load(str(state.run_dir / weights))["model"])
     probs = np.zeros((len(splits.test), 2), dtype=np.float32)
     loss, acc = evaluate(state.model, splits.test, settings, probs=probs)
     state.test_positive_prob = probs[:, LABELS["pos"]]
@@ -175,9 +180,9 @@ def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] =
                 record.status, record.stop_reason = Status(stop.status), str(stop)
                 log.info("Run stopped after epoch %d: %s", state.epoch, stop)
             if record.status == Status.completed and state.best_epoch is not None:
-                _score_on_test(state, splits, settings, record)
-                log.info("Test (best epoch %d): acc %.4f, loss %.4f", state.best_epoch, record.test["acc"],
-                         record.test["loss"])
+                _score_on_test(state, splits, settings, record, TestEpoch(cfg.trainer.test_epoch))
+                log.info("Test (%s epoch, %d): acc %.4f, loss %.4f", cfg.trainer.test_epoch, record.test_epoch,
+                         record.test["acc"], record.test["loss"])
         except KeyboardInterrupt as exc:
             record.status, record.error = Status.interrupted, type(exc).__name__
             raise

@@ -128,6 +128,7 @@ class VisualDLTracker(Callback):
         step = state.best_epoch or state.epoch
         if record.best_eval_acc is not None:
             self.writer.add_scalar("best_val", record.best_eval_acc, step)
+        step = record.test_epoch or step  # the epoch whose weights were scored on test
         if "acc" in record.test:
             self.writer.add_scalar("test/acc", record.test["acc"], step)
             self.writer.add_scalar("test/loss", record.test["loss"], step)
