@@ -260,44 +260,55 @@ def test_a_new_run_into_a_finished_runs_folder_is_refused_before_hydra_touches_i
 
 def test_a_finished_runs_folder_is_protected_wherever_hydra_gets_its_name(tiny_archive, tmp_path):
     """The folder a job will write to is resolved as Hydra resolves it before Hydra touches it: from
-    an experiment file, from an interpolation, and for each job of a multirun with a fixed
-    hydra.sweep.dir. A finished run there is refused (exit 2) and stays byte for byte."""
+    an experiment file, from an interpolation (also of Hydra's own job name), and for each job of a
+    multirun with a fixed hydra.sweep.dir, jobs and values as Hydra's sweeper makes them (a key given
+    twice counts once; 1e-3 names the folder as 0.001). A finished run there is refused (exit 2)
+    and stays byte for byte; a bad hydra.* override is one paragraph; a folder named by what only
+    Hydra's launcher knows (${hydra.job.id}) is left to the run's own claim."""
     out = tmp_path / "out"
 
     def files(folder: Path) -> dict[Path, bytes]:
         return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.suffix != ".lock"}
 
-    assert run_cli("gru_exp.train", *tiny_overrides(tiny_archive, out), "hydra.run.dir=${paths.output_dir}/pinned",
-                   ).returncode == 0
-    done = out / "outputs" / "pinned"
+    pinned = "hydra.run.dir=${paths.output_dir}/pinned_${hydra.job.name}"
+    assert run_cli("gru_exp.train", *tiny_overrides(tiny_archive, out), pinned).returncode == 0
+    (done,) = (out / "outputs").glob("pinned_*")
     before = files(done)
     assert (done / "metrics.json").is_file()
     mine = tmp_path / "myconf"
     (mine / "experiment").mkdir(parents=True)
     (mine / "experiment" / "pinned.yaml").write_text(f"# @package _global_\nhydra:\n  run:\n    dir: {done}\n")
     for extra, env in [(["experiment=pinned"], {"GRU_EXP_CONFIG_PATH": str(mine)}),
-                       (["hydra.run.dir=${paths.output_dir}/pinned", "model.hidden_size=8"], None)]:
+                       ([pinned, "model.hidden_size=8"], None)]:
         proc = run_cli("gru_exp.train", *tiny_overrides(tiny_archive, out), *extra, env_extra=env)
         assert proc.returncode == 2 and f"The run folder {done} already holds a run" in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr and files(done) == before
-    grid = ["-m", f"hydra.sweep.dir={tmp_path / 'grid'}", *tiny_overrides(tiny_archive, out), "trainer.seed=1,2"]
+    proc = run_cli("gru_exp.train", *tiny_overrides(tiny_archive, out), "hydra/launcher=nope")
+    assert proc.returncode == 2 and "hydra/launcher" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    grid = ["-m", f"hydra.sweep.dir={tmp_path / 'grid'}", *tiny_overrides(tiny_archive, out), "trainer.lr=1e-3",
+            "trainer.seed=1,2", "model.hidden_size=8,12", "model.hidden_size=16"]
     assert run_cli("gru_exp.train", *grid).returncode == 0
     jobs = sorted(p.parent for p in (tmp_path / "grid").rglob("metrics.json"))
-    assert [p.name.split("_")[0] for p in jobs] == ["0", "1"]
+    assert [p.name.split("_")[0] for p in jobs] == ["0", "1"] and "trainer.lr-0.001" in jobs[0].name
     before = {job: files(job) for job in jobs}
     proc = run_cli("gru_exp.train", *grid)
     assert proc.returncode == 2 and f"The run folder {jobs[0]} already holds a run" in proc.stderr, proc.stderr
     assert {job: files(job) for job in jobs} == before
+    by_id = run_cli("gru_exp.train", *grid[:2], "hydra.sweep.subdir=job_${hydra.job.id}", *grid[2:])
+    assert by_id.returncode == 0, by_id.stderr
 
 
 def test_a_rejected_run_leaves_hydra_files_an_earlier_command_left_in_its_folder(tiny_archive, tmp_path):
     """hydra.run.dir=<a folder an earlier command used> (its .hydra/ and run.log, no result): a
-    run rejected there removes nothing that was there before it."""
+    run rejected there removes nothing that was there before it (Hydra rewrites the files in
+    .hydra/ as it starts, as it always does; the run's own log is appended to). The folder is given
+    with a ``..`` in it, which Hydra removes from the path and the up-front record must too."""
     folder = tmp_path / "used"
     (folder / ".hydra").mkdir(parents=True)
     (folder / ".hydra" / "overrides.yaml").write_text("- name=earlier\n")
     (folder / "run.log").write_text("the earlier command's log\n")
-    proc = run_cli("gru_exp.train", *tiny_overrides(tiny_archive, tmp_path / "out", f"hydra.run.dir={folder}",
+    given = tmp_path / "elsewhere" / ".." / "used"
+    proc = run_cli("gru_exp.train", *tiny_overrides(tiny_archive, tmp_path / "out", f"hydra.run.dir={given}",
                                                      f"data.path={tmp_path / 'missing.tar.gz'}"))
     assert proc.returncode == 2 and "missing.tar.gz" in proc.stderr, proc.stderr
     assert (folder / ".hydra").is_dir()

@@ -146,3 +146,47 @@ def test_bucketed_batches_cover_the_split_with_little_padding(tiny_archive):
         assert batch.ids.shape[1] == batch.lengths.max()
     plain = batch_order(split, 8, rng=np.random.default_rng(0), drop_last=True, bucket_size=0)
     assert all(len(b) == 8 for b in plain) and len(plain) == len(split) // 8
+
+
+def test_id_block_hold_out_keeps_blocks_of_consecutive_review_ids_together():
+    """data.val_split=id_blocks: IMDB numbers one movie's reviews consecutively, so the hold-out is
+    whole blocks of 100 ids per class (only the last block drawn is cut): apart from that one block
+    per class, no block has reviews on both sides. Stratified and seeded like the random split."""
+    from gru_exp.train.data import ID_BLOCK, id_block_split, stratified_split
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], [1200, 800])
+    review_ids = np.concatenate([rng.permutation(1200), rng.permutation(800)])  # file order is not id order
+    val, train = id_block_split(labels, review_ids, 500, np.random.default_rng([7, 0]))
+    assert len(val) == 500 and sorted(np.concatenate([val, train]).tolist()) == list(range(2000))
+    assert np.bincount(labels[val]).tolist() == [300, 200]
+    for c in (0, 1):
+        val_blocks = {int(i) // ID_BLOCK for i in review_ids[val][labels[val] == c]}
+        train_blocks = {int(i) // ID_BLOCK for i in review_ids[train][labels[train] == c]}
+        assert len(val_blocks & train_blocks) <= 1  # the last block drawn, cut in id order
+    again, _ = id_block_split(labels, review_ids, 500, np.random.default_rng([7, 0]))
+    assert again.tolist() == val.tolist()
+    scattered, _ = stratified_split(labels, 500, np.random.default_rng([7, 0]))
+    shared = {int(i) // ID_BLOCK for i in review_ids[scattered]} & {int(i) // ID_BLOCK for i in review_ids[train]}
+    assert len(shared) > 2  # the random split scatters over the blocks: what id_blocks avoids
+
+
+def test_the_archive_keeps_review_ids_and_id_blocks_reach_the_run(tiny_cfg, tmp_path):
+    from gru_exp.train.imdb import load_imdb
+    from gru_exp.train.run import load_data, resolve_archive
+
+    cfg = tiny_cfg("data.val_split=id_blocks")
+    arrays = load_imdb(resolve_archive(cfg.data.path), cfg.data.cutoff, tmp_path / "cache")
+    assert sorted(arrays.review_ids["train"].tolist()) == sorted(list(range(40)) * 2)  # <id>_<rating>.txt
+    assert load_imdb(resolve_archive(cfg.data.path), cfg.data.cutoff, tmp_path / "cache").review_ids["test"].tolist() \
+        == arrays.review_ids["test"].tolist()  # the same from the cache
+    blocks = load_data(cfg, resolve_archive(cfg.data.path))
+    plain = load_data(tiny_cfg(), resolve_archive(cfg.data.path))
+    assert len(blocks.eval) == len(plain.eval) == 16 and blocks.eval_name == "val"
+    # tiny archives number 40 reviews a class, one block: the hold-out is each class's 8 lowest ids
+    def held_ids(split):
+        return arrays.review_ids["train"][np.searchsorted(arrays.offsets["train"], split.starts)]
+
+    assert sorted(held_ids(blocks.eval).tolist()) == sorted(list(range(8)) * 2)
+    assert sorted(held_ids(plain.eval).tolist()) != sorted(list(range(8)) * 2)
+    assert blocks.eval.labels.sum() == plain.eval.labels.sum() == 8

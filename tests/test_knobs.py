@@ -160,18 +160,25 @@ def test_whole_reviews_train(tiny_cfg, tmp_path):
 
 def test_test_epoch_scores_the_best_or_the_last_epochs_weights(tiny_cfg, tmp_path):
     """trainer.test_epoch=last scores the last epoch's weights on test (a refit on every training
-    review, no epoch chosen by any score); best (the default) the best eval epoch's. Seeds chosen so
-    that the best epoch is not the last."""
+    review, no epoch chosen by any score); best (the default) the best eval epoch's. Each case uses
+    the first seed whose best epoch is not its last (they differ by machine)."""
     from gru_exp.train.run import run_training
 
-    quiet = ("logger.visualdl=false", "logger.baseline=false", "trainer.epochs=4")
-    refit = {which: run_training(tiny_cfg(*quiet, "data.val_size=0", "trainer.seed=1", f"trainer.test_epoch={which}"),
-                                 tmp_path / f"refit_{which}") for which in ("best", "last")}
+    def pair(*extra: str) -> dict:
+        for seed in range(12):
+            runs = {which: run_training(tiny_cfg("logger.visualdl=false", "logger.baseline=false", "trainer.epochs=4",
+                                                 f"trainer.seed={seed}", f"trainer.test_epoch={which}", *extra),
+                                        tmp_path / f"{seed}{which}{len(extra)}") for which in ("best", "last")}
+            accs = runs["best"].series["eval_acc"]
+            if max(accs) > accs[-1]:
+                return runs
+        pytest.fail("every seed's last epoch was its best")
+
+    refit = pair("data.val_size=0")
     assert refit["best"].series["eval_acc"] == refit["last"].series["eval_acc"]  # the same training
     accs = refit["last"].series["eval_acc"]
-    assert refit["last"].test_epoch == 4 and refit["last"].test["acc"] == accs[-1] != max(accs)
-    assert refit["best"].test_epoch == refit["best"].best_epoch == 3 and refit["best"].test["acc"] == max(accs)
-    held = {which: run_training(tiny_cfg(*quiet, "trainer.seed=3", f"trainer.test_epoch={which}"),
-                                tmp_path / f"held_{which}") for which in ("best", "last")}
-    assert held["best"].test_epoch == held["best"].best_epoch == 1 and held["last"].test_epoch == 4
-    assert held["best"].test["acc"] != held["last"].test["acc"]  # other weights scored
+    assert refit["last"].test_epoch == 4 and refit["last"].test["acc"] == accs[-1] < max(accs)
+    assert refit["best"].test_epoch == refit["best"].best_epoch < 4 and refit["best"].test["acc"] == max(accs)
+    held = pair()
+    assert held["best"].test_epoch == held["best"].best_epoch < 4 and held["last"].test_epoch == 4
+    assert held["best"].test["acc"] != held["last"].test["acc"] or held["best"].test["loss"] != held["last"].test["loss"]

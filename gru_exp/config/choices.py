@@ -35,6 +35,11 @@ class Device(Choice):
     gpu = "gpu"
 
 
+class ValSplit(Choice):
+    random = "random"
+    id_blocks = "id_blocks"
+
+
 class TestEpoch(Choice):
     best = "best"
     last = "last"

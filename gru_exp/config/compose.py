@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import logging
 import os
 import re
@@ -15,6 +14,9 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import (
+    BasicSweeper,  # how -m makes its jobs
+)
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -121,7 +123,8 @@ def compose_config(overrides: Sequence[str], config_name: str = "config",
     register_configs(sweeps=config_name == "sweep")
     primary, *extra = config_dirs or [CONF_DIR, *map(str, user_config_dirs())]
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=primary, version_base="1.3"):
+    # job_name: the hydra.job.name Hydra gives the entry points (python -m gru_exp.<command>: __main__)
+    with initialize_config_dir(config_dir=primary, version_base="1.3", job_name="__main__"):
         return compose(config_name=config_name, overrides=[*searchpath_override([Path(d) for d in extra]), *overrides],
                        return_hydra_config=with_hydra)
 
@@ -194,19 +197,18 @@ def composition_error(exc: BaseException, schema: type = RunConfig) -> ConfigErr
 
 
 def job_overrides(overrides: Sequence[str], multirun: bool, with_hydra: bool = False) -> list[list[str]]:
-    """Every job's overrides: one list, or with ``-m`` the cartesian product of the sweeps
-    (``a=1,2 b=x,y``: 4 lists), in Hydra's order. Hydra's own ``hydra.*`` keys are left out unless
-    ``with_hydra``."""
+    """Every job's overrides as Hydra will run them: one list, or with ``-m`` the jobs of Hydra's
+    own basic sweeper (``a=1,2 b=x,y``: 4 lists; a key given twice counts once, the last time;
+    values in Hydra's spelling, e.g. ``lr=1e-3`` as ``lr=0.001``, which names the job's folder).
+    Hydra's own ``hydra.*`` overrides are left out, or with ``with_hydra`` added to every job."""
     parsed = OverridesParser.create().parse_overrides(list(overrides))
-    axes = []
-    for o in parsed:
-        if o.get_key_element().lstrip("+~").startswith("hydra") and not with_hydra:
-            continue
-        if multirun and o.is_sweep_override():
-            axes.append([f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()])
-        else:
-            axes.append([o.input_line])
-    return [list(combo) for combo in itertools.product(*axes)]
+    own = [o for o in parsed if o.get_key_element().lstrip("+~").startswith("hydra")]
+    task = [o for o in parsed if o not in own]
+    if multirun:
+        (jobs,) = BasicSweeper.split_arguments(task, None) or [[[]]]
+    else:
+        jobs = [[o.input_line for o in task]]
+    return [[*job, *(o.input_line for o in own)] if with_hydra else list(job) for job in jobs]
 
 
 def _job_problems(job: list[str], config_dirs: Optional[Sequence[str]] = None) -> list[str]:
@@ -233,16 +235,27 @@ def _job_problems(job: list[str], config_dirs: Optional[Sequence[str]] = None) -
 
 def job_runs(overrides: Sequence[str], multirun: bool,
              config_dirs: Optional[Sequence[str]] = None) -> list[tuple[Path, Optional[str]]]:
-    """Each job's run folder as Hydra will make it (``hydra.run.dir``, or with ``-m``
-    ``hydra.sweep.dir``/``hydra.sweep.subdir``, from the command line, an experiment file or an
-    interpolation alike) and its ``trainer.resume``. Call after :func:`check_overrides`. A folder
-    named by the time resolves to this moment's, which no finished run has."""
+    """The run folders Hydra will make for the command line's jobs (``hydra.run.dir``, or with
+    ``-m`` ``hydra.sweep.dir``/``hydra.sweep.subdir``, from the command line, an experiment file or
+    an interpolation alike; absolute, ``..`` removed, as Hydra makes them), each with its
+    ``trainer.resume``, for the folders that may exist
+    already: a multirun whose sweep folder does not exist yet (the default, named by the time) has
+    none. A folder that depends on what only Hydra's launcher knows (``${hydra.job.id}``,
+    ``${hydra:runtime...}``) is left to the run's own claim. Call after :func:`check_overrides`."""
     runs = []
     for num, job in enumerate(job_overrides(overrides, multirun, with_hydra=True)):
-        cfg = compose_config([*job, f"hydra.job.num={num}"] if multirun else job, config_dirs=config_dirs,
-                             with_hydra=True)
-        folder = Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir) if multirun else Path(cfg.hydra.run.dir)
-        runs.append((folder, cfg.trainer.resume))
+        try:
+            cfg = compose_config([*job, f"hydra.job.num={num}"] if multirun else job, config_dirs=config_dirs,
+                                 with_hydra=True)
+        except Exception as exc:  # a bad hydra.* override (check_overrides leaves those to this)
+            raise composition_error(exc) from None
+        try:
+            if multirun and not Path(cfg.hydra.sweep.dir).is_dir():
+                return runs
+            folder = Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir) if multirun else Path(cfg.hydra.run.dir)
+        except OmegaConfBaseException:
+            continue
+        runs.append((Path(os.path.abspath(folder)), cfg.trainer.resume))  # as Hydra makes runtime.output_dir
     return runs
 
 

@@ -25,6 +25,7 @@ from gru_exp.config.choices import (  # noqa: F401 (Choice: re-exported)
     LrSchedule,
     Pooling,
     TestEpoch,
+    ValSplit,
 )
 
 
@@ -74,6 +75,9 @@ class DataConfig:
                                   low=1, high=MAX_SEQ_LEN, null="whole reviews", tag="seq_len")
     cutoff: int = knob(150, "keep words seen more than cutoff times (paddle's Imdb)", low=0, tag="cutoff")
     val_size: int = knob(2500, "reviews held out of train (stratified); 0 = evaluate on test", low=0, tag="val_size")
+    val_split: ValSplit = knob(ValSplit.random, "which: reviews at random, or id_blocks (blocks of 100 consecutive "
+                               "review ids: one movie's reviews stay together, so the held-out movies are unseen in "
+                               "training, as the test set's are)", tag="val_split")
     train_limit: Optional[int] = knob(None, "stratified training subset", low=2, null="all", tag="n_train")
     test_limit: Optional[int] = knob(None, "stratified test subset", low=2, null="all 25,000", tag="n_test")
     bucket_size: int = knob(50, "batches per length-sorted chunk; 0 = plain shuffle", low=0, tag="bucket")

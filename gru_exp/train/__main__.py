@@ -89,7 +89,7 @@ class _Outcome:
     def discard(self, run_dir: Path, cfg: DictConfig) -> None:
         """A rejected job's folder: what this command made there removed, what it had kept."""
         discard_unstarted_run(run_dir, stop_at=Path(cfg.paths.output_dir),
-                              existed=self.existed.get(run_dir.absolute(), frozenset()))
+                              existed=self.existed.get(Path(os.path.abspath(run_dir)), frozenset()))
 
     def tidy(self) -> None:
         """A multirun whose every job was rejected leaves no folder holding only multirun.yaml."""
@@ -137,7 +137,7 @@ def _precheck(argv: Sequence[str]) -> dict[Path, frozenset[str]]:
         taken = other_run_problem(run_dir, Path(resume).expanduser() if resume else None)
         if taken:
             raise ConfigError(taken)
-        existed[run_dir.absolute()] = made_before(run_dir)
+        existed[run_dir] = made_before(run_dir)
     return existed
 
 

@@ -63,16 +63,44 @@ def padded(arrays: ImdbArrays, split: str, seq_len: Optional[int]) -> Split:
                  arrays.labels[split].copy(), arrays.pad_id, seq_len)
 
 
-def stratified_split(labels: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Pick ``n`` indices with the label proportions of ``labels``; return (picked, rest), sorted."""
+ID_BLOCK = 100  # review ids per block: IMDB numbers the reviews of one movie (at most 30) consecutively
+
+
+def _per_class(labels: np.ndarray, n: int) -> list[tuple[int, int]]:
+    """(class, how many of ``n`` to pick from it) with the label proportions of ``labels``."""
     classes, counts = np.unique(labels, return_counts=True)
     share = counts * n / len(labels)
     take = np.floor(share).astype(int)
     for i in np.argsort(-(share - take))[: n - take.sum()]:  # largest remainders get the rest
         take[i] += 1
-    picked = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)]
+    return list(zip(classes.tolist(), take.tolist()))
+
+
+def stratified_split(labels: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Pick ``n`` indices with the label proportions of ``labels``; return (picked, rest), sorted."""
+    picked = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in _per_class(labels, n)]
     chosen = np.sort(np.concatenate(picked))
     return chosen, np.setdiff1d(np.arange(len(labels)), chosen)
+
+
+def id_block_split(labels: np.ndarray, review_ids: np.ndarray, n: int,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`stratified_split`, but each class's share is whole blocks of ``ID_BLOCK``
+    consecutive review ids, drawn at random (the last one cut in id order): one movie's reviews
+    stay on one side, so the hold-out, like the test set, is of movies training has not seen."""
+    picked = []
+    for c, k in _per_class(labels, n):
+        members = np.flatnonzero(labels == c)
+        members = members[np.argsort(review_ids[members], kind="stable")]
+        blocks = review_ids[members] // ID_BLOCK
+        chosen: list[np.ndarray] = []
+        for block in rng.permutation(np.unique(blocks)):
+            chosen.append(members[blocks == block][: k - sum(map(len, chosen))])
+            if sum(map(len, chosen)) >= k:
+                break
+        picked.extend(chosen)
+    chosen_all = np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
+    return chosen_all, np.setdiff1d(np.arange(len(labels)), chosen_all)
 
 
 @dataclass
@@ -93,14 +121,22 @@ class DataSplits:
 
 def make_splits(
     arrays: ImdbArrays, *, seq_len: Optional[int], val_size: int, train_limit: Optional[int],
-    test_limit: Optional[int], seed: int,
+    test_limit: Optional[int], seed: int, val_split: str = "random",
 ) -> DataSplits:
-    """Seeded, stratified: validation held out of train first, then the optional subsets."""
+    """Seeded, stratified: validation held out of train first (reviews at random, or ``id_blocks``:
+    whole blocks of consecutive review ids), then the optional subsets."""
     rng = np.random.default_rng([seed, 0])
     train, test = padded(arrays, "train", seq_len), padded(arrays, "test", seq_len)
     if val_size >= len(train):
         raise DataError(f"data.val_size={val_size} must be smaller than the {len(train)} training reviews.")
-    if val_size > 0:
+    if val_size > 0 and val_split == "id_blocks":
+        if (arrays.review_ids["train"] < 0).any():
+            raise DataError("data.val_split=id_blocks needs the review ids of IMDB's file names "
+                            "(aclImdb/train/{pos,neg}/<id>_<rating>.txt); this archive has other names. Use "
+                            "data.val_split=random.")
+        val_idx, train_idx = id_block_split(train.labels, arrays.review_ids["train"], val_size, rng)
+        val, train = train.subset(val_idx), train.subset(train_idx)
+    elif val_size > 0:
         val_idx, train_idx = stratified_split(train.labels, val_size, rng)
         val, train = train.subset(val_idx), train.subset(train_idx)
     if train_limit is not None and train_limit < len(train):

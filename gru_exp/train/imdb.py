@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 
 PADDLE_URL = "https://dataset.bj.bcebos.com/imdb%2FaclImdb_v1.tar.gz"
 PADDLE_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the review ids of the file names
 _DOC = re.compile(r"aclImdb/(train|test)/(pos|neg)/.*\.txt$")  # paddle's patterns, as one
+_REVIEW_ID = re.compile(r"/(\d+)_\d+\.txt$")  # <id>_<rating>.txt
 _PUNCTUATION = string.punctuation.encode("latin-1")
 LABELS = {"pos": 0, "neg": 1}  # paddle's Imdb labels: pos -> 0, neg -> 1
 HOW_TO_SET = (
@@ -82,6 +83,7 @@ class ImdbArrays:
     offsets: dict[str, np.ndarray]  # int64 [n_docs + 1]
     labels: dict[str, np.ndarray]  # int64 [n_docs]
     words: list[bytes]  # vocabulary in id order; '<unk>' = len(words), '<pad>' = len(words) + 1
+    review_ids: dict[str, np.ndarray]  # int64 [n_docs]: <id> of the file name <id>_<rating>.txt, -1 if none
 
     @property
     def unk_id(self) -> int:
@@ -116,6 +118,7 @@ def _read_to_end(tar: tarfile.TarFile) -> None:
 def parse_archive(archive: Path, cutoff: int) -> ImdbArrays:
     """One pass over the archive, reproducing paddle's Imdb(mode, cutoff) for both modes."""
     tokens: dict[tuple[str, str], list[list[bytes]]] = collections.defaultdict(list)
+    review_ids: dict[tuple[str, str], list[int]] = collections.defaultdict(list)
     try:
         with tarfile.open(archive) as tar:
             for member in tar:
@@ -124,6 +127,8 @@ def parse_archive(archive: Path, cutoff: int) -> ImdbArrays:
                     fh = tar.extractfile(member)
                     if fh is not None:
                         tokens[(match.group(1), match.group(2))].append(tokenize(fh.read()))
+                        numbered = _REVIEW_ID.search(member.name)
+                        review_ids[(match.group(1), match.group(2))].append(int(numbered.group(1)) if numbered else -1)
             _read_to_end(tar)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise DataError(
@@ -150,7 +155,7 @@ def parse_archive(archive: Path, cutoff: int) -> ImdbArrays:
     words = [w for w, _ in kept]
     index = {w: i for i, w in enumerate(words)}
     unk = len(words)
-    out = ImdbArrays(ids={}, offsets={}, labels={}, words=words)
+    out = ImdbArrays(ids={}, offsets={}, labels={}, words=words, review_ids={})
     for split in ("train", "test"):
         docs = tokens[(split, "pos")] + tokens[(split, "neg")]  # paddle: all pos, then all neg
         lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
@@ -162,6 +167,7 @@ def parse_archive(archive: Path, cutoff: int) -> ImdbArrays:
             [LABELS["pos"]] * len(tokens[(split, "pos")]) + [LABELS["neg"]] * len(tokens[(split, "neg")]),
             dtype=np.int64,
         )
+        out.review_ids[split] = np.array(review_ids[(split, "pos")] + review_ids[(split, "neg")], dtype=np.int64)
     return out
 
 
@@ -172,6 +178,7 @@ def _save_cache(arrays: ImdbArrays, npz: Path, meta: dict) -> None:
         payload[f"{split}_ids"] = arrays.ids[split]
         payload[f"{split}_offsets"] = arrays.offsets[split]
         payload[f"{split}_labels"] = arrays.labels[split]
+        payload[f"{split}_review_ids"] = arrays.review_ids[split]
     tmp = npz.with_name(f"{npz.stem}.{os.getpid()}.tmp.npz")
     np.savez(tmp, **payload)
     meta = {**meta, "npz_sha256": file_sha256(tmp)}
@@ -195,9 +202,11 @@ def _load_cache(npz: Path) -> Optional[ImdbArrays]:
                 offsets={s: z[f"{s}_offsets"] for s in ("train", "test")},
                 labels={s: z[f"{s}_labels"] for s in ("train", "test")},
                 words=raw_words.split(b"\n") if raw_words else [],
+                review_ids={s: z[f"{s}_review_ids"] for s in ("train", "test")},
             )
         for s in ("train", "test"):
-            if arrays.offsets[s][-1] != len(arrays.ids[s]) or len(arrays.labels[s]) + 1 != len(arrays.offsets[s]):
+            if (arrays.offsets[s][-1] != len(arrays.ids[s]) or len(arrays.labels[s]) + 1 != len(arrays.offsets[s])
+                    or len(arrays.review_ids[s]) != len(arrays.labels[s])):
                 raise ValueError(f"inconsistent {s} arrays")
         return arrays
     except Exception as exc:  # any damage means: rebuild

@@ -61,7 +61,7 @@ def load_data(cfg: DictConfig, archive: Path) -> DataSplits:
     """The run's splits; ConfigError when a drop_last batch size leaves a split without a batch."""
     d, t = cfg.data, cfg.trainer
     splits = make_splits(load_imdb(archive, d.cutoff, Path(d.cache_dir)), seq_len=d.seq_len, val_size=d.val_size,
-                         train_limit=d.train_limit, test_limit=d.test_limit, seed=t.seed)
+                         train_limit=d.train_limit, test_limit=d.test_limit, seed=t.seed, val_split=str(d.val_split))
     for split, size, drop, key in ((splits.train, t.batch_size, t.drop_last, "batch_size"),
                                    (splits.eval, t.eval_batch_size, t.eval_drop_last, "eval_batch_size")):
         if drop and len(split) < size:

@@ -59,9 +59,14 @@ def _lock(run_dir: Path) -> Optional[int]:
         except BaseException:  # a signal between open and lock: no descriptor is left open
             os.close(fd)
             raise
-        with contextlib.suppress(FileNotFoundError):
+        try:
             if os.fstat(fd).st_ino == os.stat(path).st_ino:  # else it was removed meanwhile: lock the new one
                 return fd
+        except FileNotFoundError:
+            pass
+        except BaseException:  # e.g. ESTALE on NFS: no descriptor is left open
+            os.close(fd)
+            raise
         os.close(fd)
 
 
