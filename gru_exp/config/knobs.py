@@ -77,7 +77,7 @@ class DataConfig:
     val_size: int = knob(2500, "reviews held out of train (stratified); 0 = evaluate on test", low=0, tag="val_size")
     val_split: ValSplit = knob(ValSplit.random, "which: reviews at random, or id_blocks (blocks of 100 consecutive "
                                "review ids: one movie's reviews stay together, so the held-out movies are unseen in "
-                               "training, as the test set's are)", tag="val_split")
+                               "training, as the test set's are)", tag="v_split")
     train_limit: Optional[int] = knob(None, "stratified training subset", low=2, null="all", tag="n_train")
     test_limit: Optional[int] = knob(None, "stratified test subset", low=2, null="all 25,000", tag="n_test")
     bucket_size: int = knob(50, "batches per length-sorted chunk; 0 = plain shuffle", low=0, tag="bucket")
