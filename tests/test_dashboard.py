@@ -233,7 +233,15 @@ def test_the_extra_views_render(dashboard, page, route, ready, shot):
     page.goto(f"{base}/app/{route}", wait_until="load")
     bound = PROJECTOR_BOUND_S if route == "high-dimensional" else BOUND_S
     try:
-        page.wait_for_selector(ready, timeout=bound * 1000)
+        try:
+            page.wait_for_selector(ready, timeout=bound * 1000)
+        except Exception:
+            if route != "high-dimensional":
+                raise
+            # VisualDL 2.5.3's projector now and then stays at "Parsing data..." with every request
+            # answered (seen in 1 of 3 CI runs, page errors []); a user reloads: so does the test, once
+            page.reload(wait_until="load")
+            page.wait_for_selector(ready, timeout=bound * 1000)
     except Exception as exc:
         page.screenshot(path=str(SHOTS / f"FAILED_{shot}"), full_page=True)
         text = " ".join(page.inner_text("body").split())[:600]
