@@ -93,12 +93,12 @@ def id_block_split(labels: np.ndarray, review_ids: np.ndarray, n: int,
         members = np.flatnonzero(labels == c)
         members = members[np.argsort(review_ids[members], kind="stable")]
         blocks = review_ids[members] // ID_BLOCK
-        chosen: list[np.ndarray] = []
+        left = k
         for block in rng.permutation(np.unique(blocks)):
-            chosen.append(members[blocks == block][: k - sum(map(len, chosen))])
-            if sum(map(len, chosen)) >= k:
+            picked.append(members[blocks == block][:left])
+            left -= len(picked[-1])
+            if left == 0:
                 break
-        picked.extend(chosen)
     chosen_all = np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
     return chosen_all, np.setdiff1d(np.arange(len(labels)), chosen_all)
 
@@ -129,15 +129,15 @@ def make_splits(
     train, test = padded(arrays, "train", seq_len), padded(arrays, "test", seq_len)
     if val_size >= len(train):
         raise DataError(f"data.val_size={val_size} must be smaller than the {len(train)} training reviews.")
-    if val_size > 0 and val_split == "id_blocks":
-        if (arrays.review_ids["train"] < 0).any():
+    if val_size > 0:
+        if val_split != "id_blocks":
+            val_idx, train_idx = stratified_split(train.labels, val_size, rng)
+        elif (arrays.review_ids["train"] < 0).any():
             raise DataError("data.val_split=id_blocks needs the review ids of IMDB's file names "
                             "(aclImdb/train/{pos,neg}/<id>_<rating>.txt); this archive has other names. Use "
                             "data.val_split=random.")
-        val_idx, train_idx = id_block_split(train.labels, arrays.review_ids["train"], val_size, rng)
-        val, train = train.subset(val_idx), train.subset(train_idx)
-    elif val_size > 0:
-        val_idx, train_idx = stratified_split(train.labels, val_size, rng)
+        else:
+            val_idx, train_idx = id_block_split(train.labels, arrays.review_ids["train"], val_size, rng)
         val, train = train.subset(val_idx), train.subset(train_idx)
     if train_limit is not None and train_limit < len(train):
         train = train.subset(stratified_split(train.labels, train_limit, rng)[0])
