@@ -55,6 +55,8 @@ BAD_VALUES = [
     ("data.seq_len=100000", "data.seq_len=100000", "[1, 5000]"),
     ("model.pooling=avg", "model.pooling='avg'", "last, mean, max, attention"),
     ("model.word_dropout=1.0", "model.word_dropout=1.0", "[0, 1)"),
+    ("model.bigram_buckets=-1", "model.bigram_buckets=-1", ">= 0"),
+    ("model.bigram_size=0", "model.bigram_size=0", "positive integer"),
     ("trainer.weight_decay=-0.1", "trainer.weight_decay=-0.1", "[0, 1)"),
     ("trainer.lr_schedule=step", "trainer.lr_schedule='step'", "constant, cosine, linear"),
     ("trainer.warmup=1.5", "trainer.warmup=1.5", "[0, 1)"),

@@ -1,6 +1,6 @@
 """The model and training knobs of the 'beyond 90%' search: pooling, word dropout, weight decay,
-learning-rate schedules, whole reviews (seq_len=null), small vocabulary cutoffs. Each test fails
-without its knob."""
+learning-rate schedules, whole reviews (seq_len=null), small vocabulary cutoffs, the bag of hashed
+bigrams. Each test fails without its knob."""
 
 from __future__ import annotations
 
@@ -83,6 +83,38 @@ def test_word_dropout_drops_whole_tokens_in_training_only():
     assert not np.allclose(a, b)
 
 
+def test_the_bigram_bag_averages_the_hashed_rows_of_real_pairs_only():
+    """model.bigram_buckets: each review's feature is the mean of the table rows of its real
+    neighbouring pairs, hashed as documented; padding pairs never count, so appending padding
+    changes nothing, and the bag reaches the classifier (other bigrams, other logits)."""
+    import paddle
+
+    from gru_exp.train.model import BIGRAM_HASH
+
+    model = _model("attention", bigram_buckets=37, bigram_size=5)
+    assert model.classifier.weight.shape[0] == 2 * 6 + 5  # the bag joins the pooled GRU features
+    table = model.bigrams.weight.numpy()
+    ids = np.array([[3, 9, 4, 9, 49, 49], [7, 49, 49, 49, 49, 49], [1, 2, 3, 4, 5, 6]], dtype=np.int64)
+    lengths = np.array([4, 1, 6])
+    bag = model._bigram_bag(paddle.to_tensor(ids), paddle.to_tensor(lengths)).numpy()
+    for row, n in zip(range(3), lengths):
+        hashed = [(a * BIGRAM_HASH + b) % 37 for a, b in zip(ids[row, : n - 1], ids[row, 1:n])]
+        expected = table[hashed].mean(axis=0) if hashed else np.zeros(5)
+        np.testing.assert_allclose(bag[row], expected, rtol=1e-5, atol=1e-7)
+    longer = np.concatenate([ids, np.full((3, 4), 49, dtype=np.int64)], axis=1)
+    a = model(paddle.to_tensor(ids), paddle.to_tensor(lengths)).numpy()
+    np.testing.assert_allclose(model(paddle.to_tensor(longer), paddle.to_tensor(lengths)).numpy(), a, rtol=1e-5,
+                               atol=1e-6)
+    swapped = ids.copy()
+    swapped[0, :4] = [9, 3, 9, 4]  # the same words in another order: other bigrams
+    with paddle.no_grad():
+        model.embedding.weight.set_value(paddle.zeros_like(model.embedding.weight))  # the GRU cannot see the words
+    b = model(paddle.to_tensor(ids), paddle.to_tensor(lengths)).numpy()
+    c = model(paddle.to_tensor(swapped), paddle.to_tensor(lengths)).numpy()
+    assert not np.allclose(b[0], c[0], atol=1e-5) and np.allclose(b[1:], c[1:])
+    assert not hasattr(_model("attention"), "bigrams")  # 0 buckets (the default): no table, as before the knob
+
+
 def test_lr_schedules():
     assert lr_at(0, 100, 1.0, "constant", 0.0) == 1.0 and lr_at(99, 100, 1.0, "constant", 0.0) == 1.0
     assert lr_at(0, 100, 1.0, "cosine", 0.0) == 1.0
@@ -154,7 +186,7 @@ def test_memory_follows_the_reviews_used(tiny_archive):
 
 def test_whole_reviews_train(tiny_cfg, tmp_path):
     result = run_training(tiny_cfg("data.seq_len=null", "model.pooling=max", "model.word_dropout=0.1",
-                                   "logger.visualdl=false", "logger.baseline=false"), tmp_path / "r")
+                                   "model.bigram_buckets=64", "model.bigram_size=3", "logger.visualdl=false", "logger.baseline=false"), tmp_path / "r")
     assert result.status == "completed" and math.isfinite(result.test["acc"])
 
 

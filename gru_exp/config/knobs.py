@@ -97,6 +97,9 @@ class ModelConfig:
     pooling: Pooling = knob(Pooling.last, "how the GRU outputs become one vector (padding never pooled)", tag="pool")
     word_dropout: float = knob(0.0, "probability of dropping a whole token's embedding (training only)",
                                low=0.0, high=1.0, open_high=True, tag="w_drop")
+    bigram_buckets: int = knob(0, "hash rows of a bag of bigrams beside the GRU (fastText's bigram features); 0 = off",
+                               low=0, tag="bigrams")
+    bigram_size: int = knob(16, "width of a bigram row (with model.bigram_buckets > 0)", low=1, tag="bg_size")
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The notebook's GRU sentiment classifier, with true lengths, word dropout and pooling over time."""
+"""The notebook's GRU sentiment classifier, with true lengths, word dropout, pooling over time and
+an optional bag of hashed bigrams beside the GRU (fastText's bigram features)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import paddle.nn.functional as F
 from paddle import nn
 
 POOLINGS = ("last", "mean", "max", "attention")
+BIGRAM_HASH = 1_000_003  # bigram (a, b) -> (a * BIGRAM_HASH + b) mod buckets; ids stay < 2**63 for any vocabulary
 
 
 class GRUClassifier(nn.Layer):
-    """Embedding -> word dropout -> Dropout -> GRU -> pooling -> Dropout -> Linear.
+    """Embedding -> word dropout -> Dropout -> GRU -> pooling [+ bigram bag] -> Dropout -> Linear.
 
     ``pooling``: ``last`` keeps the last layer's final state(s) (the notebook; bidirectional
     concatenates forward and backward); ``mean`` / ``max`` pool the last layer's outputs over
@@ -21,12 +23,16 @@ class GRUClassifier(nn.Layer):
     ``dropout`` is used after the embedding, between GRU layers (only when num_layers > 1) and
     before the classifier, as in the notebook; ``layer_dropout`` overrides it between layers.
     ``word_dropout`` zeroes whole tokens' embeddings (training only), scaled like dropout.
+    ``bigram_buckets`` > 0 adds fastText's bigram features: each pair of neighbouring tokens is
+    hashed into one of ``bigram_buckets`` rows of a ``bigram_size``-wide table, the rows of a
+    review's real pairs (never one that reads padding) are averaged, and the average joins the
+    pooled GRU features before the classifier.
     """
 
     def __init__(
         self, vocab_size: int, embedding_size: int, hidden_size: int, num_layers: int,
         direction: str, dropout: float, layer_dropout: Optional[float] = None, num_classes: int = 2,
-        pooling: str = "last", word_dropout: float = 0.0,
+        pooling: str = "last", word_dropout: float = 0.0, bigram_buckets: int = 0, bigram_size: int = 16,
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
@@ -42,6 +48,10 @@ class GRUClassifier(nn.Layer):
         features = hidden_size * self.num_directions
         if pooling == "attention":  # score_t = v . tanh(W h_t)
             self.attention = nn.Sequential(nn.Linear(features, features), nn.Tanh(), nn.Linear(features, 1))
+        self.bigram_buckets = bigram_buckets
+        if bigram_buckets > 0:
+            self.bigrams = nn.Embedding(bigram_buckets, bigram_size)
+            features += bigram_size
         self.classifier = nn.Linear(features, num_classes)
 
     def forward(self, ids: paddle.Tensor, lengths: Optional[paddle.Tensor] = None) -> paddle.Tensor:
@@ -57,7 +67,22 @@ class GRUClassifier(nn.Layer):
             features = paddle.concat(list(last), axis=-1)  # [B, dirs * H]
         else:
             features = self._pool(outputs, lengths)  # [B, dirs * H]
+        if self.bigram_buckets > 0:
+            features = paddle.concat([features, self._bigram_bag(ids, lengths)], axis=-1)  # [B, dirs * H + S]
         return self.classifier(self.dropout(features))  # [B, num_classes] logits
+
+    def _bigram_bag(self, ids: paddle.Tensor, lengths: Optional[paddle.Tensor]) -> paddle.Tensor:
+        # ids: [B, T]; pair t = (ids[t], ids[t + 1]) is real when t + 1 < length (all pairs without lengths)
+        pairs = ids.shape[1] - 1
+        if pairs < 1:  # one-token batch: no pair anywhere
+            return paddle.zeros([ids.shape[0], self.bigrams.weight.shape[1]], dtype=self.bigrams.weight.dtype)
+        hashed = (ids[:, :-1] * BIGRAM_HASH + ids[:, 1:]) % self.bigram_buckets  # [B, T-1]
+        rows = self.bigrams(hashed)  # [B, T-1, S]
+        if lengths is None:
+            mask = paddle.ones([ids.shape[0], pairs, 1], dtype=rows.dtype)
+        else:
+            mask = (paddle.arange(pairs).unsqueeze(0) + 1 < lengths.unsqueeze(1)).astype(rows.dtype).unsqueeze(-1)
+        return (rows * mask).sum(axis=1) / mask.sum(axis=1).clip(min=1.0)  # [B, S]
 
     def _pool(self, outputs: paddle.Tensor, lengths: Optional[paddle.Tensor]) -> paddle.Tensor:
         # outputs: [B, T, D]; mask: [B, T, 1], 1 on real tokens (all ones without lengths)

@@ -74,7 +74,8 @@ def build(cfg: DictConfig, splits: DataSplits) -> tuple[GRUClassifier, paddle.op
     """The model, its optimizer and the loop's settings, as the config says."""
     m, t = cfg.model, cfg.trainer
     model = GRUClassifier(splits.vocab_size, m.embedding_size, m.hidden_size, m.num_layers, str(m.direction),
-                          m.dropout, m.layer_dropout, pooling=str(m.pooling), word_dropout=m.word_dropout)
+                          m.dropout, m.layer_dropout, pooling=str(m.pooling), word_dropout=m.word_dropout,
+                          bigram_buckets=m.bigram_buckets, bigram_size=m.bigram_size)
     clip = paddle.nn.ClipGradByGlobalNorm(t.grad_clip) if t.grad_clip > 0 else None
     if t.weight_decay > 0:  # decoupled weight decay; plain Adam otherwise, bit for bit as before the knob
         optimizer = paddle.optimizer.AdamW(learning_rate=t.lr, parameters=model.parameters(), grad_clip=clip,
