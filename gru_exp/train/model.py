@@ -13,6 +13,15 @@ POOLINGS = ("last", "mean", "max", "attention")
 BIGRAM_HASH = 1_000_003  # bigram (a, b) -> (a * BIGRAM_HASH + b) mod buckets; ids stay < 2**63 for any vocabulary
 
 
+def real_steps(steps: paddle.Tensor, lengths: Optional[paddle.Tensor]) -> paddle.Tensor:
+    """[B, T, 1] mask of ``steps`` ([B, T, ...]): 1 on the first ``lengths`` steps of each row (every
+    step without lengths), 0 on padding."""
+    batch, width = steps.shape[0], steps.shape[1]
+    if lengths is None:
+        return paddle.ones([batch, width, 1], dtype=steps.dtype)
+    return (paddle.arange(width).unsqueeze(0) < lengths.unsqueeze(1)).astype(steps.dtype).unsqueeze(-1)
+
+
 class GRUClassifier(nn.Layer):
     """Embedding -> word dropout -> Dropout -> GRU -> pooling [+ bigram bag] -> Dropout -> Linear.
 
@@ -73,24 +82,16 @@ class GRUClassifier(nn.Layer):
 
     def _bigram_bag(self, ids: paddle.Tensor, lengths: Optional[paddle.Tensor]) -> paddle.Tensor:
         # ids: [B, T]; pair t = (ids[t], ids[t + 1]) is real when t + 1 < length (all pairs without lengths)
-        pairs = ids.shape[1] - 1
-        if pairs < 1:  # one-token batch: no pair anywhere
+        if ids.shape[1] < 2:  # one-token batch: no pair anywhere
             return paddle.zeros([ids.shape[0], self.bigrams.weight.shape[1]], dtype=self.bigrams.weight.dtype)
         hashed = (ids[:, :-1] * BIGRAM_HASH + ids[:, 1:]) % self.bigram_buckets  # [B, T-1]
         rows = self.bigrams(hashed)  # [B, T-1, S]
-        if lengths is None:
-            mask = paddle.ones([ids.shape[0], pairs, 1], dtype=rows.dtype)
-        else:
-            mask = (paddle.arange(pairs).unsqueeze(0) + 1 < lengths.unsqueeze(1)).astype(rows.dtype).unsqueeze(-1)
+        mask = real_steps(rows, None if lengths is None else lengths - 1)  # [B, T-1, 1]: n tokens, n-1 pairs
         return (rows * mask).sum(axis=1) / mask.sum(axis=1).clip(min=1.0)  # [B, S]
 
     def _pool(self, outputs: paddle.Tensor, lengths: Optional[paddle.Tensor]) -> paddle.Tensor:
         # outputs: [B, T, D]; mask: [B, T, 1], 1 on real tokens (all ones without lengths)
-        steps = outputs.shape[1]
-        if lengths is None:
-            mask = paddle.ones([outputs.shape[0], steps, 1], dtype=outputs.dtype)
-        else:
-            mask = (paddle.arange(steps).unsqueeze(0) < lengths.unsqueeze(1)).astype(outputs.dtype).unsqueeze(-1)
+        mask = real_steps(outputs, lengths)  # [B, T, 1]
         if self.pooling == "mean":
             return (outputs * mask).sum(axis=1) / mask.sum(axis=1).clip(min=1.0)  # [B, D]
         if self.pooling == "max":
