@@ -117,6 +117,16 @@ def test_a_configuration_that_cannot_fit_in_memory_is_refused(tiny_cfg, tmp_path
     assert not (tmp_path / "r").exists()
 
 
+def test_a_bigram_table_larger_than_memory_is_refused_before_it_is_allocated(tiny_archive, tmp_path):
+    """2**40 rows of 16 floats (64 TiB, four times that with gradients and Adam moments): refused in
+    one paragraph naming the knob, exit 2, no run folder left, not an out-of-memory kill."""
+    out = tmp_path / "out"
+    proc = cli("gru_exp.train", *tiny_overrides(tiny_archive, out, f"model.bigram_buckets={2**40}"))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"model.bigram_buckets={2**40} x model.bigram_size=16" in proc.stderr and "GiB are available" in proc.stderr
+    assert not list(out.rglob("metrics.json"))
+
+
 # -- honest states and exit codes -----------------------------------------------------------------------------
 
 def test_sigterm_leaves_an_interrupted_resumable_run(tiny_archive, tmp_path):

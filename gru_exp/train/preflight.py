@@ -53,9 +53,10 @@ def estimated_bytes(cfg: DictConfig, splits: DataSplits) -> int:
     width = splits.longest
     if cfg.data.seq_len is not None and not m.use_lengths:
         width = cfg.data.seq_len  # batches are padded to seq_len
-    per_token = m.embedding_size + 4 * m.hidden_size * dirs * m.num_layers  # floats: input, gates, output
+    bigrams = m.bigram_size if m.bigram_buckets > 0 else 0
+    per_token = m.embedding_size + 4 * m.hidden_size * dirs * m.num_layers + bigrams  # floats: input, gates, output
     params = splits.vocab_size * m.embedding_size + 3 * m.num_layers * dirs * m.hidden_size * (
-        m.embedding_size + m.hidden_size * (1 + dirs))
+        m.embedding_size + m.hidden_size * (1 + dirs)) + m.bigram_buckets * bigrams
     train = min(t.batch_size, len(splits.train)) * width * per_token * 3  # forward values kept for backward
     evaluation = min(t.eval_batch_size, max(len(splits.eval), len(splits.test))) * width * per_token
     return 4 * (4 * params + max(train, evaluation))
@@ -64,10 +65,12 @@ def estimated_bytes(cfg: DictConfig, splits: DataSplits) -> int:
 def check_memory(cfg: DictConfig, splits: DataSplits) -> None:
     """ConfigError before any allocation when the configuration cannot fit in this machine's memory."""
     need, have = estimated_bytes(cfg, splits), devices.available_memory()
+    m = cfg.model
+    bigrams = f", model.bigram_buckets={m.bigram_buckets} x model.bigram_size={m.bigram_size}" if m.bigram_buckets else ""
     if need > have:
         raise ConfigError(
             f"This configuration needs about {need / 2**30:.1f} GiB (batches of up to trainer.batch_size="
             f"{cfg.trainer.batch_size} / trainer.eval_batch_size={cfg.trainer.eval_batch_size} reviews of up to "
             f"{cfg.data.seq_len or 'their full'} tokens, model.hidden_size={cfg.model.hidden_size}, "
-            f"model.embedding_size={cfg.model.embedding_size}), but {have / 2**30:.1f} GiB are available. Use "
-            "smaller batches, a shorter data.seq_len or a smaller model.")
+            f"model.embedding_size={cfg.model.embedding_size}{bigrams}), but {have / 2**30:.1f} GiB are available. "
+            "Use smaller batches, a shorter data.seq_len or a smaller model.")
