@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,23 @@ def test_bad_values_are_rejected_with_key_value_and_allowed(override, named, all
     with pytest.raises(ConfigError) as info:  # a bad Enum choice fails composition, a bad range validation
         check_overrides([override, *extra])
     assert named in str(info.value) and allowed in str(info.value)
+
+
+@pytest.mark.parametrize("overrides,named", [
+    (["model.use_lengths=false", "data.bucket_size=0", "model.bigram_buckets=64"],
+     "model.bigram_buckets=64 needs model.use_lengths=true"),
+    (["model.bigram_buckets=2000006"], "model.bigram_buckets=2000006 is a multiple of the bigram hash's multiplier"),
+    (["model.bigram_size=32"], "model.bigram_size=32 has no effect with model.bigram_buckets=0"),
+])
+def test_bigram_bag_rules(overrides, named):
+    """The bag needs true lengths (else it averages padding pairs), a bucket count the hash spreads
+    over, and its width means nothing without buckets; each case is fine once the rule is met."""
+    from gru_exp.config.compose import check_overrides
+
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        check_overrides(overrides)
+    check_overrides(["model.bigram_buckets=64", "model.bigram_size=32", "model.use_lengths=true"])
+    check_overrides(["model.bigram_buckets=2000007"])
 
 
 def test_all_problems_are_reported_together():

@@ -112,6 +112,8 @@ def test_the_bigram_bag_averages_the_hashed_rows_of_real_pairs_only():
     b = model(paddle.to_tensor(ids), paddle.to_tensor(lengths)).numpy()
     c = model(paddle.to_tensor(swapped), paddle.to_tensor(lengths)).numpy()
     assert not np.allclose(b[0], c[0], atol=1e-5) and np.allclose(b[1:], c[1:])
+    one_token = model._bigram_bag(paddle.to_tensor(ids[:, :1]), paddle.to_tensor(np.ones(3, dtype=np.int64)))
+    np.testing.assert_array_equal(one_token.numpy(), np.zeros((3, 5)))  # a batch of one-token reviews: no pair
     assert not hasattr(_model("attention"), "bigrams")  # 0 buckets (the default): no table, as before the knob
 
 

@@ -63,6 +63,7 @@ def knob(default: Any, help: str, **meta: Any) -> Any:
 HOW = dict(result=False, resume=True)
 MAX_SEQ_LEN = 5000  # IMDB's longest review has 2,470 tokens (paddle's tokenizer); more only pads
 MAX_SEED = 2**32 - 1  # numpy's seeds; paddle's, Python's and Optuna's take these too
+BIGRAM_HASH = 1_000_003  # model.bigram_buckets: pair (a, b) -> row (a * BIGRAM_HASH + b) mod buckets (int64)
 MAX_THREADS = 256  # more only oversubscribes (OpenMP aborts when it cannot start them all)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from gru_exp.config.knobs import RunConfig, allowed, knobs
+from gru_exp.config.knobs import BIGRAM_HASH, RunConfig, allowed, defaults, knobs
 from gru_exp.config.names import name_problem
 from gru_exp.errors import ConfigError
 
@@ -29,6 +29,15 @@ def _cross_rules(cfg: DictConfig) -> list[str]:
     if d.seq_len is None and not m.use_lengths:
         problems.append("data.seq_len=null needs model.use_lengths=true (without lengths every batch would be "
                         "padded to its longest review and the GRU would read the padding)")
+    if m.bigram_buckets > 0 and not m.use_lengths:
+        problems.append(f"model.bigram_buckets={m.bigram_buckets} needs model.use_lengths=true (the bag averages a "
+                        "review's real pairs only; without lengths it would count the padding pairs)")
+    if m.bigram_buckets > 0 and m.bigram_buckets % BIGRAM_HASH == 0:
+        problems.append(f"model.bigram_buckets={m.bigram_buckets} is a multiple of the bigram hash's multiplier "
+                        f"{BIGRAM_HASH}, so every bigram would hash by its second word only; use another number")
+    if m.bigram_buckets == 0 and m.bigram_size != defaults()["model.bigram_size"]:
+        problems.append(f"model.bigram_size={m.bigram_size} has no effect with model.bigram_buckets=0 (no bigram "
+                        "bag); set model.bigram_buckets > 0 or leave model.bigram_size at its default")
     problem = name_problem("name", cfg.name)
     if problem:
         problems.append(problem)

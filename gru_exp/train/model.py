@@ -9,8 +9,9 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
+from gru_exp.config.knobs import BIGRAM_HASH
+
 POOLINGS = ("last", "mean", "max", "attention")
-BIGRAM_HASH = 1_000_003  # bigram (a, b) -> (a * BIGRAM_HASH + b) mod buckets; ids stay < 2**63 for any vocabulary
 
 
 def real_steps(steps: paddle.Tensor, lengths: Optional[paddle.Tensor]) -> paddle.Tensor:
@@ -34,8 +35,9 @@ class GRUClassifier(nn.Layer):
     ``word_dropout`` zeroes whole tokens' embeddings (training only), scaled like dropout.
     ``bigram_buckets`` > 0 adds fastText's bigram features: each pair of neighbouring tokens is
     hashed into one of ``bigram_buckets`` rows of a ``bigram_size``-wide table, the rows of a
-    review's real pairs (never one that reads padding) are averaged, and the average joins the
-    pooled GRU features before the classifier.
+    review's real pairs (never one that reads padding: it needs ``lengths``) are averaged, and the
+    average joins the pooled GRU features before the classifier. The table's rows start near zero
+    (paddle's Xavier default, std sqrt(2 / (buckets + size))) and get dense gradients.
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class GRUClassifier(nn.Layer):
         # ids: [B, T]; pair t = (ids[t], ids[t + 1]) is real when t + 1 < length (all pairs without lengths)
         if ids.shape[1] < 2:  # one-token batch: no pair anywhere
             return paddle.zeros([ids.shape[0], self.bigrams.weight.shape[1]], dtype=self.bigrams.weight.dtype)
+        ids = ids.astype("int64")  # a * BIGRAM_HASH + b < 2**63 for any vocabulary below 9e12 words
         hashed = (ids[:, :-1] * BIGRAM_HASH + ids[:, 1:]) % self.bigram_buckets  # [B, T-1]
         rows = self.bigrams(hashed)  # [B, T-1, S]
         mask = real_steps(rows, None if lengths is None else lengths - 1)  # [B, T-1, 1]: n tokens, n-1 pairs

@@ -169,9 +169,10 @@ def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] =
         if cfg.logger.baseline:
             ensure_baseline(Path(cfg.paths.baseline_dir), Path(cfg.paths.output_dir) if cfg.logger.visualdl else None)
         m = cfg.model
-        log.info("Model: %s GRU, %d layer(s), embedding %d, hidden %d, %s pooling, dropout %.2f, lengths %s: %d "
+        log.info("Model: %s GRU, %d layer(s), embedding %d, hidden %d, %s pooling, dropout %.2f, lengths %s%s: %d "
                  "parameters on %s", m.direction, m.num_layers, m.embedding_size, m.hidden_size, m.pooling, m.dropout,
-                 m.use_lengths, n_params, device)
+                 m.use_lengths, f", bigram bag {m.bigram_buckets} x {m.bigram_size}" if m.bigram_buckets else "",
+                 n_params, device)
 
         try:
             try:

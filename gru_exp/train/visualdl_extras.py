@@ -17,7 +17,7 @@ from visualdl import LogWriter
 from gru_exp.train.imdb import LABELS
 
 THRESHOLDS = 101
-GROUPS = ("embedding", "gru", "classifier")  # parameter name prefixes (attention counts with gru)
+GROUPS = ("embedding", "gru", "classifier", "bigrams")  # parameter name prefixes (attention counts with gru)
 
 
 @contextlib.contextmanager
@@ -99,7 +99,7 @@ def _group(parameter_name: str) -> str:
 
 
 def gradient_norms(model: paddle.nn.Layer) -> dict[str, float]:
-    """L2 norm of each parameter group's gradient (embedding, GRU, classifier), now."""
+    """L2 norm of each parameter group's gradient (embedding, GRU, classifier, bigram bag), now."""
     squares: dict[str, float] = {}
     for name, p in model.named_parameters():
         if p.grad is not None:
