@@ -19,6 +19,8 @@ import pytest
 from conftest import REPO, tiny_overrides
 from conftest import run_sweep as sweep
 
+HUGE_PICKLE = b"\x80\x04\x8e" + (2**62).to_bytes(8, "little") + b"xx"  # BINBYTES8 of 2**62 bytes: MemoryError
+
 
 def cli(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     full = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})}
@@ -190,7 +192,7 @@ def test_grad_clip_nan_is_refused(tiny_archive, tmp_path):
 
 # -- damaged files --------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("damage", ["truncated", "empty", "random", "other_model"])
+@pytest.mark.parametrize("damage", ["truncated", "empty", "random", "huge_length", "other_model"])
 def test_a_damaged_or_mismatched_checkpoint_is_one_paragraph_and_exit_2(tiny_archive, tmp_path, damage):
     out = tmp_path / "out"
     first = cli("gru_exp.train", *tiny_overrides(tiny_archive, out, "trainer.epochs=1"))
@@ -203,6 +205,8 @@ def test_a_damaged_or_mismatched_checkpoint_is_one_paragraph_and_exit_2(tiny_arc
         ckpt.write_bytes(b"")
     elif damage == "random":
         ckpt.write_bytes(os.urandom(4096))
+    elif damage == "huge_length":  # a pickle whose first item claims 2**62 bytes: paddle.load raises MemoryError
+        ckpt.write_bytes(HUGE_PICKLE)
     else:  # a checkpoint of another model shape, under the same name
         other = tmp_path / "other"
         assert cli("gru_exp.train", *tiny_overrides(tiny_archive, other, "trainer.epochs=1",

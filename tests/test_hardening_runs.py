@@ -93,11 +93,14 @@ def test_a_record_with_wrong_field_types_is_one_clear_error_on_resume_and_in_rep
     assert "series=" in err and "Traceback" not in err
 
 
-def test_a_damaged_best_checkpoint_is_refused_before_training(finished_run, tiny_cfg, tmp_path):
+@pytest.mark.parametrize("damage", ["random", "huge_length"])
+def test_a_damaged_best_checkpoint_is_refused_before_training(finished_run, tiny_cfg, tmp_path, damage):
+    """Random bytes (which now and then make the unpickler raise MemoryError: a CI run of 2026-11-29
+    did) and a pickle claiming 2**62 bytes (always MemoryError) are both 'cannot be read'."""
     from gru_exp.train.run import run_training
 
     best = finished_run / "checkpoints" / "best.pdparams"
-    best.write_bytes(os.urandom(4096))
+    best.write_bytes(os.urandom(4096) if damage == "random" else b"\x80\x04\x8e" + (2**62).to_bytes(8, "little") + b"xx")
     with pytest.raises(ConfigError, match=re.escape(f"The checkpoint {best} cannot be read")):
         run_training(tiny_cfg("trainer.epochs=2", f"trainer.resume={finished_run}"), tmp_path / "new")
     assert not (tmp_path / "new" / "metrics.json").exists()
