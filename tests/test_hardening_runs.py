@@ -106,6 +106,34 @@ def test_a_damaged_best_checkpoint_is_refused_before_training(finished_run, tiny
     assert not (tmp_path / "new" / "metrics.json").exists()
 
 
+@pytest.mark.parametrize("key,value,says", [
+    ("model", "str", "model='str' is not what gru-exp writes"),
+    ("optimizer", "x", "optimizer='x' is not what gru-exp writes"),
+    ("epoch", "two", "epoch='two' is not what gru-exp writes"),
+    ("best_eval_acc", None, "best_eval_acc='None' is not what gru-exp writes"),
+    ("history", [{"foo": 1}], "holds contents gru-exp did not write (TypeError"),
+    ("rng", [1, 2], "holds contents gru-exp did not write"),
+    ("epoch", 99, "is after epoch 99 but its run's metrics.json records 1 finished epochs"),
+])
+def test_a_checkpoint_that_loads_but_holds_other_contents_is_refused(finished_run, tiny_cfg, tmp_path, key, value,
+                                                                     says):
+    """Row 216: a readable pickle with a wrong field was a traceback (exit 1) and a half-made run
+    folder; an epoch that its run's record does not know made a 'completed' run of 99 epochs."""
+    import paddle
+
+    from gru_exp.train.run import run_training
+
+    last = finished_run / "checkpoints" / "last.pdparams"
+    ckpt = paddle.load(str(last))
+    ckpt[key] = value
+    if key == "epoch" and value == 99:
+        ckpt["history"] = ckpt["history"] * 99
+    paddle.save(ckpt, str(last))
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        run_training(tiny_cfg("trainer.epochs=3", f"trainer.resume={finished_run}"), tmp_path / "new")
+    assert not (tmp_path / "new" / "metrics.json").exists()
+
+
 # -- the run folder (rows 136, 137, 198, 199) ------------------------------------------------------------------
 
 def test_a_rejected_run_never_deletes_a_folder_it_did_not_make(tiny_archive, tmp_path):

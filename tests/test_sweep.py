@@ -93,12 +93,31 @@ def test_layer_dropout_is_only_sampled_with_several_layers(sweep_env):
         assert t.state == TrialState.COMPLETE
 
 
+def test_a_condition_on_a_base_key_that_holds_samples_the_parameter(sweep_env):
+    """The base has model.num_layers=2, so `when: {model.num_layers: [2]}` holds in every trial (it
+    was never sampled before: the condition looked only at searched keys)."""
+    name = sweep_env(n_trials=2, epochs=1, params="  model.layer_dropout: {type: float, low: 0.0, high: 0.5, "
+                                                  "when: {model.num_layers: [2]}}")
+    assert sweep(f"sweep={name}") == 0
+    trials = load(sweep_env.sweeps_dir, name).trials
+    assert len(trials) == 2 and all("model.layer_dropout" in t.params for t in trials)
+
+
 @pytest.mark.parametrize("params,extra,message", [
     ("  model.hiden_size: {type: int, low: 4, high: 8}", {}, "params.model.hiden_size: no such training key"),
     ("  model.hidden_size: {type: int, low: 16, high: 8}", {}, "low=16.0 > high=8.0"),
     ("  model.dropout: {type: float, low: 0.1, high: 1.2}", {}, "model.dropout=1.2 must be in [0, 1)"),
     ("  trainer.lr: {type: float, low: 0, high: 0.1, log: true}", {}, "log=true needs low > 0"),
     ("  model.direction: {type: categorical, choices: []}", {}, "has no choices"),
+    # a `when` that could never hold was a silent no-op (the parameter never sampled; row 217)
+    ("  model.layer_dropout: {type: float, low: 0.0, high: 0.5, when: {model.num_layers: [2]}}\n"
+     "  model.num_layers: {type: int, low: 1, high: 2}", {},
+     "params.model.layer_dropout.when: model.num_layers must be listed before model.layer_dropout"),
+    ("  model.num_layers: {type: int, low: 1, high: 2}\n"
+     "  model.layer_dropout: {type: float, low: 0.0, high: 0.5, when: {model.num_layers: [3, '2']}}", {},
+     "model.num_layers in [3, '2'] can never be true (model.num_layers is searched over [1, 2] (int))"),
+    ("  model.layer_dropout: {type: float, low: 0.0, high: 0.5, when: {model.num_layers: [1]}}", {},
+     "model.num_layers in [1] is never true: model.num_layers is not searched and the base sets it to 2"),
     (LR_SPACE, {"pruner": "{name: sometimes}"}, "pruner.name='sometimes' must be one of"),
 ])
 def test_malformed_sweep_files_are_rejected_before_any_trial(sweep_env, capsys, params, extra, message):
@@ -221,13 +240,17 @@ def test_sigterm_marks_the_trial_and_the_next_run_resumes_it(sweep_env):
 
 def test_enqueue_baseline_runs_the_notebook_configuration_first(sweep_env):
     params = ("  model.num_layers: {type: int, low: 1, high: 2}\n"
-              "  model.dropout: {type: float, low: 0.1, high: 0.6}\n" + LR_SPACE)
+              "  model.dropout: {type: float, low: 0.1, high: 0.6}\n" + LR_SPACE + "\n"
+              "  model.bigram_buckets: {type: categorical, choices: [0, 64]}\n"
+              "  model.bigram_size: {type: int, low: 4, high: 8, when: {model.bigram_buckets: [64]}}")
     name = sweep_env(n_trials=2, epochs=1, params=params, enqueue_baseline="true")
     assert sweep(f"sweep={name}") == 0
     assert sweep(f"sweep={name}", "n_trials=3") == 0  # resuming does not enqueue it again
     trials = load(sweep_env.sweeps_dir, name).trials
     assert trials[0].user_attrs["baseline"] is True
-    assert trials[0].params == {"model.num_layers": 2, "model.dropout": 0.5, "trainer.lr": 0.001}
+    # knobs the notebook did not have take their declared defaults (no bigram bag: bigram_size unsampled)
+    assert trials[0].params == {"model.num_layers": 2, "model.dropout": 0.5, "trainer.lr": 0.001,
+                                "model.bigram_buckets": 0}
     assert "model.num_layers=2 model.dropout=0.5 trainer.lr=0.001" in trials[0].user_attrs["command"]
     assert sum(bool(t.user_attrs.get("baseline")) for t in trials) == 1
 

@@ -37,7 +37,8 @@ def _cross_rules(cfg: DictConfig) -> list[str]:
                         f"{BIGRAM_HASH}, so every bigram would hash by its second word only; use another number")
     if m.bigram_buckets == 0 and m.bigram_size != defaults()["model.bigram_size"]:
         problems.append(f"model.bigram_size={m.bigram_size} has no effect with model.bigram_buckets=0 (no bigram "
-                        "bag); set model.bigram_buckets > 0 or leave model.bigram_size at its default")
+                        "bag); set model.bigram_buckets > 0 or leave model.bigram_size at its default (in a sweep file: "
+                        "give model.bigram_size `when: {model.bigram_buckets: [...]}`)")
     problem = name_problem("name", cfg.name)
     if problem:
         problems.append(problem)

@@ -89,9 +89,7 @@ def check_sweep(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) 
             problems.append(f"params.{key}: no such training key (e.g. model.hidden_size, trainer.lr)")
             continue
         problems.extend(_check_spec(key, spec))
-        for cond in (spec.when or {}):
-            if cond not in sc.params and OmegaConf.select(base, cond, default=_MISSING) is _MISSING:
-                problems.append(f"params.{key}.when: no such key {cond!r}")
+        problems.extend(_check_when(key, spec, sc.params, base))
     if sc.sampler.name == "grid":
         for key, spec in sc.params.items():
             if spec.type == "float" and spec.step is None:
@@ -117,6 +115,46 @@ def check_sweep(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) 
                 raise ConfigError(f"Invalid sweep: params.{key}={value!r} does not compose: {exc}") from exc
 
 
+def _check_when(key: str, spec: DictConfig, params: DictConfig, base: DictConfig) -> list[str]:
+    """A ``when`` that can be true: on a parameter sampled before ``key`` (file order) with a value it
+    can take, or on a base key whose fixed value is one of those listed (else the condition would
+    silently never hold)."""
+    problems, order = [], list(params)
+    for cond, allowed in (spec.when or {}).items():
+        allowed = list(allowed)
+        if cond in params:
+            if order.index(cond) > order.index(key):
+                problems.append(f"params.{key}.when: {cond} must be listed before {key} (parameters are sampled in "
+                                "file order)")
+            elif not any(_can_take(params[cond], v) for v in allowed):
+                problems.append(f"params.{key}.when: {cond} in {allowed} can never be true ({cond} is searched "
+                                f"over {_space_text(params[cond])})")
+            continue
+        fixed = OmegaConf.select(base, cond, default=_MISSING)
+        if fixed is _MISSING:
+            problems.append(f"params.{key}.when: no such key {cond!r}")
+        elif fixed not in allowed:
+            problems.append(f"params.{key}.when: {cond} in {allowed} is never true: {cond} is not searched and the "
+                            f"base sets it to {fixed!r}")
+    return problems
+
+
+def _can_take(spec: DictConfig, value: Any) -> bool:
+    """Whether the parameter ``spec`` can sample ``value`` (the exact value, of its type)."""
+    if spec.type == "categorical":
+        return value in list(spec.choices)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return spec.low <= value <= spec.high and (spec.type == "float" or float(value).is_integer())
+
+
+def _space_text(spec: DictConfig) -> str:
+    if spec.type == "categorical":
+        return str(list(spec.choices))
+    cast = int if spec.type == "int" else float
+    return f"[{cast(spec.low)}, {cast(spec.high)}] ({spec.type})"
+
+
 def trial_overrides(base: Sequence[str], sampled: Sequence[str]) -> list[str]:
     """``base`` without the keys that are sampled, then the sampled values."""
     keys = {s.split("=", 1)[0] for s in sampled}
@@ -124,10 +162,12 @@ def trial_overrides(base: Sequence[str], sampled: Sequence[str]) -> list[str]:
 
 
 def suggest_overrides(trial: optuna.Trial, params: DictConfig) -> list[str]:
-    """Sample the space in file order; a parameter whose ``when`` fails is not sampled at all."""
+    """Sample the space in file order; a parameter whose ``when`` fails is not sampled at all. A
+    condition on a base key holds (:func:`check_sweep` refused the sweep otherwise)."""
     chosen: dict[str, Any] = {}
     for key, spec in params.items():
-        if spec.when and any(chosen.get(cond) not in list(allowed) for cond, allowed in spec.when.items()):
+        if spec.when and any(cond in params and chosen.get(cond) not in list(allowed)
+                             for cond, allowed in spec.when.items()):
             continue
         if spec.type == "categorical":
             value = trial.suggest_categorical(key, list(spec.choices))

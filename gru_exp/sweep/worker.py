@@ -27,10 +27,11 @@ import optuna
 from omegaconf import DictConfig
 from optuna.trial import TrialState
 
+from gru_exp.config.knobs import defaults
 from gru_exp.notebook import NOTEBOOK_CONFIG
 from gru_exp.redact import redact
 from gru_exp.sweep.objective import _set_attrs, run_trial
-from gru_exp.sweep.space import make_sampler
+from gru_exp.sweep.space import _can_take, make_sampler
 from gru_exp.sweep.storage import (
     StorageLostError,
     claim_study_dir,
@@ -91,12 +92,19 @@ def _raise_terminated(signum: int, frame: Any) -> None:
     raise _Terminated()
 
 
+def notebook_values(params: DictConfig) -> dict[str, Any]:
+    """The notebook's value of every searched key the space can take: its hyperparameters, and for
+    knobs it did not have (bigrams, pooling, ...) their declared defaults, which are its model."""
+    notebook = {**defaults(), **NOTEBOOK_CONFIG}
+    return {k: notebook[k] for k, spec in params.items() if k in notebook and _can_take(spec, notebook[k])}
+
+
 def run_worker(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -> dict[str, int]:
     """Run trials until the study holds ``n_trials`` finished (COMPLETE or PRUNED) trials."""
     study, storage = open_study(sc)
     out = claim_study_dir(sc, study)
     if sc.enqueue_baseline and not any(t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False)):
-        values = {k: v for k, v in NOTEBOOK_CONFIG.items() if k in sc.params}
+        values = notebook_values(sc.params)
         study.enqueue_trial(values, user_attrs={"baseline": True}, skip_if_exists=True)
         log.info("Enqueued the notebook's configuration as a trial: %s", values)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)

@@ -56,14 +56,22 @@ def save_checkpoint(state: TrainState, path: Path) -> None:
 
 
 def restore_checkpoint(state: TrainState, path: Path) -> None:
-    """Load a :func:`save_checkpoint` file into ``state`` (model, optimizer, counters, RNG)."""
+    """Load a :func:`save_checkpoint` file into ``state`` (model, optimizer, counters, RNG);
+    ConfigError (one paragraph) when its contents are not what :func:`save_checkpoint` writes."""
     ckpt = model_checkpoint(state.model, path)
-    state.model.set_state_dict(ckpt["model"])
-    state.optimizer.set_state_dict(_local_optimizer_state(state.model, ckpt["optimizer"]))
-    state.epoch, state.step = ckpt["epoch"], ckpt["step"]
-    state.history = [EpochMetrics(**h) for h in ckpt["history"]]
+    try:
+        history = [EpochMetrics(**h) for h in ckpt["history"]]
+        if len(history) != ckpt["epoch"] or not all(isinstance(h.eval_acc, (int, float)) for h in history):
+            raise ValueError(f"a history of {len(history)} epochs for epoch {ckpt['epoch']!r}")
+        state.model.set_state_dict(ckpt["model"])
+        state.optimizer.set_state_dict(_local_optimizer_state(state.model, ckpt["optimizer"]))
+        paddle.set_rng_state(ckpt["rng"])
+    except Exception as exc:  # noqa: BLE001 - a checkpoint that loads but holds other contents
+        raise ConfigError(f"The checkpoint {path} holds contents gru-exp did not write ({type(exc).__name__}: "
+                          f"{str(exc)[:200]}): it is damaged. Resume from another run folder or start a new "
+                          "run.") from None
+    state.epoch, state.step, state.history = ckpt["epoch"], ckpt["step"], history
     state.best_epoch, state.best_eval_acc = ckpt["best_epoch"], ckpt["best_eval_acc"]
-    paddle.set_rng_state(ckpt["rng"])
 
 
 def model_checkpoint(model: paddle.nn.Layer, path: Path) -> dict[str, Any]:
@@ -86,7 +94,24 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(ckpt, dict) or not needed <= set(ckpt):
         raise ConfigError(f"The checkpoint {path} is not a gru-exp checkpoint (missing "
                           f"{', '.join(sorted(needed - set(ckpt))) if isinstance(ckpt, dict) else 'everything'}).")
+    wrong = [f"{key}={str(ckpt[key])[:40]!r}" for key, ok in _SHAPES.items() if not ok(ckpt[key])]
+    if wrong:
+        raise ConfigError(f"The checkpoint {path} is not a gru-exp checkpoint ({', '.join(wrong)} is not what gru-exp "
+                          "writes): it is damaged. Resume from another run folder or start a new run.")
     return ckpt
+
+
+def _count(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+_SHAPES = {  # what save_checkpoint writes under each key
+    "model": lambda x: isinstance(x, dict), "optimizer": lambda x: isinstance(x, dict),
+    "epoch": _count, "step": _count, "history": lambda x: isinstance(x, list) and all(isinstance(h, dict) for h in x),
+    "best_epoch": lambda x: x is None or _count(x),
+    "best_eval_acc": lambda x: isinstance(x, (int, float)) and not isinstance(x, bool),
+    "rng": lambda x: isinstance(x, list),
+}
 
 
 def _check_shapes(model: paddle.nn.Layer, weights: dict[str, Any], path: Path) -> None:

@@ -47,6 +47,7 @@ from gru_exp.train.loop import (
 from gru_exp.train.model import GRUClassifier
 from gru_exp.train.preflight import check_memory, check_resume
 from gru_exp.train.record import (
+    RECORD_FILE,
     RunRecord,
     Status,
     package_versions,
@@ -94,6 +95,11 @@ def build(cfg: DictConfig, splits: DataSplits) -> tuple[GRUClassifier, paddle.op
 
 def _resume(state: TrainState, ckpt: Path, run_dir: Path) -> None:
     restore_checkpoint(state, ckpt)
+    done = RunRecord.read(ckpt.parent.parent).epochs_done  # read (and checked) by preflight.check_resume
+    if state.epoch not in (done, done + 1):  # one ahead: stopped between the checkpoint and the record
+        raise ConfigError(f"The checkpoint {ckpt} is after epoch {state.epoch} but its run's {RECORD_FILE} records "
+                          f"{done} finished epochs: the two do not belong together. Resume from another run folder "
+                          "or start a new run.")
     state.resumed_from = str(ckpt.parent.parent)
     best = ckpt.parent / "best.pdparams"
     if best.is_file():
