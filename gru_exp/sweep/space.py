@@ -126,7 +126,7 @@ def _check_when(key: str, spec: DictConfig, params: DictConfig, base: DictConfig
             if order.index(cond) > order.index(key):
                 problems.append(f"params.{key}.when: {cond} must be listed before {key} (parameters are sampled in "
                                 "file order)")
-            elif not any(_can_take(params[cond], v) for v in allowed):
+            elif not any(can_take(params[cond], v) for v in allowed):
                 problems.append(f"params.{key}.when: {cond} in {allowed} can never be true ({cond} is searched "
                                 f"over {_space_text(params[cond])})")
             continue
@@ -139,7 +139,7 @@ def _check_when(key: str, spec: DictConfig, params: DictConfig, base: DictConfig
     return problems
 
 
-def _can_take(spec: DictConfig, value: Any) -> bool:
+def can_take(spec: DictConfig, value: Any) -> bool:
     """Whether the parameter ``spec`` can sample ``value`` (the exact value, of its type)."""
     if spec.type == "categorical":
         return value in list(spec.choices)

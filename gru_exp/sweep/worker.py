@@ -31,7 +31,7 @@ from gru_exp.config.knobs import defaults
 from gru_exp.notebook import NOTEBOOK_CONFIG
 from gru_exp.redact import redact
 from gru_exp.sweep.objective import _set_attrs, run_trial
-from gru_exp.sweep.space import _can_take, make_sampler
+from gru_exp.sweep.space import can_take, make_sampler
 from gru_exp.sweep.storage import (
     StorageLostError,
     claim_study_dir,
@@ -96,7 +96,7 @@ def notebook_values(params: DictConfig) -> dict[str, Any]:
     """The notebook's value of every searched key the space can take: its hyperparameters, and for
     knobs it did not have (bigrams, pooling, ...) their declared defaults, which are its model."""
     notebook = {**defaults(), **NOTEBOOK_CONFIG}
-    return {k: notebook[k] for k, spec in params.items() if k in notebook and _can_take(spec, notebook[k])}
+    return {k: notebook[k] for k, spec in params.items() if k in notebook and can_take(spec, notebook[k])}
 
 
 def run_worker(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -> dict[str, int]:

@@ -94,7 +94,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(ckpt, dict) or not needed <= set(ckpt):
         raise ConfigError(f"The checkpoint {path} is not a gru-exp checkpoint (missing "
                           f"{', '.join(sorted(needed - set(ckpt))) if isinstance(ckpt, dict) else 'everything'}).")
-    wrong = [f"{key}={str(ckpt[key])[:40]!r}" for key, ok in _SHAPES.items() if not ok(ckpt[key])]
+    wrong = [f"{key}={str(ckpt[key])[:40]!r}" for key, ok in _FIELD_CHECKS.items() if not ok(ckpt[key])]
     if wrong:
         raise ConfigError(f"The checkpoint {path} is not a gru-exp checkpoint ({', '.join(wrong)} is not what gru-exp "
                           "writes): it is damaged. Resume from another run folder or start a new run.")
@@ -105,7 +105,7 @@ def _count(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool) and x >= 0
 
 
-_SHAPES = {  # what save_checkpoint writes under each key
+_FIELD_CHECKS = {  # what save_checkpoint writes under each key
     "model": lambda x: isinstance(x, dict), "optimizer": lambda x: isinstance(x, dict),
     "epoch": _count, "step": _count, "history": lambda x: isinstance(x, list) and all(isinstance(h, dict) for h in x),
     "best_epoch": lambda x: x is None or _count(x),

@@ -14,6 +14,11 @@ from gru_exp.config.knobs import BIGRAM_HASH
 POOLINGS = ("last", "mean", "max", "attention")
 
 
+def masked_mean(values: paddle.Tensor, mask: paddle.Tensor) -> paddle.Tensor:
+    """[B, D] mean of ``values`` [B, T, D] over the steps where ``mask`` [B, T, 1] is 1 (0 when none)."""
+    return (values * mask).sum(axis=1) / mask.sum(axis=1).clip(min=1.0)
+
+
 def real_steps(steps: paddle.Tensor, lengths: Optional[paddle.Tensor]) -> paddle.Tensor:
     """[B, T, 1] mask of ``steps`` ([B, T, ...]): 1 on the first ``lengths`` steps of each row (every
     step without lengths), 0 on padding."""
@@ -90,13 +95,13 @@ class GRUClassifier(nn.Layer):
         hashed = (ids[:, :-1] * BIGRAM_HASH + ids[:, 1:]) % self.bigram_buckets  # [B, T-1]
         rows = self.bigrams(hashed)  # [B, T-1, S]
         mask = real_steps(rows, None if lengths is None else lengths - 1)  # [B, T-1, 1]: n tokens, n-1 pairs
-        return (rows * mask).sum(axis=1) / mask.sum(axis=1).clip(min=1.0)  # [B, S]
+        return masked_mean(rows, mask)  # [B, S]
 
     def _pool(self, outputs: paddle.Tensor, lengths: Optional[paddle.Tensor]) -> paddle.Tensor:
         # outputs: [B, T, D]; mask: [B, T, 1], 1 on real tokens (all ones without lengths)
         mask = real_steps(outputs, lengths)  # [B, T, 1]
         if self.pooling == "mean":
-            return (outputs * mask).sum(axis=1) / mask.sum(axis=1).clip(min=1.0)  # [B, D]
+            return masked_mean(outputs, mask)  # [B, D]
         if self.pooling == "max":
             masked = outputs + (mask - 1.0) * 1e9  # [B, T, D]: padding can never be the max
             # max_pool1d, not .max(axis=1): paddle 3.3.1's reduce-max backward takes 20 s on CPU for a

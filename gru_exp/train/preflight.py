@@ -17,8 +17,9 @@ from gru_exp.train.record import RECORD_FILE, RecordError, RunRecord
 from gru_exp.train.rundir import LAST_CKPT
 
 
-def check_resume(config: dict[str, Any], resume_dir: Path) -> Path:
-    """The checkpoint to continue from; ConfigError if missing or trained differently."""
+def check_resume(config: dict[str, Any], resume_dir: Path) -> tuple[Path, int]:
+    """The checkpoint to continue from and the epochs its run's record has finished; ConfigError if
+    missing or trained differently."""
     ckpt = resume_dir / LAST_CKPT
     if not ckpt.is_file() or not (resume_dir / RECORD_FILE).is_file():
         raise ConfigError(f"trainer.resume={str(resume_dir)!r} is not a run folder with a finished epoch "
@@ -42,7 +43,7 @@ def check_resume(config: dict[str, Any], resume_dir: Path) -> Path:
         raise ConfigError(f"trainer.resume={str(resume_dir)!r} was trained with a different configuration ("
                           + "; ".join(changed) + "). Only epochs, device, threads, logging and paths may change "
                           "on resume.")
-    return ckpt
+    return ckpt, record.epochs_done
 
 
 def estimated_bytes(cfg: DictConfig, splits: DataSplits) -> int:

@@ -93,9 +93,9 @@ def build(cfg: DictConfig, splits: DataSplits) -> tuple[GRUClassifier, paddle.op
     return model, optimizer, settings
 
 
-def _resume(state: TrainState, ckpt: Path, run_dir: Path) -> None:
+def _resume(state: TrainState, ckpt: Path, done: int, run_dir: Path) -> None:
+    """Continue from ``ckpt``, whose run's record has ``done`` finished epochs."""
     restore_checkpoint(state, ckpt)
-    done = RunRecord.read(ckpt.parent.parent).epochs_done  # read (and checked) by preflight.check_resume
     if state.epoch not in (done, done + 1):  # one ahead: stopped between the checkpoint and the record
         raise ConfigError(f"The checkpoint {ckpt} is after epoch {state.epoch} but its run's {RECORD_FILE} records "
                           f"{done} finished epochs: the two do not belong together. Resume from another run folder "
@@ -139,7 +139,7 @@ def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] =
     config, run_dir = to_container(cfg), Path(run_dir)
     archive = resolve_archive(cfg.data.path)
     resume_dir = Path(cfg.trainer.resume).expanduser() if cfg.trainer.resume else None
-    resume_ckpt = check_resume(config, resume_dir) if resume_dir else None
+    resume_ckpt, resume_done = check_resume(config, resume_dir) if resume_dir else (None, 0)
     device = devices.prepare(cfg.trainer)
     devices.seed_everything(cfg.trainer.seed)
 
@@ -154,7 +154,7 @@ def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] =
         state = TrainState(run_dir=run_dir, hparams={}, model=model, optimizer=optimizer, epochs=settings.epochs,
                            steps_per_epoch=settings.steps_per_epoch, eval_name=splits.eval_name)
         if resume_ckpt is not None:
-            _resume(state, resume_ckpt, run_dir)
+            _resume(state, resume_ckpt, resume_done, run_dir)
 
         n_params = sum(int(p.numel()) for p in model.parameters())
         record = RunRecord(config=config, run_dir=run_dir, device=device, versions=package_versions(),
