@@ -298,18 +298,18 @@ def test_a_finished_runs_folder_is_protected_wherever_hydra_gets_its_name(tiny_a
     assert by_id.returncode == 0, by_id.stderr
 
 
-def test_a_rejected_run_leaves_hydra_files_an_earlier_command_left_in_its_folder(tiny_archive, tmp_path):
-    """hydra.run.dir=<a folder an earlier command used> (its .hydra/ and run.log, no result): a
-    run rejected there removes nothing that was there before it (Hydra rewrites the files in
-    .hydra/ as it starts, as it always does; the run's own log is appended to). The folder is given
-    with a ``..`` in it, which Hydra removes from the path and the up-front record must too."""
+def test_a_run_into_a_folder_an_earlier_command_used_is_refused_and_leaves_it_byte_for_byte(tiny_archive, tmp_path):
+    """hydra.run.dir=<a folder an earlier command used> (its .hydra/ and run.log, no result): a run
+    writes only into a new or empty folder, so it is refused (exit 2) before Hydra rewrites .hydra/
+    or appends to the log. The folder is given with a ``..`` in it, which Hydra removes from the
+    path and the up-front check must too."""
     folder = tmp_path / "used"
     (folder / ".hydra").mkdir(parents=True)
     (folder / ".hydra" / "overrides.yaml").write_text("- name=earlier\n")
     (folder / "run.log").write_text("the earlier command's log\n")
     given = tmp_path / "elsewhere" / ".." / "used"
-    proc = run_cli("gru_exp.train", *tiny_overrides(tiny_archive, tmp_path / "out", f"hydra.run.dir={given}",
-                                                     f"data.path={tmp_path / 'missing.tar.gz'}"))
-    assert proc.returncode == 2 and "missing.tar.gz" in proc.stderr, proc.stderr
-    assert (folder / ".hydra").is_dir()
-    assert (folder / "run.log").read_text().startswith("the earlier command's log\n")
+    proc = run_cli("gru_exp.train", *tiny_overrides(tiny_archive, tmp_path / "out", f"hydra.run.dir={given}"))
+    assert proc.returncode == 2 and "that this run did not make" in proc.stderr and "Traceback" not in proc.stderr
+    assert (folder / ".hydra" / "overrides.yaml").read_text() == "- name=earlier\n"
+    assert (folder / "run.log").read_text() == "the earlier command's log\n"
+    assert sorted(p.name for p in folder.iterdir()) == [".hydra", "run.log"]

@@ -124,11 +124,12 @@ def test_nonfinite_loss_fails_the_run_and_records_it(tiny_cfg, tmp_path):
     assert record["status"] == "failed" and "NonFiniteLossError" in record["error"]
 
 
-def test_notebook_protocol_scores_the_best_epoch_on_test(tiny_cfg, tmp_path):
+def test_notebook_protocol_scores_the_last_epoch_on_test(tiny_cfg, tmp_path):
     cfg = tiny_cfg("experiment=seed_baseline", "data.val_size=0", "trainer.eval_batch_size=32")
     result = run_training(cfg, tmp_path / "r")
     assert result.eval_split == "test" and result.n_eval == result.n_test == 80
-    assert result.test["acc"] == result.series["eval_acc"][result.best_epoch - 1]
+    assert result.test_epoch == result.epochs_done == 2  # no epoch chosen by a test score
+    assert result.test["acc"] == result.series["eval_acc"][-1]
 
 
 def test_drop_last_with_too_few_reviews_is_a_config_error(tiny_cfg, tmp_path):

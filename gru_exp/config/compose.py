@@ -234,11 +234,11 @@ def _job_problems(job: list[str], config_dirs: Optional[Sequence[str]] = None) -
 
 
 def job_runs(overrides: Sequence[str], multirun: bool,
-             config_dirs: Optional[Sequence[str]] = None) -> list[tuple[Path, Optional[str]]]:
+             config_dirs: Optional[Sequence[str]] = None) -> list[tuple[Path, DictConfig]]:
     """The run folders Hydra will make for the command line's jobs (``hydra.run.dir``, or with
     ``-m`` ``hydra.sweep.dir``/``hydra.sweep.subdir``, from the command line, an experiment file or
-    an interpolation alike; absolute, ``..`` removed, as Hydra makes them), each with its
-    ``trainer.resume``, for the folders that may exist
+    an interpolation alike; absolute, ``..`` removed, as Hydra makes them), each with its composed
+    config, for the folders that may exist
     already: a multirun whose sweep folder does not exist yet (the default, named by the time) has
     none. A folder that depends on what only Hydra's launcher knows (``${hydra.job.id}``,
     ``${hydra:runtime...}``) is left to the run's own claim. Call after :func:`check_overrides`."""
@@ -255,7 +255,7 @@ def job_runs(overrides: Sequence[str], multirun: bool,
             folder = Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir) if multirun else Path(cfg.hydra.run.dir)
         except OmegaConfBaseException:
             continue
-        runs.append((Path(os.path.abspath(folder)), cfg.trainer.resume))  # as Hydra makes runtime.output_dir
+        runs.append((Path(os.path.abspath(folder)), cfg))  # as Hydra makes runtime.output_dir
     return runs
 
 

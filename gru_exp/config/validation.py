@@ -39,6 +39,13 @@ def _cross_rules(cfg: DictConfig) -> list[str]:
         problems.append(f"model.bigram_size={m.bigram_size} has no effect with model.bigram_buckets=0 (no bigram "
                         "bag); set model.bigram_buckets > 0 or leave model.bigram_size at its default (in a sweep file: "
                         "give model.bigram_size `when: {model.bigram_buckets: [...]}`)")
+    if d.val_size == 0 and (t.patience or t.test_epoch != "last"):
+        chosen = [f"trainer.patience={t.patience} would stop on the test accuracy"] if t.patience else []
+        if t.test_epoch != "last":
+            chosen.append(f"trainer.test_epoch={t.test_epoch} would score the epoch with the best test accuracy")
+        problems.append("data.val_size=0 evaluates on the test set, so " + " and ".join(chosen) + " (the test set "
+                        "would choose the result); without a validation split use trainer.test_epoch=last and "
+                        "trainer.patience=0 (a refit), or hold out a validation split (data.val_size > 0)")
     problem = name_problem("name", cfg.name)
     if problem:
         problems.append(problem)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from gru_exp.commands import (
     INFO_FLAGS,
@@ -26,9 +26,11 @@ from gru_exp.commands import (
     version_text,
 )
 from gru_exp.config.compose import check_overrides, job_runs
-from gru_exp.config.values import override
+from gru_exp.config.values import override, to_container
 from gru_exp.errors import ConfigError, GruExpError
 from gru_exp.train import device
+from gru_exp.train.imdb import resolve_archive
+from gru_exp.train.preflight import check_resume
 from gru_exp.train.rundir import (
     LAST_CKPT,
     discard_unstarted_run,
@@ -114,7 +116,8 @@ def _terminate(signum: int, frame: object) -> None:
 def _precheck(argv: Sequence[str]) -> dict[Path, frozenset[str]]:
     """Every job composed and validated before Hydra makes a folder: a bad value is one paragraph
     and status 2, for a single run and for each job of a multirun alike. A job whose folder holds a
-    finished run is refused before Hydra writes there. Returns what each job's folder already had
+    finished run, or any file, is refused before Hydra writes there (unless the job continues that
+    very run: then its resume is checked here, so a refusal leaves that run byte for byte). Returns what each job's folder already had
     of Hydra's files (a folder given as hydra.run.dir), which a rejected job then leaves in place."""
     refused = flags(argv) & REFUSED_FLAGS
     if refused:
@@ -133,10 +136,15 @@ def _precheck(argv: Sequence[str]) -> dict[Path, frozenset[str]]:
     multirun = bool({"-m", "--multirun"} & set(argv))
     check_overrides(overrides, multirun=multirun, config_dirs=dirs)
     existed = {}
-    for run_dir, resume in job_runs(overrides, multirun, config_dirs=dirs):  # before Hydra writes into them
-        taken = other_run_problem(run_dir, Path(resume).expanduser() if resume else None)
+    for run_dir, cfg in job_runs(overrides, multirun, config_dirs=dirs):  # before Hydra writes into them
+        resume = Path(cfg.trainer.resume).expanduser() if cfg.trainer.resume else None
+        taken = other_run_problem(run_dir, resume, new=True)
         if taken:
             raise ConfigError(taken)
+        if resume is not None:  # refused now, not after Hydra rewrote .hydra/ and run.log of the run it continues
+            check_resume(to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])), resume)
+            if cfg.data.path:
+                resolve_archive(cfg.data.path)
         existed[run_dir] = made_before(run_dir)
     return existed
 

@@ -28,6 +28,7 @@ RECORD_FILE = "metrics.json"
 LAST_CKPT = "checkpoints/last.pdparams"  # after every epoch: what a resume continues
 BEST_CKPT = "checkpoints/best.pdparams"  # the best eval epoch's weights
 LOCK_FILE = ".run.lock"
+RUN_MADE = ("checkpoints", "vdl", RECORD_FILE)  # what a run writes into its folder
 MADE_BEFORE_START = (".hydra", "run.log")  # what Hydra writes into a run folder before the run starts
 NO_LOCKS = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}  # flock cannot work on this filesystem
 _WARNED: set[Path] = set()
@@ -121,15 +122,27 @@ def display_name_of(run_dir: Path, output_dir: Path) -> str:
     return str(resolved.relative_to(output_dir)) if output_dir in resolved.parents else Path(run_dir).name
 
 
-def other_run_problem(run_dir: Path, resume_dir: Optional[Path] = None) -> Optional[str]:
+def other_run_problem(run_dir: Path, resume_dir: Optional[Path] = None, new: bool = False) -> Optional[str]:
     """Why ``run_dir`` cannot take a new run: it holds another run's record, which this run does
-    not continue (``trainer.resume`` is that folder); None when it can."""
+    not continue (``trainer.resume`` is that folder), or another run's checkpoints or VisualDL
+    records; with ``new`` (checked before anything is written) any entry at all. None when it can."""
     run_dir = Path(run_dir)
     continues = resume_dir is not None and Path(resume_dir).resolve() == run_dir.resolve()
-    if (run_dir / RECORD_FILE).exists() and not continues:
+    if continues:
+        return None
+    if (run_dir / RECORD_FILE).exists():
         return (f"The run folder {run_dir} already holds a run ({RECORD_FILE} and its checkpoints); a new run never "
                 f"writes into it. Give this run another folder (hydra.run.dir=<new folder>), or continue that run "
                 f"with {override('trainer.resume', str(run_dir))}.")
+    try:
+        found = sorted(p.name for p in run_dir.iterdir() if p.name != LOCK_FILE) if run_dir.is_dir() else []
+    except OSError:
+        return None  # unreadable: the claim reports it
+    foreign = found if new else [n for n in found if n in RUN_MADE]
+    if foreign:
+        return (f"The run folder {run_dir} already holds {len(found)} entr{'y' if len(found) == 1 else 'ies'} "
+                f"(e.g. {foreign[0]!r}) that this run did not make; a run writes only into a new or empty folder, so "
+                "nothing there is overwritten. Give it another folder (hydra.run.dir=<new folder>).")
     return None
 
 

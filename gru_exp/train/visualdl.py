@@ -24,7 +24,9 @@ import paddle
 from visualdl import LogWriter
 
 from gru_exp.config.knobs import defaults, hparam_tags
+from gru_exp.config.paths import BASELINE_MARK, baseline_dir_problem
 from gru_exp.config.values import hparam_value
+from gru_exp.errors import ConfigError, GruExpError
 from gru_exp.notebook import (
     NOTEBOOK,
     NOTEBOOK_BEST_ACC,
@@ -71,10 +73,14 @@ def link_into_view(output_dir: Path, target: Path, name: str) -> None:
     link = view / view_name(name)
     try:
         view.mkdir(parents=True, exist_ok=True)
-        if link.is_symlink() or link.exists():
-            if link.resolve() == Path(target).resolve():
-                return
-            link.unlink()
+        if link.is_symlink() and link.resolve() == Path(target).resolve():
+            return
+        if os.path.lexists(link) and not link.is_symlink():  # not a link gru-exp made: never replaced
+            log.warning("Not linking %s into the dashboard folder: %s exists and is not a link gru-exp made.",
+                        target, link)
+            return
+        if link.is_symlink():
+            link.unlink()  # a link of an earlier run with this display name (a link, never its target)
         link.symlink_to(os.path.relpath(target, view), target_is_directory=True)
     except OSError as exc:  # a file system without symlinks: the run's own folder still has its records
         log.warning("Could not link %s into the dashboard folder %s: %s", target, view, exc)
@@ -162,24 +168,39 @@ BASELINE_NAME = "notebook baseline (published)"
 
 
 def write_baseline(logdir: Path) -> Path:
-    """Write the notebook's curves as one VisualDL run in ``logdir`` (replacing what is there)."""
+    """Write the notebook's curves as one VisualDL run in ``logdir``: a new or empty folder, or one
+    holding an earlier baseline run that gru-exp wrote (its records and its mark are replaced, as a
+    whole). Any other folder is refused (ConfigError): gru-exp never removes what it did not write."""
     logdir = Path(logdir)
+    problem = baseline_dir_problem(logdir)
+    if problem:
+        raise ConfigError(f"Cannot write the notebook baseline: {problem}.")
     logdir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".baseline-", dir=logdir.parent))
-    with LogWriter(logdir=str(tmp), display_name=BASELINE_NAME) as writer:
-        for tag, values in NOTEBOOK.items():
-            for epoch, value in enumerate(values, start=1):
-                writer.add_scalar(tag, value, epoch)
-        final = len(NOTEBOOK["eval/acc"])
-        writer.add_scalar("test/acc", NOTEBOOK_FINAL_ACC, final)
-        # Its evaluation set was the test set: its best epoch (87.10%) is its "best_val"; the
-        # accuracy it published, after 10 epochs, is its test accuracy.
-        writer.add_scalar("best_val", NOTEBOOK_BEST_ACC, final)
-        writer.add_scalar("test_acc", NOTEBOOK_FINAL_ACC, final)
-        writer.add_hparams({**baseline_hparams(), "status": "published"}, METRICS)
-    if logdir.exists():
-        shutil.rmtree(logdir)
-    os.replace(tmp, logdir)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # a folder like any other (mkdtemp makes it private)
+        with LogWriter(logdir=str(tmp), display_name=BASELINE_NAME) as writer:
+            for tag, values in NOTEBOOK.items():
+                for epoch, value in enumerate(values, start=1):
+                    writer.add_scalar(tag, value, epoch)
+            final = len(NOTEBOOK["eval/acc"])
+            writer.add_scalar("test/acc", NOTEBOOK_FINAL_ACC, final)
+            # Its evaluation set was the test set: its best epoch (87.10%) is its "best_val"; the
+            # accuracy it published, after 10 epochs, is its test accuracy.
+            writer.add_scalar("best_val", NOTEBOOK_BEST_ACC, final)
+            writer.add_scalar("test_acc", NOTEBOOK_FINAL_ACC, final)
+            writer.add_hparams({**baseline_hparams(), "status": "published"}, METRICS)
+        (tmp / BASELINE_MARK).write_text("The notebook's published curves, written by gru-exp (gru-exp baseline); "
+                                         "gru-exp replaces this folder only while it holds nothing else.\n")
+        if logdir.is_dir():
+            for old in logdir.iterdir():  # checked above: only the earlier baseline's records and mark
+                old.unlink()
+        os.replace(tmp, logdir)  # onto an empty folder: atomic
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)  # this call's own staging folder, when the rename did not happen
     return logdir
 
 
@@ -191,7 +212,7 @@ def ensure_baseline(logdir: Path, output_dir: Optional[Path] = None) -> None:
         try:
             write_baseline(logdir)
             log.info("Wrote the notebook baseline run to %s", logdir)
-        except OSError as exc:  # another process won the race, or a read-only folder: not fatal
+        except (OSError, GruExpError) as exc:  # another process won the race, a read-only folder: not fatal
             if not has_records(logdir):
                 log.warning("Could not write the baseline run to %s: %s", logdir, exc)
     link = Path(output_dir or ".") / VIEW_DIR / BASELINE_NAME

@@ -1,0 +1,112 @@
+"""Nothing lost: every command removes or overwrites only what it created, and a refused command
+leaves every file it found byte for byte (issue 23). Real CLI processes on real folders."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO, tiny_overrides
+
+
+def cli(*args: str, env_extra: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (lock files aside) with its bytes, and every folder."""
+    out: dict[str, bytes] = {}
+    for p in sorted(root.rglob("*")):
+        if p.name != ".run.lock":
+            out[p.relative_to(root).as_posix()] = p.read_bytes() if p.is_file() and not p.is_symlink() else b"<dir>"
+    return out
+
+
+def user_folder(root: Path) -> Path:
+    (root / "sub").mkdir(parents=True)
+    (root / "notes.txt").write_text("precious")
+    (root / "sub" / "vdlrecords.1.log").write_text("a user's own VisualDL records")
+    return root
+
+
+def test_baseline_command_never_empties_a_folder_of_the_users(tmp_path):
+    """`gru-exp baseline <folder>` used to delete everything in <folder> and exit 0."""
+    folder = user_folder(tmp_path / "mine")
+    before = tree(folder)
+    proc = cli("gru_exp.baseline", str(folder))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "'notes.txt'" in proc.stderr and "never removes" in proc.stderr
+    assert tree(folder) == before
+    only_records = tmp_path / "vdl_run"  # a VisualDL run of the user's: records only, no gru-exp mark
+    only_records.mkdir()
+    (only_records / "vdlrecords.2.log").write_text("theirs")
+    assert cli("gru_exp.baseline", str(only_records)).returncode == 2
+    assert (only_records / "vdlrecords.2.log").read_text() == "theirs"
+
+
+def test_baseline_command_writes_a_new_folder_and_replaces_only_its_own(tmp_path):
+    target = tmp_path / "base"
+    for _ in range(2):  # new, then its own earlier baseline replaced
+        proc = cli("gru_exp.baseline", str(target))
+        assert proc.returncode == 0, proc.stderr
+        names = sorted(p.name for p in target.iterdir())
+        assert names[0] == "gru-exp-baseline.txt" and len(names) == 2 and names[1].startswith("vdlrecords")
+    (target / "mine.txt").write_text("added by the user")
+    assert cli("gru_exp.baseline", str(target)).returncode == 2
+    assert (target / "mine.txt").read_text() == "added by the user"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".baseline-")]  # no staging left
+
+
+def test_a_training_never_writes_its_baseline_over_other_files(tiny_archive, tmp_path):
+    """paths.baseline_dir=<a folder of files> or =${paths.output_dir} (which used to wipe every
+    output) is refused before anything is written."""
+    out = tmp_path / "out"
+    assert cli("gru_exp.train", *tiny_overrides(tiny_archive, out, "trainer.epochs=1")).returncode == 0
+    outputs = tree(out)
+    folder = user_folder(tmp_path / "mine")
+    before = tree(folder)
+    for given, named in [(str(folder), "'notes.txt'"), ("${paths.output_dir}", "would hold paths."),
+                         ("${paths.root_dir}", "would hold paths.")]:
+        proc = cli("gru_exp.train", *tiny_overrides(tiny_archive, out, "trainer.epochs=1",
+                                                      f"paths.baseline_dir={given}"))
+        assert proc.returncode == 2 and named in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert tree(out) == outputs and tree(folder) == before
+
+
+def test_a_dashboard_link_never_replaces_a_real_file(tmp_path, caplog):
+    from gru_exp.train.visualdl import VIEW_DIR, link_into_view
+
+    out, target = tmp_path / "out", tmp_path / "out" / "runs" / "r" / "vdl"
+    target.mkdir(parents=True)
+    (out / VIEW_DIR).mkdir()
+    (out / VIEW_DIR / "my run").write_text("a file the user put there")
+    link_into_view(out, target, "my run")
+    assert (out / VIEW_DIR / "my run").read_text() == "a file the user put there"
+    link_into_view(out, target, "other")
+    assert (out / VIEW_DIR / "other").resolve() == target.resolve()
+
+
+def test_a_run_into_a_folder_of_files_is_refused_before_hydra_writes(tiny_archive, tmp_path):
+    folder = user_folder(tmp_path / "mine")
+    before = tree(folder)
+    proc = cli("gru_exp.train", *tiny_overrides(tiny_archive, tmp_path / "out", f"hydra.run.dir={folder}"))
+    assert proc.returncode == 2 and "that this run did not make" in proc.stderr, proc.stderr
+    assert tree(folder) == before
+
+
+def test_a_refused_resume_in_place_leaves_the_run_byte_for_byte(tiny_archive, tmp_path):
+    """trainer.resume=<run> hydra.run.dir=<the same run> with another configuration (or a missing
+    archive) used to be refused only after Hydra had rewritten the run's .hydra/ files and appended
+    to its run.log."""
+    out, done = tmp_path / "out", tmp_path / "done"
+    assert cli("gru_exp.train", *tiny_overrides(tiny_archive, out, f"hydra.run.dir={done}")).returncode == 0
+    before = tree(done)
+    for extra in (["model.hidden_size=8"], [f"data.path={tmp_path / 'missing.tar.gz'}"], []):
+        proc = cli("gru_exp.train", *tiny_overrides(tiny_archive, out, f"hydra.run.dir={done}", f"trainer.resume={done}",
+                                                      *extra))  # [] : trainer.epochs=2 is what it already has
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert tree(done) == before, extra
