@@ -135,6 +135,38 @@ class SweepConfig:
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
 
 
+EPOCH_METRICS = ("eval_acc", "eval_loss")  # reported per epoch: the ones a pruner can act on
+
+
 def objective_list(sc: Any) -> list[Any]:
-    """The study's objectives in order: ``objectives`` when given, else the single ``objective``."""
+    """The study's objectives in order: ``objectives`` when given, else the single ``objective``.
+    The one place that reads them (after :func:`normalise_objectives`, ``sc.objective`` agrees)."""
     return list(sc.objectives) or [sc.objective]
+
+
+def normalise_objectives(sc: Any) -> None:
+    """A one-item ``objectives:`` list IS the single objective: it becomes ``objective`` (and the
+    list empty), so pruning, the progress line and summaries treat it as such."""
+    if len(sc.objectives) == 1:
+        sc.objective = sc.objectives[0]
+        sc.objectives = []
+
+
+def is_accuracy(metric: Any) -> bool:
+    """Accuracies are shown as percentages; every other metric under its own name and unit."""
+    return str(metric).endswith("_acc")
+
+
+def show_metric(value: Any, metric: Any) -> str:
+    """A metric's value as text: accuracies as "89.60%", losses "0.3412", minutes "3.21 min",
+    parameter counts as whole numbers; "" for a missing value."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    metric = str(metric)
+    if is_accuracy(metric):
+        return f"{100 * value:.2f}%"
+    if metric == "train_minutes":
+        return f"{value:.2f} min"
+    if metric == "n_params":
+        return f"{value:,.0f}"
+    return f"{value:.4f}"

@@ -14,7 +14,7 @@ from optuna.importance import PedAnovaImportanceEvaluator
 
 from gru_exp.notebook import NOTEBOOK_BEST_ACC, NOTEBOOK_FINAL_ACC
 from gru_exp.report.entries import Entry
-from gru_exp.sweep.summary import front_table, objectives
+from gru_exp.sweep.summary import front_table, metric_cell, metric_head, objectives
 
 log = logging.getLogger(__name__)
 IMPORTANCE_EVALUATOR = "PED-ANOVA"  # named in report.md: the evaluator actually used (_evaluator)
@@ -35,7 +35,9 @@ def _delta(value: float, ref: float) -> str:
     return "" if value is None or math.isnan(value) else f"{100 * (value - ref):+.2f}"
 
 
-def table(entries: Sequence[Entry], top: int, objective_label: str) -> list[str]:
+def table(entries: Sequence[Entry], top: int, objective_label: str, metric: str = "eval_acc") -> list[str]:
+    """The top entries ranked; the objective column is headed ``objective_label`` and shown as
+    ``metric`` (a percentage only for an accuracy)."""
     params = sorted({k for e in entries for k in e.params})
     header = ["rank", "run", "state", *params, objective_label, "best val acc % (mean ± std)",
               "test acc % (mean ± std)", "runs", "epochs", "wall min", "test − 84.50", "test − 87.10"]
@@ -44,7 +46,7 @@ def table(entries: Sequence[Entry], top: int, objective_label: str) -> list[str]
         test, test_std = e.stat("test_acc")
         val, val_std = e.stat("best_eval_acc")
         cells = [str(rank), e.name, e.state, *(_fmt(e.params.get(p)) for p in params),
-                 _pct(e.objective) if e.objective is not None else "", _pct(val, val_std), _pct(test, test_std),
+                 metric_cell(e.objective, metric), _pct(val, val_std), _pct(test, test_std),
                  str(len(e.runs)), str(e.epochs), f"{e.wall_s / 60:.1f}", _delta(test, NOTEBOOK_FINAL_ACC),
                  _delta(test, NOTEBOOK_BEST_ACC)]
         lines.append("| " + " | ".join(cells) + " |")
@@ -92,17 +94,18 @@ def write_report(entries: list[Entry], out: Path, top: int, study=None) -> Path:
         import optuna.visualization.matplotlib as ovm  # matplotlib: only when a report is written
 
         objs = objectives(study)
-        maximize = objs[0][1] == "maximize"
-        first = {"target": lambda t: t.values[0], "target_name": objs[0][0]} if len(objs) > 1 else {}
+        metric, direction = objs[0]
+        # Each plot and the importances name the (first) objective's own metric.
+        first = {"target": (lambda t: t.values[0]) if len(objs) > 1 else None, "target_name": metric}
         if len(objs) > 1:  # "best" is the Pareto front: a figure and the front as a table
             figs.append(figures.optuna_plot(ovm.plot_pareto_front, study, out, "pareto_front.png",
                                             target_names=[m for m, _ in objs]))
             lines += [""] + front_table(study)
-        figs.append(figures.optimization_history(entries, out, maximize))
-        figs.append(figures.intermediate_values(entries, out))
-        importances = _importances(study, first.get("target"))
+        figs.append(figures.optimization_history(entries, out, direction == "maximize", metric))
+        figs.append(figures.intermediate_values(entries, out, metric))
+        importances = _importances(study, first["target"])
         if importances:
-            figs.append(figures.param_importances(importances, out))
+            figs.append(figures.param_importances(importances, out, metric, IMPORTANCE_EVALUATOR))
         figs.append(figures.optuna_plot(ovm.plot_parallel_coordinate, study, out, "parallel_coordinates.png", **first))
         figs.append(figures.optuna_plot(ovm.plot_slice, study, out, "slice.png", **first))
     else:
@@ -110,11 +113,13 @@ def write_report(entries: list[Entry], out: Path, top: int, study=None) -> Path:
     lines += [f"Compute: {epochs} epochs, {hours:.2f} h of training wall time.", "",
               "Reference: the notebook's test accuracy was 84.50% after 10 epochs (its best, 87.10%, after "
               "epoch 2); differences below are in points.", ""]
-    lines += table(entries, top, "objective %")
+    if study is not None:
+        lines += table(entries, top, metric_head(metric, direction), metric)
+    else:  # run folders: ranked by their mean best validation accuracy
+        lines += table(entries, top, "ranked by: best val acc %", "eval_acc")
     lines += seed_comparison(entries)
     if study is not None and importances:
-        target = f", for {objectives(study)[0][0]}" if len(objectives(study)) > 1 else ""
-        lines += ["", f"Parameter importances ({IMPORTANCE_EVALUATOR} over complete trials{target}):", ""]
+        lines += ["", f"Parameter importances ({IMPORTANCE_EVALUATOR} over complete trials, for {metric}):", ""]
         lines += [f"- `{k}`: {v:.3f}" for k, v in importances.items()]
     lines += ["", "Figures:", ""] + [f"![{p.stem}]({p.name})" for p in figs if p is not None]
     report = out / "report.md"

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from gru_exp.commands import INFO_FLAGS, flags, run_hydra, version_text
 from gru_exp.config.compose import compose_config, composition_error, conf_snapshot
 from gru_exp.config.paths import path_problems
-from gru_exp.config.sweep import SweepConfig
+from gru_exp.config.sweep import SweepConfig, normalise_objectives
 from gru_exp.errors import GruExpError
 from gru_exp.logs import setup_cli_logging
 from gru_exp.redact import redact
@@ -77,6 +77,7 @@ def run_sweep(sc: DictConfig, argv: Sequence[str]) -> int:
         from gru_exp.sweep.space import check_sweep
         from gru_exp.train import device
 
+        normalise_objectives(sc)  # a one-item objectives: list is the single objective, everywhere after
         check_sweep(sc, compose_config)
         if sc.launcher.name == "slurm":  # the workers as a Slurm job array; each task runs this command locally
             from gru_exp.sweep.slurm import launch

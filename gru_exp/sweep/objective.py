@@ -16,7 +16,7 @@ import optuna
 from omegaconf import DictConfig
 
 from gru_exp.config.knobs import hparam_tags
-from gru_exp.config.sweep import objective_list
+from gru_exp.config.sweep import EPOCH_METRICS, objective_list, show_metric
 from gru_exp.config.values import override
 from gru_exp.logs import file_log, log_context
 from gru_exp.redact import redact
@@ -64,7 +64,8 @@ class TrialReporter(Callback):
         what = f"reporting epoch {e} of trial {self.trial.number}"
         with_storage_retry(lambda: self.trial.report(mean, step=step), what, self.storage_retry_s)
         if step < self.last_step and with_storage_retry(self.trial.should_prune, what, self.storage_retry_s):
-            raise StopRun("pruned", f"pruned after epoch {e} of repeat {self.repeat + 1} (objective {mean:.4f})")
+            raise StopRun("pruned", f"pruned after epoch {e} of repeat {self.repeat + 1} ({self.reduce} "
+                                     f"{self.metric} {show_metric(mean, self.metric)})")
 
 
 def _set_attrs(trial: optuna.Trial, sc: DictConfig, **attrs: Any) -> None:
@@ -114,10 +115,12 @@ def run_trial(trial: optuna.Trial, sc: DictConfig, compose: Callable[[Sequence[s
                           + [f"trainer.seed={seed}", override("paths.baseline_dir", str(study_dir(sc) / "baseline")),
                              f"name=trial_{trial.number}"])
             callbacks: list[Callback] = []
-            if len(objectives) == 1:  # Optuna reports and prunes single-objective trials only
-                callbacks.append(TrialReporter(trial, repeat, cfg.trainer.epochs, curves, sc.objective.metric,
-                                               sc.objective.reduce, sc.objective.direction, sc.storage_retry_s,
-                                               sc.repeats))
+            # Optuna reports and prunes single-objective trials only, and only a per-epoch metric
+            # has a running value; the objective's own metric, reduce and direction.
+            if len(objectives) == 1 and str(objectives[0].metric) in EPOCH_METRICS:
+                o = objectives[0]
+                callbacks.append(TrialReporter(trial, repeat, cfg.trainer.epochs, curves, str(o.metric),
+                                               str(o.reduce), str(o.direction), sc.storage_retry_s, sc.repeats))
             label = trial_label(sc, trial, seed if sc.repeats > 1 else None)
             with file_log(run_dir / "run.log") if sc.repeats > 1 else contextlib.nullcontext():
                 result = run_training(cfg, run_dir, callbacks=callbacks, display_name=label)
@@ -134,5 +137,6 @@ def run_trial(trial: optuna.Trial, sc: DictConfig, compose: Callable[[Sequence[s
     first = [v[0] for v in values]
     _set_attrs(trial, sc, values=first, std=statistics.stdev(first) if len(first) > 1 else 0.0,
                test_acc=statistics.fmean(tests), test_acc_std=statistics.stdev(tests) if len(tests) > 1 else 0.0)
-    log.info("Trial %d: objective %s over %d seed(s)", trial.number, ", ".join(f"{m:.4f}" for m in means), len(values))
+    log.info("Trial %d: %s over %d seed(s)", trial.number,
+             ", ".join(f"{o.metric} {show_metric(m, o.metric)}" for o, m in zip(objectives, means)), len(values))
     return means[0] if len(means) == 1 else means

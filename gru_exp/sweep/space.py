@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from gru_exp.config.compose import composition_error
 from gru_exp.config.knobs import keys
 from gru_exp.config.names import name_problem
-from gru_exp.config.sweep import SweepConfig, objective_list
+from gru_exp.config.sweep import EPOCH_METRICS, SweepConfig, objective_list
 from gru_exp.config.validation import range_problems, validate
 from gru_exp.config.values import override
 from gru_exp.errors import ConfigError, GruExpError
@@ -67,6 +67,11 @@ def check_sweep(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) 
         problems.append(f"sampler.name={sc.sampler.name!r} needs the {needs} package: pip install {needs}")
     if sc.grace_period <= sc.heartbeat_interval:
         problems.append(f"grace_period={sc.grace_period} must exceed heartbeat_interval={sc.heartbeat_interval}")
+    metrics = [str(o.metric) for o in objective_list(sc)]
+    twice = sorted({m for m in metrics if metrics.count(m) > 1})
+    if twice:
+        problems.append(f"objectives lists {', '.join(twice)} more than once ({metrics}); each metric may be an "
+                        "objective once (one direction each): remove the repeated one")
     if len(objective_list(sc)) > 1 and sc.sampler.name in ("cmaes", "qmc"):
         problems.append(f"sampler.name={sc.sampler.name} cannot optimise several objectives; use tpe, nsga2 or random")
     if not sc.params:
@@ -213,9 +218,15 @@ def make_sampler(sc: DictConfig, stream: int = 0) -> optuna.samplers.BaseSampler
 
 def make_pruner(sc: DictConfig) -> optuna.pruners.BasePruner:
     p = sc.pruner
-    if len(objective_list(sc)) > 1:  # Optuna cannot prune multi-objective trials (no trial.report)
+    objectives = objective_list(sc)
+    if len(objectives) > 1:  # Optuna cannot prune multi-objective trials (no trial.report)
         if p.name != "none":
             log.warning("pruner.name=%s is off: Optuna cannot prune a study with several objectives", p.name)
+        return optuna.pruners.NopPruner()
+    metric = str(objectives[0].get("metric", "eval_acc"))  # prune_replay passes an empty objective
+    if metric not in EPOCH_METRICS:  # known only when a run ends: nothing to report per epoch
+        if p.name != "none":
+            log.warning("pruner.name=%s is off: objective.metric=%s has no per-epoch value to prune on", p.name, metric)
         return optuna.pruners.NopPruner()
     if p.name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps)

@@ -15,6 +15,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from visualdl import LogWriter
 
+from gru_exp.config.sweep import is_accuracy, show_metric
 from gru_exp.files import atomic_write_text
 from gru_exp.notebook import NOTEBOOK_BEST_ACC, NOTEBOOK_FINAL_ACC
 from gru_exp.train.visualdl import link_into_view
@@ -53,6 +54,23 @@ def _fmt(value: Any, pct: bool = False) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
+def metric_cell(value: Any, metric: str) -> str:
+    """A metric's value in a table column headed by :func:`metric_head` (accuracies in %, others in
+    their own unit)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if is_accuracy(metric):
+        return f"{100 * value:.2f}"
+    return f"{value:.0f}" if metric == "n_params" else f"{value:.4f}"
+
+
+def metric_head(metric: str, direction: str = "") -> str:
+    """A column header naming the metric, its unit and (when given) its direction, e.g. "eval_acc %
+    (maximize)", "eval_loss (minimize)", "train_minutes min"."""
+    unit = " %" if is_accuracy(metric) else " min" if metric == "train_minutes" else ""
+    return f"{metric}{unit}" + (f" ({direction})" if direction else "")
+
+
 def trial_rows(trials: list[FrozenTrial], metrics: list[str], front: set[int]) -> list[dict[str, Any]]:
     names = sorted({k for t in trials for k in t.params})
     retried_as = {t.system_attrs["failed_trial"]: t.number for t in trials if "failed_trial" in t.system_attrs}
@@ -68,8 +86,9 @@ def trial_rows(trials: list[FrozenTrial], metrics: list[str], front: set[int]) -
         row = {"number": t.number, "state": t.state.name, "value": values[0], "std": t.user_attrs.get("std"),
                "test_acc": t.user_attrs.get("test_acc"), "epochs_run": t.user_attrs.get("epochs_run"),
                "wall_time_s": t.user_attrs.get("wall_time_s")}
+        row.update({f"objective:{m}": v for m, v in zip(metrics, values)})  # each value under its metric's name
         if len(metrics) > 1:
-            row.update({f"objective:{m}": v for m, v in zip(metrics, values)}, pareto=t.number in front)
+            row["pareto"] = t.number in front
         row.update({name: t.params.get(name) for name in names})
         row.update({"command": t.user_attrs.get("command", ""), "error": error})
         rows.append(row)
@@ -109,23 +128,24 @@ def write_summary(study: optuna.Study, out: Path) -> None:
         + ", ".join(f"{d} {m}" for m, d in objs) + " (accuracies in %).", "",
     ]
     complete = [r for r in rows if r["state"] == "COMPLETE"]
+    metric, direction = objs[0]
     if len(objs) > 1:
         lines += _front_lines(rows, objs)
     elif complete:
         best = complete[0]
         lines += [
-            f"**Best: trial {best['number']}**, objective {_fmt(best['value'], True)}% "
-            f"(+/- {_fmt(best['std'] or 0.0, True)}), test accuracy {_fmt(best['test_acc'], True)}%: "
+            f"**Best: trial {best['number']}**, {metric} {show_metric(best['value'], metric)} ({direction}; "
+            f"+/- {show_metric(best['std'] or 0.0, metric)}), test accuracy {_fmt(best['test_acc'], True)}%: "
             f"{_delta(best['test_acc'])}.", "", f"Reproduce: `{best['command']}`", "",
         ]
     params = [k for k in (rows[0] if rows else {}) if "." in k]
-    header = ["trial", "state", "objective %", "std", "test acc %", "epochs", "wall s", *params]
+    header = ["trial", "state", metric_head(metric, direction), "std", "test acc %", "epochs", "wall s", *params]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
     for r in rows:
-        cells = [str(r["number"]), r["state"], _fmt(r["value"], True), _fmt(r["std"], True), _fmt(r["test_acc"], True),
-                 _fmt(r["epochs_run"]), _fmt(round(r["wall_time_s"]) if r["wall_time_s"] else None),
-                 *(_fmt(r[p]) for p in params)]
+        cells = [str(r["number"]), r["state"], metric_cell(r["value"], metric), metric_cell(r["std"], metric),
+                 _fmt(r["test_acc"], True), _fmt(r["epochs_run"]),
+                 _fmt(round(r["wall_time_s"]) if r["wall_time_s"] else None), *(_fmt(r[p]) for p in params)]
         lines.append("| " + " | ".join(cells) + " |")
     failed = [r for r in rows if r["error"]]
     if failed:
@@ -136,12 +156,12 @@ def write_summary(study: optuna.Study, out: Path) -> None:
 def _front_lines(rows: list[dict[str, Any]], objs: list[tuple[str, str]]) -> list[str]:
     """The Pareto front as a table: no trial on it is beaten in every objective by another."""
     front = [r for r in rows if r.get("pareto")]
-    header = ["trial", *(f"{m} ({d})" for m, d in objs), "test acc %", "command"]
+    header = ["trial", *(metric_head(m, d) for m, d in objs), "test acc %", "command"]
     lines = [f"**Pareto front: {len(front)} trial(s)** (\"best\" for several objectives: no other trial is at "
              "least as good in every objective and better in one).", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in front:
-        cells = [str(r["number"]), *(_fmt(r[f"objective:{m}"], m.endswith("acc")) for m, _ in objs),
+        cells = [str(r["number"]), *(metric_cell(r[f"objective:{m}"], m) for m, _ in objs),
                  _fmt(r["test_acc"], True), f"`{r['command']}`"]
         lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]

@@ -28,6 +28,7 @@ from omegaconf import DictConfig
 from optuna.trial import TrialState
 
 from gru_exp.config.knobs import defaults
+from gru_exp.config.sweep import show_metric
 from gru_exp.notebook import NOTEBOOK_CONFIG
 from gru_exp.redact import redact
 from gru_exp.sweep.objective import _set_attrs, run_trial
@@ -39,7 +40,7 @@ from gru_exp.sweep.storage import (
     study_dir,
     with_storage_retry,
 )
-from gru_exp.sweep.summary import write_best_so_far, write_summary
+from gru_exp.sweep.summary import objectives, write_best_so_far, write_summary
 
 log = logging.getLogger(__name__)
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -161,11 +162,13 @@ def progress_line(study: optuna.Study, sc: DictConfig, elapsed_s: float, left_s:
     line = (f"Study {sc.study_name!r}: {done}/{sc.n_trials} trials finished ({count[TrialState.COMPLETE]} complete, "
             f"{count[TrialState.PRUNED]} pruned; {count[TrialState.FAIL]} failed)")
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    if complete and len(complete[0].values) > 1:
+    objs = objectives(study)  # as stored with the study: each objective's metric and direction
+    if complete and len(objs) > 1:
         line += f", Pareto front of {len(study.best_trials)} trial(s)"
     elif complete:
-        best = (max if sc.objective.direction == "maximize" else min)(complete, key=lambda t: t.value)
-        line += f", best {best.value:.4f} (trial {best.number})"
+        metric, direction = objs[0]
+        best = (max if direction == "maximize" else min)(complete, key=lambda t: t.value)
+        line += f", best {metric} {show_metric(best.value, metric)} (trial {best.number}, {direction})"
     line += f"; this worker {elapsed_s / 60:.1f} min"
     if math.isfinite(left_s):
         line += f", {max(left_s, 0) / 60:.1f} min left before timeout"
