@@ -73,7 +73,25 @@ BAD_VALUES = [
     ("trainer.lr=inf", "trainer.lr=inf", "> 0"),
     ("model.use_lengths=false", "data.bucket_size=50", "needs model.use_lengths=true"),
     ("trainer.amp=true", "trainer.amp=true", "GPU"),
+    ("data.val_size=0", "trainer.test_epoch=best would score the epoch with the best test accuracy", "test_epoch=last"),
 ]
+
+
+@pytest.mark.parametrize("overrides,named", [
+    (["data.val_size=0", "trainer.test_epoch=last", "trainer.patience=1"], "trainer.patience=1 would stop on the test"),
+    (["data.val_size=0", "trainer.patience=2"], "trainer.patience=2 would stop on the test accuracy and "
+                                               "trainer.test_epoch=best would score"),
+    (["experiment=seed_baseline", "trainer.test_epoch=best"], "trainer.test_epoch=best would score"),
+])
+def test_no_epoch_is_chosen_by_a_test_score(overrides, named):
+    """Without a validation split the evaluation set is the test set: early stopping or a best
+    epoch would let the test set choose the result (a refit with patience=1 used to stop on test)."""
+    from gru_exp.config.compose import check_overrides
+
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        check_overrides(overrides)
+    check_overrides(["data.val_size=0", "trainer.test_epoch=last"])
+    check_overrides(["experiment=seed_baseline"])
 
 
 @pytest.mark.parametrize("override,named,allowed", BAD_VALUES)

@@ -99,7 +99,15 @@ class TerminalProgressBar(Callback):
 
 
 class Checkpointer(Callback):
-    """checkpoints/last.pdparams after every epoch; checkpoints/best.pdparams when eval acc improves."""
+    """checkpoints/last.pdparams after every epoch, then checkpoints/best.pdparams when eval acc
+    improved; metrics.json follows (MetricsRecorder runs after this).
+
+    last.pdparams is the commit point of an epoch: it holds everything (weights, optimizer, history,
+    the best epoch's number), and each file is renamed into place whole. A kill at any instant
+    therefore leaves last.pdparams at the previous epoch or at the new one; best.pdparams and
+    metrics.json may lag it by that one epoch, never lead it. A resume repairs the lag from
+    last.pdparams (:func:`gru_exp.train.run.check_best`), and the test score is taken only from a
+    best.pdparams whose epoch is the record's best epoch."""
 
     def on_epoch_end(self, state: TrainState) -> None:
         save_checkpoint(state, state.run_dir / LAST_CKPT)

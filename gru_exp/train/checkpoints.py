@@ -10,6 +10,7 @@ from typing import Any
 import paddle
 
 from gru_exp.errors import ConfigError
+from gru_exp.files import crash_point
 from gru_exp.train.loop import EpochMetrics, TrainState
 from gru_exp.train.rundir import BEST_CKPT, LAST_CKPT  # noqa: F401 (re-exported)
 
@@ -39,20 +40,26 @@ def save_checkpoint(state: TrainState, path: Path) -> None:
     """Everything needed to continue: weights, optimizer, epoch, history and paddle's RNG."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    paddle.save(
-        {
-            "model": state.model.state_dict(),
-            "optimizer": _portable_optimizer_state(state.model, state.optimizer.state_dict()),
-            "epoch": state.epoch,
-            "step": state.step,
-            "history": state.history_dict(),
-            "best_epoch": state.best_epoch,
-            "best_eval_acc": state.best_eval_acc,
-            "rng": paddle.get_rng_state(),
-        },
-        str(tmp),
-    )
-    os.replace(tmp, path)  # never a half-written checkpoint under the real name
+    try:
+        paddle.save(
+            {
+                "model": state.model.state_dict(),
+                "optimizer": _portable_optimizer_state(state.model, state.optimizer.state_dict()),
+                "epoch": state.epoch,
+                "step": state.step,
+                "history": state.history_dict(),
+                "best_epoch": state.best_epoch,
+                "best_eval_acc": state.best_eval_acc,
+                "rng": paddle.get_rng_state(),
+            },
+            str(tmp),
+        )
+        crash_point(f"{path.name}:tmp")
+        os.replace(tmp, path)  # never a half-written checkpoint under the real name
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # disk full or a signal: no temporary file left behind
+        raise
+    crash_point(path.name)
 
 
 def restore_checkpoint(state: TrainState, path: Path) -> None:

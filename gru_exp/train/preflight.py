@@ -13,13 +13,14 @@ from gru_exp.config.values import flatten
 from gru_exp.errors import ConfigError
 from gru_exp.train import device as devices
 from gru_exp.train.data import DataSplits
-from gru_exp.train.record import RECORD_FILE, RecordError, RunRecord
+from gru_exp.train.record import RECORD_FILE, RecordError, RunRecord, Status
 from gru_exp.train.rundir import LAST_CKPT
 
 
 def check_resume(config: dict[str, Any], resume_dir: Path) -> tuple[Path, int]:
     """The checkpoint to continue from and the epochs its run's record has finished; ConfigError if
-    missing or trained differently."""
+    missing or trained differently. A run that trained all its epochs but was stopped before it
+    was scored (status not completed) may be resumed with the same trainer.epochs: it is then scored."""
     ckpt = resume_dir / LAST_CKPT
     if not ckpt.is_file() or not (resume_dir / RECORD_FILE).is_file():
         raise ConfigError(f"trainer.resume={str(resume_dir)!r} is not a run folder with a finished epoch "
@@ -29,7 +30,7 @@ def check_resume(config: dict[str, Any], resume_dir: Path) -> tuple[Path, int]:
     except RecordError as exc:
         raise ConfigError(f"trainer.resume={str(resume_dir)!r}: {exc}") from None
     epochs = config["trainer"]["epochs"]
-    if record.epochs_done >= epochs:
+    if record.epochs_done > epochs or (record.epochs_done == epochs and record.status == Status.completed):
         raise ConfigError(f"trainer.epochs={epochs} but trainer.resume={str(resume_dir)!r} already has "
                           f"{record.epochs_done} epochs; raise trainer.epochs to continue it.")
     old, new = with_defaults(flatten(record.config)), flatten(config)

@@ -33,7 +33,7 @@ from gru_exp.train.callbacks import (
     ProgressLogger,
     TerminalProgressBar,
 )
-from gru_exp.train.checkpoints import BEST_CKPT, model_checkpoint, restore_checkpoint
+from gru_exp.train.checkpoints import BEST_CKPT, model_checkpoint, restore_checkpoint, save_checkpoint
 from gru_exp.train.data import DataSplits, make_splits
 from gru_exp.train.imdb import LABELS, load_imdb, resolve_archive
 from gru_exp.train.loop import (
@@ -101,13 +101,29 @@ def _resume(state: TrainState, ckpt: Path, done: int, run_dir: Path) -> None:
                           f"{done} finished epochs: the two do not belong together. Resume from another run folder "
                           "or start a new run.")
     state.resumed_from = str(ckpt.parent.parent)
-    best = ckpt.parent / "best.pdparams"
-    if best.is_file():
-        model_checkpoint(state.model, best)  # test scores come from it: damaged = refused now, not after training
-    if best.is_file() and best.resolve() != (run_dir / BEST_CKPT).resolve():
-        (run_dir / BEST_CKPT).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(best, run_dir / BEST_CKPT)
+    _carry_best(state, ckpt.parent / "best.pdparams", run_dir / BEST_CKPT)
     log.info("Resuming %s after epoch %d", state.resumed_from, state.epoch)
+
+
+def _carry_best(state: TrainState, best: Path, target: Path) -> None:
+    """The best epoch's weights for the continued run at ``target``, checked against the restored
+    state: a best.pdparams one epoch behind last.pdparams (a kill between the two renames) is
+    written again from last.pdparams, whose epoch is then the best; any other mismatch is refused."""
+    found = model_checkpoint(state.model, best)["epoch"] if best.is_file() else None  # damaged: refused now
+    if state.best_epoch is None or found == state.best_epoch:
+        if found is not None and best.resolve() != target.resolve():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".tmp")
+            shutil.copy2(best, tmp)
+            os.replace(tmp, target)
+        return
+    if state.best_epoch != state.epoch:
+        raise ConfigError(f"{best} holds epoch {found} but {best.parent / 'last.pdparams'} names epoch "
+                          f"{state.best_epoch} as the best: the best weights are lost, so the run cannot be scored "
+                          "honestly. Resume from another run folder or start a new run.")
+    log.info("%s lags its last.pdparams (epoch %s, the best is %d): written again from last.pdparams", best, found,
+             state.epoch)
+    save_checkpoint(state, target)
 
 
 def _score_on_test(state: TrainState, splits: DataSplits, settings: LoopSettings, record: RunRecord,
@@ -119,8 +135,12 @@ def _score_on_test(state: TrainState, splits: DataSplits, settings: LoopSettings
         scored = state.history[record.test_epoch - 1]
         record.test = {"acc": scored.eval_acc, "loss": scored.eval_loss}
         return
-    weights = BEST_CKPT if which == TestEpoch.best else LAST_CKPT
-    state.model.set_state_dict(paddle.load(str(state.run_dir / weights))["model"])
+    weights = state.run_dir / (BEST_CKPT if which == TestEpoch.best else LAST_CKPT)
+    ckpt = model_checkpoint(state.model, weights)
+    if ckpt["epoch"] != record.test_epoch:  # never a score under another epoch's name
+        raise ConfigError(f"{weights} holds epoch {ckpt['epoch']}, not epoch {record.test_epoch} that the run would "
+                          "score on test: its checkpoints disagree. Resume it from its last.pdparams or start a new run.")
+    state.model.set_state_dict(ckpt["model"])
     probs = np.zeros((len(splits.test), 2), dtype=np.float32)
     loss, acc = evaluate(state.model, splits.test, settings, probs=probs)
     state.test_positive_prob = probs[:, LABELS["pos"]]
