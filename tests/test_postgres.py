@@ -181,3 +181,20 @@ def test_a_password_in_the_query_string_never_reaches_a_log_or_file(sweep_env, t
     no_password_in(tmp_path / "home", out)
     pointer = json.loads((tmp_path / "home" / "outputs" / "sweeps" / name / "study.json").read_text())
     assert "password=***" in pointer["storage"]
+
+
+def test_a_resume_with_another_reduce_is_refused_on_postgres_and_changes_nothing(sweep_env):
+    """The study's identity lives in the shared database: a machine that resumes it with
+    objective.reduce=last instead of best is refused, the password never shown."""
+    name = unique("ident")
+    base = sweep_env(n_trials=1, epochs=1)
+    first = popen(f"sweep={base}", f"study_name={name}")
+    out, _ = first.communicate(timeout=600)
+    assert first.returncode == 0, out[-3000:]
+    attrs, trials = load(name).user_attrs, load(name).trials
+    again = popen(f"sweep={base}", f"study_name={name}", "objective.reduce=last", "n_trials=2")
+    out, _ = again.communicate(timeout=600)
+    assert again.returncode == 2, out[-3000:]
+    assert "objective.reduce='best'" in out and "objective.reduce='last'" in out and "Traceback" not in out
+    assert password() not in out
+    assert load(name).user_attrs == attrs and len(load(name).trials) == len(trials) == 1

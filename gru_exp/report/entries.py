@@ -20,7 +20,7 @@ from gru_exp.config.knobs import grouping_keys, with_defaults
 from gru_exp.config.values import flatten
 from gru_exp.errors import GruExpError
 from gru_exp.redact import redact
-from gru_exp.sweep.storage import check_storage_url, sqlite_path
+from gru_exp.sweep.urls import check_storage_url, sqlite_path
 from gru_exp.train.record import RECORD_FILE, RecordError, RunRecord
 
 log = logging.getLogger(__name__)

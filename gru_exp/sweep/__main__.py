@@ -75,17 +75,20 @@ def run_sweep(sc: DictConfig, argv: Sequence[str]) -> int:
     try:
         # Imported here, in this order: paddle sizes its thread pools once, when first imported.
         from gru_exp.sweep.space import check_sweep
+        from gru_exp.sweep.urls import check_persistent, check_storage_url, storage_url
         from gru_exp.train import device
 
         normalise_objectives(sc)  # a one-item objectives: list is the single objective, everywhere after
         check_sweep(sc, compose_config)
+        check_storage_url(storage_url(sc))  # before anything is written (the conf snapshot, the study)
+        check_persistent(storage_url(sc))
         if sc.launcher.name == "slurm":  # the workers as a Slurm job array; each task runs this command locally
             from gru_exp.sweep.slurm import launch
 
             return launch(sc, argv)
         device.limit_threads(int(compose_config(list(sc.base)).trainer.num_threads))  # before paddle loads
         device.import_paddle()
-        from gru_exp.sweep.storage import open_study, storage_url, study_dir
+        from gru_exp.sweep.storage import open_study, study_dir
         from gru_exp.sweep.worker import run_worker
 
         if sc.n_workers > 1:

@@ -10,7 +10,6 @@ import uuid
 import warnings
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import unquote
 
 import optuna
 import sqlalchemy.exc
@@ -21,8 +20,10 @@ from optuna.study import StudyDirection
 from gru_exp.config.sweep import objective_list
 from gru_exp.errors import ConfigError, GruExpError
 from gru_exp.files import write_json
-from gru_exp.redact import redact, url_password
+from gru_exp.redact import redact
+from gru_exp.sweep.identity import IDENTITY_ATTR, check_identity, store_identity
 from gru_exp.sweep.space import make_pruner, make_sampler
+from gru_exp.sweep.urls import check_persistent, check_storage_url, sqlite_path, storage_url
 
 log = logging.getLogger(__name__)
 UID_WAIT_S = 30.0  # how long a worker waits for the worker that created the study to give it its id
@@ -57,14 +58,11 @@ def study_dir(sc: DictConfig) -> Path:
     return Path(sc.paths.sweeps_dir) / sc.study_name
 
 
-def storage_url(sc: DictConfig) -> str:
-    return sc.storage or f"sqlite:///{Path(sc.paths.sweeps_dir) / 'optuna.db'}"
-
-
 def make_storage(sc: DictConfig) -> optuna.storages.BaseStorage:
     """SQLite by default, any SQLAlchemy URL, or ``journal:<file>`` for Optuna's journal file."""
     url = storage_url(sc)
     check_storage_url(url)
+    check_persistent(url)
     try:
         if url.startswith("journal:"):
             path = Path(url[len("journal:"):]).expanduser()
@@ -103,52 +101,6 @@ def make_storage(sc: DictConfig) -> optuna.storages.BaseStorage:
     raise AssertionError("unreachable")
 
 
-def check_storage_url(url: str) -> None:
-    """ConfigError for a URL the database library would misread: SQLite URI parameters without a
-    URI filename (:func:`sqlite_path`), or a password with characters a URL must percent-encode,
-    part of which the library would take for the host (and its driver echo in errors)."""
-    if url.startswith("sqlite:///"):
-        sqlite_path(url)
-        return
-    ours = url_password(url)
-    if ours is None or url.startswith("journal:"):
-        return
-    try:
-        theirs = sqlalchemy.engine.make_url(url).password
-    except (sqlalchemy.exc.ArgumentError, ValueError):
-        theirs = None
-    if unquote(ours) != theirs:
-        raise ConfigError(
-            f"storage={redact(url)!r}: its password holds characters a URL must percent-encode ('@' as %40, '#' "
-            "%23, '/' %2F, '?' %3F); as written, the database library would read part of it as the host. Encode "
-            "it (python -c \"import urllib.parse; print(urllib.parse.quote(input(), safe=''))\"), or leave it "
-            "out of the URL and set PGPASSWORD.")
-
-
-# SQLite's URI parameters: they act only on a URI filename (sqlite:///file:<path>?...&uri=true)
-_SQLITE_URI_PARAMS = frozenset({"uri", "mode", "cache", "immutable", "nolock", "psow", "vfs", "modeof"})
-
-
-def sqlite_path(url: str) -> Path:
-    """The database file of a ``sqlite:///`` URL (query parameters such as ``?mode=ro`` and the
-    ``file:`` prefix of SQLite URIs left out). ConfigError for SQLite URI parameters without a
-    URI filename: SQLite would ignore them or make a file named after the whole query."""
-    path, _, query = url[len("sqlite:///"):].partition("?")
-    path, params = unquote(path), [p for p in query.split("&") if p]
-    bare = path[len("file:"):] if path.startswith("file:") else path
-    given = sorted({p.split("=")[0].lower() for p in params} & _SQLITE_URI_PARAMS - {"uri"})
-    is_uri = path.startswith("file:") and any(p.lower() in ("uri=true", "uri=1") for p in params)
-    if (given or path.startswith("file:")) and not is_uri:
-        kept = "&".join([p for p in params if p.split("=")[0].lower() != "uri"] + ["uri=true"])
-        what = f"SQLite URI parameters ({', '.join(given)}) need" if given else "a file: path needs"
-        raise ConfigError(redact(
-            f"storage={url!r}: {what} a URI filename, file: before the path and uri=true in the query; "
-            f"without them SQLite ignores the parameters or makes a stray file named after the query. Write "
-            f"sqlite:///file:{bare}?{kept} (sqlite:///file:<path>?mode=ro&uri=true is read-only), or leave the "
-            "parameters out."))
-    return Path(bare)
-
-
 def open_study(sc: DictConfig) -> tuple[optuna.Study, optuna.storages.BaseStorage]:
     """The study (created on first use) and its storage, for heartbeats through public calls.
 
@@ -167,10 +119,15 @@ def open_study(sc: DictConfig) -> tuple[optuna.Study, optuna.storages.BaseStorag
         except optuna.exceptions.DuplicatedStudyError:
             created = False
         study = optuna.load_study(study_name=sc.study_name, storage=storage, sampler=sampler, pruner=pruner)
-        if not created:
+        has_uid = False
+        if not created:  # checked before anything is written: a refused resume leaves the study as it was
             _check_objectives(study, sc, objectives)
-        if created or not _has_uid(study):
-            _first_open(study, sc)
+            has_uid = _has_uid(study)  # waits for the worker that has just created it
+        ident = check_identity(study, sc, storage_url(sc))
+        if created or not has_uid:
+            _first_open(study, sc, ident, created)
+        elif IDENTITY_ATTR not in study.user_attrs:
+            store_identity(study, ident, first_resume=True)
     except ValueError as exc:  # e.g. the stored study has another number of objectives
         raise ConfigError(f"study_name={sc.study_name!r} in {redact(storage_url(sc))} cannot be opened as this "
                           f"sweep asks: {exc}. Use another study_name for another set of objectives.") from None
@@ -199,17 +156,21 @@ def _check_objectives(study: optuna.Study, sc: DictConfig, objectives: list) -> 
 
 def _has_uid(study: optuna.Study) -> bool:
     """Whether the study has its id, waiting up to UID_WAIT_S while another worker that has just
-    created it gives it one. False for a study from before ids (it has trials or attributes)."""
+    created it gives it one (its identity comes first). False for a study from before ids (it has
+    trials or other attributes)."""
     deadline = time.monotonic() + UID_WAIT_S
     while "gru_exp_uid" not in study.user_attrs:
-        if study.user_attrs or study.get_trials(deepcopy=False) or time.monotonic() > deadline:
+        if set(study.user_attrs) - {IDENTITY_ATTR} or study.get_trials(deepcopy=False) or time.monotonic() > deadline:
             return False
         time.sleep(0.2)
     return True
 
 
-def _first_open(study: optuna.Study, sc: DictConfig) -> None:
-    """The study's id first (other workers wait for it), then what the sweep searches."""
+def _first_open(study: optuna.Study, sc: DictConfig, ident: dict, created: bool) -> None:
+    """The study's identity, then its id (other workers wait for the id, so they find the identity
+    there), then what the sweep searches."""
+    if IDENTITY_ATTR not in study.user_attrs:
+        store_identity(study, ident, first_resume=not created)
     if "gru_exp_uid" not in study.user_attrs:
         study.set_user_attr("gru_exp_uid", uuid.uuid4().hex)
     study.set_user_attr("base", list(sc.base))

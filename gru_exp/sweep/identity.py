@@ -1,0 +1,88 @@
+"""A study's identity: everything that gives its trials' values their meaning, stored with the
+study when it is made (user attribute ``gru_exp_identity``) and compared on every resume.
+
+It holds each objective's metric, reduce (per-epoch metrics only) and direction, ``repeats`` (a
+value is the mean over that many seeds) and the training configuration every trial starts from:
+the result knobs of the composed ``base`` (the register's ``result=True`` knobs other than the
+seed, e.g. ``trainer.epochs``, ``data.val_size``), leaving out the searched ones. A resume that
+changes any of them is refused before anything is written. A study made before identities were
+stored gets the identity of its first resume (its objectives are still checked against the
+metric names and directions it stored)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import optuna
+from omegaconf import DictConfig, OmegaConf
+
+from gru_exp.config.compose import compose_config
+from gru_exp.config.knobs import grouping_keys
+from gru_exp.config.sweep import EPOCH_METRICS, objective_list
+from gru_exp.config.values import flatten
+from gru_exp.errors import ConfigError
+from gru_exp.redact import redact
+
+log = logging.getLogger(__name__)
+IDENTITY_ATTR = "gru_exp_identity"
+
+
+def identity(sc: DictConfig) -> dict[str, Any]:
+    """What this sweep's values mean (JSON-ready)."""
+    objectives = [{"metric": str(o.metric), "reduce": str(o.reduce) if str(o.metric) in EPOCH_METRICS else None,
+                   "direction": str(o.direction)} for o in objective_list(sc)]
+    base = OmegaConf.to_container(compose_config(list(sc.base)), resolve=True, enum_to_str=True)
+    flat = flatten(base)  # type: ignore[arg-type]
+    training = {k: flat.get(k) for k in grouping_keys() if k not in sc.params}
+    return json.loads(json.dumps({"objectives": objectives, "repeats": int(sc.repeats), "training": training}))
+
+
+def _settings(ident: dict[str, Any]) -> dict[str, Any]:
+    """An identity as the sweep file's own keys: objective.reduce, objectives[1].metric, repeats,
+    base: trainer.epochs."""
+    objectives = ident.get("objectives") or []
+    out: dict[str, Any] = {}
+    for i, o in enumerate(objectives):
+        where = "objective" if len(objectives) == 1 else f"objectives[{i}]"
+        out.update({f"{where}.{k}": v for k, v in o.items()})
+    if "repeats" in ident:
+        out["repeats"] = ident["repeats"]
+    out.update({f"base: {k}": v for k, v in (ident.get("training") or {}).items()})
+    return out
+
+
+def differences(stored: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(setting, stored value, new value) for each setting both record and that differs. A setting
+    only one of them records (a knob added since) is taken as unchanged."""
+    old, now = _settings(stored), _settings(new)
+    return [(k, old[k], now[k]) for k in old if k in now and old[k] != now[k]]
+
+
+def check_identity(study: optuna.Study, sc: DictConfig, url: str) -> dict[str, Any]:
+    """ConfigError when the stored study was made with other settings that give its values their
+    meaning; returns this sweep's identity (to store when the study has none yet)."""
+    new = identity(sc)
+    stored = study.user_attrs.get(IDENTITY_ATTR)
+    if not isinstance(stored, dict):
+        return new
+    changed = differences(stored, new)
+    if changed:
+        was = ", ".join(f"{k}={v!r}" for k, v, _ in changed)
+        asks = ", ".join(f"{k}={v!r}" for k, _, v in changed)
+        raise ConfigError(
+            f"study_name={sc.study_name!r} in {redact(url)} was made with {was}; this sweep asks for {asks}. Its "
+            "trials' values mean what the stored settings made them mean, so continuing would mix two meanings "
+            "under one \"best\". Resume with the stored settings (the sweep file it was started with), or use "
+            "another study_name for the new ones. Nothing was written.")
+    return new
+
+
+def store_identity(study: optuna.Study, ident: dict[str, Any], first_resume: bool) -> None:
+    """Store the identity with the study (a new study, or an older one on its first resume)."""
+    if first_resume:
+        log.info("Study %r had no stored identity (made before gru-exp stored one): storing this sweep's (%s); "
+                 "later resumes must match it", study.study_name,
+                 ", ".join(f"{k}={v}" for k, v in _settings(ident).items() if not k.startswith("base: ")))
+    study.set_user_attr(IDENTITY_ATTR, ident)

@@ -1,0 +1,90 @@
+"""Storage URLs checked before anything opens them: SQLite URI parameters, passwords a URL must
+percent-encode, and storages that cannot keep a study (in-memory SQLite, read-only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import sqlalchemy
+
+from gru_exp.errors import ConfigError
+from gru_exp.redact import redact, url_password
+
+
+def check_storage_url(url: str) -> None:
+    """ConfigError for a URL the database library would misread: SQLite URI parameters without a
+    URI filename (:func:`sqlite_path`), or a password with characters a URL must percent-encode,
+    part of which the library would take for the host (and its driver echo in errors)."""
+    if url.startswith("sqlite:///"):
+        sqlite_path(url)
+        return
+    ours = url_password(url)
+    if ours is None or url.startswith("journal:"):
+        return
+    try:
+        theirs = sqlalchemy.engine.make_url(url).password
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        theirs = None
+    if unquote(ours) != theirs:
+        raise ConfigError(
+            f"storage={redact(url)!r}: its password holds characters a URL must percent-encode ('@' as %40, '#' "
+            "%23, '/' %2F, '?' %3F); as written, the database library would read part of it as the host. Encode "
+            "it (python -c \"import urllib.parse; print(urllib.parse.quote(input(), safe=''))\"), or leave it "
+            "out of the URL and set PGPASSWORD.")
+
+
+# SQLite's URI parameters: they act only on a URI filename (sqlite:///file:<path>?...&uri=true)
+_SQLITE_URI_PARAMS = frozenset({"uri", "mode", "cache", "immutable", "nolock", "psow", "vfs", "modeof"})
+
+
+def sqlite_path(url: str) -> Path:
+    """The database file of a ``sqlite:///`` URL (query parameters such as ``?mode=ro`` and the
+    ``file:`` prefix of SQLite URIs left out). ConfigError for SQLite URI parameters without a
+    URI filename: SQLite would ignore them or make a file named after the whole query."""
+    path, _, query = url[len("sqlite:///"):].partition("?")
+    path, params = unquote(path), [p for p in query.split("&") if p]
+    bare = path[len("file:"):] if path.startswith("file:") else path
+    given = sorted({p.split("=")[0].lower() for p in params} & _SQLITE_URI_PARAMS - {"uri"})
+    is_uri = path.startswith("file:") and any(p.lower() in ("uri=true", "uri=1") for p in params)
+    if (given or path.startswith("file:")) and not is_uri:
+        kept = "&".join([p for p in params if p.split("=")[0].lower() != "uri"] + ["uri=true"])
+        what = f"SQLite URI parameters ({', '.join(given)}) need" if given else "a file: path needs"
+        raise ConfigError(redact(
+            f"storage={url!r}: {what} a URI filename, file: before the path and uri=true in the query; "
+            f"without them SQLite ignores the parameters or makes a stray file named after the query. Write "
+            f"sqlite:///file:{bare}?{kept} (sqlite:///file:<path>?mode=ro&uri=true is read-only), or leave the "
+            "parameters out."))
+    return Path(bare)
+
+
+def storage_url(sc: Any) -> str:
+    """The sweep's storage: ``storage``, else SQLite under ``paths.sweeps_dir``."""
+    return sc.storage or f"sqlite:///{Path(sc.paths.sweeps_dir) / 'optuna.db'}"
+
+
+def check_persistent(url: str) -> None:
+    """ConfigError for a storage a sweep cannot keep a study in: in-memory SQLite (``sqlite://``,
+    ``:memory:``, ``mode=memory``: the study would vanish when the worker exits, after reporting
+    success), a read-only SQLite URI (``mode=ro``, ``immutable=1``: fine for reports, not for trials),
+    or a journal storage without a file name."""
+    why = ""
+    if url.startswith("sqlite:") and not url.startswith("sqlite:///"):
+        why = "it is an in-memory SQLite database (no file after sqlite://)"
+    elif url.startswith("sqlite:///"):
+        path, _, query = url[len("sqlite:///"):].partition("?")
+        params = {p.split("=")[0].lower(): p.partition("=")[2].lower() for p in query.split("&") if p}
+        bare = unquote(path)[len("file:"):] if unquote(path).startswith("file:") else unquote(path)
+        if bare in ("", ":memory:") or params.get("mode") == "memory":
+            why = "it is an in-memory SQLite database"
+        elif params.get("mode") == "ro" or params.get("immutable") in ("1", "true"):
+            why = "it is opened read-only"
+    elif url.startswith("journal:") and (not url[len("journal:"):].strip() or Path(url[len("journal:"):]).is_dir()):
+        why = "it names no journal file"
+    if why:
+        raise ConfigError(
+            f"storage={redact(url)!r} cannot keep a study: {why}, so the trials would be lost when this command "
+            "exits while it reports success. Give a storage that persists: sqlite:///<path to a file>, "
+            "journal:<path to a file>, or a database server URL (postgresql://user@host/db); or leave storage unset "
+            "for outputs/sweeps/optuna.db.")
