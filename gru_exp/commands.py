@@ -27,6 +27,7 @@ from gru_exp.config.compose import (
 )
 from gru_exp.config.knobs import RunConfig, knobs
 from gru_exp.config.sweep import SweepConfig
+from gru_exp.errors import GruExpError
 
 # gru-exp <command> -> (module with main(argv) -> exit status, one line of what it does)
 COMMANDS = {
@@ -47,6 +48,16 @@ ENVIRONMENT = f"""Environment:
   {CONFIG_PATH_ENV}  your config folders ('{os.pathsep}'-separated), laid out like the shipped conf/:
                        experiment/<name>.yaml (select with experiment=<name>), sweeps/<name>.yaml (sweep=<name>)
   GRU_EXP_STORAGE      a sweep's storage URL (keeps a password off the command line and out of ps)"""
+
+
+def print_quietly(text: str) -> None:
+    """Print to stdout; a reader that closed the pipe (``| head``) ends the command with status 141."""
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(141) from None
 
 
 def version_text() -> str:
@@ -148,17 +159,46 @@ def _space_keys(path: Path) -> list[str]:
         return ["(not valid YAML)"]
 
 
+# Hydra flags followed by a value (a command-line override never follows one of them).
+VALUE_FLAGS = frozenset({"--cfg", "-c", "--package", "-p", "--config-dir", "-cd", "--config-path", "-cp",
+                         "--config-name", "-cn", "--experimental-rerun", "--info", "-i"})
+
+
+def with_overrides(argv: Sequence[str], extra: Sequence[str]) -> list[str]:
+    """``argv`` with ``extra`` overrides placed beside the user's own (Hydra takes overrides as one
+    run of words: appended after ``--cfg job`` they would be an unrecognised argument)."""
+    for i, arg in enumerate(argv):
+        if not arg.startswith("-") and not (i and argv[i - 1] in VALUE_FLAGS):
+            return [*argv[:i], *extra, *argv[i:]]
+    return [*extra, *argv]
+
+
 def run_hydra(task: Callable[[Any], Any], config_name: str, argv: Sequence[str], prog: str) -> None:
     """Run ``task`` as ``@hydra.main`` would, on ``argv``, with the shipped conf/ as the primary
-    config folder and the user's config folders ($GRU_EXP_CONFIG_PATH) on Hydra's search path."""
-    register_configs(sweeps=config_name == "sweep")
+    config folder and the user's config folders ($GRU_EXP_CONFIG_PATH) on Hydra's search path.
+    A problem with those folders is one paragraph and exit status 2; a closed stdout (``--help |
+    head``) ends the command quietly with status 141, as a pipe's writer ends."""
+    try:
+        modes = [f for f in ("--run", "-r", "--multirun", "-m", "--cfg", "-c", "--info", "-i", "--shell-completion",
+                             "-sc") if f in flags(argv)]
+        if len(modes) > 1:
+            raise GruExpError(f"{' and '.join(modes)}: Hydra runs one of --run, --multirun, --cfg, --info and "
+                              "--shell-completion at a time; give one of them.")
+        register_configs(sweeps=config_name == "sweep")
+        extra = [] if any(a.startswith("hydra.searchpath=") for a in argv) else searchpath_override(user_config_dirs())
+    except GruExpError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     if not OmegaConf.has_resolver("gru_exp.help"):
         OmegaConf.register_new_resolver("gru_exp.help", help_text)
-    extra = [] if any(a.startswith("hydra.searchpath=") for a in argv) else searchpath_override(user_config_dirs())
     saved = sys.argv
-    sys.argv = [prog, *argv, *extra]
+    sys.argv = [prog, *with_overrides(argv, extra)]
     try:
         hydra.main(version_base="1.3", config_path=CONF_DIR, config_name=config_name)(task)()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python exits
+        raise SystemExit(141) from None
     finally:
         sys.argv = saved
 
@@ -171,7 +211,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     if not argv or argv[0] in ("-h", "--help", "help"):
         rows = "\n".join(f"  {name:<9} {what}" for name, (_, what) in COMMANDS.items())
-        print(f"usage: gru-exp <command> [args]   (gru-exp <command> --help for each)\n\nCommands:\n{rows}\n\n"
+        print_quietly(f"usage: gru-exp <command> [args]   (gru-exp <command> --help for each)\n\nCommands:\n{rows}\n\n"
               "Examples:\n  gru-exp train experiment=cpu_quick\n  gru-exp sweep sweep=cpu_quick n_trials=4\n"
               f"  gru-exp report outputs/sweeps/cpu_quick\n\n{ENVIRONMENT}\n\n{version_text()}")
         return 0 if argv else 2

@@ -54,23 +54,32 @@ def project_root() -> str:
     return str(Path.cwd())
 
 
-def user_config_dirs() -> list[Path]:
-    """The user's own config folders from $GRU_EXP_CONFIG_PATH, each laid out like the shipped
-    conf/ (``experiment/*.yaml`` ...) plus an optional ``sweeps/`` of search spaces. They extend
-    the shipped configs through Hydra's search path; a file that would shadow a shipped one is
-    refused (Hydra would silently prefer the shipped file)."""
+def user_config_dirs(extra: Sequence[str] = ()) -> list[Path]:
+    """The user's own config folders from $GRU_EXP_CONFIG_PATH (then ``extra``, e.g. train's
+    ``--config-dir``), each laid out like the shipped conf/ (``experiment/*.yaml`` ...) plus an
+    optional ``sweeps/`` of search spaces. They extend the shipped configs through Hydra's search
+    path. Which file runs is never ambiguous: a file that would shadow a shipped one, or one of the
+    same name in another of the user's folders, is refused (Hydra would silently take the first)."""
     folders = [Path(p).expanduser().absolute() for p in os.environ.get(CONFIG_PATH_ENV, "").split(os.pathsep) if p]
     for folder in folders:
         if not folder.is_dir():
             raise ConfigError(f"{CONFIG_PATH_ENV} names {str(folder)!r}, which is not a folder. Set it to folders "
                               f"(separated by {os.pathsep!r}) laid out like gru-exp's conf/: experiment/<name>.yaml "
                               "for your experiments, sweeps/<name>.yaml for your search spaces.")
-        for shipped_root, pattern in ((Path(CONF_DIR), "*/*.yaml"), (Path(SWEEPS_DIR).parent, "sweeps/*.yaml")):
-            for path in folder.glob(pattern):
-                if (shipped_root / path.relative_to(folder)).is_file():
-                    raise ConfigError(f"{path} has the name of a shipped config ({path.relative_to(folder)}); "
-                                      "rename yours (e.g. my_" + path.name + ") and select it by that name.")
-    return folders
+    folders += [Path(p).expanduser().absolute() for p in extra]
+    seen: dict[str, Path] = {}
+    for folder in dict.fromkeys(folders):
+        for path in sorted(folder.glob("*/*.yaml")):
+            name = path.relative_to(folder).as_posix()
+            shipped = (Path(SWEEPS_DIR).parent if name.startswith("sweeps/") else Path(CONF_DIR)) / name
+            if shipped.is_file():
+                raise ConfigError(f"{path} has the name of a shipped config ({name}); rename yours (e.g. "
+                                  f"my_{path.name}) and select it by that name.")
+            if name in seen:
+                raise ConfigError(f"{path} and {seen[name]} are both {name} (in {CONFIG_PATH_ENV} or --config-dir); "
+                                  "only one would run and nothing would say which: rename one of them.")
+            seen[name] = path
+    return list(dict.fromkeys(folders))
 
 
 def searchpath_override(folders: Sequence[Path]) -> list[str]:
@@ -83,10 +92,23 @@ def searchpath_override(folders: Sequence[Path]) -> list[str]:
 
 def sweep_files() -> list[Path]:
     """Every search space: the shipped ones, then the user's (config folders' sweeps/ and the
-    older $GRU_EXP_SWEEPS_PATH folders)."""
-    folders = [Path(SWEEPS_DIR), *(d / "sweeps" for d in user_config_dirs()),
-               *(Path(p) for p in os.environ.get("GRU_EXP_SWEEPS_PATH", "").split(os.pathsep) if p)]
-    return [path for folder in folders for path in sorted(folder.glob("*.yaml"))]
+    older $GRU_EXP_SWEEPS_PATH folders). A name given twice is refused (ConfigError): the later
+    file would silently replace the earlier one."""
+    older = [Path(p).expanduser().absolute() for p in os.environ.get("GRU_EXP_SWEEPS_PATH", "").split(os.pathsep) if p]
+    for folder in older:
+        if not folder.is_dir():
+            raise ConfigError(f"GRU_EXP_SWEEPS_PATH names {str(folder)!r}, which is not a folder of search spaces "
+                              f"(<name>.yaml files; several folders separated by {os.pathsep!r}).")
+    folders = [Path(SWEEPS_DIR), *(d / "sweeps" for d in user_config_dirs()), *older]
+    files: dict[str, Path] = {}
+    for path in (p for folder in dict.fromkeys(folders) for p in sorted(folder.glob("*.yaml"))):
+        if path.stem in files:
+            shipped = " (a shipped search space)" if files[path.stem].parent == Path(SWEEPS_DIR) else ""
+            raise ConfigError(f"The search space {path} has the name {path.stem!r} of {files[path.stem]}{shipped}; "
+                              f"sweep={path.stem} would run only one of them and nothing would say which: rename "
+                              f"yours (e.g. my_{path.name}).")
+        files[path.stem] = path
+    return list(files.values())
 
 
 def register_configs(sweeps: bool = False) -> None:
@@ -174,6 +196,8 @@ def composition_error(exc: BaseException, schema: type = RunConfig) -> ConfigErr
     """Hydra's or OmegaConf's composition error as one paragraph naming the key, the value and
     what is allowed (a wrong choice, a typo'd key, a wrong type, a grammar error); ``schema`` is
     the config's (training or sweep), for the keys a typo'd key's parent has."""
+    if isinstance(exc, ConfigError):  # gru-exp's own paragraph (e.g. the user's config folders), as it is
+        return exc
     cause: Optional[BaseException] = exc
     while cause is not None and not isinstance(cause, OmegaConfBaseException):
         cause = cause.__cause__ or cause.__context__
@@ -218,6 +242,8 @@ def _job_problems(job: list[str], config_dirs: Optional[Sequence[str]] = None) -
     while True:
         try:
             cfg = compose_config(job, config_dirs=config_dirs)
+        except ConfigError:
+            raise  # gru-exp's own paragraph (the user's config folders): nothing to compose around
         except Exception as exc:
             error = composition_error(exc)
             problems += error.problems

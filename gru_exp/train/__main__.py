@@ -132,7 +132,7 @@ def _precheck(argv: Sequence[str]) -> dict[Path, frozenset[str]]:
 
         if not Path(extra).is_dir():
             raise ConfigError(f"--config-dir {extra!r} is not a folder.")
-        dirs = [CONF_DIR, *map(str, user_config_dirs()), str(Path(extra).absolute())]
+        dirs = [CONF_DIR, *map(str, user_config_dirs([extra]))]
     multirun = bool({"-m", "--multirun"} & set(argv))
     check_overrides(overrides, multirun=multirun, config_dirs=dirs)
     existed = {}
