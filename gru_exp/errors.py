@@ -21,3 +21,8 @@ class ConfigError(GruExpError):
 
 class DataError(GruExpError):
     """The IMDB archive is missing, unreadable, truncated or not in the aclImdb layout."""
+
+
+class DiskFullError(GruExpError):
+    """A write failed for want of space; what was written before it is intact and the message says
+    how to continue."""

@@ -180,9 +180,13 @@ def _save_cache(arrays: ImdbArrays, npz: Path, meta: dict) -> None:
         payload[f"{split}_labels"] = arrays.labels[split]
         payload[f"{split}_review_ids"] = arrays.review_ids[split]
     tmp = npz.with_name(f"{npz.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, **payload)
-    meta = {**meta, "npz_sha256": file_sha256(tmp)}
-    os.replace(tmp, npz)  # atomic: concurrent readers see the old or the new file, never half
+    try:
+        np.savez(tmp, **payload)
+        meta = {**meta, "npz_sha256": file_sha256(tmp)}
+        os.replace(tmp, npz)  # atomic: concurrent readers see the old or the new file, never half
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # disk full or a signal: this call's own temporary file goes
+        raise
     write_json(npz.with_suffix(".json"), meta)  # last: an entry counts only once its checksum is there
 
 

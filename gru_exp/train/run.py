@@ -7,6 +7,7 @@ before the first step, so a run folder never holds a half result that looks real
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -22,8 +23,8 @@ from omegaconf import DictConfig
 
 from gru_exp.config.choices import TestEpoch
 from gru_exp.config.validation import validate
-from gru_exp.config.values import flatten, to_container
-from gru_exp.errors import ConfigError
+from gru_exp.config.values import flatten, override, to_container
+from gru_exp.errors import ConfigError, DiskFullError
 from gru_exp.redact import redact_all
 from gru_exp.train import device as devices
 from gru_exp.train.callbacks import (
@@ -200,6 +201,7 @@ def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] =
                  m.use_lengths, f", bigram bag {m.bigram_buckets} x {m.bigram_size}" if m.bigram_buckets else "",
                  n_params, device)
 
+        failing = False
         try:
             try:
                 fit(state, splits, settings, every)
@@ -212,13 +214,29 @@ def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] =
                 log.info("Test (%s epoch, %d): acc %.4f, loss %.4f", cfg.trainer.test_epoch, record.test_epoch,
                          record.test["acc"], record.test["loss"])
         except KeyboardInterrupt as exc:
-            record.status, record.error = Status.interrupted, type(exc).__name__
+            record.status, record.error, failing = Status.interrupted, type(exc).__name__, True
             raise
         except BaseException as exc:
-            record.status, record.error = Status.failed, f"{type(exc).__name__}: {exc}"
+            record.status, record.error, failing = Status.failed, f"{type(exc).__name__}: {exc}", True
+            if is_disk_full(exc):
+                raise DiskFullError(f"No space left on device while writing {getattr(exc, 'filename', None) or run_dir} "
+                                    f"after epoch {state.epoch}: the run stopped, and its folder {run_dir} keeps its "
+                                    "last finished epoch (checkpoints/last.pdparams; metrics.json may still say "
+                                    "running). Free some space, then continue it with "
+                                    f"{override('trainer.resume', str(run_dir))}.") from None
             raise
         finally:
             record.wall_time_s = time.perf_counter() - wall_start
             for cb in every:
-                cb.on_train_end(state, record)
+                try:
+                    cb.on_train_end(state, record)
+                except OSError as exc:  # while failing (e.g. disk full): the first error is the one to report
+                    if not failing:
+                        raise
+                    log.warning("%s could not finish: %s", type(cb).__name__, exc)
     return record
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write that failed for want of space (disk full, quota, file size limit)."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
