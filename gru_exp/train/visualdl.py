@@ -132,7 +132,7 @@ class VisualDLTracker(Callback):
         if self.writer is None:
             return
         step = state.best_epoch or state.epoch
-        if record.best_eval_acc is not None:
+        if record.best_eval_acc is not None and record.eval_split == "val":  # never a test score under "val"
             self.writer.add_scalar("best_val", record.best_eval_acc, step)
         step = record.test_epoch or step  # the epoch whose weights were scored on test
         if "acc" in record.test:
