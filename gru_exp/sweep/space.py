@@ -18,6 +18,7 @@ from gru_exp.config.sweep import EPOCH_METRICS, SweepConfig, objective_list
 from gru_exp.config.validation import range_problems, validate
 from gru_exp.config.values import override
 from gru_exp.errors import ConfigError, GruExpError
+from gru_exp.sweep.corners import corner_problem, edge_values
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +46,6 @@ def _check_spec(key: str, spec: DictConfig) -> list[str]:
     if spec.type == "int" and any(v is not None and float(v) != int(v) for v in (spec.low, spec.high, spec.step)):
         problems.append(f"{where} is int but low/high/step are not whole numbers")
     return problems
-
-
-def _edge_values(spec: DictConfig) -> list[Any]:
-    if spec.type == "categorical":
-        return list(spec.choices)
-    cast = int if spec.type == "int" else float
-    return [cast(spec.low), cast(spec.high)]
 
 
 def check_sweep(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -> None:
@@ -102,14 +96,13 @@ def check_sweep(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) 
     if problems:
         raise ConfigError("Invalid sweep: " + "; ".join(problems) + ".")
     for key, spec in sc.params.items():  # each range end, as a trial would compose it
-        for value in _edge_values(spec):
+        for value in edge_values(spec):
             # Make the parameter's condition true, so the value is checked where it is used.
             when = [override(c, list(v)[-1]) for c, v in (spec.when or {}).items()]
             try:
                 validate(compose(trial_overrides(sc.base, [*when, override(key, value)])))
             except ConfigError as exc:
-                # Only the value's own range counts here; a bad combination with another knob may
-                # be avoided by other samples, and fails just that trial.
+                # Only the value's own range counts here; rules between knobs: the corners below.
                 own = [p for p in exc.problems if p.startswith(f"{key}=") and "=" not in p.partition(" ")[2]]
                 if own:
                     raise ConfigError(f"Invalid sweep: params.{key} allows {value!r}, which training rejects: "
@@ -118,6 +111,12 @@ def check_sweep(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) 
                 pass
             except Exception as exc:
                 raise ConfigError(f"Invalid sweep: params.{key}={value!r} does not compose: {exc}") from exc
+    # Combinations a trial can draw that break a rule between knobs (e.g. model.bigram_size searched
+    # without a `when:` on model.bigram_buckets): refused here, not failed trial by trial.
+    problem = corner_problem(sc, base, compose, lambda sampled: trial_overrides(
+        sc.base, [override(k, v) for k, v in sampled.items()]))
+    if problem:
+        raise ConfigError(problem)
 
 
 def _check_when(key: str, spec: DictConfig, params: DictConfig, base: DictConfig) -> list[str]:

@@ -79,7 +79,7 @@ def check_persistent(url: str) -> None:
         if bare in ("", ":memory:") or params.get("mode") == "memory":
             why = "it is an in-memory SQLite database"
         elif params.get("mode") == "ro" or params.get("immutable") in ("1", "true"):
-            why = "it is opened read-only"
+            why = "it is opened read-only, so it cannot be written"
     elif url.startswith("journal:") and (not url[len("journal:"):].strip() or Path(url[len("journal:"):]).is_dir()):
         why = "it names no journal file"
     if why:
