@@ -133,8 +133,7 @@ params:
     try:
         yield f"http://127.0.0.1:{port}", output_dir
     finally:
-        proc.terminate()
-        proc.wait(10)
+        dashboard.stop(proc)  # its whole process group
 
 
 @pytest.fixture(scope="module")
