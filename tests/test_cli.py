@@ -292,9 +292,10 @@ def test_a_finished_runs_folder_is_protected_wherever_hydra_gets_its_name(tiny_a
     assert [p.name.split("_")[0] for p in jobs] == ["0", "1"] and "trainer.lr-0.001" in jobs[0].name
     before = {job: files(job) for job in jobs}
     proc = run_cli("gru_exp.train", *grid)
-    assert proc.returncode == 2 and f"The run folder {jobs[0]} already holds a run" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and f"hydra.sweep.dir='{tmp_path / 'grid'}' already holds" in proc.stderr, proc.stderr
     assert {job: files(job) for job in jobs} == before
-    by_id = run_cli("gru_exp.train", *grid[:2], "hydra.sweep.subdir=job_${hydra.job.id}", *grid[2:])
+    by_id = run_cli("gru_exp.train", "-m", f"hydra.sweep.dir={tmp_path / 'grid2'}",
+                    "hydra.sweep.subdir=job_${hydra.job.id}", *grid[2:])
     assert by_id.returncode == 0, by_id.stderr
 
 

@@ -110,3 +110,22 @@ def test_a_refused_resume_in_place_leaves_the_run_byte_for_byte(tiny_archive, tm
                                                       *extra))  # [] : trainer.epochs=2 is what it already has
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         assert tree(done) == before, extra
+
+
+def test_a_multirun_never_writes_into_a_folder_of_files_and_never_removes_an_empty_one(tiny_archive, tmp_path):
+    """hydra.sweep.dir=<a folder with files> used to get Hydra's multirun.yaml written over its own;
+    an empty one given by the user stays when every job is rejected (only multirun.yaml goes)."""
+    folder = user_folder(tmp_path / "mine")
+    (folder / "multirun.yaml").write_text("the user's own record")
+    before = tree(folder)
+    proc = cli("gru_exp.train", "-m", f"hydra.sweep.dir={folder}",
+               *tiny_overrides(tiny_archive, tmp_path / "out", "trainer.seed=1,2"))
+    assert proc.returncode == 2 and "already holds" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert tree(folder) == before
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = cli("gru_exp.train", "-m", f"hydra.sweep.dir={empty}",
+               *tiny_overrides(tiny_archive, tmp_path / "out", f"data.path={tmp_path / 'missing.tar.gz'}",
+                               "trainer.seed=1,2"))
+    assert proc.returncode == 2 and "missing.tar.gz" in proc.stderr, proc.stderr
+    assert empty.is_dir() and not list(empty.iterdir())

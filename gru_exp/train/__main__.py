@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import sys
 from pathlib import Path
@@ -25,7 +24,7 @@ from gru_exp.commands import (
     run_hydra,
     version_text,
 )
-from gru_exp.config.compose import check_overrides, job_runs
+from gru_exp.config.compose import check_overrides, compose_config, job_overrides, job_runs
 from gru_exp.config.values import override, to_container
 from gru_exp.errors import ConfigError, GruExpError
 from gru_exp.train import device
@@ -45,8 +44,9 @@ class _Outcome:
     """What this command's jobs came to (Hydra's launcher runs them in this process and keeps
     their return values to itself): failures, and the multirun folder to tidy if all failed."""
 
-    def __init__(self, existed: Optional[dict[Path, frozenset[str]]] = None) -> None:
+    def __init__(self, existed: Optional[dict[Path, frozenset[str]]] = None, kept: Optional[Path] = None) -> None:
         self.existed = existed or {}  # per run folder: Hydra's files it had before this command
+        self.kept = kept  # a multirun folder that existed (empty) before this command: never removed
         self.failures: list[str] = []
         self.sweep_dir: Optional[Path] = None
         self.output_dir = Path("/")
@@ -96,7 +96,10 @@ class _Outcome:
     def tidy(self) -> None:
         """A multirun whose every job was rejected leaves no folder holding only multirun.yaml."""
         if self.sweep_dir and self.sweep_dir.is_dir() and {p.name for p in self.sweep_dir.iterdir()} <= {"multirun.yaml"}:
-            shutil.rmtree(self.sweep_dir, ignore_errors=True)
+            (self.sweep_dir / "multirun.yaml").unlink(missing_ok=True)  # Hydra wrote it for this command
+            if self.kept is not None and self.kept == Path(os.path.abspath(self.sweep_dir)):
+                return
+            self.sweep_dir.rmdir()
             for parent in self.sweep_dir.parents:  # the date folder, when it is now empty
                 if parent == self.output_dir or not parent.is_relative_to(self.output_dir) or any(parent.iterdir()):
                     break
@@ -113,7 +116,7 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _precheck(argv: Sequence[str]) -> dict[Path, frozenset[str]]:
+def _precheck(argv: Sequence[str]) -> tuple[dict[Path, frozenset[str]], Optional[Path]]:
     """Every job composed and validated before Hydra makes a folder: a bad value is one paragraph
     and status 2, for a single run and for each job of a multirun alike. A job whose folder holds a
     finished run, or any file, is refused before Hydra writes there (unless the job continues that
@@ -135,6 +138,7 @@ def _precheck(argv: Sequence[str]) -> dict[Path, frozenset[str]]:
         dirs = [CONF_DIR, *map(str, user_config_dirs([extra]))]
     multirun = bool({"-m", "--multirun"} & set(argv))
     check_overrides(overrides, multirun=multirun, config_dirs=dirs)
+    kept = _multirun_dir(overrides, dirs) if multirun else None
     existed = {}
     for run_dir, cfg in job_runs(overrides, multirun, config_dirs=dirs):  # before Hydra writes into them
         resume = Path(cfg.trainer.resume).expanduser() if cfg.trainer.resume else None
@@ -146,7 +150,26 @@ def _precheck(argv: Sequence[str]) -> dict[Path, frozenset[str]]:
             if cfg.data.path:
                 resolve_archive(cfg.data.path)
         existed[run_dir] = made_before(run_dir)
-    return existed
+    return existed, kept
+
+
+def _multirun_dir(overrides: Sequence[str], dirs: Optional[Sequence[str]]) -> Optional[Path]:
+    """The multirun folder (hydra.sweep.dir) when it exists already and is empty (None when it does
+    not exist yet); ConfigError when it holds anything: Hydra would overwrite its multirun.yaml."""
+    job = job_overrides(overrides, True, with_hydra=True)[0]
+    try:
+        folder = Path(os.path.abspath(compose_config([*job, "hydra.job.num=0"], config_dirs=dirs,
+                                                     with_hydra=True).hydra.sweep.dir))
+    except Exception:  # noqa: BLE001 - a folder named by what only the launcher knows: left to Hydra
+        return None
+    if not folder.is_dir():
+        return None
+    found = sorted(p.name for p in folder.iterdir())
+    if found:
+        raise ConfigError(f"hydra.sweep.dir={str(folder)!r} already holds {len(found)} entr"
+                          f"{'y' if len(found) == 1 else 'ies'} (e.g. {found[0]!r}); a multirun writes only into a new "
+                          "or empty folder (Hydra would overwrite its multirun.yaml). Give it another hydra.sweep.dir.")
+    return folder
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.train") -> int:
@@ -155,11 +178,11 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.tr
         print(version_text())
         return 0
     try:
-        existed = {} if flags(argv) & INFO_FLAGS else _precheck(argv)
+        existed, kept = ({}, None) if flags(argv) & INFO_FLAGS else _precheck(argv)
     except GruExpError as exc:
         print(f"gru_exp.train: error: {exc}", file=sys.stderr)
         return 2
-    outcome = _Outcome(existed)
+    outcome = _Outcome(existed, kept)
     try:
         run_hydra(outcome.task, "config", argv, prog)
     except KeyboardInterrupt:
