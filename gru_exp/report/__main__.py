@@ -78,8 +78,11 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.re
             paths = sweep_cfg.paths
             storage = keys.get("storage") or sweep_cfg.storage or f"sqlite:///{Path(paths.sweeps_dir) / 'optuna.db'}"
             study = open_study_readonly(keys["study_name"], storage)
-            entries = entries_from_study(study)
-            out = args.out or (folders[0] if folders else Path(paths.sweeps_dir) / keys["study_name"])
+            # the trial folders are read under the study folder given (a copy may sit anywhere), else
+            # under this machine's sweeps folder, else where the trials recorded them
+            home = folders[0] if folders else Path(paths.sweeps_dir) / keys["study_name"]
+            entries = entries_from_study(study, home, explicit=bool(folders))
+            out = args.out or home
         elif folders:
             entries = entries_from_runs(folders)
             # Several folders: a report folder of its own under the outputs, never their common

@@ -85,11 +85,14 @@ def _group_names(groups: list[list[dict[str, Any]]], flats: list[dict[str, Any]]
 
 def entries_from_runs(folders: Sequence[Path]) -> list[Entry]:
     """Every run under ``folders`` (found by metrics.json), grouped by config apart from the seed."""
-    records = []
+    records, seen = [], set()
     for folder in folders:
         if not Path(folder).is_dir():
             raise GruExpError(f"{folder}: no such folder; give run folders, a multirun folder or a study folder.")
         for path in sorted(Path(folder).rglob(RECORD_FILE)):
+            if path.resolve() in seen:  # a folder given twice, inside another given one, or via a symlink
+                continue
+            seen.add(path.resolve())
             try:
                 record = RunRecord.read(path)
             except RecordError as exc:
@@ -149,23 +152,62 @@ def _read_or_none(path: Path) -> Optional[RunRecord]:
         return None
 
 
-def entries_from_study(study) -> list[Entry]:
-    """Trials (best first) with their runs' metrics.json read from the trial folders."""
+def study_folder(study, folder: Optional[Path], explicit: bool) -> Optional[Path]:
+    """The study folder whose trial folders the report reads: ``folder`` unless its study.json
+    names another study (another id): then an error when the folder was given, else None (the
+    trials' recorded folders are read instead)."""
+    if folder is None or not folder.is_dir():
+        return None
+    try:
+        uid = json.loads((folder / "study.json").read_text()).get("uid")
+    except (OSError, ValueError, AttributeError):
+        uid = None
+    ours = study.user_attrs.get("gru_exp_uid")
+    if uid and ours and uid != ours:
+        if explicit:
+            raise GruExpError(f"{folder} holds the trials of another study named {study.study_name!r} (id {uid}; "
+                              f"this study's id is {ours}); give that study's storage, or the folder of this one.")
+        return None
+    return folder
+
+
+def _trial_dir(t, folder: Optional[Path], explicit: bool) -> Optional[Path]:
+    """Where a trial's runs are: its folder under the study folder being read (a copy moved or
+    rsynced from other machines records absolute paths of where it ran), else, unless that study
+    folder was given, the recorded path."""
+    recorded = Path(t.user_attrs["run_dir"]) if t.user_attrs.get("run_dir") else None
+    if folder is not None:
+        local = folder / (recorded.name if recorded else f"trial_{t.number}")
+        if local.is_dir() or explicit:
+            return local if local.is_dir() else None
+    return recorded if recorded is not None and recorded.is_dir() else None
+
+
+def entries_from_study(study, folder: Optional[Path] = None, explicit: bool = False) -> list[Entry]:
+    """Trials (best first) with their runs' metrics.json read from the trial folders under
+    ``folder`` (the study folder read; see :func:`_trial_dir`); each run counted once."""
     maximize = study.directions[0].name == "MAXIMIZE"
-    entries = []
+    folder = study_folder(study, folder, explicit)
+    entries, seen, missing = [], set(), 0
     for t in study.get_trials(deepcopy=False):
         if t.state not in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING):
             continue
-        run_dir = Path(t.user_attrs.get("run_dir", ""))
+        run_dir = _trial_dir(t, folder, explicit)
         runs = []
-        if run_dir.is_dir():
+        missing += run_dir is None and t.state != TrialState.RUNNING
+        if run_dir is not None:
             paths = sorted(run_dir.glob("seed_*/metrics.json")) or [run_dir / "metrics.json"]
-            runs = [_read_or_none(p) for p in paths if p.is_file()]
-            runs = [r for r in runs if r is not None]
+            paths = [p for p in paths if p.is_file() and p.resolve() not in seen]
+            seen.update(p.resolve() for p in paths)
+            runs = [r for r in map(_read_or_none, paths) if r is not None]
         entries.append(Entry(name=f"trial {t.number}", params=dict(t.params), runs=runs, state=t.state.name,
                              objective=t.values[0] if t.values else None, number=t.number, intermediate=dict(t.intermediate_values)))
     if not entries:
         raise GruExpError(f"Study {study.study_name!r} has no trials yet.")
+    if missing:
+        log.warning("%d trial(s) have no run folder %s; their accuracies are left empty (trials run on other "
+                    "machines: copy their folders in, e.g. rsync -a <host>:<outputs>/sweeps/%s/ %s/)", missing,
+                    f"under {folder}" if folder else "where they ran", study.study_name, folder or "<study folder>")
 
     def rank(e: Entry) -> tuple:
         done = e.state == "COMPLETE" and e.objective is not None

@@ -1,0 +1,73 @@
+"""Reports that count right: a study folder copied or moved elsewhere (the rsync workflow of
+docs/scale-out.md) is read where it is, never through the absolute paths its trials recorded,
+and each run is counted once however often its folder is reached."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+
+def cli(module: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=dict(os.environ),
+                          capture_output=True, text=True, timeout=600)
+
+
+def row_of(report: str, number: int) -> list[str]:
+    row = next(ln for ln in report.splitlines() if re.match(rf"\| \d+ \| trial {number} \|", ln))
+    return [c.strip() for c in row.strip("|").split("|")]
+
+
+@pytest.fixture
+def study(sweep_env):
+    name = sweep_env(name="s", n_trials=2, epochs=1)
+    proc = cli("gru_exp.sweep", f"sweep={name}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return sweep_env.sweeps_dir / name
+
+
+def test_a_copied_study_folder_is_read_where_it_is_not_where_the_trials_ran(study, tmp_path):
+    copy = tmp_path / "elsewhere" / "s"
+    shutil.copytree(study, copy)
+    record = json.loads((copy / "trial_0" / "metrics.json").read_text())
+    record["test"]["acc"] = 0.1234  # this copy's own number, unlike the original's
+    (copy / "trial_0" / "metrics.json").write_text(json.dumps(record))
+    proc = cli("gru_exp.report", str(copy))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "12.34 ± 0.00" in row_of((copy / "report.md").read_text(), 0)
+
+    shutil.move(study, tmp_path / "gone")  # the machine the trials ran on is not this one
+    proc = cli("gru_exp.report", str(copy))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = (copy / "report.md").read_text()
+    for number in (0, 1):  # validation and test accuracy from the copy, not empty
+        cells = row_of(report, number)
+        assert re.fullmatch(r"\d+\.\d\d ± \d\.\d\d", cells[-7]) and re.fullmatch(r"\d+\.\d\d ± \d\.\d\d", cells[-6]), cells
+
+
+def test_a_trial_missing_from_the_folder_given_is_empty_not_read_from_another_copy(study, tmp_path):
+    copy = tmp_path / "partial" / "s"
+    shutil.copytree(study, copy)
+    shutil.rmtree(copy / "trial_1")  # not rsynced yet; the original still exists on this machine
+    proc = cli("gru_exp.report", str(copy))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "1 trial(s) have no run folder under" in proc.stderr
+    assert row_of((copy / "report.md").read_text(), 1)[-5] == "0"  # runs: none read
+
+
+def test_each_run_is_counted_once(study, tmp_path):
+    link = tmp_path / "link"
+    link.symlink_to(study / "trial_0", target_is_directory=True)
+    out = tmp_path / "rep"
+    proc = cli("gru_exp.report", "--out", str(out), str(study), str(study / "trial_0"), str(study / "trial_0"),
+               str(link))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 configuration(s), 2 run(s)." in (out / "report.md").read_text()
