@@ -123,6 +123,12 @@ def task_of(pid: int) -> str:
     return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
 
 
+def task_log(study_folder: Path, task: str) -> Path:
+    """The log of array task ``<job>_<task>``: slurm/<submission>/<job>_<task>/<job>_<task>_0_log.out."""
+    (found,) = study_folder.glob(f"slurm/*/{task}/{task}_0_log.out")
+    return found
+
+
 def test_file_storages_are_refused_before_any_submission(sweep_env, capsys, monkeypatch):
     monkeypatch.delenv("GRU_EXP_STORAGE", raising=False)
     name = sweep_env(name=unique("slsqlite"))
@@ -168,7 +174,7 @@ def test_an_array_finishes_exactly_n_trials_with_folders_records_and_a_report(sl
     if "Unable to connect to database" not in out:  # the final states come from sacct (slurmdbd)
         assert re.search(rf"Slurm job {array_id} ended: COMPLETED: {array_id}_0, {array_id}_1", out), out[-3000:]
     for task in (0, 1):  # each task ran the same worker loop as a local worker, and logged beside the study
-        log = (folder / "slurm" / f"{array_id}_{task}" / f"{array_id}_{task}_0_log.out").read_text()
+        log = task_log(folder, f"{array_id}_{task}").read_text()
         assert "launcher.name=local n_workers=1" in log and "Worker done:" in log, log[-2000:]
     assert make_url(PG_URL).password not in out
     report = subprocess.run([sys.executable, "-m", "gru_exp.report", str(folder), f"storage={PG_URL}"], cwd=REPO,
@@ -208,7 +214,7 @@ def test_a_killed_task_trial_is_recovered_by_the_other_task(slurm_sweep, how):
         assert optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(retries[0]) == victim.number
     else:
         assert "interrupted (SIGTERM)" in zombie.user_attrs["error"]
-    log = (slurm_sweep.sweeps_dir / name / "slurm" / task / f"{task}_0_log.out").read_text()
+    log = task_log(slurm_sweep.sweeps_dir / name, task).read_text()
     if how == "usr2":
         assert "Requeued job" in log and log.count("launcher.name=local n_workers=1") == 2, log[-3000:]
 

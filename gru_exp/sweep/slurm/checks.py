@@ -9,6 +9,7 @@ import fcntl
 import logging
 import os
 import socket
+import tempfile
 from pathlib import Path
 
 from gru_exp.errors import ConfigError
@@ -30,6 +31,25 @@ def refuse_file_storage(url: str) -> None:
             "under concurrent writers (its file locks are unreliable on NFS and similar). Give the study an RDB "
             "server every node reaches: storage=postgresql://user@db-host:5432/db (or GRU_EXP_STORAGE, password "
             "in PGPASSWORD or ~/.pgpass; pip install -e .[postgres]); docs/scale-out.md shows the setup.")
+
+
+def refuse_slurm_patterns(out: Path, study_name: str) -> None:
+    """Refuse a study folder with '%' (or '\\') in its path, before anything is created: submitit
+    replaces %j, %A, %a and %t in its folder by plain string replacement, with no escape, and Slurm
+    expands every %-pattern in the log paths (and a backslash turns them off), so the tasks' logs
+    and pickled commands would land in another folder than the study's."""
+    bad = [c for c in ("%", "\\") if c in str(out)]
+    if not bad:
+        return
+    what = (f"study_name={study_name!r}" if any(c in study_name for c in bad) else
+            f"the study folder {str(out)!r} (from GRU_EXP_HOME or paths.sweeps_dir)")
+    raise ConfigError(
+        f"launcher.name=slurm: {what} holds {' and '.join(repr(c) for c in bad)}, which submitit and Slurm read as "
+        "patterns in the array's log paths (%j becomes the job id, %A the array's, %a the task's, %t the rank; Slurm "
+        "also expands %x, %u, %N and more; a backslash turns them off), so the tasks' logs and pickled commands would "
+        "be written into another folder than the study's. submitit cannot escape them, so nothing was created or "
+        "submitted: use a study_name and outputs folder without '%' and '\\' (letters, digits, spaces, - _ . are "
+        "fine).")
 
 
 def _fs_type(path: Path) -> str:
@@ -57,9 +77,10 @@ def check_study_folder(out: Path) -> Path:
               "folder, e.g. GRU_EXP_HOME=/shared/$USER/gru-exp.")
     try:
         logs.mkdir(mode=0o700, parents=True, exist_ok=True)  # holds pickled command lines: this user only
-        probe = logs / f".write_probe_{socket.gethostname()}_{os.getpid()}"
-        probe.write_text("ok")
-        probe.unlink()
+        # a new file of its own (O_EXCL, a random name): the only file this check removes
+        fd, probe = tempfile.mkstemp(dir=logs, prefix=f".write_probe_{socket.gethostname()}_{os.getpid()}_")
+        os.close(fd)
+        os.unlink(probe)
         with open(out / ".ask.lock", "a") as fh:  # the workers' ask lock (flock) must work on this filesystem
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -6,21 +6,66 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
+import secrets
 import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
 from gru_exp.errors import ConfigError
 from gru_exp.redact import redact
-from gru_exp.sweep.slurm.checks import check_study_folder, refuse_file_storage
+from gru_exp.sweep.slurm.checks import check_study_folder, refuse_file_storage, refuse_slurm_patterns
 from gru_exp.sweep.slurm.follow import follow
-from gru_exp.sweep.slurm.task import SweepTask
+from gru_exp.sweep.slurm.task import STORAGE_ENV, SweepTask
 
 log = logging.getLogger(__name__)
+
+
+def _submission_folder(logs: Path) -> Path:
+    """A new folder for this submission's files under the study's slurm/ folder (submitit's pickles,
+    script and each task's folder ``<job>_<task>/``): made here, never one that exists, so neither
+    another launcher's files nor an old job's folder (job ids restart on a reinstalled cluster) is
+    ever written into or removed."""
+    for _ in range(20):
+        folder = logs / f"{time.strftime('%Y%m%d-%H%M%S')}_{secrets.token_hex(3)}"
+        try:
+            folder.mkdir(mode=0o700)
+            return folder
+        except FileExistsError:
+            continue
+    raise ConfigError(f"Cannot make a new submission folder under {logs}: 20 random names were taken.")
+
+
+@contextlib.contextmanager
+def _storage_for_the_job(url: str) -> Iterator[None]:
+    """The storage URL in this process's environment while sbatch runs: sbatch hands its
+    environment to the job (--export=ALL), so the tasks read it there (SweepTask), and no argv,
+    script, pickle or log holds it."""
+    old = os.environ.get(STORAGE_ENV)
+    os.environ[STORAGE_ENV] = url
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(STORAGE_ENV, None)
+        else:
+            os.environ[STORAGE_ENV] = old
+
+
+def _check_export(option: Any) -> None:
+    """The tasks read the storage URL from the job's environment: refuse an sbatch --export
+    (launcher.additional_parameters.export or $SBATCH_EXPORT) that would not pass it on."""
+    for where, value in (("launcher.additional_parameters.export", option),
+                         ("SBATCH_EXPORT", os.environ.get("SBATCH_EXPORT"))):
+        if value is not None and not str(value).strip().upper().startswith("ALL"):
+            raise ConfigError(
+                f"launcher.name=slurm: {where}={value!r} would keep this environment from the tasks, but they read "
+                f"the study's storage URL from it ({STORAGE_ENV}, set by the launcher for sbatch, so no command line "
+                f"or file holds the password). Use ALL or ALL,<more variables>, or leave --export unset.")
 
 
 def _executor(sc: DictConfig, logs: Path) -> Any:
@@ -53,18 +98,16 @@ def _executor(sc: DictConfig, logs: Path) -> Any:
     return ex
 
 
-def _submit(ex: Any, task: SweepTask, n: int, logs: Path) -> list[Any]:
-    """Submit the array; sbatch's refusal (bad partition, account, QOS, limits) is one ConfigError."""
+def _submit(ex: Any, task: SweepTask, n: int, folder: Path) -> list[Any]:
+    """Submit the array; sbatch's refusal (bad partition, account, QOS, limits) is one ConfigError,
+    and removes ``folder``, the new folder :func:`_submission_folder` made for this submission."""
     from submitit.core.utils import FailedJobError, FailedSubmissionError
 
-    before = set(logs.iterdir())
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # submitit prints sbatch's stderr; it is in the error
             return ex.map_array(task, list(range(n)))
     except (FailedJobError, FailedSubmissionError) as exc:
-        for path in set(logs.iterdir()) - before:  # the refused submission's pickles and script
-            if path.is_file() or path.is_symlink():
-                path.unlink()
+        shutil.rmtree(folder, ignore_errors=True)  # made by this command: only this submission's pickles, script
         hint = ("check launcher.partition, account, qos, timeout_min, mem_gb, cpus_per_task, gpus_per_task and "
                    "additional_parameters against `sinfo -s` and `sacctmgr show assoc user=$USER`")
         lines = [line.strip().removeprefix("sbatch: error: ") for line in str(exc).splitlines() if line.strip()]
@@ -75,15 +118,23 @@ def _submit(ex: Any, task: SweepTask, n: int, logs: Path) -> list[Any]:
 
 def launch(sc: DictConfig, argv: Sequence[str]) -> int:
     """Submit the sweep's workers as a Slurm job array; with launcher.wait, follow it to its end."""
-    from gru_exp.sweep.storage import claim_study_dir, open_study, storage_url
+    from gru_exp.sweep.storage import claim_study_dir, open_study, storage_url, study_dir
 
-    refuse_file_storage(storage_url(sc))
+    url = storage_url(sc)
+    refuse_file_storage(url)
+    refuse_slurm_patterns(study_dir(sc), str(sc.study_name))
+    _check_export(sc.launcher.additional_parameters.get("export"))
     study, _ = open_study(sc)  # schema and study created once, before the tasks race to do it
     out = claim_study_dir(sc, study)
-    logs = check_study_folder(out)
-    ex = _executor(sc, logs)
+    logs = _submission_folder(check_study_folder(out))
+    try:
+        ex = _executor(sc, logs)
+    except ConfigError:
+        logs.rmdir()  # the empty folder made just above
+        raise
     submitted = time.monotonic()
-    jobs = _submit(ex, SweepTask(argv), int(sc.n_workers), logs)
+    with _storage_for_the_job(url):
+        jobs = _submit(ex, SweepTask(argv), int(sc.n_workers), logs)
     array_id = jobs[0].job_id.split("_")[0]
     lc = sc.launcher
     where = jobs[0].paths.stdout if len(jobs) == 1 else f"{logs}/{array_id}_<task>/{array_id}_<task>_0_log.out"

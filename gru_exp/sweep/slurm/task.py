@@ -3,6 +3,7 @@ process, and the requeue on USR2 (submitit's time-limit signal). Pickled by subm
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -13,15 +14,25 @@ from typing import Any, Optional, Sequence
 from gru_exp.redact import redact_all
 
 STOP_WAIT_S = 60  # after USR2: how long the worker may take to record its trial before it is killed
+STORAGE_ENV = "GRU_EXP_STORAGE"  # the launcher puts the study's storage URL there for sbatch to pass on
+
+
+def _key(arg: str) -> str:
+    return arg.lstrip("+~").split("=", 1)[0]
+
+
+def without_storage(argv: Sequence[str]) -> list[str]:
+    """``argv`` without its ``storage=`` override: the URL (and any password in it) travels in the
+    job's environment (STORAGE_ENV), never in a task's argv, the submitted pickles or the logs."""
+    return [a for a in argv if _key(a) != "storage"]
 
 
 def worker_command(argv: Sequence[str]) -> list[str]:
-    """The command one array task runs: this sweep's overrides as a single local worker."""
-    def key(arg: str) -> str:
-        return arg.lstrip("+~").split("=", 1)[0]
-
-    kept = [a for a in argv if key(a) not in ("n_workers", "launcher.name")]
-    return [sys.executable, "-m", "gru_exp.sweep", *kept, "launcher.name=local", "n_workers=1"]
+    """The command one array task runs: this sweep's overrides as a single local worker, its
+    storage read from the job's environment (as local workers get theirs)."""
+    kept = [a for a in without_storage(argv) if _key(a) not in ("n_workers", "launcher.name")]
+    return [sys.executable, "-m", "gru_exp.sweep", *kept, "launcher.name=local", "n_workers=1",
+            f"storage=${{oc.env:{STORAGE_ENV}}}"]
 
 
 def _ignore_usr2() -> None:  # in the child, before exec: an ignored signal stays ignored
@@ -34,13 +45,17 @@ class SweepTask:
     this process gets it, stops the worker like SIGTERM does, and has submitit requeue the task."""
 
     def __init__(self, argv: Sequence[str]) -> None:
-        self.argv = list(argv)
+        self.argv = without_storage(argv)  # pickled into the study folder: no URL, no password
         self._proc: Optional[subprocess.Popen] = None
 
     def __getstate__(self) -> dict[str, Any]:
         return {"argv": self.argv, "_proc": None}
 
     def __call__(self, index: int) -> int:
+        if not os.environ.get(STORAGE_ENV):
+            raise RuntimeError(f"{STORAGE_ENV} is not in this task's environment: the launcher sets it for sbatch, "
+                               "which passes it on unless an --export option (launcher.additional_parameters, "
+                               "SBATCH_EXPORT) drops it; keep ALL in --export")
         cmd = worker_command(self.argv)
         print(f"gru_exp.sweep.slurm: task {index} on {socket.gethostname()}: {' '.join(redact_all(cmd))}",
               flush=True)
