@@ -8,7 +8,8 @@ not absolute paths, and its embedding projector needs a relative folder to load 
 VisualDL 2.5.3 never exits when it cannot listen (a thread keeps polling its own URL), so the
 host and port are checked here first (a bad value: one paragraph, exit 2) and VisualDL must answer
 within ``START_TIMEOUT_S``. It runs in its own process group, which this command stops on SIGTERM,
-SIGINT, SIGHUP and any exit (status 128 + the signal's number after a signal).
+SIGINT, SIGHUP and any exit (status 128 + the signal's number after a signal); if this process is
+killed outright (SIGKILL), the kernel sends VisualDL SIGTERM (Linux's parent-death signal).
 """
 
 from __future__ import annotations
@@ -110,6 +111,13 @@ def visualdl_command(host: str, port: int) -> list[str]:
     return [str(exe), "--logdir", VIEW_DIR, "--host", host, "--port", str(port), "--disable-telemetry", "-L", "en"]
 
 
+def _die_with_parent() -> None:  # in VisualDL's process, before exec (Linux: prctl PR_SET_PDEATHSIG)
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 def url(host: str, port: int) -> str:
     return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
@@ -129,9 +137,13 @@ def start(output_dir: Path, host: str = "127.0.0.1", port: int = 8040, timeout_s
     until it answers. On its exit, ``timeout_s`` without an answer, or ``stopping()``, the group
     is stopped and DashboardError raised (nothing of it is left running)."""
     log_fh = open(log_file, "w") if log_file else None  # noqa: SIM115 (closed below; the child has its copy)
-    try:
+    try:  # its own group (stopped whole); SIGTERM to it if this process dies, even by SIGKILL
         proc = subprocess.Popen(visualdl_command(host, port), cwd=output_dir, stdout=log_fh,
-                                stderr=subprocess.STDOUT if log_fh else None, start_new_session=True)
+                                stderr=subprocess.STDOUT if log_fh else None, start_new_session=True,
+                                preexec_fn=_die_with_parent)  # noqa: PLW1509 (no other thread here)
+    except OSError as exc:
+        raise DashboardError(f"Cannot start VisualDL ({visualdl_command(host, port)[0]}: {exc.strerror or exc}): "
+                             "install it into this environment (pip install visualdl).") from None
     finally:
         if log_fh:
             log_fh.close()

@@ -185,3 +185,18 @@ def test_visualdl_not_answering_within_the_bound_is_stopped(home):
     with pytest.raises(GruExpError, match=rf"did not answer on http://127.0.0.1:{port} within 0.5 s"):
         dashboard.start(home / "outputs", port=port, timeout_s=0.5)
     assert not visualdl_pids(port)
+
+
+def test_visualdl_stops_when_the_dashboard_is_killed_outright(home):
+    """SIGKILL cannot be handled: VisualDL gets the parent-death signal (SIGTERM) from the kernel."""
+    proc, port, pids = _serving(home)
+    try:
+        proc.kill()
+        proc.wait(10)
+        deadline = time.monotonic() + 30
+        while visualdl_pids(port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not visualdl_pids(port), "VisualDL outlived its dashboard"
+        assert bindable(port)
+    finally:
+        _cleanup(proc, pids)
