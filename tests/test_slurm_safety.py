@@ -70,6 +70,8 @@ def test_the_storage_password_is_in_no_argv_and_no_file(slurm_sweep, monkeypatch
     monkeypatch.delenv("PGPASSWORD", raising=False)
     proc = run(f"sweep={name}", f"storage={PG_URL}", "n_workers=2", "launcher.wait=false", timeout=120)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert "storage= on this command line shows its password" in proc.stderr  # the user's own argv: a warning
+    assert password not in proc.stdout + proc.stderr
     array_id = job_id(proc.stdout)  # the launcher is gone: what runs now are the tasks and their workers
     try:
         running_trial(name)

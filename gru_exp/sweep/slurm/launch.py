@@ -17,7 +17,7 @@ from typing import Any, Iterator, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from gru_exp.errors import ConfigError
-from gru_exp.redact import redact
+from gru_exp.redact import redact, url_password
 from gru_exp.sweep.slurm.checks import check_study_folder, refuse_file_storage, refuse_slurm_patterns
 from gru_exp.sweep.slurm.follow import follow
 from gru_exp.sweep.slurm.task import STORAGE_ENV, SweepTask
@@ -124,6 +124,10 @@ def launch(sc: DictConfig, argv: Sequence[str]) -> int:
     refuse_file_storage(url)
     refuse_slurm_patterns(study_dir(sc), str(sc.study_name))
     _check_export(sc.launcher.additional_parameters.get("export"))
+    if any(a.lstrip("+").startswith("storage=") and url_password(a.split("=", 1)[1]) for a in argv):
+        log.warning("storage= on this command line shows its password to every user of this machine (ps) while this "
+                    "command runs (the tasks get it from the job's environment, never on their command line): prefer "
+                    "%s with the password in PGPASSWORD or ~/.pgpass", STORAGE_ENV)
     study, _ = open_study(sc)  # schema and study created once, before the tasks race to do it
     out = claim_study_dir(sc, study)
     logs = _submission_folder(check_study_folder(out))
