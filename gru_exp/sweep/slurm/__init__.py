@@ -5,6 +5,10 @@ sweep here, creates the study once, checks the study folder, then submits an arr
 ``n_workers`` tasks. Each task runs ``python -m gru_exp.sweep <the same overrides>
 launcher.name=local n_workers=1`` in a child process: exactly the command a local worker runs
 (:func:`gru_exp.sweep.worker.run_worker`: heartbeats, the ask lock, SIGTERM handling, summaries).
+The storage URL reaches the tasks in the job's environment (GRU_EXP_STORAGE, set for sbatch), as
+it reaches local workers: no task's command line, submitted script, pickle or log holds it. Each
+submission's files (submitit's script and pickles, the tasks' logs) go into a new folder
+``<study>/slurm/<time>_<hex>/<job>_<task>/``.
 With ``launcher.wait=true`` this process then prints the study's progress lines, as local workers
 do, until the array ends; ``launcher.wait=false`` returns once the array is queued.
 
