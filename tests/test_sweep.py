@@ -198,8 +198,8 @@ def test_two_workers_share_one_sqlite_study_exactly(sweep_env):
     assert len(trials) == 6 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     assert len({t.user_attrs["pid"] for t in trials}) == 2  # both workers ran trials
     assert len({t.params["trainer.lr"] for t in trials}) == 6  # and never drew the same values
-    assert re.search(rf"Study '{name}': 6/6 trials finished \(\d complete, \d pruned; 0 failed\), best 0\.\d+ "
-                     r"\(trial \d\); this worker \d+\.\d min", proc.stderr), proc.stderr[-2000:]
+    assert re.search(rf"Study '{name}': 6/6 trials finished \(\d complete, \d pruned; 0 failed\), best eval_acc "
+                     r"\d+\.\d\d% \(trial \d, maximize\); this worker \d+\.\d min", proc.stderr), proc.stderr[-2000:]
     epoch_lines = [line for line in proc.stderr.splitlines() if "gru_exp.train.callbacks" in line and "epoch " in line]
     assert epoch_lines and all(re.search(r" - \[trial \d+\] epoch ", line) for line in epoch_lines), epoch_lines[:3]
 

@@ -9,7 +9,7 @@ import time
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import optuna
 import sqlalchemy.exc
@@ -18,7 +18,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.study import StudyDirection
 
 from gru_exp.config.sweep import objective_list
-from gru_exp.errors import ConfigError, GruExpError
+from gru_exp.errors import ConfigError, DiskFullError, GruExpError
 from gru_exp.files import write_json
 from gru_exp.redact import redact
 from gru_exp.sweep.identity import IDENTITY_ATTR, check_identity, store_identity
@@ -33,6 +33,24 @@ class StorageLostError(GruExpError):
     """The study's storage stayed unreachable for longer than ``storage_retry_s``."""
 
 
+class StorageFullError(DiskFullError):
+    """The study's database has no space left (SQLite "database or disk is full"): not an outage,
+    so it is reported at once instead of retried."""
+
+
+def _full(exc: BaseException) -> bool:
+    """Whether a storage error (or the database error Optuna wrapped in it) says the disk is full."""
+    seen: Optional[BaseException] = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        text = str(seen).lower()
+        if "disk is full" in text or "no space left" in text or "disk full" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def with_storage_retry(action: Callable[[], Any], what: str, budget_s: float) -> Any:
     """Run a storage call; while the database is unreachable, retry with exponential backoff
     (1, 2, 4 ... 30 s) for at most ``budget_s`` seconds, then raise :class:`StorageLostError`."""
@@ -44,6 +62,11 @@ def with_storage_retry(action: Callable[[], Any], what: str, budget_s: float) ->
             return action()
         except transient as exc:
             short = redact(" ".join(str(exc).split()))[:200]
+            if _full(exc):
+                raise StorageFullError(
+                    f"No space left on device for the study's storage while {what} ({short}). Free some space, "
+                    "then run the same command again: the study resumes (a trial left running is failed by "
+                    "heartbeat and run again).") from None
             if time.monotonic() + delay > deadline:
                 raise StorageLostError(
                     f"The study's storage was unreachable for {budget_s:.0f} s while {what} ({short}). This "

@@ -12,16 +12,13 @@ configuration again instead of only failing it. Optuna's own pieces do the rest:
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
 import math
 import signal
-import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import optuna
 from omegaconf import DictConfig
@@ -33,56 +30,22 @@ from gru_exp.notebook import NOTEBOOK_CONFIG
 from gru_exp.redact import redact
 from gru_exp.sweep.objective import _set_attrs, run_trial
 from gru_exp.sweep.space import can_take, make_sampler
+from gru_exp.errors import DiskFullError
 from gru_exp.sweep.storage import (
+    StorageFullError,
     StorageLostError,
     claim_study_dir,
     open_study,
+    storage_url,
     study_dir,
     with_storage_retry,
 )
+from gru_exp.sweep.liveness import heartbeat, local_lock
 from gru_exp.sweep.summary import objectives, write_best_so_far, write_summary
+from gru_exp.train.run import is_disk_full
 
 log = logging.getLogger(__name__)
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-@contextlib.contextmanager
-def heartbeat(storage: optuna.storages.BaseStorage, study: optuna.Study, trial: optuna.Trial,
-              interval: int) -> Iterator[None]:
-    """Record the trial's heartbeat every ``interval`` s, so a killed worker's trial is found stale."""
-    if not hasattr(storage, "record_heartbeat"):
-        yield
-        return
-    trial_id = storage.get_trial_id_from_study_id_trial_number(
-        storage.get_study_id_from_name(study.study_name), trial.number)
-    stop = threading.Event()
-
-    def beat() -> None:
-        while True:
-            with contextlib.suppress(Exception):  # a missed beat is retried; grace_period absorbs it
-                storage.record_heartbeat(trial_id)
-            if stop.wait(interval):
-                return
-
-    thread = threading.Thread(target=beat, daemon=True, name="optuna-heartbeat")
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-
-
-@contextlib.contextmanager
-def local_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock among this machine's workers (count the trials, then ask for one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 class _Terminated(KeyboardInterrupt):
@@ -113,7 +76,6 @@ def run_worker(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -
     deadline = started + sc.timeout if sc.timeout else math.inf
     max_failures = sc.max_failures if sc.max_failures is not None else sc.n_trials
     ran: dict[str, Any] = {"trials": 0, "failed": 0, "stopped": ""}
-    failed = 0
 
     def summarize() -> None:
         with_storage_retry(lambda: write_summary(study, out), "writing the summary", sc.storage_retry_s)
@@ -121,36 +83,49 @@ def run_worker(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -
                            sc.storage_retry_s)
 
     try:
-        while time.monotonic() < deadline:
-            with local_lock(out / ".ask.lock"):
-                trial, running, failed = with_storage_retry(lambda: _next_trial(study, sc, max_failures),
-                                                            "starting a trial", sc.storage_retry_s)
-            if trial is None:
-                if running == 0 or failed >= max_failures:
-                    break
-                # Budget taken, but a running trial may belong to a dead worker: wait until it
-                # finishes or goes stale (then its retry runs here).
-                log.info("Waiting for %d running trial(s) of other workers", running)
-                time.sleep(min(sc.heartbeat_interval, 10))
-                continue
-            ran["trials"] += 1
-            try:
-                state = _run_one(study, storage, trial, sc, compose)
-            except GridExhausted:
-                summarize()
-                log.info("The grid sampler has run every combination: stopping")
-                break
-            ran["failed"] += state == TrialState.FAIL
-            summarize()
-            log.info("%s", progress_line(study, sc, time.monotonic() - started, deadline - time.monotonic()))
-        else:
-            log.info("timeout=%s s reached: no new trial starts", sc.timeout)
-        if failed >= max_failures:
-            ran["stopped"] = (f"the study has {failed} trials that raised (max_failures={max_failures}); see "
-                              f"{out / 'summary.md'} for their errors")
-        summarize()
+        return _loop(study, storage, out, sc, compose, started, deadline, max_failures, summarize, ran)
+    except StorageFullError as exc:
+        raise DiskFullError(f"{exc} The storage: {redact(storage_url(sc))}.") from None
+    except OSError as exc:  # a summary or lock file: the disk of the study folder is full
+        if not is_disk_full(exc):
+            raise
+        raise DiskFullError(f"No space left on device while writing {exc.filename or out}. The study is "
+                            "consistent: free some space, then run the same command again to resume it.") from None
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _loop(study, storage, out, sc, compose, started, deadline, max_failures, summarize, ran) -> dict[str, Any]:
+    """Ask, run and summarise trials until the budget, the timeout or max_failures is reached."""
+    failed = 0
+    while time.monotonic() < deadline:
+        with local_lock(out / ".ask.lock"):
+            trial, running, failed = with_storage_retry(lambda: _next_trial(study, sc, max_failures),
+                                                        "starting a trial", sc.storage_retry_s)
+        if trial is None:
+            if running == 0 or failed >= max_failures:
+                break
+            # Budget taken, but a running trial may belong to a dead worker: wait until it
+            # finishes or goes stale (then its retry runs here).
+            log.info("Waiting for %d running trial(s) of other workers", running)
+            time.sleep(min(sc.heartbeat_interval, 10))
+            continue
+        ran["trials"] += 1
+        try:
+            state = _run_one(study, storage, trial, sc, compose)
+        except GridExhausted:
+            summarize()
+            log.info("The grid sampler has run every combination: stopping")
+            break
+        ran["failed"] += state == TrialState.FAIL
+        summarize()
+        log.info("%s", progress_line(study, sc, time.monotonic() - started, deadline - time.monotonic()))
+    else:
+        log.info("timeout=%s s reached: no new trial starts", sc.timeout)
+    if failed >= max_failures:
+        ran["stopped"] = (f"the study has {failed} trials that raised (max_failures={max_failures}); see "
+                          f"{out / 'summary.md'} for their errors")
+    summarize()
     return ran
 
 
@@ -214,6 +189,17 @@ def _run_one(study: optuna.Study, storage: optuna.storages.BaseStorage, trial: o
             raise
         except StorageLostError:
             raise  # nothing can be recorded; the heartbeat path recovers the trial
+        except DiskFullError as exc:  # not the trial's fault: stop, keep its configuration for the next run
+            where = str(exc).split(": ", 1)[0] if "No space left on device while writing" in str(exc) else str(exc)
+            try:
+                _set_attrs(trial, sc, error=f"stopped: {where}")
+                _tell(study, trial, sc, state=TrialState.FAIL)
+                study.enqueue_trial(trial.params, user_attrs={"retried_from": trial.number})
+                queued = "its configuration is queued and runs again from its start"
+            except Exception:  # the storage is on the full disk too: the heartbeat recovers the trial
+                queued = "the trial is failed by heartbeat and run again"
+            raise DiskFullError(f"Trial {trial.number}: {where.rstrip('.')}. The sweep stops here; free some space, then "
+                                f"run the same command again: {queued}.") from None
         except Exception as exc:  # NaN loss, impossible combination, out of memory, ...
             _set_attrs(trial, sc, error=redact(f"{type(exc).__name__}: {exc}"), raised=True)
             _tell(study, trial, sc, state=TrialState.FAIL)
