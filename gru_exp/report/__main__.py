@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Optional, Sequence
@@ -38,6 +39,19 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive number of runs")
     return value
+
+
+def check_writable(out: Path) -> None:
+    """GruExpError unless report.md and its figures can be written into ``out`` (made if missing):
+    a read-only folder, a read-only mount, another user's folder. Leaves nothing behind."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".report-probe-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise GruExpError(f"The report cannot be written into {out}: {exc.strerror or exc}. Give a folder you can "
+                          "write to with --out DIR (the study or run folders are only read).") from None
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.report") -> int:
@@ -95,7 +109,12 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.re
             raise GruExpError(f"--out {out}: not a folder; give a folder for report.md and its figures.")
         # matplotlib keeps its font cache in ~/.cache unless told otherwise: under the outputs instead.
         os.environ.setdefault("MPLCONFIGDIR", str(Path(compose_config([]).paths.cache_dir) / "matplotlib"))
-        report = write_report(entries, Path(out), args.top, study)
+        check_writable(Path(out))
+        try:
+            report = write_report(entries, Path(out), args.top, study)
+        except OSError as exc:  # e.g. the disk filled up while the figures were written
+            raise GruExpError(f"The report could not be written to {out}: {exc.strerror or exc} "
+                              f"({exc.filename or out}). Free some space or give --out <a writable folder>.") from None
     except GruExpError as exc:
         print(f"gru_exp.report: error: {exc}", file=sys.stderr)
         return 2
