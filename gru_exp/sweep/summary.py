@@ -5,20 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
-from visualdl import LogWriter
 
 from gru_exp.config.sweep import is_accuracy, show_metric
 from gru_exp.files import atomic_write_text
 from gru_exp.notebook import NOTEBOOK_BEST_ACC, NOTEBOOK_FINAL_ACC
-from gru_exp.train.visualdl import link_into_view
 
 
 def objectives(study: optuna.Study) -> list[tuple[str, str]]:
@@ -179,27 +174,3 @@ def _delta(test_acc: Any) -> str:
         return "no test accuracy"
     return (f"{100 * (test_acc - NOTEBOOK_FINAL_ACC):+.2f} points vs the notebook's final 84.50%, "
             f"{100 * (test_acc - NOTEBOOK_BEST_ACC):+.2f} vs its best 87.10%")
-
-
-def write_best_so_far(study: optuna.Study, out: Path, output_dir: Path) -> None:
-    """The study's best objective after each finished trial as its own VisualDL run
-    (``<study>/best_so_far``), linked into the dashboard folder: the story of the sweep."""
-    objs = objectives(study)
-    sign = 1 if objs[0][1] == "maximize" else -1
-    points, best = [], None
-    for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
-        if t.state == TrialState.COMPLETE and t.values:
-            best = t.values[0] if best is None else (max if sign > 0 else min)(best, t.values[0])
-            points.append((t.number, best))
-    if not points:
-        return
-    target = out / "best_so_far"
-    tmp = Path(tempfile.mkdtemp(prefix=".best-", dir=out))
-    name = f"{study.study_name} best so far ({objs[0][0]})"
-    with LogWriter(logdir=str(tmp), display_name=name) as writer:
-        for number, value in points:
-            writer.add_scalar(f"study/best_{objs[0][0]}", value, number)
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(tmp, target)
-    link_into_view(output_dir, target, name)

@@ -41,7 +41,8 @@ from gru_exp.sweep.storage import (
     with_storage_retry,
 )
 from gru_exp.sweep.liveness import heartbeat, local_lock
-from gru_exp.sweep.summary import objectives, write_best_so_far, write_summary
+from gru_exp.sweep.best_so_far import write_best_so_far
+from gru_exp.sweep.summary import objectives, write_summary
 from gru_exp.train.run import is_disk_full
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,71 @@
+"""The study's best objective after each finished trial as its own VisualDL run
+(``<study>/best_so_far``), linked into the dashboard folder: the story of the sweep.
+
+The folder is rewritten after every trial, and only ever replaces a folder gru-exp made: one
+holding its mark file (``MARK``), or, from before the mark, nothing but VisualDL records. Anything
+else under that name (a user's folder, a symlink, a file) is left alone with a warning. The swap
+is a rename, so another worker's reader sees the old run or the new one; the old one is deleted
+only after it has been renamed away by this call."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+from visualdl import LogWriter
+
+from gru_exp.sweep.summary import objectives
+from gru_exp.train.visualdl import link_into_view
+
+log = logging.getLogger(__name__)
+MARK = ".gru_exp_best_so_far"  # in every best_so_far folder gru-exp writes
+
+
+def is_ours(folder: Path) -> bool:
+    """Whether ``folder`` is a best_so_far run gru-exp wrote (a real folder, not a link)."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    names = [p.name for p in folder.iterdir()]
+    return MARK in names or (bool(names) and all(n.startswith("vdlrecords.") for n in names))
+
+
+def write_best_so_far(study: optuna.Study, out: Path, output_dir: Path) -> None:
+    objs = objectives(study)
+    metric, direction = objs[0]
+    points, best = [], None
+    for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+        if t.state == TrialState.COMPLETE and t.values:
+            best = t.values[0] if best is None else (max if direction == "maximize" else min)(best, t.values[0])
+            points.append((t.number, best))
+    target = out / "best_so_far"
+    if not points:
+        return
+    if os.path.lexists(target) and not is_ours(target):
+        log.warning("Not writing the best-so-far curve: %s exists and is not a folder gru-exp wrote (no %s in it); "
+                    "it is left as it is. Move it away to get the curve.", target, MARK)
+        return
+    tmp = Path(tempfile.mkdtemp(prefix=".best-", dir=out))
+    old = Path(tempfile.mkdtemp(prefix=".best-old-", dir=out))  # empty: a folder renames over it
+    try:
+        name = f"{study.study_name} best so far ({metric})"
+        with LogWriter(logdir=str(tmp), display_name=name) as writer:
+            for number, value in points:
+                writer.add_scalar(f"study/best_{metric}", value, number)
+        (tmp / MARK).write_text("written by gru-exp: the study's best objective per trial; rewritten after each\n")
+        try:
+            os.replace(target, old)  # checked as ours above; a concurrent worker may have moved it already
+        except FileNotFoundError:
+            pass
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another worker put its (equally fresh) curve there in between: keep it
+            log.debug("best_so_far was replaced by another worker meanwhile")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # this call's own folders only: the new one if unused, the old one
+        shutil.rmtree(old, ignore_errors=True)
+    link_into_view(output_dir, target, name)
