@@ -49,3 +49,26 @@ def test_the_same_runs_report_elsewhere_with_out(read_only, tmp_path):
                           env=dict(os.environ), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "1 configuration(s), 2 run(s)." in (out / "report.md").read_text()
+
+
+def test_a_report_never_replaces_files_it_did_not_write(tmp_path):
+    from test_report import report
+
+    folder = tmp_path / "run"
+    fake_run(folder, [0.80, 0.85], test_acc=0.84)
+    assert report([str(folder)]) == 0  # its own report.md and figures: replaced by the next report
+    first = (folder / "report.md").read_text()
+    assert report([str(folder)]) == 0 and (folder / "report.md").read_text() == first
+    assert not [p.name for p in folder.iterdir() if ".tmp" in p.name]
+
+    (folder / "report.md").write_text("my own notes\n")  # a user's file of that name
+    proc = subprocess.run([sys.executable, "-m", "gru_exp.report", str(folder)], cwd=REPO, env=dict(os.environ),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "which gru-exp did not write" in proc.stderr and "--out" in proc.stderr, proc.stderr
+    assert (folder / "report.md").read_text() == "my own notes\n"
+
+    other = tmp_path / "other"
+    fake_run(other, [0.80, 0.85], test_acc=0.84)
+    (other / "learning_curves.png").write_bytes(b"mine")  # a figure's name, no gru-exp report beside it
+    assert report([str(other)]) == 2
+    assert (other / "learning_curves.png").read_bytes() == b"mine" and not (other / "report.md").exists()

@@ -31,7 +31,7 @@ from gru_exp.report.entries import (
     entries_from_study,
     open_study_readonly,
 )
-from gru_exp.report.tables import write_report
+from gru_exp.report.tables import check_own_files, write_report
 
 
 def _positive(text: str) -> int:
@@ -39,6 +39,22 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive number of runs")
     return value
+
+
+def _new_folder(parent: Path) -> Path:
+    """parent/<date_time>, or <date_time>-2, -3 ... when another report took that second: a report
+    of several folders gets a folder of its own, never another report's."""
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    for n in range(1, 1000):
+        folder = parent / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            folder.mkdir(parents=True)
+            return folder
+        except FileExistsError:
+            continue
+        except OSError:
+            return folder  # check_writable names the problem
+    raise GruExpError(f"{parent}: no free report folder name for {stamp}; give --out DIR.")
 
 
 def check_writable(out: Path) -> None:
@@ -102,7 +118,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.re
             # Several folders: a report folder of its own under the outputs, never their common
             # parent (which can be / or $HOME for unrelated folders).
             out = args.out or (folders[0] if len(folders) == 1 else
-                               Path(compose_config([]).paths.output_dir) / "reports" / time.strftime("%Y-%m-%d_%H-%M-%S"))
+                               _new_folder(Path(compose_config([]).paths.output_dir) / "reports"))
         else:
             raise GruExpError("Nothing to report: give a study folder, run folders, or study_name=... storage=....")
         if Path(out).exists() and not Path(out).is_dir():
@@ -110,6 +126,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.re
         # matplotlib keeps its font cache in ~/.cache unless told otherwise: under the outputs instead.
         os.environ.setdefault("MPLCONFIGDIR", str(Path(compose_config([]).paths.cache_dir) / "matplotlib"))
         check_writable(Path(out))
+        check_own_files(Path(out))
         try:
             report = write_report(entries, Path(out), args.top, study)
         except OSError as exc:  # e.g. the disk filled up while the figures were written

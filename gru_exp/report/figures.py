@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -12,6 +13,7 @@ import numpy as np
 from gru_exp.config.sweep import is_accuracy
 from gru_exp.notebook import NOTEBOOK
 from gru_exp.report.entries import Entry
+from gru_exp.report.names import FIGURES
 
 log = logging.getLogger(__name__)
 BAND = (0.84, 0.85)  # the notebook's "84-85%"
@@ -37,8 +39,15 @@ def _save(fig, path: Path) -> Path:
     with warnings.catch_warnings():  # optuna's parallel-coordinates axes do not support tight_layout
         warnings.simplefilter("ignore", UserWarning)
         fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    _pyplot().close(fig)
+    if path.name not in FIGURES:  # check_own_files knows these names only
+        raise ValueError(f"{path.name} is not one of report/names.py's FIGURES")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
+    try:  # a reader sees the old figure or the new one, never half of one
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+        _pyplot().close(fig)
     return path
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import warnings
 from pathlib import Path
 from typing import Optional, Sequence
@@ -12,8 +13,11 @@ from typing import Optional, Sequence
 import optuna
 from optuna.importance import PedAnovaImportanceEvaluator
 
+from gru_exp.errors import GruExpError
+from gru_exp.files import atomic_write_text
 from gru_exp.notebook import NOTEBOOK_BEST_ACC, NOTEBOOK_FINAL_ACC
 from gru_exp.report.entries import Entry
+from gru_exp.report.names import FIGURES
 from gru_exp.sweep.summary import front_table, metric_cell, metric_head, objectives
 
 log = logging.getLogger(__name__)
@@ -75,6 +79,26 @@ def _fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else "" if value is None else str(value)
 
 
+REPORT_HEAD = "# Report: "  # report.md's first line: how a report gru-exp wrote is told from a user's file
+
+
+def check_own_files(out: Path) -> None:
+    """GruExpError when writing the report into ``out`` would replace a file gru-exp did not write:
+    a report.md that is not one of its reports, or a figure's name without such a report.md."""
+    report = out / "report.md"
+    ours = False
+    if report.is_file() and not report.is_symlink():
+        try:
+            with open(report, encoding="utf-8") as fh:
+                ours = fh.readline().startswith(REPORT_HEAD)
+        except (OSError, UnicodeDecodeError):
+            ours = False
+    taken = [n for n in ("report.md", *FIGURES) if os.path.lexists(out / n)]
+    if taken and not ours:
+        raise GruExpError(f"{out} already holds {', '.join(taken)}, which gru-exp did not write (no report of its "
+                          f"own there); the report would replace them. Give another folder with --out DIR.")
+
+
 def write_report(entries: list[Entry], out: Path, top: int, study=None) -> Path:
     """report.md and the figures in ``out``; returns the report's path."""
     from gru_exp.report import figures  # matplotlib: only when a report is written
@@ -84,7 +108,7 @@ def write_report(entries: list[Entry], out: Path, top: int, study=None) -> Path:
     best = next((e for e in entries if e.runs and e.runs[0].series.get("epoch")), None)
     if best is not None:
         figs.append(figures.train_vs_eval(best, out))
-    lines = [f"# Report: {study.study_name if study else out}", ""]
+    lines = [f"{REPORT_HEAD}{study.study_name if study else out}", ""]
     counts = {s: sum(e.state == s for e in entries) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
     epochs = sum(e.epochs for e in entries)
     hours = sum(e.wall_s for e in entries) / 3600
@@ -123,7 +147,7 @@ def write_report(entries: list[Entry], out: Path, top: int, study=None) -> Path:
         lines += [f"- `{k}`: {v:.3f}" for k, v in importances.items()]
     lines += ["", "Figures:", ""] + [f"![{p.stem}]({p.name})" for p in figs if p is not None]
     report = out / "report.md"
-    report.write_text("\n".join(lines) + "\n")
+    atomic_write_text(report, "\n".join(lines) + "\n")
     return report
 
 
