@@ -28,19 +28,21 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, default=str))
 
 
-CRASH_ENV = "GRU_EXP_TEST_KILL_AT"  # tests only: "<point>:<n>" = SIGKILL at the n-th pass of <point>
+CRASH_ENV = "GRU_EXP_TEST_KILL_AT"  # tests only: "<point>:<n>[:INT|TERM]" = SIGKILL (or SIGINT/SIGTERM) at the n-th pass
 _passes: dict[str, int] = {}
 
 
 def crash_point(point: str) -> None:
     """A place where a kill may land between two writes (e.g. ``last.pdparams:tmp``: the new
     checkpoint is written, not yet renamed). A test hook: with ``$GRU_EXP_TEST_KILL_AT`` set to
-    ``<point>:<n>`` this process kills itself with SIGKILL the n-th time it passes ``point``, so the
-    crash-consistency test (tests/test_crash_consistency.py) can stop a real training at every
-    point; without it this does nothing."""
+    ``<point>:<n>`` this process kills itself with SIGKILL the n-th time it passes ``point`` (with
+    ``:INT`` or ``:TERM`` appended it sends itself that signal instead, as Ctrl-C or a scheduler
+    would), so the crash-consistency test (tests/test_crash_consistency.py) can stop a real
+    training at every point; without it this does nothing."""
     wanted = os.environ.get(CRASH_ENV)
     if not wanted:
         return
     _passes[point] = _passes.get(point, 0) + 1
-    if wanted == f"{point}:{_passes[point]}":
-        os.kill(os.getpid(), signal.SIGKILL)
+    where, _, how = wanted.partition(f"{point}:{_passes[point]}")
+    if not where and how in ("", ":INT", ":TERM"):
+        os.kill(os.getpid(), {"": signal.SIGKILL, ":INT": signal.SIGINT, ":TERM": signal.SIGTERM}[how])

@@ -48,38 +48,87 @@ def outcome(rec: dict) -> tuple:
             {k: rec["series"][k] for k in COMPARED})
 
 
-@pytest.mark.slow
-def test_a_kill_at_any_point_resumes_to_the_uninterrupted_result_or_is_refused(tiny_archive, tmp_path):
+def kills_resume_or_refuse(archive: Path, tmp_path: Path, points: list[tuple[str, int]], *extra: str,
+                           how: str = "") -> dict[str, int]:
+    """Kill a training at each point (SIGKILL, or ``how`` = ":INT"/":TERM"), resume it into a new
+    folder with the same command, and check the outcome against an uninterrupted run."""
     out = tmp_path / "out"
-    full = train(tiny_archive, out, tmp_path / "full")
+    full = train(archive, out, tmp_path / "full", *extra)
     assert full.returncode == 0, full.stderr[-2000:]
     expected = outcome(record(tmp_path / "full"))
-    assert expected[0] == "completed" and expected[2] == expected[1]
+    assert expected[0] == "completed" and expected[2] in (expected[1], len(expected[4]["epoch"]))
     seen = {"killed": 0, "resumed": 0, "refused": 0}
-    for point, n in POINTS:
-        killed = tmp_path / f"killed_{point}_{n}"
-        proc = train(tiny_archive, out, killed, kill_at=f"{point}:{n}")
+    for point, n in points:
+        name = f"{point}_{n}{how.replace(':', '_')}"
+        killed = tmp_path / f"killed_{name}"
+        proc = train(archive, out, killed, *extra, kill_at=f"{point}:{n}{how}")
         if proc.returncode == 0:  # this run never passed the point n times (e.g. fewer new best epochs)
             assert outcome(record(killed)) == expected
             continue
-        assert proc.returncode == -signal.SIGKILL, (point, n, proc.stderr[-2000:])
+        signum = {"": signal.SIGKILL, ":INT": None, ":TERM": None}[how]
+        assert proc.returncode == (-signum if signum else 130), (point, n, proc.stderr[-2000:])
         seen["killed"] += 1
-        resumed = train(tiny_archive, out, tmp_path / f"resumed_{point}_{n}", f"trainer.resume={killed}")
-        where = f"killed at {point} pass {n}: {resumed.stderr[-1500:]}"
+        if how and (killed / "metrics.json").is_file():  # a signal Python handles: the record is never ahead
+            rec, kept = record(killed), killed / "checkpoints" / "last.pdparams"
+            assert rec["status"] in ("interrupted", "completed"), rec["status"]
+            if rec["epochs_done"]:
+                import paddle  # noqa: F401
+
+                from gru_exp.train.checkpoints import load_checkpoint
+
+                assert load_checkpoint(kept)["epoch"] == rec["epochs_done"], (point, n)
+        resumed = train(archive, out, tmp_path / f"resumed_{name}", *extra, f"trainer.resume={killed}")
+        where = f"killed at {point} pass {n}{how}: {resumed.stderr[-1500:]}"
         if resumed.returncode == 2:
             seen["refused"] += 1
             assert "Traceback" not in resumed.stderr, where
             if (killed / "metrics.json").is_file() and record(killed)["status"] == "completed":
                 assert outcome(record(killed)) == expected, where  # killed after its last word: it is whole
-                assert "already has 3 epochs" in resumed.stderr, where
+                assert "already has" in resumed.stderr, where
             else:  # killed before its first epoch was committed: nothing to continue, and it says so
                 assert "is not a run folder with a finished epoch" in resumed.stderr, where
                 assert not (killed / "checkpoints" / "last.pdparams").is_file(), where
             continue
         assert resumed.returncode == 0, where
         seen["resumed"] += 1
-        assert outcome(record(tmp_path / f"resumed_{point}_{n}")) == expected, where
+        assert outcome(record(tmp_path / f"resumed_{name}")) == expected, where
+        assert (tmp_path / f"resumed_{name}" / "checkpoints" / "last.pdparams").is_file()  # self-contained
+    return seen
+
+
+@pytest.mark.slow
+def test_a_kill_at_any_point_resumes_to_the_uninterrupted_result_or_is_refused(tiny_archive, tmp_path):
+    seen = kills_resume_or_refuse(tiny_archive, tmp_path, POINTS)
     assert seen["killed"] >= 16 and seen["resumed"] >= 10 and seen["refused"] >= 2, seen
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", [":INT", ":TERM"])
+def test_ctrl_c_or_sigterm_while_a_checkpoint_is_written_leaves_a_resumable_run(tiny_archive, tmp_path, how):
+    """A signal Python handles, landing while last.pdparams or metrics.json is written: the record
+    used to say the epoch was done while last.pdparams still held the one before, and the resume
+    the command printed was refused ("do not belong together")."""
+    points = [(p, n) for p in ("last.pdparams:tmp", "best.pdparams:tmp") for n in (2, 3)] + [("metrics.json:tmp", 5)]
+    seen = kills_resume_or_refuse(tiny_archive, tmp_path, points, how=how)
+    assert seen["killed"] >= 3 and seen["resumed"] >= 3, seen
+
+
+@pytest.mark.slow
+def test_an_early_stopped_or_last_epoch_run_killed_before_its_record_resumes_to_the_same_score(tiny_archive, tmp_path):
+    """Early stopping (a learning rate too small to change anything: the run stops after epoch 2 on
+    patience 1) killed before its final record used to train on past the stop when resumed and
+    score another epoch; a trainer.test_epoch=last run resumed into a new folder with no epoch
+    left had no last.pdparams to score."""
+    stopping = ("trainer.lr=1e-12", "trainer.patience=1", "trainer.lr_schedule=constant", "trainer.warmup=0")
+    seen = kills_resume_or_refuse(tiny_archive, tmp_path / "stop", [("metrics.json:tmp", 4), ("metrics.json", 4),
+                                                                     ("metrics.json:tmp", 3)], *stopping)
+    assert seen["resumed"] >= 2, seen
+    assert record(tmp_path / "stop" / "full")["epochs_done"] == 2  # it did stop early
+    again = train(tiny_archive, tmp_path / "out", tmp_path / "again", *stopping,
+                  f"trainer.resume={tmp_path / 'stop' / 'full'}")  # the completed, early-stopped run itself
+    assert again.returncode == 0 and outcome(record(tmp_path / "again")) == outcome(record(tmp_path / "stop" / "full"))
+    seen = kills_resume_or_refuse(tiny_archive, tmp_path / "last", [("metrics.json:tmp", 5)], "trainer.test_epoch=last")
+    assert seen["resumed"] == 1, seen
 
 
 def test_a_best_checkpoint_that_disagrees_with_the_last_is_repaired_or_refused(tiny_archive, tmp_path):

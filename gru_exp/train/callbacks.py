@@ -111,6 +111,7 @@ class Checkpointer(Callback):
 
     def on_epoch_end(self, state: TrainState) -> None:
         save_checkpoint(state, state.run_dir / LAST_CKPT)
+        state.committed_epoch = state.epoch
         if state.is_best:
             save_checkpoint(state, state.run_dir / BEST_CKPT)
 
@@ -123,11 +124,18 @@ class MetricsRecorder(Callback):
         self.record = record
 
     def _update(self, state: TrainState) -> None:
-        r = self.record
-        r.eval_split, r.epochs_done, r.best_epoch = state.eval_name, state.epoch, state.best_epoch
-        r.best_eval_acc = state.best_eval_acc if state.best_epoch else None
-        r.resumed_from = state.resumed_from
-        r.series = {key: [getattr(e, key) for e in state.history] for key in SERIES_KEYS}
+        """The record of the epochs last.pdparams holds: an epoch whose checkpoint was never
+        committed (a signal or a full disk while writing it) is not in the record either, so the
+        record never runs ahead of what a resume continues from."""
+        r, done = self.record, state.committed_epoch
+        history = state.history[:done]
+        if done == state.epoch:
+            r.best_epoch, r.best_eval_acc = state.best_epoch, state.best_eval_acc if state.best_epoch else None
+        else:  # the best among the committed epochs (the first of equals, as fit chooses)
+            best = max(history, key=lambda h: h.eval_acc) if history else None
+            r.best_epoch, r.best_eval_acc = (best.epoch, best.eval_acc) if best else (None, None)
+        r.eval_split, r.epochs_done, r.resumed_from = state.eval_name, done, state.resumed_from
+        r.series = {key: [getattr(e, key) for e in history] for key in SERIES_KEYS}
         r.write()
 
     def on_train_start(self, state: TrainState) -> None:
@@ -149,6 +157,9 @@ class EarlyStopping(Callback):
 
     def __init__(self, patience: int) -> None:
         self.patience = patience
+
+    def on_train_start(self, state: TrainState) -> None:
+        self.on_epoch_end(state)  # a resumed run that had already stopped: it stops again, training nothing more
 
     def on_epoch_end(self, state: TrainState) -> None:
         if state.best_epoch is None or state.epoch >= state.epochs:

@@ -78,6 +78,7 @@ def restore_checkpoint(state: TrainState, path: Path) -> None:
                           f"{str(exc)[:200]}): it is damaged. Resume from another run folder or start a new "
                           "run.") from None
     state.epoch, state.step, state.history = ckpt["epoch"], ckpt["step"], history
+    state.committed_epoch = state.epoch
     state.best_epoch, state.best_eval_acc = ckpt["best_epoch"], ckpt["best_eval_acc"]
 
 

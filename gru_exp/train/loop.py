@@ -62,6 +62,7 @@ class TrainState:
     steps_per_epoch: int
     eval_name: str  # "val" or "test"
     epoch: int = 0  # last completed epoch
+    committed_epoch: int = 0  # the epoch checkpoints/last.pdparams holds (the record never runs ahead of it)
     step: int = 0  # global optimizer steps
     history: list[EpochMetrics] = field(default_factory=list)
     best_epoch: Optional[int] = None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import shutil
 import socket
 import sys
 import time
@@ -34,7 +33,7 @@ from gru_exp.train.callbacks import (
     ProgressLogger,
     TerminalProgressBar,
 )
-from gru_exp.train.checkpoints import BEST_CKPT, model_checkpoint, restore_checkpoint, save_checkpoint
+from gru_exp.train.checkpoints import BEST_CKPT, model_checkpoint
 from gru_exp.train.data import DataSplits, make_splits
 from gru_exp.train.imdb import LABELS, load_imdb, resolve_archive
 from gru_exp.train.loop import (
@@ -47,12 +46,8 @@ from gru_exp.train.loop import (
 )
 from gru_exp.train.model import GRUClassifier
 from gru_exp.train.preflight import check_memory, check_resume
-from gru_exp.train.record import (
-    RECORD_FILE,
-    RunRecord,
-    Status,
-    package_versions,
-)
+from gru_exp.train.record import RunRecord, Status, package_versions
+from gru_exp.train.resume import resume_from
 from gru_exp.train.rundir import LAST_CKPT, claimed_run_dir, display_name_of
 from gru_exp.train.visualdl import VisualDLTracker, ensure_baseline, hparams, in_effect
 
@@ -92,39 +87,6 @@ def build(cfg: DictConfig, splits: DataSplits) -> tuple[GRUClassifier, paddle.op
         steps_per_epoch=n_train // t.batch_size if t.drop_last else -(-n_train // t.batch_size),
     )
     return model, optimizer, settings
-
-
-def _resume(state: TrainState, ckpt: Path, done: int, run_dir: Path) -> None:
-    """Continue from ``ckpt``, whose run's record has ``done`` finished epochs."""
-    restore_checkpoint(state, ckpt)
-    if state.epoch not in (done, done + 1):  # one ahead: stopped between the checkpoint and the record
-        raise ConfigError(f"The checkpoint {ckpt} is after epoch {state.epoch} but its run's {RECORD_FILE} records "
-                          f"{done} finished epochs: the two do not belong together. Resume from another run folder "
-                          "or start a new run.")
-    state.resumed_from = str(ckpt.parent.parent)
-    _carry_best(state, ckpt.parent / "best.pdparams", run_dir / BEST_CKPT)
-    log.info("Resuming %s after epoch %d", state.resumed_from, state.epoch)
-
-
-def _carry_best(state: TrainState, best: Path, target: Path) -> None:
-    """The best epoch's weights for the continued run at ``target``, checked against the restored
-    state: a best.pdparams one epoch behind last.pdparams (a kill between the two renames) is
-    written again from last.pdparams, whose epoch is then the best; any other mismatch is refused."""
-    found = model_checkpoint(state.model, best)["epoch"] if best.is_file() else None  # damaged: refused now
-    if state.best_epoch is None or found == state.best_epoch:
-        if found is not None and best.resolve() != target.resolve():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + ".tmp")
-            shutil.copy2(best, tmp)
-            os.replace(tmp, target)
-        return
-    if state.best_epoch != state.epoch:
-        raise ConfigError(f"{best} holds epoch {found} but {best.parent / 'last.pdparams'} names epoch "
-                          f"{state.best_epoch} as the best: the best weights are lost, so the run cannot be scored "
-                          "honestly. Resume from another run folder or start a new run.")
-    log.info("%s lags its last.pdparams (epoch %s, the best is %d): written again from last.pdparams", best, found,
-             state.epoch)
-    save_checkpoint(state, target)
 
 
 def _score_on_test(state: TrainState, splits: DataSplits, settings: LoopSettings, record: RunRecord,
@@ -175,7 +137,7 @@ def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] =
         state = TrainState(run_dir=run_dir, hparams={}, model=model, optimizer=optimizer, epochs=settings.epochs,
                            steps_per_epoch=settings.steps_per_epoch, eval_name=splits.eval_name)
         if resume_ckpt is not None:
-            _resume(state, resume_ckpt, resume_done, run_dir)
+            resume_from(state, resume_ckpt, resume_done, run_dir)
 
         n_params = sum(int(p.numel()) for p in model.parameters())
         record = RunRecord(config=config, run_dir=run_dir, device=device, versions=package_versions(),
@@ -219,22 +181,35 @@ def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] =
         except BaseException as exc:
             record.status, record.error, failing = Status.failed, f"{type(exc).__name__}: {exc}", True
             if is_disk_full(exc):
+                kept = (f"its folder {run_dir} keeps epoch {state.committed_epoch} (checkpoints/last.pdparams and "
+                        f"metrics.json). Free some space, then continue it with "
+                        f"{override('trainer.resume', str(run_dir))}") if state.committed_epoch else \
+                    f"no epoch was saved in {run_dir}. Free some space, then start it again"
                 raise DiskFullError(f"No space left on device while writing {getattr(exc, 'filename', None) or run_dir} "
-                                    f"after epoch {state.epoch}: the run stopped, and its folder {run_dir} keeps its "
-                                    "last finished epoch (checkpoints/last.pdparams; metrics.json may still say "
-                                    "running). Free some space, then continue it with "
-                                    f"{override('trainer.resume', str(run_dir))}.") from None
+                                    f"in epoch {state.epoch + 1 if state.committed_epoch == state.epoch else state.epoch}"
+                                    f": the run stopped, and {kept}.") from None
             raise
         finally:
             record.wall_time_s = time.perf_counter() - wall_start
-            for cb in every:
-                try:
-                    cb.on_train_end(state, record)
-                except OSError as exc:  # while failing (e.g. disk full): the first error is the one to report
-                    if not failing:
-                        raise
-                    log.warning("%s could not finish: %s", type(cb).__name__, exc)
+            _finish(every, state, record, failing)
     return record
+
+
+def _finish(callbacks: Sequence[Callback], state: TrainState, record: RunRecord, failing: bool) -> None:
+    """Every callback's end of training. While a run is already failing (e.g. disk full), a callback
+    that cannot write is logged: the first error is the one to report. A signal meanwhile (Ctrl-C
+    while the final record is written) leaves the record saying "interrupted", never "running"."""
+    for cb in callbacks:
+        try:
+            cb.on_train_end(state, record)
+        except OSError as exc:
+            if not failing:
+                raise
+            log.warning("%s could not finish: %s", type(cb).__name__, exc)
+        except KeyboardInterrupt:
+            record.status, record.error = Status.interrupted, "KeyboardInterrupt"
+            record.write()
+            raise
 
 
 def is_disk_full(exc: BaseException) -> bool:

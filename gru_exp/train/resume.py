@@ -1,0 +1,63 @@
+"""Continuing a run from its folder: the state restored from ``checkpoints/last.pdparams``,
+checked against the run's record, and the new run folder given what it continues from (the last
+and the best checkpoints), with a best checkpoint that lags the last one repaired (see
+:class:`gru_exp.train.callbacks.Checkpointer` for why it can lag)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from gru_exp.errors import ConfigError
+from gru_exp.train.checkpoints import BEST_CKPT, model_checkpoint, restore_checkpoint, save_checkpoint
+from gru_exp.train.loop import TrainState
+from gru_exp.train.record import RECORD_FILE
+from gru_exp.train.rundir import LAST_CKPT
+
+log = logging.getLogger(__name__)
+
+
+def resume_from(state: TrainState, ckpt: Path, done: int, run_dir: Path) -> None:
+    """Continue from ``ckpt``, whose run's record has ``done`` finished epochs."""
+    restore_checkpoint(state, ckpt)
+    if state.epoch not in (done, done + 1):  # one ahead: stopped between the checkpoint and the record
+        raise ConfigError(f"The checkpoint {ckpt} is after epoch {state.epoch} but its run's {RECORD_FILE} records "
+                          f"{done} finished epochs: the two do not belong together. Resume from another run folder "
+                          "or start a new run.")
+    state.resumed_from = str(ckpt.parent.parent)
+    _carry_best(state, ckpt.parent / "best.pdparams", run_dir / BEST_CKPT)
+    if ckpt.resolve() != (run_dir / LAST_CKPT).resolve():  # the new folder holds what it continues from
+        _copy_whole(ckpt, run_dir / LAST_CKPT)
+    log.info("Resuming %s after epoch %d", state.resumed_from, state.epoch)
+
+
+def _copy_whole(source: Path, target: Path) -> None:
+    """``source`` copied to ``target`` through a temporary file renamed into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    try:
+        shutil.copy2(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _carry_best(state: TrainState, best: Path, target: Path) -> None:
+    """The best epoch's weights for the continued run at ``target``, checked against the restored
+    state: a best.pdparams one epoch behind last.pdparams (a kill between the two renames) is
+    written again from last.pdparams, whose epoch is then the best; any other mismatch is refused."""
+    found = model_checkpoint(state.model, best)["epoch"] if best.is_file() else None  # damaged: refused now
+    if state.best_epoch is None or found == state.best_epoch:
+        if found is not None and best.resolve() != target.resolve():
+            _copy_whole(best, target)
+        return
+    if state.best_epoch != state.epoch:
+        raise ConfigError(f"{best} holds epoch {found} but {best.parent / 'last.pdparams'} names epoch "
+                          f"{state.best_epoch} as the best: the best weights are lost, so the run cannot be scored "
+                          "honestly. Resume from another run folder or start a new run.")
+    log.info("%s lags its last.pdparams (epoch %s, the best is %d): written again from last.pdparams", best, found,
+             state.epoch)
+    save_checkpoint(state, target)
