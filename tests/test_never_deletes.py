@@ -129,3 +129,55 @@ def test_a_multirun_never_writes_into_a_folder_of_files_and_never_removes_an_emp
                                "trainer.seed=1,2"))
     assert proc.returncode == 2 and "missing.tar.gz" in proc.stderr, proc.stderr
     assert empty.is_dir() and not list(empty.iterdir())
+
+
+def test_a_refused_resume_in_place_of_a_damaged_or_running_run_leaves_it_byte_for_byte(tiny_archive, tmp_path):
+    """Checkpoints are read, and the folder's lock tried, before Hydra writes: a truncated
+    last.pdparams (or a run training there right now) used to be refused only after .hydra/ was
+    rewritten and run.log appended."""
+    out, done = tmp_path / "out", tmp_path / "done"
+    assert cli("gru_exp.train", *tiny_overrides(tiny_archive, out, f"hydra.run.dir={done}")).returncode == 0
+    last = done / "checkpoints" / "last.pdparams"
+    last.write_bytes(last.read_bytes()[:500])
+    before = tree(done)
+    proc = cli("gru_exp.train", *tiny_overrides(tiny_archive, out, f"hydra.run.dir={done}", f"trainer.resume={done}",
+                                                  "trainer.epochs=3"))
+    assert proc.returncode == 2 and "damaged or truncated" in proc.stderr and "Traceback" not in proc.stderr
+    assert tree(done) == before
+    live = tmp_path / "live"
+    holder = subprocess.Popen(  # a training holding its folder right now
+        [sys.executable, "-c", "import sys; from gru_exp.train.rundir import claimed_run_dir\n"
+         f"with claimed_run_dir({str(live)!r}):\n    print('held', flush=True); sys.stdin.read()"],
+        cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        (live / "metrics.json").write_text((done / "metrics.json").read_text())
+        before = tree(live)
+        proc = cli("gru_exp.train", *tiny_overrides(tiny_archive, out, f"hydra.run.dir={live}",
+                                                      f"trainer.resume={live}", "trainer.epochs=3"))
+        assert proc.returncode == 2 and "in use by a training running there now" in proc.stderr, proc.stderr
+        assert tree(live) == before
+    finally:
+        holder.communicate("", timeout=60)
+
+
+def test_multirun_jobs_never_share_a_folder_and_hydra_mode_multirun_is_checked_too(tiny_archive, tmp_path):
+    out = tmp_path / "out"
+    proc = cli("gru_exp.train", "-m", f"hydra.sweep.dir={tmp_path / 'g'}", "hydra.sweep.subdir=same",
+               *tiny_overrides(tiny_archive, out, "trainer.seed=1,2"))
+    assert proc.returncode == 2 and "Two jobs of this multirun would write into one folder" in proc.stderr
+    assert not (tmp_path / "g").exists()
+    folder = user_folder(tmp_path / "mine")
+    before = tree(folder)
+    proc = cli("gru_exp.train", "hydra.mode=MULTIRUN", f"hydra.sweep.dir={folder}", *tiny_overrides(tiny_archive, out))
+    assert proc.returncode == 2 and "already holds" in proc.stderr, proc.stderr
+    assert tree(folder) == before
+
+
+def test_a_rejected_run_keeps_the_empty_folder_it_was_given(tiny_archive, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = cli("gru_exp.train", *tiny_overrides(tiny_archive, tmp_path / "out", f"hydra.run.dir={empty}",
+                                                  "model.hidden_size=100000000"))  # refused by the memory check
+    assert proc.returncode == 2, proc.stderr
+    assert empty.is_dir() and not list(empty.iterdir())

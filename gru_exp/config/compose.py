@@ -276,8 +276,9 @@ def job_runs(overrides: Sequence[str], multirun: bool,
         except Exception as exc:  # a bad hydra.* override (check_overrides leaves those to this)
             raise composition_error(exc) from None
         try:
-            if multirun and not Path(cfg.hydra.sweep.dir).is_dir():
-                return runs
+            own = "hydra.job.num" in str(OmegaConf.to_container(cfg.hydra.sweep, resolve=False)["subdir"])
+            if multirun and own and not Path(cfg.hydra.sweep.dir).is_dir():
+                return runs  # a new multirun folder, a folder per job number: nothing there can be taken
             folder = Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir) if multirun else Path(cfg.hydra.run.dir)
         except OmegaConfBaseException:
             continue

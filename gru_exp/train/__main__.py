@@ -14,28 +14,14 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from gru_exp.commands import (
-    INFO_FLAGS,
-    REFUSED_FLAGS,
-    flag_value,
-    flags,
-    run_hydra,
-    version_text,
-)
-from gru_exp.config.compose import check_overrides, compose_config, job_overrides, job_runs
-from gru_exp.config.values import override, to_container
-from gru_exp.errors import ConfigError, GruExpError
+from gru_exp.commands import INFO_FLAGS, flags, run_hydra, version_text
+from gru_exp.config.values import override
+from gru_exp.errors import GruExpError
 from gru_exp.train import device
-from gru_exp.train.imdb import resolve_archive
-from gru_exp.train.preflight import check_resume
-from gru_exp.train.rundir import (
-    LAST_CKPT,
-    discard_unstarted_run,
-    made_before,
-    other_run_problem,
-)
+from gru_exp.train.precheck import precheck
+from gru_exp.train.rundir import LAST_CKPT, discard_unstarted_run
 
 log = logging.getLogger(__name__)
 
@@ -116,69 +102,13 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _precheck(argv: Sequence[str]) -> tuple[dict[Path, frozenset[str]], Optional[Path]]:
-    """Every job composed and validated before Hydra makes a folder: a bad value is one paragraph
-    and status 2, for a single run and for each job of a multirun alike. A job whose folder holds a
-    finished run, or any file, is refused before Hydra writes there (unless the job continues that
-    very run: then its resume is checked here, so a refusal leaves that run byte for byte). Returns what each job's folder already had
-    of Hydra's files (a folder given as hydra.run.dir), which a rejected job then leaves in place."""
-    refused = flags(argv) & REFUSED_FLAGS
-    if refused:
-        raise ConfigError(f"{', '.join(sorted(refused))}: gru-exp train composes its own config tree; add your "
-                          "configs with GRU_EXP_CONFIG_PATH=<folder> (experiment/<name>.yaml ...) or --config-dir "
-                          "<folder>, and select them with experiment=<name>.")
-    extra = flag_value(argv, "--config-dir", "-cd")
-    overrides = [a for i, a in enumerate(argv) if not a.startswith("-") and not (i and argv[i - 1] in ("-cd", "--config-dir"))]
-    dirs = None
-    if extra:
-        from gru_exp.config.compose import CONF_DIR, user_config_dirs
-
-        if not Path(extra).is_dir():
-            raise ConfigError(f"--config-dir {extra!r} is not a folder.")
-        dirs = [CONF_DIR, *map(str, user_config_dirs([extra]))]
-    multirun = bool({"-m", "--multirun"} & set(argv))
-    check_overrides(overrides, multirun=multirun, config_dirs=dirs)
-    kept = _multirun_dir(overrides, dirs) if multirun else None
-    existed = {}
-    for run_dir, cfg in job_runs(overrides, multirun, config_dirs=dirs):  # before Hydra writes into them
-        resume = Path(cfg.trainer.resume).expanduser() if cfg.trainer.resume else None
-        taken = other_run_problem(run_dir, resume, new=True)
-        if taken:
-            raise ConfigError(taken)
-        if resume is not None:  # refused now, not after Hydra rewrote .hydra/ and run.log of the run it continues
-            check_resume(to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])), resume)
-            if cfg.data.path:
-                resolve_archive(cfg.data.path)
-        existed[run_dir] = made_before(run_dir)
-    return existed, kept
-
-
-def _multirun_dir(overrides: Sequence[str], dirs: Optional[Sequence[str]]) -> Optional[Path]:
-    """The multirun folder (hydra.sweep.dir) when it exists already and is empty (None when it does
-    not exist yet); ConfigError when it holds anything: Hydra would overwrite its multirun.yaml."""
-    job = job_overrides(overrides, True, with_hydra=True)[0]
-    try:
-        folder = Path(os.path.abspath(compose_config([*job, "hydra.job.num=0"], config_dirs=dirs,
-                                                     with_hydra=True).hydra.sweep.dir))
-    except Exception:  # noqa: BLE001 - a folder named by what only the launcher knows: left to Hydra
-        return None
-    if not folder.is_dir():
-        return None
-    found = sorted(p.name for p in folder.iterdir())
-    if found:
-        raise ConfigError(f"hydra.sweep.dir={str(folder)!r} already holds {len(found)} entr"
-                          f"{'y' if len(found) == 1 else 'ies'} (e.g. {found[0]!r}); a multirun writes only into a new "
-                          "or empty folder (Hydra would overwrite its multirun.yaml). Give it another hydra.sweep.dir.")
-    return folder
-
-
 def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.train") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--version" in argv:
         print(version_text())
         return 0
     try:
-        existed, kept = ({}, None) if flags(argv) & INFO_FLAGS else _precheck(argv)
+        existed, kept = ({}, None) if flags(argv) & INFO_FLAGS else precheck(argv)
     except GruExpError as exc:
         print(f"gru_exp.train: error: {exc}", file=sys.stderr)
         return 2

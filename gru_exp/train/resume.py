@@ -11,7 +11,13 @@ import shutil
 from pathlib import Path
 
 from gru_exp.errors import ConfigError
-from gru_exp.train.checkpoints import BEST_CKPT, model_checkpoint, restore_checkpoint, save_checkpoint
+from gru_exp.train.checkpoints import (
+    BEST_CKPT,
+    load_checkpoint,
+    model_checkpoint,
+    restore_checkpoint,
+    save_checkpoint,
+)
 from gru_exp.train.loop import TrainState
 from gru_exp.train.record import RECORD_FILE
 from gru_exp.train.rundir import LAST_CKPT
@@ -22,10 +28,7 @@ log = logging.getLogger(__name__)
 def resume_from(state: TrainState, ckpt: Path, done: int, run_dir: Path) -> None:
     """Continue from ``ckpt``, whose run's record has ``done`` finished epochs."""
     restore_checkpoint(state, ckpt)
-    if state.epoch not in (done, done + 1):  # one ahead: stopped between the checkpoint and the record
-        raise ConfigError(f"The checkpoint {ckpt} is after epoch {state.epoch} but its run's {RECORD_FILE} records "
-                          f"{done} finished epochs: the two do not belong together. Resume from another run folder "
-                          "or start a new run.")
+    _check_epoch(ckpt, state.epoch, done)
     state.resumed_from = str(ckpt.parent.parent)
     _carry_best(state, ckpt.parent / "best.pdparams", run_dir / BEST_CKPT)
     if ckpt.resolve() != (run_dir / LAST_CKPT).resolve():  # the new folder holds what it continues from
@@ -55,9 +58,34 @@ def _carry_best(state: TrainState, best: Path, target: Path) -> None:
             _copy_whole(best, target)
         return
     if state.best_epoch != state.epoch:
-        raise ConfigError(f"{best} holds epoch {found} but {best.parent / 'last.pdparams'} names epoch "
-                          f"{state.best_epoch} as the best: the best weights are lost, so the run cannot be scored "
-                          "honestly. Resume from another run folder or start a new run.")
+        raise _lost_best(best, found, state.best_epoch)
     log.info("%s lags its last.pdparams (epoch %s, the best is %d): written again from last.pdparams", best, found,
              state.epoch)
     save_checkpoint(state, target)
+
+
+def check_continuable(resume_dir: Path, done: int) -> None:
+    """What :func:`resume_from` will check of ``resume_dir``'s checkpoints, read without building the
+    model (ConfigError, one paragraph): last.pdparams readable, of an epoch its record knows, and a
+    best.pdparams of the best epoch it names, or one epoch behind it (repaired on resume)."""
+    ckpt = resume_dir / LAST_CKPT
+    last = load_checkpoint(ckpt)
+    _check_epoch(ckpt, last["epoch"], done)
+    best = resume_dir / BEST_CKPT
+    found = load_checkpoint(best)["epoch"] if best.is_file() else None
+    if last["best_epoch"] is not None and found != last["best_epoch"] and last["best_epoch"] != last["epoch"]:
+        raise _lost_best(best, found, last["best_epoch"])
+
+
+def _check_epoch(ckpt: Path, epoch: int, done: int) -> None:
+    """last.pdparams at the record's epoch, or one ahead (stopped between the checkpoint and the record)."""
+    if epoch not in (done, done + 1):
+        raise ConfigError(f"The checkpoint {ckpt} is after epoch {epoch} but its run's {RECORD_FILE} records {done} "
+                          "finished epochs: the two do not belong together. Resume from another run folder or start a "
+                          "new run.")
+
+
+def _lost_best(best: Path, found: object, named: int) -> ConfigError:
+    return ConfigError(f"{best} holds epoch {found} but {best.parent / 'last.pdparams'} names epoch {named} as the "
+                       "best: the best weights are lost, so the run cannot be scored honestly. Resume from another run "
+                       "folder or start a new run.")

@@ -148,8 +148,30 @@ def other_run_problem(run_dir: Path, resume_dir: Optional[Path] = None, new: boo
 
 def made_before(run_dir: Path) -> frozenset[str]:
     """Which of the files Hydra writes before a run starts ``run_dir`` already has (a folder given
-    as hydra.run.dir that an earlier command used): they are not this command's to remove."""
-    return frozenset(name for name in MADE_BEFORE_START if os.path.lexists(Path(run_dir) / name))
+    as hydra.run.dir that an earlier command used), and ``.`` when the folder itself exists: they
+    are not this command's to remove."""
+    names = {name for name in MADE_BEFORE_START if os.path.lexists(Path(run_dir) / name)}
+    return frozenset(names | ({"."} if os.path.isdir(run_dir) else set()))
+
+
+def in_use_problem(run_dir: Path) -> Optional[str]:
+    """Why ``run_dir`` cannot be used now: another process holds its lock (a run training there);
+    None when it is free or does not exist."""
+    run_dir = Path(run_dir)
+    if not (run_dir / LOCK_FILE).is_file():
+        return None
+    try:
+        fd = _lock(run_dir)
+    except OSError:
+        return None  # the run's own claim reports it
+    if fd is None:
+        holder = "another process"
+        with contextlib.suppress(OSError):
+            holder = (run_dir / LOCK_FILE).read_text(errors="replace").strip() or holder
+        return (f"The run folder {run_dir} is in use by a training running there now ({holder}); nothing was written. "
+                "Wait until it ends (or stop it), then continue it with trainer.resume.")
+    _release(run_dir, fd)
+    return None
 
 
 def discard_unstarted_run(run_dir: Path, stop_at: Path, existed: frozenset[str] = frozenset()) -> None:
@@ -178,8 +200,8 @@ def discard_unstarted_run(run_dir: Path, stop_at: Path, existed: frozenset[str] 
                 path.unlink(missing_ok=True)
     finally:
         _release(run_dir, fd)
-    if any(run_dir.iterdir()):
-        return  # it held other files before this command: they stay, and so does the folder
+    if "." in existed or any(run_dir.iterdir()):
+        return  # the folder existed before this command (or holds other files): it stays
     with contextlib.suppress(OSError):
         run_dir.rmdir()
     parent = run_dir.parent
