@@ -40,16 +40,23 @@ def _spawn_workers(argv: Sequence[str], n: int, storage: Optional[str]) -> int:
         env["GRU_EXP_STORAGE"] = storage
         cmd.append("storage=${oc.env:GRU_EXP_STORAGE}")  # the same precedence as the parent's storage
     # The workers take SIGINT/SIGTERM from this process (forwarded), whatever the shell left them.
-    procs = [subprocess.Popen(cmd, env=env, preexec_fn=_default_signals) for _ in range(n)]
-    log.info("Started %d workers: %s", n, " ".join(cmd))
+    procs: list[subprocess.Popen] = []
+    received: list[int] = []
 
     def forward(signum: int, frame: object) -> None:
+        received.append(signum)
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signum)
 
+    # Forwarding is in place before any worker starts (and before "Started" is logged): a signal
+    # that arrives in between reaches the workers instead of killing this process alone.
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    procs.extend(subprocess.Popen(cmd, env=env, preexec_fn=_default_signals) for _ in range(n))
+    log.info("Started %d workers: %s", n, " ".join(cmd))
+    if received:  # it came while the workers were being started: the later ones get it too
+        forward(received[-1], None)
     codes = [p.wait() for p in procs]
     for i, code in enumerate(codes):
         if code < 0:
