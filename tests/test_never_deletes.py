@@ -4,6 +4,7 @@ leaves every file it found byte for byte (issue 23). Real CLI processes on real 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -181,3 +182,64 @@ def test_a_rejected_run_keeps_the_empty_folder_it_was_given(tiny_archive, tmp_pa
                                                   "model.hidden_size=100000000"))  # refused by the memory check
     assert proc.returncode == 2, proc.stderr
     assert empty.is_dir() and not list(empty.iterdir())
+
+
+def test_the_baseline_command_replaces_only_its_own_files_whole(tmp_path):
+    """A folder holding the mark and records plus a folder named like records, `gru-exp baseline .`
+    from an empty folder or from inside the baseline: the mark or records used to be deleted
+    before the write failed."""
+    mixed = tmp_path / "mixed"
+    assert cli("gru_exp.baseline", str(mixed)).returncode == 0
+    (mixed / "vdlrecords_mine").mkdir()
+    before = tree(mixed)
+    proc = cli("gru_exp.baseline", str(mixed))
+    assert proc.returncode == 2 and "'vdlrecords_mine'" in proc.stderr and tree(mixed) == before, proc.stderr
+    for folder in (tmp_path / "empty", tmp_path / "own"):
+        folder.mkdir()
+        if folder.name == "own":
+            assert cli("gru_exp.baseline", str(folder)).returncode == 0
+        env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+        proc = subprocess.run([sys.executable, "-m", "gru_exp.baseline", "."], cwd=folder, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        names = sorted(p.name for p in folder.iterdir())
+        assert names[0] == "gru-exp-baseline.txt" and len(names) == 2 and names[1].startswith("vdlrecords.")
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".baseline-")]
+
+
+def test_no_run_or_baseline_takes_the_place_of_another_in_the_dashboard(tiny_archive, tmp_path):
+    """The baseline folder set to another run's records, or to the dashboard folder; a run named
+    like the baseline; two runs with one folder name: each used to relabel or hide another."""
+    out = tmp_path / "out"
+    first = tmp_path / "p1" / "run"
+    assert cli("gru_exp.train", *tiny_overrides(tiny_archive, out, "trainer.epochs=1", f"hydra.run.dir={first}")
+               ).returncode == 0
+    view = out / "outputs" / "vdl"
+    records = tmp_path / "their_records"  # another run's VisualDL records, outside any run folder
+    shutil.copytree(first / "vdl", records)
+    for given, named in [(records, "did not write there as its baseline"),
+                         ("${paths.output_dir}/vdl", "is in the dashboard folder"),
+                         (first / "sub", "is inside the run folder")]:
+        proc = cli("gru_exp.train", *tiny_overrides(tiny_archive, out, "trainer.epochs=1", f"paths.baseline_dir={given}"))
+        assert proc.returncode == 2 and named in proc.stderr, (given, proc.stderr)
+    second = tmp_path / "p2" / "run"
+    fake = tmp_path / "x" / "notebook baseline (published)"
+    for folder in (second, fake):
+        assert cli("gru_exp.train", *tiny_overrides(tiny_archive, out, "trainer.epochs=1", "trainer.seed=3",
+                                                      f"hydra.run.dir='{folder}'")).returncode == 0
+    links = {p.name: p.resolve() for p in view.iterdir()}
+    assert links["run"] == (first / "vdl").resolve() and links["run (2)"] == (second / "vdl").resolve()
+    assert links["notebook baseline (published)"] == (out / "outputs" / "baseline" / "notebook").resolve()
+    assert links["notebook baseline (published) (a run)"] == (fake / "vdl").resolve()
+
+
+def test_outputs_and_runs_never_nest(tiny_archive, tmp_path):
+    out, done = tmp_path / "out", tmp_path / "done"
+    assert cli("gru_exp.train", *tiny_overrides(tiny_archive, out, "trainer.epochs=1", f"hydra.run.dir={done}")
+               ).returncode == 0
+    before = tree(done)
+    proc = cli("gru_exp.train", *tiny_overrides(tiny_archive, out, f"paths.output_dir={done}"))
+    assert proc.returncode == 2 and "is inside the run folder" in proc.stderr and tree(done) == before, proc.stderr
+    fresh = tmp_path / "fresh"
+    proc = cli("gru_exp.train", *tiny_overrides(tiny_archive, fresh, "hydra.run.dir=${paths.output_dir}"))
+    assert proc.returncode == 2 and "would hold paths." in proc.stderr and not fresh.exists(), proc.stderr

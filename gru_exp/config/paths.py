@@ -1,19 +1,23 @@
 """The output folders checked before anything is written: each ``paths.*`` value must be a folder
 gru-exp can create and write (not a file such as /dev/null, not under a file, not an unresolved
-``${...}`` that Hydra would resolve differently for the run folder and its log), and the baseline
-folder one that holds nothing but gru-exp's own baseline run (it is the one folder gru-exp may
-replace as a whole, so it must never be the outputs folder or a folder of the user's files)."""
+``${...}`` that Hydra would resolve differently for the run folder and its log, not inside a run
+folder), and the baseline folder one that holds nothing but gru-exp's own baseline run (it is the
+one folder gru-exp may replace as a whole, so it must never be the outputs folder, the dashboard
+folder or a folder of the user's files)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-
 from typing import Optional
 
 from omegaconf import DictConfig, OmegaConf
 
 BASELINE_MARK = "gru-exp-baseline.txt"  # written into every baseline run folder: only such a folder is replaced
+BASELINE_NAME = "notebook baseline (published)"  # its display name in VisualDL, also in its records
+VIEW_DIR = "vdl"  # under paths.output_dir: one readable link per run, served by python -m gru_exp.dashboard
+RUN_RECORD = "metrics.json"
 
 
 def path_problems(cfg: DictConfig) -> list[str]:
@@ -27,6 +31,7 @@ def path_problems(cfg: DictConfig) -> list[str]:
         name = f"paths.{key}={text!r}"
         path = Path(text).expanduser().absolute()
         existing = next(p for p in (path, *path.parents) if p.exists())
+        run = run_folder_around(path)
         if "${" in text:
             problems.append(f"{name} holds an unresolved '${{...}}' (from $GRU_EXP_HOME?); give a plain folder path")
         elif not existing.is_dir():
@@ -34,15 +39,29 @@ def path_problems(cfg: DictConfig) -> list[str]:
             problems.append(f"{name} {where} a file, not a folder; outputs need a folder")
         elif not os.access(existing, os.W_OK | os.X_OK):
             problems.append(f"{name}: {existing} is not writable by this user")
+        elif run is not None:
+            problems.append(f"{name} is inside the run folder {run} ({RUN_RECORD}); outputs never go into a run")
         else:
             continue
         reported.append(text)
     return problems + _baseline_problems(values, reported)
 
 
+def run_folder_around(path: Path) -> Optional[Path]:
+    """The run folder (a folder holding a gru-exp run record) that ``path`` is or is inside, if any."""
+    for folder in (path, *path.parents):
+        try:
+            record = json.loads((folder / RUN_RECORD).read_text()) if (folder / RUN_RECORD).is_file() else None
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and "config" in record and "series" in record:
+            return folder
+    return None
+
+
 def _baseline_problems(values: dict[str, str], reported: list[str]) -> list[str]:
-    """paths.baseline_dir: not the folder of another path or above one, and, when it exists without
-    VisualDL records (a run writes it then), free of anything but gru-exp's baseline."""
+    """paths.baseline_dir: not the folder of another path or above one, not in the dashboard folder,
+    and, when it exists, holding nothing but gru-exp's baseline run."""
     text = values.get("baseline_dir")
     if text is None or text in reported:
         return []
@@ -52,24 +71,57 @@ def _baseline_problems(values: dict[str, str], reported: list[str]) -> list[str]
         if key != "baseline_dir" and (path == baseline or baseline in path.parents):
             return [f"paths.baseline_dir={text!r} would hold paths.{key}={other!r}; the baseline run gets a folder of "
                     "its own (default: <outputs>/baseline/notebook)"]
-    if baseline.is_dir() and any(p.name.startswith("vdlrecords") for p in baseline.iterdir()):
-        return []  # a baseline already written there: runs leave it as it is
+    view = Path(values.get("output_dir", "/nonexistent")).expanduser().absolute() / VIEW_DIR
+    if baseline == view or view in baseline.parents:
+        return [f"paths.baseline_dir={text!r} is in the dashboard folder {view}, which holds only links to runs"]
     problem = baseline_dir_problem(baseline)
     return [f"paths.baseline_dir={text!r}: {problem}"] if problem else []
+
+
+def is_baseline_run(logdir: Path) -> bool:
+    """Whether ``logdir`` holds gru-exp's baseline run and nothing else: regular files only, its
+    VisualDL records and its mark (or, written before the mark existed, records that name the
+    baseline in their first bytes)."""
+    entries = list(Path(logdir).iterdir()) if Path(logdir).is_dir() else []
+    if not entries or any(p.is_symlink() or not p.is_file() for p in entries):
+        return False
+    records = [p for p in entries if p.name.startswith("vdlrecords.")]
+    if len(records) + (BASELINE_MARK in {p.name for p in entries}) != len(entries) or not records:
+        return False
+    if any(p.name == BASELINE_MARK for p in entries):
+        return True
+    return all(BASELINE_NAME.encode() in p.read_bytes()[:256] for p in records)
 
 
 def baseline_dir_problem(logdir: Path) -> Optional[str]:
     """Why gru-exp may not (re)write its baseline run in ``logdir`` (None when it may): the folder
     holds files gru-exp did not write there as the baseline, which it never removes."""
-    logdir = Path(logdir)
+    logdir = Path(logdir).absolute()
     if not os.path.lexists(logdir):
-        return None
+        run = run_folder_around(logdir)
+        return f"{logdir} is inside the run folder {run}; the baseline gets a folder of its own" if run else None
     if logdir.is_symlink() or not logdir.is_dir():
         return f"{logdir} is {'a link' if logdir.is_symlink() else 'a file'}, not a folder of gru-exp's baseline run"
     names = sorted(p.name for p in logdir.iterdir())
-    if not names or (BASELINE_MARK in names and all(n == BASELINE_MARK or n.startswith("vdlrecords") for n in names)):
-        return None
-    other = [n for n in names if n != BASELINE_MARK and not n.startswith("vdlrecords")] or names
+    if not names or is_baseline_run(logdir):
+        run = run_folder_around(logdir)
+        return f"{logdir} is inside the run folder {run}; the baseline gets a folder of its own" if run else None
+    other = [n for n in names if n != BASELINE_MARK and not n.startswith("vdlrecords.")] or names
     return (f"{logdir} already holds {len(names)} entr{'y' if len(names) == 1 else 'ies'} that gru-exp did not write "
             f"there as its baseline run (e.g. {other[0]!r}) and never removes; give a new or empty folder (a folder "
-            f"is replaced only when it holds gru-exp's baseline: VisualDL records and {BASELINE_MARK})")
+            f"is replaced only when it holds gru-exp's baseline: its VisualDL records and {BASELINE_MARK})")
+
+
+def run_dir_problem(run_dir: Path, cfg: DictConfig) -> Optional[str]:
+    """Why ``run_dir`` cannot be a run's folder: it is, or holds, one of the output folders
+    (``paths.*``), or it is in the dashboard folder or the baseline folder."""
+    run_dir = Path(os.path.abspath(run_dir))
+    values = {key: Path(str(cfg.paths[key])).expanduser().absolute() for key in cfg.paths}
+    for key, path in sorted(values.items()):
+        if path == run_dir or run_dir in path.parents:
+            return (f"The run folder {run_dir} would hold paths.{key}={str(path)!r}; a run gets a folder of its own "
+                    "(hydra.run.dir=<new folder>)")
+    for inside in (values["output_dir"] / VIEW_DIR, values["baseline_dir"]):
+        if run_dir == inside or inside in run_dir.parents:
+            return f"The run folder {run_dir} is inside {inside}; a run gets a folder of its own (hydra.run.dir=<new folder>)"
+    return None

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gru_exp.commands import REFUSED_FLAGS, flag_value, flags
 from gru_exp.config.compose import check_overrides, compose_config, job_overrides, job_runs
+from gru_exp.config.paths import run_dir_problem
 from gru_exp.config.values import to_container
 from gru_exp.errors import ConfigError
 from gru_exp.train import device
@@ -55,7 +56,7 @@ def precheck(argv: Sequence[str]) -> tuple[dict[Path, frozenset[str]], Optional[
             raise ConfigError(f"Two jobs of this multirun would write into one folder, {run_dir} (hydra.sweep.subdir "
                               "without ${hydra.job.num}); each job needs a folder of its own.")
         resume = Path(cfg.trainer.resume).expanduser() if cfg.trainer.resume else None
-        taken = other_run_problem(run_dir, resume, new=True) or in_use_problem(run_dir)
+        taken = run_dir_problem(run_dir, cfg) or other_run_problem(run_dir, resume, new=True) or in_use_problem(run_dir)
         if taken:
             raise ConfigError(taken)
         if resume is not None:  # refused now, not after Hydra rewrote .hydra/ and run.log of the run it continues

@@ -24,7 +24,7 @@ import paddle
 from visualdl import LogWriter
 
 from gru_exp.config.knobs import defaults, hparam_tags
-from gru_exp.config.paths import BASELINE_MARK, baseline_dir_problem
+from gru_exp.config.paths import BASELINE_MARK, BASELINE_NAME, VIEW_DIR, baseline_dir_problem, is_baseline_run
 from gru_exp.config.values import hparam_value
 from gru_exp.errors import ConfigError, GruExpError
 from gru_exp.notebook import (
@@ -41,7 +41,6 @@ from gru_exp.train.record import RunRecord
 log = logging.getLogger(__name__)
 # The HParams metrics: scalars every run (and the baseline) logs once, at its end.
 METRICS = ["best_val", "test_acc"]  # best eval accuracy (the objective of eval_acc sweeps); test acc of that epoch
-VIEW_DIR = "vdl"  # under paths.output_dir: one readable link per run, served by python -m gru_exp.dashboard
 
 
 def hparams(flat: dict[str, Any], in_effect: dict[str, Any]) -> dict[str, Any]:
@@ -68,20 +67,26 @@ def view_name(text: str) -> str:
 
 def link_into_view(output_dir: Path, target: Path, name: str) -> None:
     """``<output_dir>/vdl/<name>`` -> ``target`` (relative, so the outputs folder can move). VisualDL
-    names a run in its HParams views by its folder as walked, so the link gives it a readable ID."""
+    names a run in its HParams views by its folder as walked, so the link gives it a readable ID.
+    A link never replaces another: a name already linked to another run (or a file there) gets
+    " (2)", " (3)"...; the baseline's name is the baseline's alone. Only a link whose run is gone
+    is replaced."""
     view = Path(output_dir) / VIEW_DIR
-    link = view / view_name(name)
+    base = view_name(name)
+    if base == BASELINE_NAME and not is_baseline_run(Path(target)):
+        base = f"{base} (a run)"
     try:
         view.mkdir(parents=True, exist_ok=True)
-        if link.is_symlink() and link.resolve() == Path(target).resolve():
-            return
-        if os.path.lexists(link) and not link.is_symlink():  # not a link gru-exp made: never replaced
-            log.warning("Not linking %s into the dashboard folder: %s exists and is not a link gru-exp made.",
-                        target, link)
-            return
-        if link.is_symlink():
-            link.unlink()  # a link of an earlier run with this display name (a link, never its target)
-        link.symlink_to(os.path.relpath(target, view), target_is_directory=True)
+        for n in range(1, 1000):
+            link = view / (base if n == 1 else f"{base} ({n})")
+            if link.is_symlink() and link.resolve() == Path(target).resolve():
+                return
+            if link.is_symlink() and not link.exists():
+                link.unlink()  # a link gru-exp made to a run folder that is gone
+            if not os.path.lexists(link):
+                link.symlink_to(os.path.relpath(target, view), target_is_directory=True)
+                return
+        log.warning("Not linking %s into the dashboard folder: 999 names %r are taken.", target, base)
     except OSError as exc:  # a file system without symlinks: the run's own folder still has its records
         log.warning("Could not link %s into the dashboard folder %s: %s", target, view, exc)
 
@@ -164,19 +169,20 @@ def baseline_hparams() -> dict[str, Any]:
     return hparams({**NOTEBOOK_CONFIG, **NOTEBOOK_PROTOCOL}, effect)
 
 
-BASELINE_NAME = "notebook baseline (published)"
 
 
 def write_baseline(logdir: Path) -> Path:
     """Write the notebook's curves as one VisualDL run in ``logdir``: a new or empty folder, or one
-    holding an earlier baseline run that gru-exp wrote (its records and its mark are replaced, as a
-    whole). Any other folder is refused (ConfigError): gru-exp never removes what it did not write."""
-    logdir = Path(logdir)
+    holding an earlier baseline run that gru-exp wrote (replaced as a whole: the new run is written
+    beside it, the two folders swap names, then the earlier one's own files are removed). Any other
+    folder is refused (ConfigError): gru-exp never removes what it did not write."""
+    logdir = Path(os.path.abspath(logdir))
     problem = baseline_dir_problem(logdir)
     if problem:
         raise ConfigError(f"Cannot write the notebook baseline: {problem}.")
     logdir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".baseline-", dir=logdir.parent))
+    aside = tmp.with_name(tmp.name + "-old")
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -195,9 +201,17 @@ def write_baseline(logdir: Path) -> Path:
         (tmp / BASELINE_MARK).write_text("The notebook's published curves, written by gru-exp (gru-exp baseline); "
                                          "gru-exp replaces this folder only while it holds nothing else.\n")
         if logdir.is_dir():
-            for old in logdir.iterdir():  # checked above: only the earlier baseline's records and mark
-                old.unlink()
-        os.replace(tmp, logdir)  # onto an empty folder: atomic
+            os.rename(logdir, aside)  # the earlier baseline (checked above), whole, out of the way
+        try:
+            os.rename(tmp, logdir)
+        except OSError:
+            if aside.is_dir():
+                os.rename(aside, logdir)  # put the earlier one back: nothing lost
+            raise
+        for old in aside.iterdir() if aside.is_dir() else ():
+            old.unlink()  # only the earlier baseline's own records and mark (checked above)
+        if aside.is_dir():
+            aside.rmdir()
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)  # this call's own staging folder, when the rename did not happen
@@ -216,5 +230,5 @@ def ensure_baseline(logdir: Path, output_dir: Optional[Path] = None) -> None:
             if not has_records(logdir):
                 log.warning("Could not write the baseline run to %s: %s", logdir, exc)
     link = Path(output_dir or ".") / VIEW_DIR / BASELINE_NAME
-    if output_dir is not None and has_records(logdir) and not link.is_symlink():  # one baseline in the view
+    if output_dir is not None and is_baseline_run(logdir) and not link.is_symlink():  # one baseline in the view
         link_into_view(output_dir, logdir, BASELINE_NAME)
