@@ -124,6 +124,7 @@ def test_seed_groups_are_compared_in_std_units(tmp_path):
     (["{tmp}/missing"], "no such folder"),
     (["study_name=nope", "storage=sqlite:///{tmp}/optuna.db"], "study_name='nope' is not in"),
     (["study_name=gen", "storage=sqlite:///{tmp}/absent.db"], "no such SQLite file"),
+    (["study_name=gen", "storage=sqlite://"], "is an in-memory database: it holds no study"),
     ([], "Nothing to report"),
 ])
 def test_errors_are_one_clear_line(study_folder, tmp_path, capsys, args, message):

@@ -20,7 +20,7 @@ from gru_exp.config.knobs import grouping_keys, with_defaults
 from gru_exp.config.values import flatten
 from gru_exp.errors import GruExpError
 from gru_exp.redact import redact
-from gru_exp.sweep.urls import check_storage_url, sqlite_path
+from gru_exp.sweep.urls import check_storage_url, in_memory, sqlite_path
 from gru_exp.train.record import RECORD_FILE, RecordError, RunRecord
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,9 @@ def open_study_readonly(study_name: str, storage: str):
         warnings.simplefilter("ignore")
         try:
             check_storage_url(storage)
+            if in_memory(storage):
+                raise GruExpError(f"storage={redact(storage)!r} is an in-memory database: it holds no study once the "
+                                  "sweep that used it has ended. Give the storage the study was run with.")
             if storage.startswith("journal:"):
                 path = Path(storage[len("journal:"):])
                 if not path.is_file():

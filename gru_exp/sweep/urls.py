@@ -69,16 +69,10 @@ def check_persistent(url: str) -> None:
     ``:memory:``, ``mode=memory``: the study would vanish when the worker exits, after reporting
     success), a read-only SQLite URI (``mode=ro``, ``immutable=1``: fine for reports, not for trials),
     or a journal storage without a file name."""
-    why = ""
-    if url.startswith("sqlite:") and not url.startswith("sqlite:///"):
-        why = "it is an in-memory SQLite database (no file after sqlite://)"
-    elif url.startswith("sqlite:///"):
-        path, _, query = url[len("sqlite:///"):].partition("?")
-        params = {p.split("=")[0].lower(): p.partition("=")[2].lower() for p in query.split("&") if p}
-        bare = unquote(path)[len("file:"):] if unquote(path).startswith("file:") else unquote(path)
-        if bare in ("", ":memory:") or params.get("mode") == "memory":
-            why = "it is an in-memory SQLite database"
-        elif params.get("mode") == "ro" or params.get("immutable") in ("1", "true"):
+    why = "it is an in-memory SQLite database" if in_memory(url) else ""
+    if not why and url.startswith("sqlite:///"):
+        params = _query(url)
+        if params.get("mode") == "ro" or params.get("immutable") in ("1", "true"):
             why = "it is opened read-only, so it cannot be written"
     elif url.startswith("journal:") and (not url[len("journal:"):].strip() or Path(url[len("journal:"):]).is_dir()):
         why = "it names no journal file"
@@ -88,3 +82,20 @@ def check_persistent(url: str) -> None:
             "exits while it reports success. Give a storage that persists: sqlite:///<path to a file>, "
             "journal:<path to a file>, or a database server URL (postgresql://user@host/db); or leave storage unset "
             "for outputs/sweeps/optuna.db.")
+
+
+def _query(url: str) -> dict[str, str]:
+    query = url.partition("?")[2]
+    return {p.split("=")[0].lower(): p.partition("=")[2].lower() for p in query.split("&") if p}
+
+
+def in_memory(url: str) -> bool:
+    """Whether ``url`` is an in-memory SQLite database (``sqlite://``, ``:memory:``, ``mode=memory``),
+    which holds nothing once its process ends."""
+    if not url.startswith("sqlite:"):
+        return False
+    if not url.startswith("sqlite:///"):
+        return True
+    path = unquote(url[len("sqlite:///"):].partition("?")[0])
+    bare = path[len("file:"):] if path.startswith("file:") else path
+    return bare in ("", ":memory:") or _query(url).get("mode") == "memory"
