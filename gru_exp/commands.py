@@ -173,6 +173,16 @@ def with_overrides(argv: Sequence[str], extra: Sequence[str]) -> list[str]:
     return [*extra, *argv]
 
 
+def check_no_searchpath(argv: Sequence[str], config_name: str = "config") -> None:
+    """GruExpError for a ``hydra.searchpath`` the user gives: it would replace the user's config
+    folders and escape the check that no config shadows another."""
+    given = [a for a in argv if a.lstrip("+~").startswith("hydra.searchpath")]
+    if given:
+        raise GruExpError(f"{given[0]}: gru-exp puts your config folders on Hydra's search path itself, and checks "
+                          "that none shadows another; name them in GRU_EXP_CONFIG_PATH (':'-separated)"
+                          f"{' or --config-dir' if config_name == 'config' else ''} instead.")
+
+
 def run_hydra(task: Callable[[Any], Any], config_name: str, argv: Sequence[str], prog: str) -> None:
     """Run ``task`` as ``@hydra.main`` would, on ``argv``, with the shipped conf/ as the primary
     config folder and the user's config folders ($GRU_EXP_CONFIG_PATH) on Hydra's search path.
@@ -184,8 +194,9 @@ def run_hydra(task: Callable[[Any], Any], config_name: str, argv: Sequence[str],
         if len(modes) > 1:
             raise GruExpError(f"{' and '.join(modes)}: Hydra runs one of --run, --multirun, --cfg, --info and "
                               "--shell-completion at a time; give one of them.")
+        check_no_searchpath(argv, config_name)
         register_configs(sweeps=config_name == "sweep")
-        extra = [] if any(a.startswith("hydra.searchpath=") for a in argv) else searchpath_override(user_config_dirs())
+        extra = searchpath_override(user_config_dirs())
     except GruExpError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -88,3 +88,23 @@ def test_help_into_a_closed_pipe_ends_quietly():
         proc = cli(*args, shell_tail="| true")
         assert proc.returncode in (0, 141) and "Traceback" not in proc.stderr and "Error" not in proc.stderr, \
             (args, proc.returncode, proc.stderr)
+
+
+def test_a_user_searchpath_and_nested_configs_cannot_hide_which_file_ran(tiny_archive, tmp_path):
+    """hydra.searchpath given by hand used to drop GRU_EXP_CONFIG_PATH and escape the shadowing
+    check (the shipped cpu_quick ran instead of the user's); experiment/sub/x.yaml in two folders
+    was never compared (the first folder won)."""
+    mine = tmp_path / "mine"
+    (mine / "experiment").mkdir(parents=True)
+    (mine / "experiment" / "cpu_quick.yaml").write_text("# @package _global_\nmodel:\n  pooling: max\n")
+    proc = cli("gru_exp.train", "experiment=cpu_quick", f"hydra.searchpath=[file://{mine}]", "--cfg", "job")
+    assert proc.returncode == 2 and "GRU_EXP_CONFIG_PATH" in proc.stderr and "Traceback" not in proc.stderr
+    proc = cli("gru_exp.sweep", f"hydra.searchpath=[file://{mine}]", "--cfg", "job")
+    assert proc.returncode == 2 and "GRU_EXP_CONFIG_PATH" in proc.stderr, proc.stderr
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder, pooling in ((a, "max"), (b, "mean")):
+        (folder / "experiment" / "sub").mkdir(parents=True)
+        (folder / "experiment" / "sub" / "x.yaml").write_text(f"# @package _global_\nmodel:\n  pooling: {pooling}\n")
+    proc = cli("gru_exp.train", *tiny_overrides(tiny_archive, tmp_path / "out", "experiment=sub/x"),
+               env_extra={"GRU_EXP_CONFIG_PATH": f"{a}{os.pathsep}{b}"})
+    assert proc.returncode == 2 and "are both experiment/sub/x.yaml" in proc.stderr, proc.stderr

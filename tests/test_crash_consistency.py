@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,24 @@ def test_a_best_checkpoint_that_disagrees_with_the_last_is_repaired_or_refused(t
         resumed = record(tmp_path / f"{case}_resumed")
         scored = load_checkpoint(tmp_path / f"{case}_resumed" / "checkpoints" / "best.pdparams")
         assert resumed["test_epoch"] == scored["epoch"] == resumed["best_epoch"]
+
+
+def test_ctrl_c_reaches_a_training_a_script_started_in_the_background(tmp_path):
+    """A non-interactive shell starts `cmd &` with SIGINT ignored; the training used to inherit that
+    and run on through Ctrl-C (kill -INT). It now stops as interrupted, resumable."""
+    from gru_exp.train.synthetic import make_imdb_archive
+
+    archive = make_imdb_archive(tmp_path / "med.tar.gz", n_per_class=300, seed=0)
+    run_dir = tmp_path / "bg"
+    args = " ".join(f"'{a}'" for a in tiny_overrides(archive, tmp_path / "out", "trainer.epochs=400",
+                                                     "logger.baseline=false", f"hydra.run.dir={run_dir}"))
+    script = f"'{sys.executable}' -m gru_exp.train {args} 2>/dev/null & echo $!; wait $!; echo rc=$?"
+    proc = subprocess.Popen(["bash", "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    pid = int(proc.stdout.readline())
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (run_dir / "checkpoints" / "last.pdparams").is_file():
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert "rc=130" in out, out
+    assert record(run_dir)["status"] == "interrupted"

@@ -82,6 +82,20 @@ def test_resume_equals_uninterrupted(tiny_cfg, tmp_path):
     assert sorted(scalars["eval/acc"]) == [1, 2, 3]
 
 
+def test_a_resume_on_other_data_is_refused(tiny_cfg, tmp_path):
+    """Another archive given on resume used to train the last epochs on other data and score the
+    first data's best epoch on the other test set."""
+    from gru_exp.errors import ConfigError
+    from gru_exp.train.synthetic import make_imdb_archive
+
+    run_training(tiny_cfg("trainer.epochs=1"), tmp_path / "part")
+    other = make_imdb_archive(tmp_path / "other.tar.gz", n_per_class=40, seed=1)
+    with pytest.raises(ConfigError, match="is not the data trainer.resume="):
+        run_training(tiny_cfg("trainer.epochs=2", f"data.path={other}", f"trainer.resume={tmp_path / 'part'}"),
+                     tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
 def test_resume_with_a_different_model_is_rejected(tiny_cfg, tmp_path):
     from gru_exp.errors import ConfigError
 

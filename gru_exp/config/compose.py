@@ -69,7 +69,7 @@ def user_config_dirs(extra: Sequence[str] = ()) -> list[Path]:
     folders += [Path(p).expanduser().absolute() for p in extra]
     seen: dict[str, Path] = {}
     for folder in dict.fromkeys(folders):
-        for path in sorted(folder.glob("*/*.yaml")):
+        for path in sorted(folder.glob("*/**/*.yaml")):  # experiment/x.yaml, experiment/sub/x.yaml, sweeps/...
             name = path.relative_to(folder).as_posix()
             shipped = (Path(SWEEPS_DIR).parent if name.startswith("sweeps/") else Path(CONF_DIR)) / name
             if shipped.is_file():

@@ -46,6 +46,7 @@ class _Outcome:
         if hydra_cfg.mode.name == "MULTIRUN":
             self.sweep_dir, self.output_dir = Path(hydra_cfg.sweep.dir), Path(cfg.paths.output_dir)
         signal.signal(signal.SIGTERM, _terminate)  # also while paddle loads (seconds)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even when started with & by a script
         try:
             log.info("Outputs go to %s; this run's folder: %s", cfg.paths.output_dir, run_dir)
             device.import_paddle()

@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from gru_exp.commands import REFUSED_FLAGS, flag_value, flags
+from gru_exp.commands import REFUSED_FLAGS, check_no_searchpath, flag_value, flags
 from gru_exp.config.compose import check_overrides, compose_config, job_overrides, job_runs
 from gru_exp.config.paths import run_dir_problem
 from gru_exp.config.values import to_container
@@ -30,6 +30,7 @@ def precheck(argv: Sequence[str]) -> tuple[dict[Path, frozenset[str]], Optional[
     """Check every job of ``argv``; ConfigError when one cannot run. Returns what each job's folder
     already had (a folder given as hydra.run.dir: a rejected job leaves it) and the multirun folder
     when it existed, empty, before this command (never removed)."""
+    check_no_searchpath(argv)
     refused = flags(argv) & REFUSED_FLAGS
     if refused:
         raise ConfigError(f"{', '.join(sorted(refused))}: gru-exp train composes its own config tree; add your "

@@ -60,6 +60,7 @@ class RunRecord:
     n_params: int = 0
     data_load_s: float = 0.0
     archive: str = ""
+    archive_sha256: Optional[str] = None  # the data's identity: a resume on other data is refused
     n_train: int = 0
     n_eval: int = 0
     n_test: int = 0
