@@ -67,8 +67,9 @@ def user_config_dirs(extra: Sequence[str] = ()) -> list[Path]:
                               f"(separated by {os.pathsep!r}) laid out like gru-exp's conf/: experiment/<name>.yaml "
                               "for your experiments, sweeps/<name>.yaml for your search spaces.")
     folders += [Path(p).expanduser().absolute() for p in extra]
+    folders = _once(folders)
     seen: dict[str, Path] = {}
-    for folder in dict.fromkeys(folders):
+    for folder in folders:
         for path in sorted(folder.glob("*/**/*.yaml")):  # experiment/x.yaml, experiment/sub/x.yaml, sweeps/...
             name = path.relative_to(folder).as_posix()
             shipped = (Path(SWEEPS_DIR).parent if name.startswith("sweeps/") else Path(CONF_DIR)) / name
@@ -79,7 +80,15 @@ def user_config_dirs(extra: Sequence[str] = ()) -> list[Path]:
                 raise ConfigError(f"{path} and {seen[name]} are both {name} (in {CONFIG_PATH_ENV} or --config-dir); "
                                   "only one would run and nothing would say which: rename one of them.")
             seen[name] = path
-    return list(dict.fromkeys(folders))
+    return folders
+
+
+def _once(folders: Sequence[Path]) -> list[Path]:
+    """Each folder once, however it is spelled (``..``, a symlink to it), in the order given."""
+    unique: dict[Path, Path] = {}
+    for folder in folders:
+        unique.setdefault(folder.resolve(), folder)
+    return list(unique.values())
 
 
 def searchpath_override(folders: Sequence[Path]) -> list[str]:
@@ -101,7 +110,7 @@ def sweep_files() -> list[Path]:
                               f"(<name>.yaml files; several folders separated by {os.pathsep!r}).")
     folders = [Path(SWEEPS_DIR), *(d / "sweeps" for d in user_config_dirs()), *older]
     files: dict[str, Path] = {}
-    for path in (p for folder in dict.fromkeys(folders) for p in sorted(folder.glob("*.yaml"))):
+    for path in (p for folder in _once(folders) for p in sorted(folder.glob("*.yaml"))):
         if path.stem in files:
             shipped = " (a shipped search space)" if files[path.stem].parent == Path(SWEEPS_DIR) else ""
             raise ConfigError(f"The search space {path} has the name {path.stem!r} of {files[path.stem]}{shipped}; "
