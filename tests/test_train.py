@@ -191,3 +191,22 @@ def test_a_foreign_or_damaged_record_is_one_clear_error(tmp_path):
     (tmp_path / "metrics.json").write_bytes(b"\x00\xff garbage")
     with pytest.raises(RecordError, match="not a readable run record"):
         RunRecord.read(tmp_path)
+
+
+def test_a_run_resumed_in_its_own_folder_keeps_its_batch_loss_curve(tiny_cfg, tmp_path):
+    """VisualDL 2.5.3 reads only the newest records file of a folder: a resume in place used to
+    start a file whose batch-loss curve began at the resumed step."""
+    run_training(tiny_cfg("trainer.epochs=1", "logger.batch_loss_every=1"), tmp_path / "r")
+    first, _ = read_scalars(tmp_path / "r" / "vdl")
+    import time as _time
+
+    _time.sleep(1.1)  # a new records file of its own (VisualDL names them by the second)
+    run_training(tiny_cfg("trainer.epochs=2", "logger.batch_loss_every=1", f"trainer.resume={tmp_path / 'r'}"),
+                 tmp_path / "r")
+    newest = max(tmp_path.joinpath("r", "vdl").glob("vdlrecords*"), key=lambda p: p.stat().st_mtime)
+    from visualdl import LogReader
+
+    reader = LogReader(file_path=str(newest))
+    steps = sorted(r.id for r in reader.get_data("scalar", "train/batch_loss"))
+    assert steps[: len(first["train/batch_loss"])] == sorted(first["train/batch_loss"]) and len(steps) > len(
+        first["train/batch_loss"])

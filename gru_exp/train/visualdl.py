@@ -110,11 +110,14 @@ class VisualDLTracker(Callback):
             self.writer.add_scalar(tag, value, h.epoch)
 
     def on_train_start(self, state: TrainState) -> None:
+        earlier = _batch_losses(self.logdir, state.step)  # a run resumed in its own folder: its earlier records
         self.writer = LogWriter(logdir=str(self.logdir), display_name=self.display_name)
         if self.output_dir is not None:
             link_into_view(self.output_dir, self.logdir, self.display_name)
         for h in state.history:  # a resumed run carries the epochs it continues from
             self._log_epoch(h)
+        for step, value in earlier:  # VisualDL reads only the newest records file: the curve goes on in it
+            self.writer.add_scalar("train/batch_loss", value, step)
 
     def on_backward(self, state: TrainState) -> None:
         if self.logger.histograms and state.step % 10 == 0:  # every 10th step: the norms cost little
@@ -155,6 +158,24 @@ class VisualDLTracker(Callback):
         self.writer.add_hparams({**state.hparams, "status": str(record.status)}, METRICS)
         self.writer.close()
         self.writer = None
+
+
+def _batch_losses(logdir: Path, last_step: int) -> list[tuple[int, float]]:
+    """The per-step batch losses up to ``last_step`` in the newest records file of ``logdir`` (a run
+    resumed in its own folder), [] when there is none or it cannot be read."""
+    files = sorted(logdir.glob("vdlrecords*"), key=lambda p: p.stat().st_mtime) if logdir.is_dir() else []
+    if not files:
+        return []
+    try:
+        from visualdl import LogReader
+
+        reader = LogReader(file_path=str(files[-1]))
+        if "train/batch_loss" not in reader.get_tags().get("scalar", []):
+            return []
+        return sorted((r.id, r.value) for r in reader.get_data("scalar", "train/batch_loss") if r.id <= last_step)
+    except Exception as exc:  # noqa: BLE001 - a damaged earlier file: the new one starts afresh, said in the log
+        log.warning("Could not read the earlier VisualDL records %s (%s): the batch-loss curve restarts", files[-1], exc)
+        return []
 
 
 def has_records(logdir: Path) -> bool:
