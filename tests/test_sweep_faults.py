@@ -80,6 +80,14 @@ def test_a_full_disk_under_the_trials_stops_the_sweep_at_once_and_queues_the_tri
     assert not trials[0].user_attrs.get("raised")  # not counted against max_failures
     waiting = [t for t in trials if t.state == TrialState.WAITING]  # the next run starts with it
     assert [t.user_attrs.get("retried_from") for t in waiting] == [0]
+    # with space again, the same command finishes the study, trial 0's configuration first
+    again = subprocess.run([sys.executable, "-m", "gru_exp.sweep", "sweep=full", f"storage=sqlite:///{db}"], cwd=REPO,
+                           env={**os.environ, "GRU_EXP_HOME": str(small_disk)}, capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    trials = optuna.load_study(study_name="full", storage=f"sqlite:///{db}").trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+    assert trials[1].params == trials[0].params
 
 
 def test_a_full_disk_under_the_study_database_is_no_space_not_unreachable(sweep_env, small_disk, tmp_path):
