@@ -43,8 +43,10 @@ class Entry:
         return [r.series[key] for r in self.runs if r.series.get(key)]
 
     def stat(self, key: str) -> tuple[float, float]:
-        """Mean and std over runs of a record's number (best_eval_acc, test_acc)."""
-        values = [v for v in (getattr(r, key) for r in self.runs) if v is not None]
+        """Mean and std over runs of a record's number (best_eval_acc, test_acc). A run evaluated on
+        the test set (data.val_size=0) has no validation accuracy: its best_eval_acc is a test score."""
+        runs = [r for r in self.runs if key != "best_eval_acc" or r.eval_split == "val"]
+        values = [v for v in (getattr(r, key) for r in runs) if v is not None]
         if not values:
             return math.nan, math.nan
         return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0

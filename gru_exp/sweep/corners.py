@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
+from gru_exp.config.sweep import objective_list
 from gru_exp.config.validation import validate
 from gru_exp.errors import ConfigError
 
@@ -131,3 +132,20 @@ def _keys_in(problem: str, base: DictConfig) -> list[str]:
         if "." in word and OmegaConf.select(base, word, default=_MISSING) is not _MISSING and word not in found:
             found.append(word)
     return found
+
+
+def choice_by_test_problems(sc: DictConfig, base: DictConfig) -> list[str]:
+    """A study that would choose by a test score: trials without a validation split (data.val_size=0,
+    in the base or searched) are evaluated on the test set, so an eval_* objective (and the pruner
+    that reads it) would be a test score."""
+    evals = [str(o.metric) for o in objective_list(sc) if str(o.metric).startswith("eval_")]
+    spec = sc.params.get("data.val_size")
+    if spec is not None:
+        zero = 0 in (spec.choices or []) or (spec.choices is None and spec.low is not None and spec.low <= 0)
+    else:
+        zero = base.data.val_size == 0
+    if not evals or not zero:
+        return []
+    return [f"data.val_size=0 evaluates trials on the test set, so objective {evals[0]} would choose by a test "
+            "score; keep a validation split (data.val_size > 0) and refit afterwards (data.val_size=0 "
+            "trainer.test_epoch=last)"]

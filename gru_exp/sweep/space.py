@@ -18,7 +18,7 @@ from gru_exp.config.sweep import EPOCH_METRICS, SweepConfig, objective_list
 from gru_exp.config.validation import range_problems, validate
 from gru_exp.config.values import override
 from gru_exp.errors import ConfigError, GruExpError
-from gru_exp.sweep.corners import corner_problem, edge_values
+from gru_exp.sweep.corners import corner_problem, edge_values, choice_by_test_problems
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ def check_sweep(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) 
         validate(base)
     except ConfigError as exc:  # a searched key may repair the base; anything else fails every trial
         problems += [f"base: {p}" for p in exc.problems if p.split("=", 1)[0] not in sc.params]
+    problems.extend(choice_by_test_problems(sc, base))
     for key, spec in sc.params.items():
         if OmegaConf.select(base, key, default=_MISSING) is _MISSING:
             problems.append(f"params.{key}: no such training key (e.g. model.hidden_size, trainer.lr)")
