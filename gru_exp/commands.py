@@ -15,12 +15,12 @@ from typing import Any, Callable, Optional, Sequence
 import hydra
 from omegaconf import OmegaConf
 
-from gru_exp.config.compose import (
+from gru_exp.config.compose import register_configs
+from gru_exp.config.sources import (
     CONF_DIR,
     CONFIG_PATH_ENV,
     SWEEPS_DIR,
     project_root,
-    register_configs,
     searchpath_override,
     sweep_files,
     user_config_dirs,

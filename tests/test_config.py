@@ -9,7 +9,8 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
-from gru_exp.config.compose import CONF_DIR, SWEEPS_DIR, compose_config
+from gru_exp.config.compose import compose_config
+from gru_exp.config.sources import CONF_DIR, SWEEPS_DIR
 from gru_exp.config.validation import validate
 from gru_exp.errors import ConfigError
 

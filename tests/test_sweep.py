@@ -299,11 +299,12 @@ def test_editing_conf_while_a_sweep_runs_breaks_none_of_its_trials(sweep_env, mo
     import shutil
 
     import gru_exp.sweep.worker
-    from gru_exp.config import compose
+    from gru_exp.config import compose, sources
 
     conf = tmp_path / "conf"
-    shutil.copytree(compose.CONF_DIR, conf)
+    shutil.copytree(sources.CONF_DIR, conf)
     monkeypatch.setattr(compose, "CONF_DIR", str(conf))
+    monkeypatch.setattr(sources, "CONF_DIR", str(conf))
     real_run_trial = gru_exp.sweep.worker.run_trial
 
     def run_trial_then_edit_conf(trial, sc, compose):

@@ -18,7 +18,8 @@ from typing import Optional, Sequence
 from omegaconf import DictConfig
 
 from gru_exp.commands import INFO_FLAGS, flags, run_hydra, version_text
-from gru_exp.config.compose import compose_config, composition_error, conf_snapshot
+from gru_exp.config.compose import compose_config, composition_error
+from gru_exp.config.sources import conf_snapshot
 from gru_exp.config.paths import path_problems
 from gru_exp.config.sweep import SweepConfig, normalise_objectives
 from gru_exp.errors import GruExpError

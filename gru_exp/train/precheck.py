@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from gru_exp.commands import REFUSED_FLAGS, check_no_searchpath, flag_value, flags
 from gru_exp.config.compose import check_overrides, compose_config, job_overrides, job_runs
 from gru_exp.config.paths import run_dir_problem
+from gru_exp.config.sources import CONF_DIR, user_config_dirs
 from gru_exp.config.values import to_container
 from gru_exp.errors import ConfigError
 from gru_exp.train import device
@@ -43,8 +44,6 @@ def precheck(argv: Sequence[str]) -> tuple[dict[Path, frozenset[str]], Optional[
     overrides = [a for i, a in enumerate(argv) if not a.startswith("-") and not (i and argv[i - 1] in CONFIG_DIR_FLAGS)]
     dirs = None
     if extra:
-        from gru_exp.config.compose import CONF_DIR, user_config_dirs
-
         if not Path(extra).is_dir():
             raise ConfigError(f"--config-dir {extra!r} is not a folder.")
         dirs = [CONF_DIR, *map(str, user_config_dirs([extra]))]
