@@ -15,7 +15,7 @@ from gru_exp.config.paths import path_problems
 from gru_exp.errors import ConfigError, GruExpError
 from gru_exp.logs import setup_cli_logging
 from gru_exp.notebook import NOTEBOOK_BEST_ACC, NOTEBOOK_FINAL_ACC
-from gru_exp.train.visualdl import write_baseline
+from gru_exp.train.vdl_view import write_baseline
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from gru_exp.errors import GruExpError
-from gru_exp.train.visualdl import VIEW_DIR
+from gru_exp.config.paths import VIEW_DIR
 
 log = logging.getLogger(__name__)
 START_TIMEOUT_S = 60.0

@@ -79,7 +79,8 @@ def test_a_training_never_writes_its_baseline_over_other_files(tiny_archive, tmp
 
 
 def test_a_dashboard_link_never_replaces_a_real_file(tmp_path, caplog):
-    from gru_exp.train.visualdl import VIEW_DIR, link_into_view
+    from gru_exp.config.paths import VIEW_DIR
+    from gru_exp.train.vdl_view import link_into_view
 
     out, target = tmp_path / "out", tmp_path / "out" / "runs" / "r" / "vdl"
     target.mkdir(parents=True)
@@ -228,6 +229,7 @@ def test_no_run_or_baseline_takes_the_place_of_another_in_the_dashboard(tiny_arc
         assert cli("gru_exp.train", *tiny_overrides(tiny_archive, out, "trainer.epochs=1", "trainer.seed=3",
                                                       f"hydra.run.dir='{folder}'")).returncode == 0
     links = {p.name: p.resolve() for p in view.iterdir()}
+    assert "notebook baseline (published) (a run)" in links, links
     assert links["run"] == (first / "vdl").resolve() and links["run (2)"] == (second / "vdl").resolve()
     assert links["notebook baseline (published)"] == (out / "outputs" / "baseline" / "notebook").resolve()
     assert links["notebook baseline (published) (a run)"] == (fake / "vdl").resolve()

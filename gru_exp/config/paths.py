@@ -90,7 +90,8 @@ def is_baseline_run(logdir: Path) -> bool:
         return False
     if any(p.name == BASELINE_MARK for p in entries):
         return True
-    return all(BASELINE_NAME.encode() in p.read_bytes()[:256] for p in records)
+    named = bytes([len(BASELINE_NAME)]) + BASELINE_NAME.encode()  # its display name, length-prefixed as recorded
+    return all(named in p.read_bytes()[:256] for p in records)
 
 
 def baseline_dir_problem(logdir: Path) -> Optional[str]:

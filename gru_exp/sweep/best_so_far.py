@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 from visualdl import LogWriter
 
 from gru_exp.sweep.summary import objectives
-from gru_exp.train.visualdl import link_into_view
+from gru_exp.train.vdl_view import link_into_view
 
 log = logging.getLogger(__name__)
 MARK = ".gru_exp_best_so_far"  # in every best_so_far folder gru-exp writes

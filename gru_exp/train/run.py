@@ -49,7 +49,8 @@ from gru_exp.train.preflight import check_memory, check_resume
 from gru_exp.train.record import RunRecord, Status, package_versions
 from gru_exp.train.resume import resume_from
 from gru_exp.train.rundir import LAST_CKPT, claimed_run_dir, display_name_of
-from gru_exp.train.visualdl import VisualDLTracker, ensure_baseline, hparams, in_effect
+from gru_exp.train.vdl_view import ensure_baseline, hparams, in_effect, run_display_name
+from gru_exp.train.visualdl import VisualDLTracker
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] =
         if cfg.logger.visualdl:
             effect = in_effect(config, len(splits.train), len(splits.test), splits.longest)
             state.hparams = hparams(flatten(config), effect)
-            name = display_name or display_name_of(run_dir, cfg.paths.output_dir)
+            name = run_display_name(display_name or display_name_of(run_dir, cfg.paths.output_dir))
             every.append(VisualDLTracker(run_dir / "vdl", name, cfg.logger, splits.words, splits.test,
                                          splits.test.labels, Path(cfg.paths.output_dir)))
         every.extend(callbacks)

@@ -1,6 +1,7 @@
 """VisualDL: the tracker callback of every run (per-epoch curves, per-step batch loss, hparams
-with final metrics, and the extra views of :mod:`.visualdl_extras`), the notebook's reference
-run, and the dashboard folder of readable links that ``python -m gru_exp.dashboard`` serves.
+with final metrics, and the extra views of :mod:`.visualdl_extras`). The hyperparameters, the
+dashboard folder's links and the notebook's reference run, which need no paddle, are in
+:mod:`.vdl_view`.
 
 Records follow what VisualDL 2.5.3's HParams views can render (found in a real browser,
 tests/test_dashboard.py): hparam and metric names without dots (its table reads a dotted name as
@@ -12,10 +13,6 @@ resolved to the value in effect), and only metrics every run logs.
 from __future__ import annotations
 
 import logging
-import os
-import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -23,72 +20,12 @@ import numpy as np
 import paddle
 from visualdl import LogWriter
 
-from gru_exp.config.knobs import defaults, hparam_tags
-from gru_exp.config.paths import BASELINE_MARK, BASELINE_NAME, VIEW_DIR, baseline_dir_problem, is_baseline_run
-from gru_exp.config.values import hparam_value
-from gru_exp.errors import ConfigError, GruExpError
-from gru_exp.notebook import (
-    NOTEBOOK,
-    NOTEBOOK_BEST_ACC,
-    NOTEBOOK_CONFIG,
-    NOTEBOOK_FINAL_ACC,
-    NOTEBOOK_PROTOCOL,
-)
 from gru_exp.train import visualdl_extras as extras
 from gru_exp.train.loop import Callback, EpochMetrics, TrainState
 from gru_exp.train.record import RunRecord
+from gru_exp.train.vdl_view import METRICS, link_into_view
 
 log = logging.getLogger(__name__)
-# The HParams metrics: scalars every run (and the baseline) logs once, at its end.
-METRICS = ["best_val", "test_acc"]  # best eval accuracy (the objective of eval_acc sweeps); test acc of that epoch
-
-
-def hparams(flat: dict[str, Any], in_effect: dict[str, Any]) -> dict[str, Any]:
-    """The knobs that change results (``flat``: a flattened config), by their VisualDL tags, as
-    VisualDL can compare them: a null replaced by the value in effect, booleans and choices as text."""
-    flat = {**defaults(), **flat}
-    out = {}
-    for key, tag in hparam_tags().items():
-        value = flat.get(key)
-        out[tag] = hparam_value(in_effect.get(key, "null") if value is None else value)
-    return out
-
-
-def in_effect(config: dict[str, Any], n_train: int, n_test: int, longest: int) -> dict[str, Any]:
-    """What a null knob means for this run, as a number of the same type as its other values."""
-    return {"data.seq_len": longest, "data.train_limit": n_train, "data.test_limit": n_test,
-            "model.layer_dropout": config["model"]["dropout"]}
-
-
-def view_name(text: str) -> str:
-    """A display name as a link name in the dashboard folder (no '/', no leading dot)."""
-    return re.sub(r"[/\\\x00-\x1f]", " ", text).strip(" .")[:180] or "run"
-
-
-def link_into_view(output_dir: Path, target: Path, name: str) -> None:
-    """``<output_dir>/vdl/<name>`` -> ``target`` (relative, so the outputs folder can move). VisualDL
-    names a run in its HParams views by its folder as walked, so the link gives it a readable ID.
-    A link never replaces another: a name already linked to another run (or a file there) gets
-    " (2)", " (3)"...; the baseline's name is the baseline's alone. Only a link whose run is gone
-    is replaced."""
-    view = Path(output_dir) / VIEW_DIR
-    base = view_name(name)
-    if base == BASELINE_NAME and not is_baseline_run(Path(target)):
-        base = f"{base} (a run)"
-    try:
-        view.mkdir(parents=True, exist_ok=True)
-        for n in range(1, 1000):
-            link = view / (base if n == 1 else f"{base} ({n})")
-            if link.is_symlink() and link.resolve() == Path(target).resolve():
-                return
-            if link.is_symlink() and not link.exists():
-                link.unlink()  # a link gru-exp made to a run folder that is gone
-            if not os.path.lexists(link):
-                link.symlink_to(os.path.relpath(target, view), target_is_directory=True)
-                return
-        log.warning("Not linking %s into the dashboard folder: 999 names %r are taken.", target, base)
-    except OSError as exc:  # a file system without symlinks: the run's own folder still has its records
-        log.warning("Could not link %s into the dashboard folder %s: %s", target, view, exc)
 
 
 class VisualDLTracker(Callback):
@@ -176,80 +113,3 @@ def _batch_losses(logdir: Path, last_step: int) -> list[tuple[int, float]]:
     except Exception as exc:  # noqa: BLE001 - a damaged earlier file: the new one starts afresh, said in the log
         log.warning("Could not read the earlier VisualDL records %s (%s): the batch-loss curve restarts", files[-1], exc)
         return []
-
-
-def has_records(logdir: Path) -> bool:
-    return logdir.is_dir() and any(p.name.startswith("vdlrecords") for p in logdir.iterdir())
-
-
-def baseline_hparams() -> dict[str, Any]:
-    """The notebook's configuration over every compared knob (register defaults, then its values),
-    with its nulls in effect: it trained on all 25,000 reviews and scored all 25,000 test reviews."""
-    effect = {"data.seq_len": NOTEBOOK_CONFIG["data.seq_len"], "data.train_limit": 25000, "data.test_limit": 25000,
-              "model.layer_dropout": NOTEBOOK_CONFIG["model.dropout"]}
-    return hparams({**NOTEBOOK_CONFIG, **NOTEBOOK_PROTOCOL}, effect)
-
-
-
-
-def write_baseline(logdir: Path) -> Path:
-    """Write the notebook's curves as one VisualDL run in ``logdir``: a new or empty folder, or one
-    holding an earlier baseline run that gru-exp wrote (replaced as a whole: the new run is written
-    beside it, the two folders swap names, then the earlier one's own files are removed). Any other
-    folder is refused (ConfigError): gru-exp never removes what it did not write."""
-    logdir = Path(os.path.abspath(logdir))
-    problem = baseline_dir_problem(logdir)
-    if problem:
-        raise ConfigError(f"Cannot write the notebook baseline: {problem}.")
-    logdir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".baseline-", dir=logdir.parent))
-    aside = tmp.with_name(tmp.name + "-old")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # a folder like any other (mkdtemp makes it private)
-        with LogWriter(logdir=str(tmp), display_name=BASELINE_NAME) as writer:
-            for tag, values in NOTEBOOK.items():
-                for epoch, value in enumerate(values, start=1):
-                    writer.add_scalar(tag, value, epoch)
-            final = len(NOTEBOOK["eval/acc"])
-            writer.add_scalar("test/acc", NOTEBOOK_FINAL_ACC, final)
-            # Its evaluation set was the test set: its best epoch (87.10%) is its "best_val"; the
-            # accuracy it published, after 10 epochs, is its test accuracy.
-            writer.add_scalar("best_val", NOTEBOOK_BEST_ACC, final)
-            writer.add_scalar("test_acc", NOTEBOOK_FINAL_ACC, final)
-            writer.add_hparams({**baseline_hparams(), "status": "published"}, METRICS)
-        (tmp / BASELINE_MARK).write_text("The notebook's published curves, written by gru-exp (gru-exp baseline); "
-                                         "gru-exp replaces this folder only while it holds nothing else.\n")
-        if logdir.is_dir():
-            os.rename(logdir, aside)  # the earlier baseline (checked above), whole, out of the way
-        try:
-            os.rename(tmp, logdir)
-        except OSError:
-            if aside.is_dir():
-                os.rename(aside, logdir)  # put the earlier one back: nothing lost
-            raise
-        for old in aside.iterdir() if aside.is_dir() else ():
-            old.unlink()  # only the earlier baseline's own records and mark (checked above)
-        if aside.is_dir():
-            aside.rmdir()
-    finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)  # this call's own staging folder, when the rename did not happen
-    return logdir
-
-
-def ensure_baseline(logdir: Path, output_dir: Optional[Path] = None) -> None:
-    """Write the baseline run unless it is already there (safe when processes race), and link it
-    into the dashboard folder of ``output_dir``."""
-    logdir = Path(logdir)
-    if not has_records(logdir):
-        try:
-            write_baseline(logdir)
-            log.info("Wrote the notebook baseline run to %s", logdir)
-        except (OSError, GruExpError) as exc:  # another process won the race, a read-only folder: not fatal
-            if not has_records(logdir):
-                log.warning("Could not write the baseline run to %s: %s", logdir, exc)
-    link = Path(output_dir or ".") / VIEW_DIR / BASELINE_NAME
-    if output_dir is not None and is_baseline_run(logdir) and not link.is_symlink():  # one baseline in the view
-        link_into_view(output_dir, logdir, BASELINE_NAME)
