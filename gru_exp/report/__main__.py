@@ -31,7 +31,8 @@ from gru_exp.report.entries import (
     entries_from_study,
     open_study_readonly,
 )
-from gru_exp.report.tables import check_own_files, write_report
+from gru_exp.report.out import check_out
+from gru_exp.report.tables import check_own_files, report_title, write_report
 
 
 def _positive(text: str) -> int:
@@ -121,12 +122,15 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.re
                                _new_folder(Path(compose_config([]).paths.output_dir) / "reports"))
         else:
             raise GruExpError("Nothing to report: give a study folder, run folders, or study_name=... storage=....")
+        if args.out is not None:
+            paths = compose_config([]).paths
+            check_out(args.out, home if study is not None else None, Path(paths.output_dir), Path(paths.baseline_dir))
         if Path(out).exists() and not Path(out).is_dir():
             raise GruExpError(f"--out {out}: not a folder; give a folder for report.md and its figures.")
         # matplotlib keeps its font cache in ~/.cache unless told otherwise: under the outputs instead.
         os.environ.setdefault("MPLCONFIGDIR", str(Path(compose_config([]).paths.cache_dir) / "matplotlib"))
         check_writable(Path(out))
-        check_own_files(Path(out))
+        check_own_files(Path(out), report_title(Path(out), study))
         try:
             report = write_report(entries, Path(out), args.top, study)
         except OSError as exc:  # e.g. the disk filled up while the figures were written

@@ -79,24 +79,42 @@ def _fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else "" if value is None else str(value)
 
 
-REPORT_HEAD = "# Report: "  # report.md's first line: how a report gru-exp wrote is told from a user's file
+REPORT_HEAD = "# Report: "  # report.md's first line
+REPORT_MARK = "<!-- written by gru-exp report: replaced whole by the next report -->"  # its second line
+REFERENCE = "Reference: the notebook's test accuracy"  # in every report, marked or written before the mark
 
 
-def check_own_files(out: Path) -> None:
-    """GruExpError when writing the report into ``out`` would replace a file gru-exp did not write:
-    a report.md that is not one of its reports, or a figure's name without such a report.md."""
-    report = out / "report.md"
-    ours = False
-    if report.is_file() and not report.is_symlink():
-        try:
-            with open(report, encoding="utf-8") as fh:
-                ours = fh.readline().startswith(REPORT_HEAD)
-        except (OSError, UnicodeDecodeError):
-            ours = False
+def report_title(out: Path, study=None) -> str:
+    """report.md's first line for a report of ``study`` (or of run folders) written into ``out``."""
+    return f"{REPORT_HEAD}{study.study_name if study else out}"
+
+
+def is_own_report(report: Path, title: str) -> bool:
+    """Whether ``report`` is a report.md gru-exp wrote: a regular file whose first line is a report
+    title and whose second is :data:`REPORT_MARK`, or (written before the mark) whose first line is
+    exactly ``title`` and which holds the report's fixed reference line."""
+    if not report.is_file() or report.is_symlink():
+        return False
+    try:
+        with open(report, encoding="utf-8") as fh:
+            text = fh.read(1 << 20)
+    except (OSError, UnicodeDecodeError):
+        return False
+    lines = text.split("\n")
+    if len(lines) > 1 and lines[0].startswith(REPORT_HEAD) and lines[1] == REPORT_MARK:
+        return True
+    return lines[0] == title and REFERENCE in text
+
+
+def check_own_files(out: Path, title: str) -> None:
+    """GruExpError when writing the report titled ``title`` into ``out`` would replace a file gru-exp
+    did not write: a report.md that is not one of its reports, or a figure's name without one."""
+    ours = is_own_report(out / "report.md", title)
     taken = [n for n in ("report.md", *FIGURES) if os.path.lexists(out / n)]
     if taken and not ours:
         raise GruExpError(f"{out} already holds {', '.join(taken)}, which gru-exp did not write (no report of its "
-                          f"own there); the report would replace them. Give another folder with --out DIR.")
+                          f"own there: gru-exp's reports start with '{REPORT_HEAD}...' and the line {REPORT_MARK}); "
+                          "the report would replace them. Give another folder with --out DIR.")
 
 
 def write_report(entries: list[Entry], out: Path, top: int, study=None) -> Path:
@@ -108,7 +126,7 @@ def write_report(entries: list[Entry], out: Path, top: int, study=None) -> Path:
     best = next((e for e in entries if e.runs and e.runs[0].series.get("epoch")), None)
     if best is not None:
         figs.append(figures.train_vs_eval(best, out))
-    lines = [f"{REPORT_HEAD}{study.study_name if study else out}", ""]
+    lines = [report_title(out, study), REPORT_MARK, ""]
     counts = {s: sum(e.state == s for e in entries) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
     epochs = sum(e.epochs for e in entries)
     hours = sum(e.wall_s for e in entries) / 3600
@@ -135,7 +153,7 @@ def write_report(entries: list[Entry], out: Path, top: int, study=None) -> Path:
     else:
         lines.append(f"{len(entries)} configuration(s), {sum(len(e.runs) for e in entries)} run(s).")
     lines += [f"Compute: {epochs} epochs, {hours:.2f} h of training wall time.", "",
-              "Reference: the notebook's test accuracy was 84.50% after 10 epochs (its best, 87.10%, after "
+              f"{REFERENCE} was 84.50% after 10 epochs (its best, 87.10%, after "
               "epoch 2); differences below are in points.", ""]
     if study is not None:
         lines += table(entries, top, metric_head(metric, direction), metric)
