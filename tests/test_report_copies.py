@@ -71,3 +71,28 @@ def test_each_run_is_counted_once(study, tmp_path):
                str(link))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 configuration(s), 2 run(s)." in (out / "report.md").read_text()
+
+
+def test_a_copied_study_is_not_counted_as_more_seeds(study, tmp_path):
+    """`rsync -a $S/ copy/; report $S copy`: each run once (its recorded host, pid, folder and wall
+    time are the same in the copy), said in a log line naming both folders."""
+    copy = tmp_path / "copy"
+    shutil.copytree(study, copy, symlinks=True)
+    out = tmp_path / "rep"
+    proc = cli("gru_exp.report", "--out", str(out), str(study), str(copy))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = (out / "report.md").read_text()
+    assert "2 configuration(s), 2 run(s)." in text, text
+    for trial in ("trial_0", "trial_1"):
+        assert f"{copy / trial} holds a copy of the run in {study / trial}" in proc.stderr, proc.stderr[-3000:]
+
+
+def test_copied_run_folders_count_once_and_other_runs_still_count(tmp_path):
+    from test_report import fake_run, report
+
+    for seed in (1, 2):
+        fake_run(tmp_path / "runs" / f"s{seed}", [0.80, 0.85], test_acc=0.80 + seed / 100, seed=seed)
+    shutil.copytree(tmp_path / "runs", tmp_path / "copy")
+    out = tmp_path / "rep"
+    assert report([str(tmp_path / "runs"), str(tmp_path / "copy"), "--out", str(out)]) == 0
+    assert "1 configuration(s), 2 run(s)." in (out / "report.md").read_text()

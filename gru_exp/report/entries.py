@@ -20,6 +20,7 @@ from gru_exp.config.knobs import grouping_keys, with_defaults
 from gru_exp.config.values import flatten
 from gru_exp.errors import GruExpError
 from gru_exp.redact import redact
+from gru_exp.report.copies import SeenRuns
 from gru_exp.sweep.urls import check_storage_url, in_memory, sqlite_path
 from gru_exp.train.record import RECORD_FILE, RecordError, RunRecord
 
@@ -87,19 +88,18 @@ def _group_names(groups: list[list[dict[str, Any]]], flats: list[dict[str, Any]]
 
 def entries_from_runs(folders: Sequence[Path]) -> list[Entry]:
     """Every run under ``folders`` (found by metrics.json), grouped by config apart from the seed."""
-    records, seen = [], set()
+    records, seen = [], SeenRuns()
     for folder in folders:
         if not Path(folder).is_dir():
             raise GruExpError(f"{folder}: no such folder; give run folders, a multirun folder or a study folder.")
         for path in sorted(Path(folder).rglob(RECORD_FILE)):
-            if path.resolve() in seen:  # a folder given twice, inside another given one, or via a symlink
+            if not seen.new_path(path):  # a folder given twice, inside another given one, or via a symlink
                 continue
-            seen.add(path.resolve())
             try:
                 record = RunRecord.read(path)
             except RecordError as exc:
                 raise GruExpError(f"{exc} Remove it or report on other folders.") from None
-            if record.series.get("epoch"):
+            if record.series.get("epoch") and seen.copy_of(record, path) is None:  # a copy: counted once
                 records.append(record)
     if not records:
         raise GruExpError(
@@ -193,7 +193,7 @@ def entries_from_study(study, folder: Optional[Path] = None, explicit: bool = Fa
     ``folder`` (the study folder read; see :func:`_trial_dir`); each run counted once."""
     maximize = study.directions[0].name == "MAXIMIZE"
     folder = study_folder(study, folder, explicit)
-    entries, seen, missing = [], set(), 0
+    entries, seen, missing = [], SeenRuns(), 0
     for t in study.get_trials(deepcopy=False):
         if t.state not in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING):
             continue
@@ -202,9 +202,8 @@ def entries_from_study(study, folder: Optional[Path] = None, explicit: bool = Fa
         missing += run_dir is None and t.state != TrialState.RUNNING
         if run_dir is not None:
             paths = sorted(run_dir.glob("seed_*/metrics.json")) or [run_dir / "metrics.json"]
-            paths = [p for p in paths if p.is_file() and p.resolve() not in seen]
-            seen.update(p.resolve() for p in paths)
-            runs = [r for r in map(_read_or_none, paths) if r is not None]
+            paths = [p for p in paths if p.is_file() and seen.new_path(p)]
+            runs = [r for p in paths if (r := _read_or_none(p)) is not None and seen.copy_of(r, p) is None]
         entries.append(Entry(name=f"trial {t.number}", params=dict(t.params), runs=runs, state=t.state.name,
                              objective=t.values[0] if t.values else None, number=t.number, intermediate=dict(t.intermediate_values)))
     if not entries:
