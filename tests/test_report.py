@@ -152,3 +152,20 @@ def test_a_run_folder_with_equals_signs_in_its_name_is_a_folder_not_an_option(tm
     assert report([str(folder)]) == 0
     assert "1 configuration(s), 1 run(s)" in (folder / "report.md").read_text()
     assert report([str(tmp_path / "runs" / "no_such=folder")]) == 2  # not a folder: still an unknown option
+
+
+def test_runs_on_different_archives_are_never_one_configuration(tmp_path):
+    """Same config, seeds 1 and 2, two data archives: two configurations told apart by the archive's
+    SHA-256, no mean ± std over them; records without it (older runs) group as before."""
+    for seed, sha in ((1, "a" * 64), (2, "b" * 64)):
+        fake_run(tmp_path / "runs" / f"s{seed}", [0.80, 0.85], test_acc=0.84, seed=seed)
+        path = tmp_path / "runs" / f"s{seed}" / "metrics.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "archive_sha256": sha}))
+    assert report([str(tmp_path / "runs"), "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "2 configuration(s), 2 run(s)." in text
+    assert "data.archive_sha256" in text and "aaaaaaaaaaaa" in text and "bbbbbbbbbbbb" in text
+    for seed in (1, 2):
+        fake_run(tmp_path / "old" / f"s{seed}", [0.80, 0.85], test_acc=0.84, seed=seed)  # no archive_sha256
+    assert report([str(tmp_path / "old"), "--out", str(tmp_path / "out_old")]) == 0
+    assert "1 configuration(s), 2 run(s)." in (tmp_path / "out_old" / "report.md").read_text()

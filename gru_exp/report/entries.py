@@ -61,10 +61,15 @@ class Entry:
         return sum(r.wall_time_s or 0.0 for r in self.runs)
 
 
+ARCHIVE_KEY = "data.archive_sha256"  # the data's identity, shortened (12 hex digits name it in a table)
+
+
 def _grouping(record: RunRecord) -> dict[str, Any]:
-    """The knobs that make a configuration (the register's result knobs, seed aside)."""
+    """The knobs that make a configuration (the register's result knobs, seed aside) and the data
+    archive's SHA-256 (None in records written before it was kept): runs on other data are never
+    repeats of one configuration."""
     flat = with_defaults(flatten(record.config))
-    return {k: flat.get(k) for k in grouping_keys()}
+    return {**{k: flat.get(k) for k in grouping_keys()}, ARCHIVE_KEY: (record.archive_sha256 or "")[:12] or None}
 
 
 def _differing_keys(flats: Sequence[dict[str, Any]]) -> list[str]:
