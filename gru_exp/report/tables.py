@@ -17,6 +17,7 @@ from gru_exp.errors import GruExpError
 from gru_exp.files import atomic_write_text
 from gru_exp.notebook import NOTEBOOK_BEST_ACC, NOTEBOOK_FINAL_ACC
 from gru_exp.report.entries import Entry
+from gru_exp.report.epochs import cell_note, epoch_notes, objective_spec, scored_head
 from gru_exp.report.names import FIGURES
 from gru_exp.sweep.summary import front_table, metric_cell, metric_head, objectives
 
@@ -39,18 +40,25 @@ def _delta(value: float, ref: float) -> str:
     return "" if value is None or math.isnan(value) else f"{100 * (value - ref):+.2f}"
 
 
-def table(entries: Sequence[Entry], top: int, objective_label: str, metric: str = "eval_acc") -> list[str]:
+def table(entries: Sequence[Entry], top: int, objective_label: str, metric: str = "eval_acc",
+          reduce: Optional[str] = "best", direction: str = "maximize") -> list[str]:
     """The top entries ranked; the objective column is headed ``objective_label`` and shown as
-    ``metric`` (a percentage only for an accuracy)."""
+    ``metric`` (a percentage only for an accuracy), reduced over epochs by ``reduce``; the test
+    column names the epoch scored, and both cells their epochs where these differ."""
     params = sorted({k for e in entries for k in e.params})
+    test_head = scored_head([r for e in entries[:top] for r in e.runs]).replace(" (", " (mean ± std; ", 1)
     header = ["rank", "run", "state", *params, objective_label, "best val acc % (mean ± std)",
-              "test acc % (mean ± std)", "runs", "epochs", "wall min", "test − 84.50", "test − 87.10"]
+              test_head, "runs", "epochs", "wall min", "test − 84.50", "test − 87.10"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for rank, e in enumerate(entries[:top], start=1):
         test, test_std = e.stat("test_acc")
         val, val_std = e.stat("best_eval_acc")
+        on, tn = epoch_notes(e.runs, metric, reduce, direction)
+        objective = metric_cell(e.objective, metric)
+        tested = _pct(test, test_std)
         cells = [str(rank), e.name, e.state, *(_fmt(e.params.get(p)) for p in params),
-                 metric_cell(e.objective, metric), _pct(val, val_std), _pct(test, test_std),
+                 objective + (cell_note(on) if objective else ""), _pct(val, val_std),
+                 tested + (cell_note(tn) if tested else ""),
                  str(len(e.runs)), str(e.epochs), f"{e.wall_s / 60:.1f}", _delta(test, NOTEBOOK_FINAL_ACC),
                  _delta(test, NOTEBOOK_BEST_ACC)]
         lines.append("| " + " | ".join(cells) + " |")
@@ -156,7 +164,7 @@ def write_report(entries: list[Entry], out: Path, top: int, study=None) -> Path:
               f"{REFERENCE} was 84.50% after 10 epochs (its best, 87.10%, after "
               "epoch 2); differences below are in points.", ""]
     if study is not None:
-        lines += table(entries, top, metric_head(metric, direction), metric)
+        lines += table(entries, top, metric_head(metric, direction), metric, objective_spec(study)[1], direction)
     else:  # run folders: ranked by their mean best validation accuracy
         lines += table(entries, top, "ranked by: best val acc %", "eval_acc")
     lines += seed_comparison(entries)

@@ -14,6 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 from gru_exp.config.sweep import is_accuracy, show_metric
 from gru_exp.files import atomic_write_text
 from gru_exp.notebook import NOTEBOOK_BEST_ACC, NOTEBOOK_FINAL_ACC
+from gru_exp.report.epochs import cell_note, epoch_notes, objective_spec, scored_head, scored_phrase, trial_records
 
 
 def objectives(study: optuna.Study) -> list[tuple[str, str]]:
@@ -124,22 +125,31 @@ def write_summary(study: optuna.Study, out: Path) -> None:
     ]
     complete = [r for r in rows if r["state"] == "COMPLETE"]
     metric, direction = objs[0]
+    records = {t.number: trial_records(t) for t in trials if t.user_attrs.get("test_acc") is not None}
+    reduce = objective_spec(study)[1]
+    notes = {n: epoch_notes(rs, metric, reduce, direction) for n, rs in records.items()}
+    scored = [r for rs in records.values() for r in rs]
+    test_head = scored_head(scored)
     if len(objs) > 1:
-        lines += _front_lines(rows, objs)
+        lines += _front_lines(rows, objs, test_head)
     elif complete:
         best = complete[0]
+        on, tn = notes.get(best["number"], ("", ""))
         lines += [
             f"**Best: trial {best['number']}**, {metric} {show_metric(best['value'], metric)} ({direction}; "
-            f"+/- {show_metric(best['std'] or 0.0, metric)}), test accuracy {_fmt(best['test_acc'], True)}%: "
+            f"+/- {show_metric(best['std'] or 0.0, metric)}{f'; epoch {on}' if on else ''}), test accuracy "
+            f"{_fmt(best['test_acc'], True)}% ({scored_phrase(scored)}{f': epoch {tn}' if tn else ''}): "
             f"{_delta(best['test_acc'])}.", "", f"Reproduce: `{best['command']}`", "",
         ]
     params = [k for k in (rows[0] if rows else {}) if "." in k]
-    header = ["trial", "state", metric_head(metric, direction), "std", "test acc %", "epochs", "wall s", *params]
+    header = ["trial", "state", metric_head(metric, direction), "std", test_head, "epochs", "wall s", *params]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
     for r in rows:
-        cells = [str(r["number"]), r["state"], metric_cell(r["value"], metric), metric_cell(r["std"], metric),
-                 _fmt(r["test_acc"], True), _fmt(r["epochs_run"]),
+        on, tn = notes.get(r["number"], ("", ""))
+        cells = [str(r["number"]), r["state"], metric_cell(r["value"], metric) + (cell_note(on) if r["value"] is not None else ""),
+                 metric_cell(r["std"], metric), _fmt(r["test_acc"], True) + (cell_note(tn) if r["test_acc"] is not None else ""),
+                 _fmt(r["epochs_run"]),
                  _fmt(round(r["wall_time_s"]) if r["wall_time_s"] else None), *(_fmt(r[p]) for p in params)]
         lines.append("| " + " | ".join(cells) + " |")
     failed = [r for r in rows if r["error"]]
@@ -148,10 +158,11 @@ def write_summary(study: optuna.Study, out: Path) -> None:
     atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
 
 
-def _front_lines(rows: list[dict[str, Any]], objs: list[tuple[str, str]]) -> list[str]:
-    """The Pareto front as a table: no trial on it is beaten in every objective by another."""
+def _front_lines(rows: list[dict[str, Any]], objs: list[tuple[str, str]], test_head: str = "test acc %") -> list[str]:
+    """The Pareto front as a table: no trial on it is beaten in every objective by another; the test
+    column headed ``test_head`` (which epoch was scored)."""
     front = [r for r in rows if r.get("pareto")]
-    header = ["trial", *(metric_head(m, d) for m, d in objs), "test acc %", "command"]
+    header = ["trial", *(metric_head(m, d) for m, d in objs), test_head, "command"]
     lines = [f"**Pareto front: {len(front)} trial(s)** (\"best\" for several objectives: no other trial is at "
              "least as good in every objective and better in one).", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -166,7 +177,8 @@ def front_table(study: optuna.Study) -> list[str]:
     """The study's Pareto front as markdown lines (for reports)."""
     objs = objectives(study)
     trials = [t for t in _sorted_trials(study) if t.state == TrialState.COMPLETE]
-    return _front_lines(trial_rows(trials, [m for m, _ in objs], pareto_numbers(study)), objs)
+    head = scored_head([r for t in trials for r in trial_records(t)])
+    return _front_lines(trial_rows(trials, [m for m, _ in objs], pareto_numbers(study)), objs, head)
 
 
 def _delta(test_acc: Any) -> str:
