@@ -111,3 +111,45 @@ def test_a_metric_listed_twice_is_refused(sweep_env):
     proc = cli(f"sweep={name}")
     assert proc.returncode == 2 and "objectives lists eval_acc more than once" in proc.stderr, proc.stderr[-3000:]
     assert not sweep_env.sweeps_dir.exists()
+
+
+def test_a_resume_on_other_data_or_with_another_searched_set_is_refused(made, sweep_env, tmp_path):
+    """The same base on another archive (data.path may move, the data may not), and a searched knob
+    moved into the base, used to continue the study: two datasets, or two meanings of a column,
+    under one "best"."""
+    from gru_exp.train.synthetic import make_imdb_archive
+
+    space = sweep_env.sweeps_dir.parent.parent.parent / "sweeps" / f"{made.name}.yaml"
+    other = make_imdb_archive(tmp_path / "other.tar.gz", n_per_class=100, seed=7)
+    text = space.read_text()
+    path = text.split("data.path=", 1)[1].split(",", 1)[0]
+    (space.parent / "moved.yaml").write_text(text.replace(path, str(other)))
+    proc = cli("sweep=moved", f"study_name={made.name}", "n_trials=2")
+    assert proc.returncode == 2 and "data (SHA-256 of data.path)" in proc.stderr, proc.stderr[-3000:]
+    assert made.unchanged()
+    (space.parent / "fixed.yaml").write_text(text.replace("params:\n", "params:\n  model.dropout: {type: float, low: 0.1, "
+                                                                     "high: 0.3}\n", 1))
+    proc = cli("sweep=fixed", f"study_name={made.name}", "n_trials=2")
+    assert proc.returncode == 2 and "params (the searched keys)" in proc.stderr, proc.stderr[-3000:]
+    assert made.unchanged()
+
+
+def test_a_study_from_before_identities_is_compared_with_the_base_it_stored(made, sweep_env):
+    """It used to take the identity of whatever resumed it first (a 4-epoch base into a 2-epoch study)."""
+    db = sweep_env.sweeps_dir / "optuna.db"
+    with sqlite3.connect(db) as con:
+        con.execute("DELETE FROM study_user_attributes WHERE key = 'gru_exp_identity'")
+    longer = sweep_env(name="longer", n_trials=2, epochs=2)
+    proc = cli(f"sweep={longer}", f"study_name={made.name}")
+    assert proc.returncode == 2 and "base: trainer.epochs=1" in proc.stderr, proc.stderr[-3000:]
+
+
+def test_a_refused_resume_leaves_a_journal_byte_for_byte(sweep_env, tmp_path):
+    """Optuna's journal records even a duplicate create_study: a refused resume appended a line."""
+    name = sweep_env(n_trials=1, epochs=1)
+    journal = tmp_path / "j.log"
+    assert cli(f"sweep={name}", f"storage=journal:{journal}").returncode == 0
+    before = journal.read_bytes()
+    proc = cli(f"sweep={name}", f"storage=journal:{journal}", "repeats=2")
+    assert proc.returncode == 2 and "repeats=1" in proc.stderr, proc.stderr[-3000:]
+    assert journal.read_bytes() == before

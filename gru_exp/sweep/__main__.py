@@ -72,14 +72,23 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _default_signals() -> None:
+    """In a worker before it runs: default signal actions, and SIGTERM when this parent dies (even by
+    SIGKILL), so no worker trains on unobserved (Linux; elsewhere the workers outlive it)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def run_sweep(sc: DictConfig, argv: Sequence[str]) -> int:
     """The study this composed sweep config asks for: checked, then run here or by workers."""
     setup_cli_logging()
     signal.signal(signal.SIGTERM, _interrupt)  # while paddle loads too; the worker sets its own after
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even when a script started it with &
     try:
         # Imported here, in this order: paddle sizes its thread pools once, when first imported.
         from gru_exp.sweep.space import check_sweep
@@ -93,6 +102,8 @@ def run_sweep(sc: DictConfig, argv: Sequence[str]) -> int:
         if sc.launcher.name == "slurm":  # the workers as a Slurm job array; each task runs this command locally
             from gru_exp.sweep.slurm import launch
 
+            signal.signal(signal.SIGTERM, _interrupt)  # again: paddle, imported by the checks, installs its own
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             return launch(sc, argv)
         device.limit_threads(int(compose_config(list(sc.base)).trainer.num_threads))  # before paddle loads
         device.import_paddle()

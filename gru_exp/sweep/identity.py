@@ -4,15 +4,17 @@ study when it is made (user attribute ``gru_exp_identity``) and compared on ever
 It holds each objective's metric, reduce (per-epoch metrics only) and direction, ``repeats`` (a
 value is the mean over that many seeds) and the training configuration every trial starts from:
 the result knobs of the composed ``base`` (the register's ``result=True`` knobs other than the
-seed, e.g. ``trainer.epochs``, ``data.val_size``), leaving out the searched ones. A resume that
-changes any of them is refused before anything is written. A study made before identities were
-stored gets the identity of its first resume (its objectives are still checked against the
-metric names and directions it stored)."""
+seed, e.g. ``trainer.epochs``, ``data.val_size``), leaving out the searched ones, the SHA-256 of
+the data (``data.path`` may differ between machines, the data may not), and which keys are searched.
+A resume that changes any of them is refused before anything is written. A study made before
+identities were stored is compared with the ``base`` and ``params`` it stored when it was made,
+then stores its identity."""
 
 from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -24,19 +26,27 @@ from gru_exp.config.sweep import EPOCH_METRICS, objective_list
 from gru_exp.config.values import flatten
 from gru_exp.errors import ConfigError
 from gru_exp.redact import redact
+from gru_exp.train.imdb import file_sha256
 
 log = logging.getLogger(__name__)
 IDENTITY_ATTR = "gru_exp_identity"
 
 
-def identity(sc: DictConfig) -> dict[str, Any]:
-    """What this sweep's values mean (JSON-ready)."""
+def identity(sc: DictConfig, base: Any = None, params: Any = None) -> dict[str, Any]:
+    """What this sweep's values mean (JSON-ready); ``base`` and ``params`` stand in for the sweep's
+    own (an older study's stored ones)."""
     objectives = [{"metric": str(o.metric), "reduce": str(o.reduce) if str(o.metric) in EPOCH_METRICS else None,
                    "direction": str(o.direction)} for o in objective_list(sc)]
-    base = OmegaConf.to_container(compose_config(list(sc.base)), resolve=True, enum_to_str=True)
-    flat = flatten(base)  # type: ignore[arg-type]
-    training = {k: flat.get(k) for k in grouping_keys() if k not in sc.params}
-    return json.loads(json.dumps({"objectives": objectives, "repeats": int(sc.repeats), "training": training}))
+    base = list(sc.base if base is None else base)
+    searched = sorted(sc.params if params is None else params)
+    composed = OmegaConf.to_container(compose_config(base), resolve=True, enum_to_str=True)
+    flat = flatten(composed)  # type: ignore[arg-type]
+    training = {k: flat.get(k) for k in grouping_keys() if k not in searched}
+    path = flat.get("data.path")
+    if path and Path(str(path)).expanduser().is_file():  # the data itself, wherever it lies on this machine
+        training["data (SHA-256 of data.path)"] = file_sha256(Path(str(path)).expanduser())
+    return json.loads(json.dumps({"objectives": objectives, "repeats": int(sc.repeats), "training": training,
+                                  "searched": searched}))
 
 
 def _settings(ident: dict[str, Any]) -> dict[str, Any]:
@@ -49,6 +59,8 @@ def _settings(ident: dict[str, Any]) -> dict[str, Any]:
         out.update({f"{where}.{k}": v for k, v in o.items()})
     if "repeats" in ident:
         out["repeats"] = ident["repeats"]
+    if "searched" in ident:
+        out["params (the searched keys)"] = ", ".join(ident["searched"]) or "none"
     out.update({f"base: {k}": v for k, v in (ident.get("training") or {}).items()})
     return out
 
@@ -66,7 +78,12 @@ def check_identity(study: optuna.Study, sc: DictConfig, url: str) -> dict[str, A
     new = identity(sc)
     stored = study.user_attrs.get(IDENTITY_ATTR)
     if not isinstance(stored, dict):
-        return new
+        if not isinstance(study.user_attrs.get("base"), list):
+            return new
+        # A study made before identities were stored: its own base and searched keys, as it stored them,
+        # stand for what its trials trained (its objectives are checked against its metric names).
+        stored = identity(sc, base=study.user_attrs["base"], params=study.user_attrs.get("params") or list(sc.params))
+        stored.pop("repeats")  # not stored then: taken from this sweep
     changed = differences(stored, new)
     if changed:
         was = ", ".join(f"{k}={v!r}" for k, v, _ in changed)

@@ -136,11 +136,15 @@ def open_study(sc: DictConfig) -> tuple[optuna.Study, optuna.storages.BaseStorag
     objectives = objective_list(sc)
     sampler, pruner = make_sampler(sc), make_pruner(sc)
     try:
-        try:
-            storage.create_new_study([StudyDirection[str(o.direction).upper()] for o in objectives], sc.study_name)
-            created = True
-        except optuna.exceptions.DuplicatedStudyError:
+        try:  # looked up first: a journal storage records even a duplicate create, so a refused resume would write
+            storage.get_study_id_from_name(sc.study_name)
             created = False
+        except KeyError:
+            try:
+                storage.create_new_study([StudyDirection[str(o.direction).upper()] for o in objectives], sc.study_name)
+                created = True
+            except optuna.exceptions.DuplicatedStudyError:
+                created = False
         study = optuna.load_study(study_name=sc.study_name, storage=storage, sampler=sampler, pruner=pruner)
         has_uid = False
         if not created:  # checked before anything is written: a refused resume leaves the study as it was
