@@ -7,7 +7,8 @@ not absolute paths, and its embedding projector needs a relative folder to load 
 
 VisualDL 2.5.3 never exits when it cannot listen (a thread keeps polling its own URL), so the
 host and port are checked here first (a bad value: one paragraph, exit 2) and VisualDL must answer
-within ``START_TIMEOUT_S``. It runs in its own process group, which this command stops on SIGTERM,
+within ``START_TIMEOUT_S``, from a socket its own process group listens on (Linux /proc: a second
+dashboard started on the same port at the same moment is refused, exit 2, not fooled by the first). It runs in its own process group, which this command stops on SIGTERM,
 SIGINT, SIGHUP and any exit (status 128 + the signal's number after a signal); if this process is
 killed outright (SIGKILL), the kernel sends VisualDL SIGTERM (Linux's parent-death signal).
 """
@@ -30,10 +31,12 @@ from typing import Callable, Optional, Sequence
 
 from gru_exp.errors import GruExpError
 from gru_exp.config.paths import VIEW_DIR
+from gru_exp.port_owner import port_holder
 
 log = logging.getLogger(__name__)
 START_TIMEOUT_S = 60.0
 STOP_WAIT_S = 10.0
+TAKEN_GRACE_S = 2.0  # another program holding the port this long while VisualDL starts: it never gets it
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 PORTS = "a TCP port number from 1 to 65535 that no other program listens on (default 8040)"
 
@@ -148,7 +151,8 @@ def start(output_dir: Path, host: str = "127.0.0.1", port: int = 8040, timeout_s
         if log_fh:
             log_fh.close()
     try:
-        deadline = time.monotonic() + timeout_s
+        address = _address(host, port)
+        deadline, taken_since = time.monotonic() + timeout_s, None
         while not stopping():
             if proc.poll() is not None:
                 raise DashboardError(f"VisualDL exited with status {proc.returncode} before it served "
@@ -156,16 +160,35 @@ def start(output_dir: Path, host: str = "127.0.0.1", port: int = 8040, timeout_s
             if time.monotonic() > deadline:
                 raise DashboardError(f"VisualDL did not answer on {url(host, port)} within {timeout_s:g} s; it was "
                                      f"stopped. Try another --port ({PORTS}).")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{url(host, port)}/alive", timeout=2) as answer:
-                    if answer.status == 204:
-                        return proc
+            # Only an answer from a server of VisualDL's own process group counts (Linux: the
+            # listening socket is one of its open files); where that cannot be told, any answer.
+            holder = port_holder(port, address, proc.pid) if address else "unknown"
+            taken_since = (taken_since or time.monotonic()) if holder == "other" else None
+            if taken_since is not None and time.monotonic() - taken_since > TAKEN_GRACE_S:
+                raise DashboardError(
+                    f"--port {port} on {host} was taken by another program (another dashboard started at the same "
+                    f"moment?) while VisualDL started, so {url(host, port)} is not this dashboard's; it was stopped. "
+                    f"Give {PORTS}, e.g. --port {port + 1 if port < 65535 else 8040}, or stop that program (`ss "
+                    f"-ltnp 'sport = :{port}'` shows it).")
+            if holder in ("ours", "unknown"):
+                with contextlib.suppress(OSError):
+                    with urllib.request.urlopen(f"{url(host, port)}/alive", timeout=2) as answer:
+                        if answer.status == 204:
+                            return proc
             time.sleep(0.3)
     except BaseException:
         stop(proc)
         raise
     stop(proc)
     return proc
+
+
+def _address(host: str, port: int) -> Optional[str]:
+    """The address VisualDL listens on for ``host`` (as check_bindable resolves it), or None."""
+    try:
+        return str(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][4][0])
+    except (OSError, UnicodeError, ValueError, IndexError):
+        return None
 
 
 def serve(output_dir: Path, host: str, port: int) -> int:

@@ -200,3 +200,73 @@ def test_visualdl_stops_when_the_dashboard_is_killed_outright(home):
         assert bindable(port)
     finally:
         _cleanup(proc, pids)
+
+
+def test_an_answer_from_another_program_is_not_taken_for_its_own_visualdl(home):
+    """A server of another program answering VisualDL's /alive on the port (the port was free when
+    checked, then taken): refused, its VisualDL stopped, never announced as served."""
+    import http.server
+    import threading
+
+    from gru_exp import dashboard
+    from gru_exp.errors import GruExpError
+
+    class Alive(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Alive)
+    port = other.server_address[1]
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    proc, error = None, ""
+    try:
+        proc = dashboard.start(home / "outputs", port=port, timeout_s=60)
+    except GruExpError as exc:
+        error = str(exc)
+    finally:
+        if proc is not None:
+            dashboard.stop(proc)
+        other.shutdown()
+        other.server_close()
+    assert proc is None, "an answer of another program was taken for its VisualDL"
+    assert f"--port {port} on 127.0.0.1 was taken by another program" in error, error
+    assert not visualdl_pids(port)
+
+
+def test_two_dashboards_on_one_port_one_serves_the_other_is_refused(home):
+    """Both started at the same moment on one free port: one serves, the other exits 2 with one
+    paragraph naming the port taken by another program (it never announces the URL)."""
+    port = free_port()
+    procs = []
+    for n in (1, 2):
+        err = home / f"dashboard{n}.err"
+        with open(err, "w") as fh:
+            proc = subprocess.Popen([sys.executable, "-m", "gru_exp.dashboard", "--port", str(port)], cwd=REPO,
+                                    env=env_for(home), stderr=fh, start_new_session=True)
+        proc.err = err
+        procs.append(proc)
+    pids: list[int] = []
+    try:
+        deadline = time.monotonic() + 150
+        while not all(p.poll() is not None or "VisualDL over" in p.err.read_text() for p in procs):
+            assert time.monotonic() < deadline, [p.err.read_text()[-2000:] for p in procs]
+            time.sleep(0.5)
+        time.sleep(3)  # a dashboard that announced the URL is still serving: not stopped right after
+        pids = visualdl_pids(port)
+        serving = [p for p in procs if p.poll() is None and "VisualDL over" in p.err.read_text()]
+        refused = [p for p in procs if p.poll() is not None]
+        assert len(serving) == 1 and len(refused) == 1, [(p.poll(), p.err.read_text()[-2000:]) for p in procs]
+        err = refused[0].err.read_text()
+        assert refused[0].returncode == 2 and "VisualDL over" not in err, err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert lines[-1].startswith("gru_exp.dashboard: error: --port") and "another program" in lines[-1], err
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/alive", timeout=5) as answer:
+            assert answer.status == 204
+    finally:
+        for proc in procs:
+            _cleanup(proc, [])
+        _cleanup(procs[0], pids + visualdl_pids(port))
