@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import uuid
 
 import optuna
 import pytest
-from conftest import run_sweep
+from conftest import REPO, run_sweep
 from optuna.trial import TrialState
 from test_slurm import (  # noqa: F401 (slurm_sweep: the fixture)
     NARROW_LR,
@@ -155,3 +156,26 @@ def test_an_export_that_keeps_the_environment_from_the_tasks_is_refused(slurm_sw
     assert code == 2 and "'NONE' would keep this environment from the tasks" in error and how in error, error
     assert name not in optuna.get_all_study_names(PG_URL)
     assert not (slurm_sweep.sweeps_dir / name).exists()
+
+
+def test_sigterm_to_the_following_launcher_stops_following_and_says_the_array_runs_on(slurm_sweep):
+    """Paddle, imported by the launcher's checks, replaced its SIGTERM handler: a C++ "FatalError:
+    Termination signal" dump, and no word that the array keeps running."""
+    from test_slurm import launcher
+
+    name = slurm_sweep(name=unique("follow"), n_trials=1, epochs=20000, pruner="{name: none}")
+    proc = subprocess.Popen(launcher(f"sweep={name}", "n_workers=1"), cwd=REPO, env=dict(os.environ),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "Slurm job " in line and "Submitted" not in line and any("Submitted Slurm job" in x for x in lines):
+            break  # a queue line after the submission: it is following the array
+    import time
+
+    time.sleep(8)  # a few rounds of following (the tester's case: 10 s in)
+    proc.send_signal(signal.SIGTERM)
+    out = "".join(lines) + proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, out[-3000:]
+    assert "keeps running" in out and "FatalError" not in out and "Traceback" not in out, out[-3000:]
+    subprocess.run(["scancel", job_id(out)], capture_output=True)

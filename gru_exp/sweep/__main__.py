@@ -100,9 +100,10 @@ def run_sweep(sc: DictConfig, argv: Sequence[str]) -> int:
         check_storage_url(storage_url(sc))  # before anything is written (the conf snapshot, the study)
         check_persistent(storage_url(sc))
         if sc.launcher.name == "slurm":  # the workers as a Slurm job array; each task runs this command locally
+            import gru_exp.sweep.worker  # noqa: F401 (following reads progress through it: paddle loads now, not later)
             from gru_exp.sweep.slurm import launch
 
-            signal.signal(signal.SIGTERM, _interrupt)  # again: paddle, imported by the checks, installs its own
+            signal.signal(signal.SIGTERM, _interrupt)  # again: paddle's import installs its own handler
             signal.signal(signal.SIGINT, signal.default_int_handler)
             return launch(sc, argv)
         device.limit_threads(int(compose_config(list(sc.base)).trainer.num_threads))  # before paddle loads
