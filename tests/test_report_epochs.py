@@ -4,6 +4,7 @@ the score of epoch 1 (the epoch with the best val acc); summary.md and report.md
 
 from __future__ import annotations
 
+import csv
 import json
 
 import optuna
@@ -50,6 +51,9 @@ def test_summary_names_the_epochs_of_the_objective_and_the_test_accuracy(tmp_pat
     assert "| 0.4000 |" in row and "| 84.00 |" in row, row
     assert "test accuracy 50.00% (epoch with the best val acc" not in text  # trial 1 is best here
     assert "test accuracy 84.00% (epoch with the best val acc)" in text, text
+    rows = {r["number"]: r for r in csv.DictReader((folder / "trials.csv").open())}
+    assert (rows["0"]["objective_epoch"], rows["0"]["test_epoch"]) == ("2", "1")
+    assert (rows["1"]["objective_epoch"], rows["1"]["test_epoch"]) == ("2", "2")
 
 
 def test_report_names_the_epochs_of_the_objective_and_the_test_accuracy(tmp_path):

@@ -52,13 +52,20 @@ def scored_head(records: Sequence[RunRecord]) -> str:
     return f"test acc % ({scored_phrase(records)})"
 
 
+def run_epochs(records: Sequence[RunRecord], metric: str, reduce: Optional[str], direction: str) -> tuple[str, str]:
+    """("2", "1"): the epochs each run's objective value and test accuracy are from, "/"-joined over
+    runs (seeds); "?" for an objective epoch that cannot be told, "" without test scores."""
+    pairs = [(objective_epoch(r, metric, reduce, direction), r.test_epoch) for r in records if r.test_epoch]
+    return "/".join("?" if o is None else str(o) for o, _ in pairs), "/".join(str(t) for _, t in pairs)
+
+
 def epoch_notes(records: Sequence[RunRecord], metric: str, reduce: Optional[str], direction: str) -> tuple[str, str]:
-    """("2", "1"): the epochs the objective and the test accuracy are from (one per run, "2/3" for
-    two seeds) when they differ for any run; ("", "") when they agree or are unknown."""
+    """:func:`run_epochs` when the objective's and the test accuracy's epochs differ for any run;
+    ("", "") when they agree or are unknown."""
     pairs = [(objective_epoch(r, metric, reduce, direction), r.test_epoch) for r in records if r.test_epoch]
     if not pairs or all(o is None or o == t for o, t in pairs):
         return "", ""
-    return "/".join("?" if o is None else str(o) for o, _ in pairs), "/".join(str(t) for _, t in pairs)
+    return run_epochs(records, metric, reduce, direction)
 
 
 def cell_note(epochs: str) -> str:

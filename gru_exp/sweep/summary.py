@@ -14,7 +14,8 @@ from optuna.trial import FrozenTrial, TrialState
 from gru_exp.config.sweep import is_accuracy, show_metric
 from gru_exp.files import atomic_write_text
 from gru_exp.notebook import NOTEBOOK_BEST_ACC, NOTEBOOK_FINAL_ACC
-from gru_exp.report.epochs import cell_note, epoch_notes, objective_spec, scored_head, scored_phrase, trial_records
+from gru_exp.report.epochs import (cell_note, epoch_notes, objective_spec, run_epochs, scored_head, scored_phrase,
+                                   trial_records)
 
 
 def objectives(study: optuna.Study) -> list[tuple[str, str]]:
@@ -104,8 +105,13 @@ def write_summary(study: optuna.Study, out: Path) -> None:
     """Rewrite ``out/trials.csv`` and ``out/summary.md`` from the storage (atomic replaces)."""
     trials = _sorted_trials(study)  # one storage read for the rows and the span
     objs = objectives(study)
+    metric, direction = objs[0]
     front = pareto_numbers(study) if len(objs) > 1 else set()
     rows = trial_rows(trials, [m for m, _ in objs], front)
+    records = {t.number: trial_records(t) for t in trials if t.user_attrs.get("test_acc") is not None}
+    reduce = objective_spec(study)[1]
+    for r in rows:  # which epochs the (first) objective and the test accuracy are from, per run
+        r["objective_epoch"], r["test_epoch"] = run_epochs(records.get(r["number"], []), metric, reduce, direction)
     buf = io.StringIO()
     if rows:
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
@@ -124,9 +130,6 @@ def write_summary(study: optuna.Study, out: Path) -> None:
         + ", ".join(f"{d} {m}" for m, d in objs) + " (accuracies in %).", "",
     ]
     complete = [r for r in rows if r["state"] == "COMPLETE"]
-    metric, direction = objs[0]
-    records = {t.number: trial_records(t) for t in trials if t.user_attrs.get("test_acc") is not None}
-    reduce = objective_spec(study)[1]
     notes = {n: epoch_notes(rs, metric, reduce, direction) for n, rs in records.items()}
     scored = [r for rs in records.values() for r in rs]
     test_head = scored_head(scored)
