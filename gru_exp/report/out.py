@@ -22,7 +22,7 @@ def _owner(path: Path, study_home: Optional[Path], output_dir: Path, baseline_di
     if run is not None:
         return f"is inside the run folder {run}" if run != path else "is a run folder (it holds metrics.json)"
     if (path / "study.json").is_file() and (study_home is None or path != study_home):
-        return "is the folder of another study (it holds study.json)"
+        return "is a study's folder (it holds study.json) other than the one reported"
     for folder in (path, *path.parents):
         if folder.name == "best_so_far" and (folder.parent / "study.json").is_file():
             return f"is in {folder}, the study's best-so-far curve, which each trial replaces whole"
