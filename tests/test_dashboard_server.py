@@ -193,9 +193,9 @@ def test_visualdl_stops_when_the_dashboard_is_killed_outright(home):
     try:
         proc.kill()
         proc.wait(10)
-        deadline = time.monotonic() + 30
-        while visualdl_pids(port) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        deadline = time.monotonic() + 60
+        while (visualdl_pids(port) or not bindable(port)) and time.monotonic() < deadline:
+            time.sleep(0.2)  # the kernel's parent-death SIGTERM, then VisualDL's own shutdown, take a moment
         assert not visualdl_pids(port), "VisualDL outlived its dashboard"
         assert bindable(port)
     finally:
