@@ -35,6 +35,7 @@ COMMANDS = {
     "sweep": ("gru_exp.sweep.__main__", "run or resume an Optuna study over training configs"),
     "report": ("gru_exp.report.__main__", "what won, by how much, which knobs mattered (report.md + PNGs)"),
     "baseline": ("gru_exp.baseline", "write the notebook's reference curves as a VisualDL run"),
+    "dashboard": ("gru_exp.dashboard", "VisualDL over every run, trial and the baseline (readable names)"),
 }
 # Hydra flags that only print (config, help, completion): they skip gru-exp's up-front checks.
 INFO_FLAGS = frozenset({"--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--shell-completion", "-sc",
@@ -223,7 +224,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         rows = "\n".join(f"  {name:<9} {what}" for name, (_, what) in COMMANDS.items())
         print_quietly(f"usage: gru-exp <command> [args]   (gru-exp <command> --help for each)\n\nCommands:\n{rows}\n\n"
-              "Examples:\n  gru-exp train experiment=cpu_quick\n  gru-exp sweep sweep=cpu_quick n_trials=4\n"
+              "Examples:\n  gru-exp train experiment=cpu_quick\n  gru-exp sweep sweep=cpu_quick n_trials=4\n  gru-exp dashboard\n"
               f"  gru-exp report outputs/sweeps/cpu_quick\n\n{ENVIRONMENT}\n\n{version_text()}")
         return 0 if argv else 2
     if argv[0] not in COMMANDS:

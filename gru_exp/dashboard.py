@@ -229,9 +229,9 @@ def _output_dir() -> Path:
     return Path(str(cfg.paths.output_dir))
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gru_exp.dashboard", description=__doc__.splitlines()[0],
-                                     epilog="example: python -m gru_exp.dashboard --port 8040")
+def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.dashboard") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0],
+                                     epilog=f"example: {prog} --port 8040")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     parser.add_argument("--port", default="8040", help="TCP port, 1-65535 and free (default 8040)")
     args = parser.parse_args(argv)

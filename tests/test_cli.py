@@ -314,3 +314,19 @@ def test_a_run_into_a_folder_an_earlier_command_used_is_refused_and_leaves_it_by
     assert (folder / ".hydra" / "overrides.yaml").read_text() == "- name=earlier\n"
     assert (folder / "run.log").read_text() == "the earlier command's log\n"
     assert sorted(p.name for p in folder.iterdir()) == [".hydra", "run.log"]
+
+def test_stdout_carries_each_run_folder_and_gru_exp_has_a_dashboard_command(tiny_archive, tmp_path):
+    """Scripts capture a run's folder from stdout (one line per run; logs stay on stderr); `gru-exp
+    dashboard` is a command of its own (issue 27)."""
+    out = tmp_path / "out"
+    proc = run_cli("gru_exp.train", *tiny_overrides(tiny_archive, out, "trainer.epochs=1"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (folder,) = proc.stdout.splitlines()
+    assert (Path(folder) / "metrics.json").is_file() and Path(folder).is_absolute()
+    grid = run_cli("gru_exp.train", "-m", *tiny_overrides(tiny_archive, out, "trainer.epochs=1", "trainer.seed=1,2"))
+    assert grid.returncode == 0 and len(grid.stdout.splitlines()) == 2, grid.stdout
+    assert all((Path(f) / "metrics.json").is_file() for f in grid.stdout.splitlines())
+    listed = run_cli("gru_exp", "--help")
+    assert "dashboard" in listed.stdout
+    bad = run_cli("gru_exp", "dashboard", "--port", "70000")
+    assert bad.returncode == 2 and "70000" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr

@@ -1,11 +1,15 @@
 """Checks on the real IMDB archive; skipped when ../shared/data/aclImdb_v1.tar.gz (or $GRU_EXP_IMDB)
-is absent."""
+is absent, except where GRU_EXP_REQUIRE_IMDB=1 (CI) makes that an error."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 from conftest import REAL_IMDB
 
+if not REAL_IMDB.is_file() and os.environ.get("GRU_EXP_REQUIRE_IMDB") == "1":  # CI: a wrong path must fail, not skip
+    raise RuntimeError(f"GRU_EXP_REQUIRE_IMDB=1 but the real IMDB archive is not at {REAL_IMDB}")
 pytestmark = pytest.mark.skipif(not REAL_IMDB.is_file(), reason=f"real IMDB archive not found at {REAL_IMDB}")
 
 

@@ -73,6 +73,7 @@ class _Outcome:
             return None
         log.info("Run folder: %s (status %s, best eval acc %.4f)", run_dir, record.status,
                  record.best_eval_acc or 0.0)
+        print(os.path.abspath(run_dir), flush=True)  # stdout carries the result, one line per run; logs go to stderr
         return record.best_eval_acc  # Hydra's objective: the best eval accuracy
 
     def discard(self, run_dir: Path, cfg: DictConfig) -> None:
