@@ -78,20 +78,25 @@ def _baseline_problems(values: dict[str, str], reported: list[str]) -> list[str]
     return [f"paths.baseline_dir={text!r}: {problem}"] if problem else []
 
 
-def is_baseline_run(logdir: Path) -> bool:
-    """Whether ``logdir`` holds gru-exp's baseline run and nothing else: regular files only, its
-    VisualDL records and its mark (or, written before the mark existed, records that name the
-    baseline in their first bytes)."""
-    entries = list(Path(logdir).iterdir()) if Path(logdir).is_dir() else []
+def holds_only_own_records(folder: Path, mark: str, display_name: str, need_records: bool = True) -> bool:
+    """Whether ``folder`` holds one VisualDL run gru-exp wrote and nothing else: regular files only,
+    ``vdlrecords.*`` and the ``mark`` file; without the mark (written before marks existed), records
+    whose first bytes hold ``display_name`` exactly (length-prefixed, as VisualDL records it)."""
+    entries = list(Path(folder).iterdir()) if Path(folder).is_dir() and not Path(folder).is_symlink() else []
     if not entries or any(p.is_symlink() or not p.is_file() for p in entries):
         return False
     records = [p for p in entries if p.name.startswith("vdlrecords.")]
-    if len(records) + (BASELINE_MARK in {p.name for p in entries}) != len(entries) or not records:
+    marked = mark in {p.name for p in entries}
+    if len(records) + marked != len(entries) or (need_records and not records):
         return False
-    if any(p.name == BASELINE_MARK for p in entries):
-        return True
-    named = bytes([len(BASELINE_NAME)]) + BASELINE_NAME.encode()  # its display name, length-prefixed as recorded
-    return all(named in p.read_bytes()[:256] for p in records)
+    named = bytes([len(display_name.encode())]) + display_name.encode()
+    return marked or all(named in p.read_bytes()[:256] for p in records)
+
+
+def is_baseline_run(logdir: Path) -> bool:
+    """Whether ``logdir`` holds gru-exp's baseline run and nothing else (its records and mark, or
+    from before the mark, records naming the baseline)."""
+    return holds_only_own_records(logdir, BASELINE_MARK, BASELINE_NAME)
 
 
 def baseline_dir_problem(logdir: Path) -> Optional[str]:

@@ -2,9 +2,9 @@
 (``<study>/best_so_far``), linked into the dashboard folder: the story of the sweep.
 
 The folder is rewritten after every trial, and only ever replaces a folder gru-exp made: one
-holding its mark file (``MARK``), or, from before the mark, nothing but VisualDL records. Anything
-else under that name (a user's folder, a symlink, a file) is left alone with a warning. The swap
-is a rename, so another worker's reader sees the old run or the new one; the old one is deleted
+holding its mark file (``MARK``), or, from before the mark, nothing but VisualDL records that
+name this study's curve. Anything else under that name (a user's folder or VisualDL records, a
+symlink, a file) is left alone with a warning. The swap is a rename, so another worker's reader sees the old run or the new one; the old one is deleted
 only after it has been renamed away by this call."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import optuna
 from optuna.trial import TrialState
 from visualdl import LogWriter
 
+from gru_exp.config.paths import holds_only_own_records
 from gru_exp.sweep.summary import objectives
 from gru_exp.train.vdl_view import link_into_view
 
@@ -26,12 +27,11 @@ log = logging.getLogger(__name__)
 MARK = ".gru_exp_best_so_far"  # in every best_so_far folder gru-exp writes
 
 
-def is_ours(folder: Path) -> bool:
-    """Whether ``folder`` is a best_so_far run gru-exp wrote (a real folder, not a link)."""
-    if folder.is_symlink() or not folder.is_dir():
-        return False
-    names = [p.name for p in folder.iterdir()]
-    return MARK in names or (bool(names) and all(n.startswith("vdlrecords.") for n in names))
+def is_ours(folder: Path, name: str) -> bool:
+    """Whether ``folder`` is a best_so_far run gru-exp wrote, its display name ``name`` (a real
+    folder, not a link, holding only its records and mark, or from before the mark, records of
+    that name)."""
+    return holds_only_own_records(folder, MARK, name, need_records=False)
 
 
 def write_best_so_far(study: optuna.Study, out: Path, output_dir: Path) -> None:
@@ -45,14 +45,14 @@ def write_best_so_far(study: optuna.Study, out: Path, output_dir: Path) -> None:
     target = out / "best_so_far"
     if not points:
         return
-    if os.path.lexists(target) and not is_ours(target):
+    name = f"{study.study_name} best so far ({metric})"
+    if os.path.lexists(target) and not is_ours(target, name):
         log.warning("Not writing the best-so-far curve: %s exists and is not a folder gru-exp wrote (no %s in it); "
                     "it is left as it is. Move it away to get the curve.", target, MARK)
         return
     tmp = Path(tempfile.mkdtemp(prefix=".best-", dir=out))
     old = Path(tempfile.mkdtemp(prefix=".best-old-", dir=out))  # empty: a folder renames over it
     try:
-        name = f"{study.study_name} best so far ({metric})"
         with LogWriter(logdir=str(tmp), display_name=name) as writer:
             for number, value in points:
                 writer.add_scalar(f"study/best_{metric}", value, number)
