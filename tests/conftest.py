@@ -96,3 +96,34 @@ def run_sweep(*args: str) -> int:
     from gru_exp.sweep.__main__ import main
 
     return main(list(args))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 6 MB tmpfs mounted for the test, to fill up for real (needs root, as CI runs; skipped
+    otherwise, saying why); unmounted afterwards."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(disk)], capture_output=True,
+                             text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def fill_disk(disk: Path) -> Path:
+    """Write one file until the filesystem has no space left."""
+    filler = disk / "filler.bin"
+    with open(filler, "wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * (1 << 16))
+                fh.flush()
+        except OSError:
+            pass
+    return filler

@@ -10,39 +10,10 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import pytest
-from conftest import REPO, tiny_overrides
+from conftest import REPO, fill_disk, tiny_overrides
 
 from gru_exp.train.synthetic import make_imdb_archive
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(disk)], capture_output=True,
-                             text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    yield disk
-    subprocess.run(["umount", "-l", str(disk)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    """Write one file until the filesystem has no space left."""
-    filler = disk / "filler.bin"
-    with open(filler, "wb") as fh:
-        try:
-            while True:
-                fh.write(b"\0" * (1 << 16))
-                fh.flush()
-        except OSError:
-            pass
-    return filler
 
 
 def test_a_disk_that_fills_up_stops_the_run_cleanly_and_it_resumes(small_disk, tmp_path):
@@ -61,7 +32,7 @@ def test_a_disk_that_fills_up_stops_the_run_cleanly_and_it_resumes(small_disk, t
         except (OSError, ValueError, KeyError):
             pass
         time.sleep(0.05)
-    filler = fill(small_disk)
+    filler = fill_disk(small_disk)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2, err[-3000:]
     assert "No space left on device" in err and "Traceback" not in err, err[-3000:]

@@ -13,36 +13,8 @@ import time
 from pathlib import Path
 
 import optuna
-import pytest
-from conftest import REPO
+from conftest import REPO, fill_disk
 from optuna.trial import TrialState
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(disk)], capture_output=True,
-                             text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    yield disk
-    subprocess.run(["umount", "-l", str(disk)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    """Write one file until the filesystem has no space left."""
-    filler = disk / "filler.bin"
-    with open(filler, "wb") as fh:
-        try:
-            while True:
-                fh.write(b"\0" * (1 << 16))
-                fh.flush()
-        except OSError:
-            pass
-    return filler
 
 
 def sweep_until_full(sweep_env, disk: Path, home: Path, *args: str) -> tuple[subprocess.CompletedProcess, float, Path]:
@@ -61,7 +33,7 @@ def sweep_until_full(sweep_env, disk: Path, home: Path, *args: str) -> tuple[sub
             pass
         time.sleep(0.05)
     assert proc.poll() is None, proc.communicate()[1][-3000:]
-    filler = fill(disk)
+    filler = fill_disk(disk)
     filled = time.monotonic()
     _, err = proc.communicate(timeout=150)
     return subprocess.CompletedProcess(proc.args, proc.returncode, "", err), time.monotonic() - filled, filler
