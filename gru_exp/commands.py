@@ -10,7 +10,7 @@ import os
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, NoReturn, Optional, Sequence
 
 import hydra
 from omegaconf import OmegaConf
@@ -57,8 +57,14 @@ def print_quietly(text: str) -> None:
         print(text)
         sys.stdout.flush()
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise SystemExit(141) from None
+        _closed_stdout()
+
+
+def _closed_stdout() -> NoReturn:
+    """The reader of stdout is gone: exit quietly with a pipe writer's status (141), and point stdout
+    at /dev/null so Python's own flush at exit raises no second error."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    raise SystemExit(141) from None
 
 
 def version_text() -> str:
@@ -209,8 +215,7 @@ def run_hydra(task: Callable[[Any], Any], config_name: str, argv: Sequence[str],
         hydra.main(version_base="1.3", config_path=CONF_DIR, config_name=config_name)(task)()
         sys.stdout.flush()
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python exits
-        raise SystemExit(141) from None
+        _closed_stdout()
     finally:
         sys.argv = saved
 

@@ -26,7 +26,7 @@ from gru_exp.config.sweep import EPOCH_METRICS, objective_list
 from gru_exp.config.values import flatten
 from gru_exp.errors import ConfigError
 from gru_exp.redact import redact
-from gru_exp.train.imdb import file_sha256
+from gru_exp.train.imdb import archive_sha256
 
 log = logging.getLogger(__name__)
 IDENTITY_ATTR = "gru_exp_identity"
@@ -44,7 +44,7 @@ def identity(sc: DictConfig, base: Any = None, params: Any = None) -> dict[str, 
     training = {k: flat.get(k) for k in grouping_keys() if k not in searched}
     path = flat.get("data.path")
     if path and Path(str(path)).expanduser().is_file():  # the data itself, wherever it lies on this machine
-        training["data (SHA-256 of data.path)"] = file_sha256(Path(str(path)).expanduser())
+        training["data (SHA-256 of data.path)"] = archive_sha256(Path(str(path)).expanduser())
     return json.loads(json.dumps({"objectives": objectives, "repeats": int(sc.repeats), "training": training,
                                   "searched": searched}))
 

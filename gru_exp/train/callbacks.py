@@ -106,8 +106,8 @@ class Checkpointer(Callback):
     the best epoch's number), and each file is renamed into place whole. A kill at any instant
     therefore leaves last.pdparams at the previous epoch or at the new one; best.pdparams and
     metrics.json may lag it by that one epoch, never lead it. A resume repairs the lag from
-    last.pdparams (:func:`gru_exp.train.run.check_best`), and the test score is taken only from a
-    best.pdparams whose epoch is the record's best epoch."""
+    last.pdparams (:mod:`gru_exp.train.resume`), and the test score is taken only from a checkpoint
+    whose epoch is the one it is reported under."""
 
     def on_epoch_end(self, state: TrainState) -> None:
         save_checkpoint(state, state.run_dir / LAST_CKPT)

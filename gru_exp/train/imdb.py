@@ -75,6 +75,20 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+_ARCHIVE_DIGESTS: dict[tuple, str] = {}
+
+
+def archive_sha256(path: Path) -> str:
+    """The archive's SHA-256, read once per process while the file stays the same (its path, inode,
+    size and modification time): one command checks a resume, loads the data and records the run
+    with it, and a sweep worker does so for every trial."""
+    st = os.stat(path)
+    key = (str(Path(path).resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _ARCHIVE_DIGESTS:
+        _ARCHIVE_DIGESTS[key] = file_sha256(Path(path))
+    return _ARCHIVE_DIGESTS[key]
+
+
 @dataclass
 class ImdbArrays:
     """Token ids of every review, flat with offsets, per split ('train', 'test')."""
@@ -221,7 +235,7 @@ def _load_cache(npz: Path) -> Optional[ImdbArrays]:
 def load_imdb(archive: Path, cutoff: int, cache_dir: Path) -> ImdbArrays:
     """Token ids for ``archive``: from the cache when valid, else parsed and cached."""
     start = time.perf_counter()
-    digest = file_sha256(archive)
+    digest = archive_sha256(archive)
     npz = Path(cache_dir) / f"imdb-{digest[:16]}-cutoff{cutoff}-v{CACHE_FORMAT}.npz"
     arrays = _load_cache(npz)
     if arrays is not None:

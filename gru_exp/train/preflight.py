@@ -13,7 +13,7 @@ from gru_exp.config.values import flatten
 from gru_exp.errors import ConfigError
 from gru_exp.train import device as devices
 from gru_exp.train.data import DataSplits
-from gru_exp.train.imdb import file_sha256
+from gru_exp.train.imdb import archive_sha256
 from gru_exp.train.record import RECORD_FILE, RecordError, RunRecord, Status
 from gru_exp.train.rundir import LAST_CKPT
 
@@ -36,7 +36,7 @@ def check_resume(config: dict[str, Any], resume_dir: Path) -> tuple[Path, int]:
                           f"{record.epochs_done} epochs; raise trainer.epochs to continue it.")
     path = config["data"].get("path")
     if record.archive_sha256 and path and Path(path).expanduser().is_file() and \
-            file_sha256(Path(path).expanduser()) != record.archive_sha256:
+            archive_sha256(Path(path).expanduser()) != record.archive_sha256:
         raise ConfigError(f"data.path={path!r} is not the data trainer.resume={str(resume_dir)!r} was trained on "
                           f"({record.archive}, another SHA-256); a resumed run continues on the same data. Give "
                           "data.path of that archive, or start a new run.")

@@ -30,7 +30,7 @@ def resume_from(state: TrainState, ckpt: Path, done: int, run_dir: Path) -> None
     restore_checkpoint(state, ckpt)
     _check_epoch(ckpt, state.epoch, done)
     state.resumed_from = str(ckpt.parent.parent)
-    _carry_best(state, ckpt.parent / "best.pdparams", run_dir / BEST_CKPT)
+    _carry_best(state, ckpt.parent.parent / BEST_CKPT, run_dir / BEST_CKPT)
     if ckpt.resolve() != (run_dir / LAST_CKPT).resolve():  # the new folder holds what it continues from
         _copy_whole(ckpt, run_dir / LAST_CKPT)
     log.info("Resuming %s after epoch %d", state.resumed_from, state.epoch)
@@ -53,12 +53,10 @@ def _carry_best(state: TrainState, best: Path, target: Path) -> None:
     state: a best.pdparams one epoch behind last.pdparams (a kill between the two renames) is
     written again from last.pdparams, whose epoch is then the best; any other mismatch is refused."""
     found = model_checkpoint(state.model, best)["epoch"] if best.is_file() else None  # damaged: refused now
-    if state.best_epoch is None or found == state.best_epoch:
+    if not _best_lags(best, found, state.best_epoch, state.epoch):
         if found is not None and best.resolve() != target.resolve():
             _copy_whole(best, target)
         return
-    if state.best_epoch != state.epoch:
-        raise _lost_best(best, found, state.best_epoch)
     log.info("%s lags its last.pdparams (epoch %s, the best is %d): written again from last.pdparams", best, found,
              state.epoch)
     save_checkpoint(state, target)
@@ -73,8 +71,7 @@ def check_continuable(resume_dir: Path, done: int) -> None:
     _check_epoch(ckpt, last["epoch"], done)
     best = resume_dir / BEST_CKPT
     found = load_checkpoint(best)["epoch"] if best.is_file() else None
-    if last["best_epoch"] is not None and found != last["best_epoch"] and last["best_epoch"] != last["epoch"]:
-        raise _lost_best(best, found, last["best_epoch"])
+    _best_lags(best, found, last["best_epoch"], last["epoch"])
 
 
 def _check_epoch(ckpt: Path, epoch: int, done: int) -> None:
@@ -85,7 +82,14 @@ def _check_epoch(ckpt: Path, epoch: int, done: int) -> None:
                           "new run.")
 
 
-def _lost_best(best: Path, found: object, named: int) -> ConfigError:
-    return ConfigError(f"{best} holds epoch {found} but {best.parent / 'last.pdparams'} names epoch {named} as the "
-                       "best: the best weights are lost, so the run cannot be scored honestly. Resume from another run "
-                       "folder or start a new run.")
+def _best_lags(best: Path, found: object, named: object, epoch: int) -> bool:
+    """Whether best.pdparams (of epoch ``found``) lags last.pdparams (of ``epoch``, naming ``named``
+    as its best): then the best epoch is the last one, whose weights last.pdparams holds. False when
+    it is the named epoch (or none is named); ConfigError when the named best's weights are lost."""
+    if named is None or found == named:
+        return False
+    if named != epoch:
+        raise ConfigError(f"{best} holds epoch {found} but {best.parent / 'last.pdparams'} names epoch {named} as "
+                          "the best: the best weights are lost, so the run cannot be scored honestly. Resume from "
+                          "another run folder or start a new run.")
+    return True

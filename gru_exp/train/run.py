@@ -35,7 +35,7 @@ from gru_exp.train.callbacks import (
 )
 from gru_exp.train.checkpoints import BEST_CKPT, model_checkpoint
 from gru_exp.train.data import DataSplits, make_splits
-from gru_exp.train.imdb import LABELS, file_sha256, load_imdb, resolve_archive
+from gru_exp.train.imdb import LABELS, archive_sha256, load_imdb, resolve_archive
 from gru_exp.train.loop import (
     Callback,
     LoopSettings,
@@ -143,8 +143,8 @@ def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] =
         n_params = sum(int(p.numel()) for p in model.parameters())
         record = RunRecord(config=config, run_dir=run_dir, device=device, versions=package_versions(),
                            host=socket.gethostname(), pid=os.getpid(), command=redact_all(sys.argv), n_params=n_params,
-                           data_load_s=data_time, archive=str(archive), archive_sha256=file_sha256(archive), n_train=len(splits.train),
-                           n_eval=len(splits.eval), n_test=len(splits.test))
+                           data_load_s=data_time, archive=str(archive), archive_sha256=archive_sha256(archive),
+                           n_train=len(splits.train), n_eval=len(splits.eval), n_test=len(splits.test))
         every: list[Callback] = [ProgressLogger(cfg.trainer.progress_every_s), TerminalProgressBar(), Checkpointer(),
                                  MetricsRecorder(record)]
         if cfg.logger.visualdl:

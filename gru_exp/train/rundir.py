@@ -79,6 +79,13 @@ def _warn_no_locks(run_dir: Path, exc: OSError) -> None:
                     exc.strerror or exc)
 
 
+def _holder(run_dir: Path) -> str:
+    """Who holds ``run_dir``'s lock, as its lock file says (pid and host), else "another process"."""
+    with contextlib.suppress(OSError):
+        return (run_dir / LOCK_FILE).read_text(errors="replace").strip() or "another process"
+    return "another process"
+
+
 def _release(run_dir: Path, fd: int) -> None:
     with contextlib.suppress(FileNotFoundError):
         (run_dir / LOCK_FILE).unlink()  # before the unlock: a waiting process then locks a new file
@@ -97,11 +104,8 @@ def claimed_run_dir(run_dir: Path, resume_dir: Optional[Path] = None) -> Iterato
         raise RunDirError(f"The run folder {run_dir} cannot be written ({exc.strerror or exc}); check "
                           "paths.output_dir, hydra.run.dir or GRU_EXP_HOME.") from None
     if fd is None:
-        holder = "another process"
-        with contextlib.suppress(OSError):
-            holder = (run_dir / LOCK_FILE).read_text(errors="replace").strip() or holder
-        raise RunDirError(f"The run folder {run_dir} is in use by another training right now ({holder}), started "
-                          "at the same moment with the same overrides or given the same hydra.run.dir; this run "
+        raise RunDirError(f"The run folder {run_dir} is in use by another training right now ({_holder(run_dir)}), "
+                          "started at the same moment with the same overrides or given the same hydra.run.dir; this run "
                           "would mix its record with that one's. Start it again a second later, or give it its "
                           "own folder with hydra.run.dir=<new folder>.")
     taken = other_run_problem(run_dir, resume_dir)
@@ -165,11 +169,8 @@ def in_use_problem(run_dir: Path) -> Optional[str]:
     except OSError:
         return None  # the run's own claim reports it
     if fd is None:
-        holder = "another process"
-        with contextlib.suppress(OSError):
-            holder = (run_dir / LOCK_FILE).read_text(errors="replace").strip() or holder
-        return (f"The run folder {run_dir} is in use by a training running there now ({holder}); nothing was written. "
-                "Wait until it ends (or stop it), then continue it with trainer.resume.")
+        return (f"The run folder {run_dir} is in use by a training running there now ({_holder(run_dir)}); nothing was "
+                "written. Wait until it ends (or stop it), then continue it with trainer.resume.")
     _release(run_dir, fd)
     return None
 
