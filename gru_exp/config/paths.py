@@ -103,19 +103,16 @@ def baseline_dir_problem(logdir: Path) -> Optional[str]:
     """Why gru-exp may not (re)write its baseline run in ``logdir`` (None when it may): the folder
     holds files gru-exp did not write there as the baseline, which it never removes."""
     logdir = Path(logdir).absolute()
-    if not os.path.lexists(logdir):
-        run = run_folder_around(logdir)
-        return f"{logdir} is inside the run folder {run}; the baseline gets a folder of its own" if run else None
-    if logdir.is_symlink() or not logdir.is_dir():
+    if logdir.is_symlink() or (logdir.exists() and not logdir.is_dir()):
         return f"{logdir} is {'a link' if logdir.is_symlink() else 'a file'}, not a folder of gru-exp's baseline run"
-    names = sorted(p.name for p in logdir.iterdir())
-    if not names or is_baseline_run(logdir):
-        run = run_folder_around(logdir)
-        return f"{logdir} is inside the run folder {run}; the baseline gets a folder of its own" if run else None
-    other = [n for n in names if n != BASELINE_MARK and not n.startswith("vdlrecords.")] or names
-    return (f"{logdir} already holds {len(names)} entr{'y' if len(names) == 1 else 'ies'} that gru-exp did not write "
-            f"there as its baseline run (e.g. {other[0]!r}) and never removes; give a new or empty folder (a folder "
-            f"is replaced only when it holds gru-exp's baseline: its VisualDL records and {BASELINE_MARK})")
+    names = sorted(p.name for p in logdir.iterdir()) if logdir.is_dir() else []
+    if names and not is_baseline_run(logdir):
+        other = [n for n in names if n != BASELINE_MARK and not n.startswith("vdlrecords.")] or names
+        return (f"{logdir} already holds {len(names)} entr{'y' if len(names) == 1 else 'ies'} that gru-exp did not "
+                f"write there as its baseline run (e.g. {other[0]!r}) and never removes; give a new or empty folder (a "
+                f"folder is replaced only when it holds gru-exp's baseline: its VisualDL records and {BASELINE_MARK})")
+    run = run_folder_around(logdir)
+    return f"{logdir} is inside the run folder {run}; the baseline gets a folder of its own" if run else None
 
 
 def run_dir_problem(run_dir: Path, cfg: DictConfig) -> Optional[str]:

@@ -21,10 +21,11 @@ import socket
 from pathlib import Path
 from typing import Iterator, Optional
 
+from gru_exp.config.paths import RUN_RECORD
 from gru_exp.config.values import override
 from gru_exp.errors import GruExpError
 
-RECORD_FILE = "metrics.json"
+RECORD_FILE = RUN_RECORD  # metrics.json (named in config.paths, which checks output folders against runs)
 LAST_CKPT = "checkpoints/last.pdparams"  # after every epoch: what a resume continues
 BEST_CKPT = "checkpoints/best.pdparams"  # the best eval epoch's weights
 LOCK_FILE = ".run.lock"
