@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gru_exp.train.imdb import load_imdb
+from gru_exp.data.imdb import load_imdb
 
 
 def main() -> None:

@@ -42,7 +42,8 @@ def _archive(tmp: Path) -> Path:
     real = os.environ.get("GRU_EXP_IMDB")
     if real and Path(real).is_file():
         return Path(real)
-    from gru_exp.train.synthetic import make_imdb_archive
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' archive maker
+    from synthetic_imdb import make_imdb_archive
 
     return make_imdb_archive(tmp / "aclImdb_v1.tar.gz", n_per_class=2000, mean_len=230)
 
@@ -56,8 +57,8 @@ def child_notebook(model: str, seq_len: int, warmup: int, steps: int, eval_sampl
     paddle = runtime.import_paddle()
     import numpy as np
 
-    from gru_exp.train.data import padded
-    from gru_exp.train.imdb import load_imdb
+    from gru_exp.data.splits import padded
+    from gru_exp.data.imdb import load_imdb
     from gru_exp.train.model import GRUClassifier
 
     arrays = load_imdb(archive, 150, cache)

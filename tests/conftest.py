@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gru_exp.train.synthetic import make_imdb_archive
+from synthetic_imdb import make_imdb_archive
 
 REPO = Path(__file__).resolve().parent.parent
 REAL_IMDB = Path(os.environ.get("GRU_EXP_IMDB") or REPO.parent / "shared" / "data" / "aclImdb_v1.tar.gz")

@@ -166,7 +166,7 @@ def test_a_best_checkpoint_that_disagrees_with_the_last_is_repaired_or_refused(t
 def test_ctrl_c_reaches_a_training_a_script_started_in_the_background(tmp_path):
     """A non-interactive shell starts `cmd &` with SIGINT ignored; the training used to inherit that
     and run on through Ctrl-C (kill -INT). It now stops as interrupted, resumable."""
-    from gru_exp.train.synthetic import make_imdb_archive
+    from synthetic_imdb import make_imdb_archive
 
     archive = make_imdb_archive(tmp_path / "med.tar.gz", n_per_class=300, seed=0)
     run_dir = tmp_path / "bg"

@@ -8,15 +8,10 @@ import shutil
 import numpy as np
 import pytest
 
+from gru_exp.data.batches import batch_order, iter_batches
+from gru_exp.data.imdb import load_imdb, parse_archive, resolve_archive
+from gru_exp.data.splits import make_splits, padded, stratified_split
 from gru_exp.errors import DataError
-from gru_exp.train.data import (
-    batch_order,
-    iter_batches,
-    make_splits,
-    padded,
-    stratified_split,
-)
-from gru_exp.train.imdb import load_imdb, parse_archive, resolve_archive
 
 
 @pytest.mark.parametrize("cutoff", [0, 3])
@@ -35,7 +30,7 @@ def test_tokens_and_vocabulary_equal_paddles_imdb(tiny_archive, cutoff):
 
 
 def test_cache_miss_then_hit(tiny_archive, tmp_path, caplog):
-    caplog.set_level("INFO", logger="gru_exp.train.imdb")
+    caplog.set_level("INFO", logger="gru_exp.data.imdb")
     first = load_imdb(tiny_archive, 2, tmp_path)
     assert "Parsing" in caplog.text
     caplog.clear()
@@ -56,7 +51,7 @@ def test_corrupt_cache_entry_is_rebuilt_not_used(tiny_archive, tmp_path, caplog)
     data = bytearray(npz.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte in the middle of the arrays
     npz.write_bytes(bytes(data))
-    caplog.set_level("INFO", logger="gru_exp.train.imdb")
+    caplog.set_level("INFO", logger="gru_exp.data.imdb")
     again = load_imdb(tiny_archive, 2, tmp_path)
     assert "damaged" in caplog.text and "Parsing" in caplog.text
     np.testing.assert_array_equal(again.ids["train"], good.ids["train"])
@@ -92,7 +87,7 @@ def test_unreadable_path_is_rejected(tiny_archive, tmp_path, monkeypatch):
     shutil.copy(tiny_archive, locked)
     locked.chmod(0)
     if os.geteuid() == 0:  # root reads any file: make the permission check see what a user would
-        monkeypatch.setattr("gru_exp.train.imdb.os.access", lambda path, mode: False)
+        monkeypatch.setattr("gru_exp.data.imdb.os.access", lambda path, mode: False)
     with pytest.raises(DataError, match=r"data.path='.*locked.tar.gz' exists but is not readable"):
         resolve_archive(str(locked))
 
@@ -152,7 +147,7 @@ def test_id_block_hold_out_keeps_blocks_of_consecutive_review_ids_together():
     """data.val_split=id_blocks: IMDB numbers one movie's reviews consecutively, so the hold-out is
     whole blocks of 100 ids per class (only the last block drawn is cut): apart from that one block
     per class, no block has reviews on both sides. Stratified and seeded like the random split."""
-    from gru_exp.train.data import ID_BLOCK, id_block_split, stratified_split
+    from gru_exp.data.splits import ID_BLOCK, id_block_split, stratified_split
 
     rng = np.random.default_rng(0)
     labels = np.repeat([0, 1], [1200, 800])
@@ -172,7 +167,7 @@ def test_id_block_hold_out_keeps_blocks_of_consecutive_review_ids_together():
 
 
 def test_the_archive_keeps_review_ids_and_id_blocks_reach_the_run(tiny_cfg, tmp_path):
-    from gru_exp.train.imdb import load_imdb
+    from gru_exp.data.imdb import load_imdb
     from gru_exp.train.run import load_data, resolve_archive
 
     cfg = tiny_cfg("data.val_split=id_blocks")

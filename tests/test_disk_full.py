@@ -13,7 +13,7 @@ import time
 
 from conftest import REPO, fill_disk, tiny_overrides
 
-from gru_exp.train.synthetic import make_imdb_archive
+from synthetic_imdb import make_imdb_archive
 
 
 def test_a_disk_that_fills_up_stops_the_run_cleanly_and_it_resumes(small_disk, tmp_path):

@@ -61,7 +61,7 @@ def test_a_negative_seed_is_exit_2_with_no_run_folder(tiny_archive, tmp_path):
 @pytest.mark.parametrize("where", [0.7, 0.9])
 def test_a_damaged_archive_is_refused_and_never_cached(tiny_archive, tmp_path, where):
     from gru_exp.errors import DataError
-    from gru_exp.train.imdb import load_imdb
+    from gru_exp.data.imdb import load_imdb
 
     data = bytearray(tiny_archive.read_bytes())
     data[int(len(data) * where)] ^= 0xFF  # one flipped byte: tarfile alone read on, or stopped without a word

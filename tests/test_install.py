@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from gru_exp.train.synthetic import make_imdb_archive
+from synthetic_imdb import make_imdb_archive
 
 pytestmark = pytest.mark.slow
 

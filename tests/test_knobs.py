@@ -10,8 +10,8 @@ import math
 import numpy as np
 import pytest
 
-from gru_exp.train.data import make_splits
-from gru_exp.train.imdb import parse_archive
+from gru_exp.data.splits import make_splits
+from gru_exp.data.imdb import parse_archive
 from gru_exp.train.loop import lr_at
 from gru_exp.train.run import run_training
 

@@ -32,7 +32,7 @@ def test_small_model_on_a_subset_learns_imdb(tmp_path):
 def test_real_archive_tokens_equal_paddles_imdb():
     from paddle.text.datasets import Imdb
 
-    from gru_exp.train.imdb import parse_archive
+    from gru_exp.data.imdb import parse_archive
 
     arrays = parse_archive(REAL_IMDB, 150)
     ref = Imdb(data_file=str(REAL_IMDB), mode="test", cutoff=150, download=False)

@@ -117,7 +117,7 @@ def test_a_resume_on_other_data_or_with_another_searched_set_is_refused(made, sw
     """The same base on another archive (data.path may move, the data may not), and a searched knob
     moved into the base, used to continue the study: two datasets, or two meanings of a column,
     under one "best"."""
-    from gru_exp.train.synthetic import make_imdb_archive
+    from synthetic_imdb import make_imdb_archive
 
     space = sweep_env.sweeps_dir.parent.parent.parent / "sweeps" / f"{made.name}.yaml"
     other = make_imdb_archive(tmp_path / "other.tar.gz", n_per_class=100, seed=7)

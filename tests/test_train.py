@@ -86,7 +86,7 @@ def test_a_resume_on_other_data_is_refused(tiny_cfg, tmp_path):
     """Another archive given on resume used to train the last epochs on other data and score the
     first data's best epoch on the other test set."""
     from gru_exp.errors import ConfigError
-    from gru_exp.train.synthetic import make_imdb_archive
+    from synthetic_imdb import make_imdb_archive
 
     run_training(tiny_cfg("trainer.epochs=1"), tmp_path / "part")
     other = make_imdb_archive(tmp_path / "other.tar.gz", n_per_class=40, seed=1)

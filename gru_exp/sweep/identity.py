@@ -26,7 +26,7 @@ from gru_exp.config.sweep import EPOCH_METRICS, objective_list
 from gru_exp.config.values import flatten
 from gru_exp.errors import ConfigError
 from gru_exp.redact import redact
-from gru_exp.train.imdb import archive_sha256
+from gru_exp.data.cache import archive_sha256
 
 log = logging.getLogger(__name__)
 IDENTITY_ATTR = "gru_exp_identity"

@@ -19,7 +19,8 @@ import paddle
 import paddle.nn.functional as F
 
 from gru_exp.errors import GruExpError
-from gru_exp.train.data import DataSplits, Split, batch_order, iter_batches
+from gru_exp.data.batches import batch_order, iter_batches
+from gru_exp.data.splits import DataSplits, Split
 from gru_exp.train.record import RunRecord
 
 

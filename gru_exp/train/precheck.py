@@ -20,7 +20,7 @@ from gru_exp.config.sources import CONF_DIR, user_config_dirs
 from gru_exp.config.values import to_container
 from gru_exp.errors import ConfigError
 from gru_exp.train import device
-from gru_exp.train.imdb import resolve_archive
+from gru_exp.data.imdb import resolve_archive
 from gru_exp.train.preflight import check_resume
 from gru_exp.train.rundir import in_use_problem, made_before, other_run_problem
 

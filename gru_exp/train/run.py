@@ -34,8 +34,9 @@ from gru_exp.train.callbacks import (
     TerminalProgressBar,
 )
 from gru_exp.train.checkpoints import BEST_CKPT, model_checkpoint
-from gru_exp.train.data import DataSplits, make_splits
-from gru_exp.train.imdb import LABELS, archive_sha256, load_imdb, resolve_archive
+from gru_exp.data.cache import archive_sha256
+from gru_exp.data.imdb import LABELS, load_imdb, resolve_archive
+from gru_exp.data.splits import DataSplits, make_splits
 from gru_exp.train.loop import (
     Callback,
     LoopSettings,

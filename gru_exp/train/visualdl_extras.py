@@ -14,7 +14,7 @@ import numpy as np
 import paddle
 from visualdl import LogWriter
 
-from gru_exp.train.imdb import LABELS
+from gru_exp.data.imdb import LABELS
 
 THRESHOLDS = 101
 GROUPS = ("embedding", "gru", "classifier", "bigrams")  # parameter name prefixes (attention counts with gru)

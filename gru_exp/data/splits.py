@@ -1,15 +1,15 @@
-"""Splits and batches: stratified, seeded validation hold-out and subsets of the IMDB token ids,
-kept ragged, and batches padded at the end with ``pad_id`` (trimmed to the longest review)."""
+"""Splits: the seeded, stratified validation hold-out (texts at random, or whole groups) and
+subsets of a dataset's token ids, kept ragged until a batch is built."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Optional
+from typing import Optional
 
 import numpy as np
 
 from gru_exp.errors import DataError
-from gru_exp.train.imdb import ImdbArrays
+from gru_exp.data.tokens import TokenArrays
 
 
 @dataclass
@@ -54,7 +54,7 @@ class Split:
         return self.dense()
 
 
-def padded(arrays: ImdbArrays, split: str, seq_len: Optional[int]) -> Split:
+def padded(arrays: TokenArrays, split: str, seq_len: Optional[int]) -> Split:
     """The split with each review cut to its first ``seq_len`` tokens (null = all of them)."""
     offsets = arrays.offsets[split]
     full = np.diff(offsets)
@@ -112,6 +112,7 @@ class DataSplits:
     vocab_size: int
     pad_id: int
     words: list[bytes] = field(default_factory=list)  # id -> word; then <unk>, <pad>
+    class_names: list[str] = field(default_factory=lambda: ["pos", "neg"])  # class number -> name
 
     @property
     def longest(self) -> int:
@@ -120,7 +121,7 @@ class DataSplits:
 
 
 def make_splits(
-    arrays: ImdbArrays, *, seq_len: Optional[int], val_size: int, train_limit: Optional[int],
+    arrays: TokenArrays, *, seq_len: Optional[int], val_size: int, train_limit: Optional[int],
     test_limit: Optional[int], seed: int, val_split: str = "random",
 ) -> DataSplits:
     """Seeded, stratified: validation held out of train first (reviews at random, or ``id_blocks``:
@@ -145,39 +146,5 @@ def make_splits(
         test = test.subset(stratified_split(test.labels, test_limit, rng)[0])
     return DataSplits(
         train=train, eval=val if val_size > 0 else test, test=test, eval_name="val" if val_size > 0 else "test",
-        vocab_size=arrays.vocab_size, pad_id=arrays.pad_id, words=arrays.words,
+        vocab_size=arrays.vocab_size, pad_id=arrays.pad_id, words=arrays.words, class_names=arrays.class_names,
     )
-
-
-@dataclass
-class Batch:
-    ids: np.ndarray  # int64 [B, T]
-    lengths: np.ndarray  # int64 [B]
-    labels: np.ndarray  # int64 [B]
-
-
-def batch_order(
-    split: Split, batch_size: int, *, rng: Optional[np.random.Generator], drop_last: bool, bucket_size: int = 0
-) -> list[np.ndarray]:
-    """Index arrays, one per batch. rng=None keeps file order. With bucket_size > 0, chunks of
-    ``bucket_size`` batches are sorted by length before cutting, then the batches are shuffled."""
-    n = len(split)
-    order = rng.permutation(n) if rng is not None else np.arange(n)
-    if bucket_size > 0:
-        chunk = batch_size * bucket_size
-        order = np.concatenate(
-            [c[np.argsort(split.lengths[c], kind="stable")] for c in np.array_split(order, range(chunk, n, chunk))]
-        )
-    batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
-    if drop_last and batches and len(batches[-1]) < batch_size:
-        batches.pop()
-    if bucket_size > 0 and rng is not None:
-        batches = [batches[i] for i in rng.permutation(len(batches))]
-    return batches
-
-
-def iter_batches(split: Split, batches: list[np.ndarray], *, trim: bool) -> Iterator[Batch]:
-    """Gather each batch, padded to seq_len; with ``trim`` only to its longest review."""
-    for index in batches:
-        lengths = split.lengths[index]
-        yield Batch(split.dense(index, int(lengths.max()) if trim else None), lengths, split.labels[index])

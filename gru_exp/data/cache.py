@@ -1,0 +1,90 @@
+"""Parsed datasets cached on disk: an ``.npz`` of the token arrays beside a ``.json`` of what made it
+(the source's SHA-256 and every option that changes the ids) with the ``.npz``'s own checksum, so
+a damaged entry is rebuilt instead of used; the SHA-256 of a data file, read once per process."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from gru_exp.data.tokens import TokenArrays
+from gru_exp.files import write_json
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 2  # 2: the review ids of the file names
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+_DIGESTS: dict[tuple, str] = {}
+
+
+def archive_sha256(path: Path) -> str:
+    """A data file's SHA-256, read once per process while the file stays the same (its path, inode,
+    size and modification time): one command checks a resume, loads the data and records the run
+    with it, and a sweep worker does so for every trial."""
+    st = os.stat(path)
+    key = (str(Path(path).resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = file_sha256(Path(path))
+    return _DIGESTS[key]
+
+
+def save_cache(arrays: ImdbArrays, npz: Path, meta: dict) -> None:
+    npz.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"words": np.frombuffer(b"\n".join(arrays.words), dtype=np.uint8)}
+    for split in ("train", "test"):
+        payload[f"{split}_ids"] = arrays.ids[split]
+        payload[f"{split}_offsets"] = arrays.offsets[split]
+        payload[f"{split}_labels"] = arrays.labels[split]
+        payload[f"{split}_review_ids"] = arrays.review_ids[split]
+    tmp = npz.with_name(f"{npz.stem}.{os.getpid()}.tmp.npz")
+    try:
+        np.savez(tmp, **payload)
+        meta = {**meta, "npz_sha256": file_sha256(tmp)}
+        os.replace(tmp, npz)  # atomic: concurrent readers see the old or the new file, never half
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # disk full or a signal: this call's own temporary file goes
+        raise
+    write_json(npz.with_suffix(".json"), meta)  # last: an entry counts only once its checksum is there
+
+
+def load_cache(npz: Path) -> Optional[TokenArrays]:
+    """The cached arrays, or None when absent or damaged (checksum, format or shape mismatch)."""
+    meta_path = npz.with_suffix(".json")
+    if not npz.is_file() or not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format") != CACHE_FORMAT or meta.get("npz_sha256") != file_sha256(npz):
+            raise ValueError("checksum or format mismatch")
+        with np.load(npz, allow_pickle=False) as z:
+            raw_words = z["words"].tobytes()
+            arrays = TokenArrays(
+                ids={s: z[f"{s}_ids"] for s in ("train", "test")},
+                offsets={s: z[f"{s}_offsets"] for s in ("train", "test")},
+                labels={s: z[f"{s}_labels"] for s in ("train", "test")},
+                words=raw_words.split(b"\n") if raw_words else [],
+                review_ids={s: z[f"{s}_review_ids"] for s in ("train", "test")},
+            )
+        for s in ("train", "test"):
+            if (arrays.offsets[s][-1] != len(arrays.ids[s]) or len(arrays.labels[s]) + 1 != len(arrays.offsets[s])
+                    or len(arrays.review_ids[s]) != len(arrays.labels[s])):
+                raise ValueError(f"inconsistent {s} arrays")
+        return arrays
+    except Exception as exc:  # any damage means: rebuild
+        log.warning("Cache entry %s is damaged (%s): rebuilding it", npz, exc)
+        return None
