@@ -23,9 +23,10 @@ if sys.argv[1] == "flush":
     assert runtime.flush_denormals()
 paddle = runtime.import_paddle()
 import paddle.nn.functional as F
+from gru_exp.config.knobs import ModelConfig
 from gru_exp.train.model import GRUClassifier
 paddle.seed(0)
-model = GRUClassifier(5150, 128, 128, 1, "bidirectional", 0.5)
+model = GRUClassifier(5150, ModelConfig(embedding_size=128, hidden_size=128, num_layers=1, dropout=0.5))
 opt = paddle.optimizer.Adam(parameters=model.parameters())
 rng = np.random.default_rng(0)
 B, T = 64, 200

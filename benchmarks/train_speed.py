@@ -59,6 +59,7 @@ def child_notebook(model: str, seq_len: int, warmup: int, steps: int, eval_sampl
 
     from gru_exp.data.splits import padded
     from gru_exp.data.imdb import load_imdb
+    from gru_exp.config.knobs import ModelConfig
     from gru_exp.train.model import GRUClassifier
 
     arrays = load_imdb(archive, 150, cache)
@@ -80,7 +81,7 @@ def child_notebook(model: str, seq_len: int, warmup: int, steps: int, eval_sampl
     class NotebookNet(paddle.nn.Layer):  # the notebook's network (GRU reads the padding)
         def __init__(self):
             super().__init__()
-            self.net = GRUClassifier(arrays.vocab_size, dropout=0.5, **MODELS[model])
+            self.net = GRUClassifier(arrays.vocab_size, ModelConfig(dropout=0.5, **MODELS[model]))
 
         def forward(self, ids):
             return self.net(ids)

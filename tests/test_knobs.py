@@ -10,8 +10,8 @@ import math
 import numpy as np
 import pytest
 
-from gru_exp.data.splits import make_splits
 from gru_exp.data.imdb import parse_archive
+from gru_exp.data.splits import make_splits
 from gru_exp.train.loop import lr_at
 from gru_exp.train.run import run_training
 
@@ -19,10 +19,12 @@ from gru_exp.train.run import run_training
 def _model(pooling: str, direction: str = "bidirectional", **kw):
     import paddle
 
+    from gru_exp.config.knobs import ModelConfig
     from gru_exp.train.model import GRUClassifier
 
     paddle.seed(0)
-    model = GRUClassifier(50, 8, 6, 1, direction, 0.0, pooling=pooling, **kw)
+    model = GRUClassifier(50, ModelConfig(embedding_size=8, hidden_size=6, num_layers=1, direction=direction,
+                                          dropout=0.0, pooling=pooling, **kw))
     model.eval()
     return model
 

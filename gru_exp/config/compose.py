@@ -4,6 +4,7 @@ config tree lives, and composition outside ``@hydra.main`` (sweeps, reports, tes
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import os
 import re
@@ -11,12 +12,10 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from hydra import compose, initialize_config_dir
-from hydra._internal.core_plugins.basic_sweeper import (
-    BasicSweeper,  # how -m makes its jobs
-)
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
@@ -125,11 +124,25 @@ def job_overrides(overrides: Sequence[str], multirun: bool, with_hydra: bool = F
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     own = [o for o in parsed if o.get_key_element().lstrip("+~").startswith("hydra")]
     task = [o for o in parsed if o not in own]
-    if multirun:
-        (jobs,) = BasicSweeper.split_arguments(task, None) or [[[]]]
-    else:
-        jobs = [[o.input_line for o in task]]
+    jobs = _grid(task) if multirun else [[o.input_line for o in task]]
     return [[*job, *(o.input_line for o in own)] if with_hydra else list(job) for job in jobs]
+
+
+def _grid(overrides: Sequence[Override]) -> list[list[str]]:
+    """The jobs of a ``-m`` command line as Hydra's basic sweeper makes them: each key's values (a
+    sweep ``a=1,2`` gives one per value, a key given twice keeps its place and its last values),
+    every combination in order, the first key varying slowest."""
+    values: dict[str, list[str]] = {}
+    for o in overrides:
+        key = o.get_key_element()
+        if not o.is_sweep_override():
+            values[key] = [f"{key}={o.get_value_element_as_str()}"]
+        elif o.is_discrete_sweep():
+            values[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
+        else:  # range(...) and interval(...) without choice: what the basic sweeper cannot expand
+            raise ConfigError(f"{o.input_line}: -m expands only lists of values (key=1,2,3, choice(...), range(...)) "
+                              "into jobs, not an interval; give the values as a list, or search it with gru-exp sweep.")
+    return [list(job) for job in itertools.product(*values.values())]
 
 
 def _job_problems(job: list[str], config_dirs: Optional[Sequence[str]] = None) -> list[str]:

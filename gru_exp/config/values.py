@@ -1,13 +1,16 @@
 """Config values as the other tools want them: flat keys, Hydra override text, VisualDL hparams,
-plain JSON-able data."""
+plain JSON-able data, and the typed dataclasses the training code reads."""
 
 from __future__ import annotations
 
+import copy
 import re
 from enum import Enum
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from gru_exp.config.knobs import RunConfig
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -54,3 +57,13 @@ def override(key: str, value: Any) -> str:
     if isinstance(value, str) and not _PLAIN.fullmatch(text):
         text = "'" + re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", text) + "'"  # Hydra: \ only before a quote
     return f"{key}={text}"
+
+
+def run_config(cfg: DictConfig) -> RunConfig:
+    """The composed config as the register's typed dataclasses (Enums as Enums, every value
+    resolved): what the model, the loop and the optimizer read."""
+    if "hydra" in cfg:  # a config composed with Hydra's own node
+        cfg = copy.deepcopy(cfg)
+        with open_dict(cfg):
+            del cfg["hydra"]
+    return OmegaConf.to_object(cfg)  # type: ignore[return-value]

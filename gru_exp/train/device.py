@@ -9,11 +9,15 @@ import os
 import platform
 import random
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gru_exp.config.choices import Device
 from gru_exp.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gru_exp.config.knobs import TrainerConfig
 
 log = logging.getLogger(__name__)
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -60,25 +64,25 @@ def import_paddle():
     return paddle
 
 
-def select_device(requested: str) -> str:
+def select_device(requested: Device) -> str:
     """Resolve auto | cpu | gpu to a paddle device string and make it current."""
     paddle = import_paddle()
     has_gpu = paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
-    if requested == "gpu" and not has_gpu:
+    if requested == Device.gpu and not has_gpu:
         raise ConfigError(
             "trainer.device='gpu' but this paddle build has no usable CUDA GPU "
             f"(compiled with CUDA: {paddle.is_compiled_with_cuda()}); use trainer.device=cpu or auto."
         )
-    device = "gpu:0" if requested == "gpu" or (requested == "auto" and has_gpu) else "cpu"
+    device = "gpu:0" if requested == Device.gpu or (requested == Device.auto and has_gpu) else "cpu"
     paddle.set_device(device)
     return device
 
 
-def prepare(trainer: Any) -> str:
+def prepare(trainer: TrainerConfig) -> str:
     """Threads, device and CPU float mode for a run, as ``trainer`` (the config's trainer) says;
     returns the paddle device string. The one place a run's device is chosen."""
     limit_threads(trainer.num_threads)
-    device = select_device(str(trainer.device))
+    device = select_device(Device(trainer.device))
     if device == "cpu" and trainer.flush_denormals and not flush_denormals():
         log.warning("trainer.flush_denormals=true is not supported on this CPU/libc; training may be slower")
     if trainer.amp and not device.startswith("gpu"):

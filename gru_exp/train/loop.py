@@ -18,9 +18,10 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from gru_exp.errors import GruExpError
+from gru_exp.config.knobs import LrSchedule, RunConfig
 from gru_exp.data.batches import batch_order, iter_batches
 from gru_exp.data.splits import DataSplits, Split
+from gru_exp.errors import GruExpError
 from gru_exp.train.record import RunRecord
 
 
@@ -91,7 +92,7 @@ class Callback:
     def on_train_end(self, state: TrainState, record: "RunRecord") -> None: ...
 
 
-def lr_at(step: int, total_steps: int, lr: float, schedule: str, warmup: float) -> float:
+def lr_at(step: int, total_steps: int, lr: float, schedule: LrSchedule, warmup: float) -> float:
     """The learning rate of optimizer step ``step`` (0-based) of ``total_steps``: a linear warm-up
     over the first ``warmup`` share of the steps, then constant, cosine or linear decay to 0.
     A function of the step alone, so a resumed run continues the same schedule."""
@@ -99,28 +100,11 @@ def lr_at(step: int, total_steps: int, lr: float, schedule: str, warmup: float) 
     if step < warm:
         return lr * (step + 1) / warm
     progress = min(1.0, (step - warm) / max(1, total_steps - warm))
-    if schedule == "cosine":
+    if schedule == LrSchedule.cosine:
         return lr * 0.5 * (1.0 + math.cos(math.pi * progress))
-    if schedule == "linear":
+    if schedule == LrSchedule.linear:
         return lr * (1.0 - progress)
     return lr
-
-
-@dataclass
-class LoopSettings:
-    epochs: int
-    batch_size: int
-    eval_batch_size: int
-    seed: int
-    drop_last: bool
-    eval_drop_last: bool
-    bucket_size: int
-    use_lengths: bool
-    amp: bool
-    lr: float = 1e-3
-    lr_schedule: str = "constant"
-    warmup: float = 0.0
-    steps_per_epoch: int = 1
 
 
 def _forward(model: paddle.nn.Layer, ids: np.ndarray, lengths: np.ndarray, use_lengths: bool) -> paddle.Tensor:
@@ -128,52 +112,58 @@ def _forward(model: paddle.nn.Layer, ids: np.ndarray, lengths: np.ndarray, use_l
 
 
 @paddle.no_grad()
-def evaluate(model: paddle.nn.Layer, split: Split, s: LoopSettings,
+def evaluate(model: paddle.nn.Layer, split: Split, cfg: RunConfig,
              probs: Optional[np.ndarray] = None) -> tuple[float, float]:
     """Mean loss and accuracy over ``split``. With lengths, reviews are sorted by length so each
     batch carries little padding (order does not change the result). ``probs`` (float32 [N, 2]),
     when given, receives each review's class probabilities in the split's order."""
     model.eval()
-    order = np.argsort(split.lengths, kind="stable") if s.use_lengths else np.arange(len(split))
-    batches = [order[i : i + s.eval_batch_size] for i in range(0, len(split), s.eval_batch_size)]
-    if s.eval_drop_last and len(batches[-1]) < s.eval_batch_size:
+    t, use_lengths = cfg.trainer, cfg.model.use_lengths
+    order = np.argsort(split.lengths, kind="stable") if use_lengths else np.arange(len(split))
+    batches = [order[i : i + t.eval_batch_size] for i in range(0, len(split), t.eval_batch_size)]
+    if t.eval_drop_last and len(batches[-1]) < t.eval_batch_size:
         batches.pop()
     loss_sum, correct, seen = 0.0, 0, 0
-    for index, batch in zip(batches, iter_batches(split, batches, trim=s.use_lengths)):
-        with paddle.amp.auto_cast(enable=s.amp):
-            logits = _forward(model, batch.ids, batch.lengths, s.use_lengths)  # [B, 2]
+    for index, batch in zip(batches, iter_batches(split, batches, trim=use_lengths)):
+        with paddle.amp.auto_cast(enable=t.amp):
+            logits = _forward(model, batch.ids, batch.lengths, use_lengths)  # [B, C]
         labels = paddle.to_tensor(batch.labels)
         loss_sum += float(F.cross_entropy(logits.astype("float32"), labels, reduction="sum"))
         correct += int((logits.argmax(axis=-1) == labels).sum())
         seen += len(batch.labels)
         if probs is not None:
-            probs[index] = F.softmax(logits.astype("float32"), axis=-1).numpy()  # [B, 2]
+            probs[index] = F.softmax(logits.astype("float32"), axis=-1).numpy()  # [B, C]
     return loss_sum / seen, correct / seen
 
 
-def fit(state: TrainState, splits: DataSplits, s: LoopSettings, callbacks: Sequence[Callback]) -> None:
-    """Train from ``state.epoch + 1`` to ``s.epochs``; each epoch's batch order depends only on
-    (seed, epoch), so a resumed run sees the same batches as an uninterrupted one."""
-    model, optimizer = state.model, state.optimizer
-    scaler = paddle.amp.GradScaler() if s.amp else None
+def steps_per_epoch(n_train: int, cfg: RunConfig) -> int:
+    """Optimizer steps in one epoch over ``n_train`` texts."""
+    t = cfg.trainer
+    return n_train // t.batch_size if t.drop_last else -(-n_train // t.batch_size)
+
+
+def fit(state: TrainState, splits: DataSplits, cfg: RunConfig, callbacks: Sequence[Callback]) -> None:
+    """Train from ``state.epoch + 1`` to ``trainer.epochs``; each epoch's batch order depends only
+    on (seed, epoch), so a resumed run sees the same batches as an uninterrupted one."""
+    model, optimizer, t, use_lengths = state.model, state.optimizer, cfg.trainer, cfg.model.use_lengths
+    scheduled = t.lr_schedule != LrSchedule.constant or t.warmup > 0
+    scaler = paddle.amp.GradScaler() if t.amp else None
     for cb in callbacks:
         cb.on_train_start(state)
-    for epoch in range(state.epoch + 1, s.epochs + 1):
+    for epoch in range(state.epoch + 1, t.epochs + 1):
         model.train()
-        batches = batch_order(
-            splits.train, s.batch_size, rng=np.random.default_rng([s.seed, 1, epoch]),
-            drop_last=s.drop_last, bucket_size=s.bucket_size,
-        )
+        batches = batch_order(splits.train, t.batch_size, rng=np.random.default_rng([t.seed, 1, epoch]),
+                              drop_last=t.drop_last, bucket_size=cfg.data.bucket_size)
         loss_sum = paddle.zeros([], dtype="float32")  # summed on the device: no sync per step
         correct = paddle.zeros([], dtype="int64")
         seen = 0
         start = time.perf_counter()
-        for batch in iter_batches(splits.train, batches, trim=s.use_lengths):
-            if s.lr_schedule != "constant" or s.warmup > 0:
-                optimizer.set_lr(lr_at(state.step, s.epochs * s.steps_per_epoch, s.lr, s.lr_schedule, s.warmup))
+        for batch in iter_batches(splits.train, batches, trim=use_lengths):
+            if scheduled:
+                optimizer.set_lr(lr_at(state.step, t.epochs * state.steps_per_epoch, t.lr, t.lr_schedule, t.warmup))
             labels = paddle.to_tensor(batch.labels)
-            with paddle.amp.auto_cast(enable=s.amp):
-                logits = _forward(model, batch.ids, batch.lengths, s.use_lengths)  # [B, 2]
+            with paddle.amp.auto_cast(enable=t.amp):
+                logits = _forward(model, batch.ids, batch.lengths, use_lengths)  # [B, C]
                 loss = F.cross_entropy(logits.astype("float32"), labels)  # [] mean over the batch
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -196,7 +186,7 @@ def fit(state: TrainState, splits: DataSplits, s: LoopSettings, callbacks: Seque
         if not math.isfinite(train_loss):
             raise NonFiniteLossError(f"training loss is {train_loss} in epoch {epoch} (lr too high?)")
         start = time.perf_counter()
-        eval_loss, eval_acc = evaluate(model, splits.eval, s)
+        eval_loss, eval_acc = evaluate(model, splits.eval, cfg)
         state.epoch = epoch
         state.history.append(EpochMetrics(
             epoch=epoch, train_loss=train_loss, train_acc=int(correct) / max(seen, 1), eval_loss=eval_loss,

@@ -9,9 +9,7 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
-from gru_exp.config.knobs import BIGRAM_HASH
-
-POOLINGS = ("last", "mean", "max", "attention")
+from gru_exp.config.knobs import BIGRAM_HASH, Direction, ModelConfig, Pooling
 
 
 def masked_mean(values: paddle.Tensor, mask: paddle.Tensor) -> paddle.Tensor:
@@ -29,7 +27,8 @@ def real_steps(steps: paddle.Tensor, lengths: Optional[paddle.Tensor]) -> paddle
 
 
 class GRUClassifier(nn.Layer):
-    """Embedding -> word dropout -> Dropout -> GRU -> pooling [+ bigram bag] -> Dropout -> Linear.
+    """Embedding -> word dropout -> Dropout -> GRU -> pooling [+ bigram bag] -> Dropout -> Linear,
+    as the model knobs (:class:`~gru_exp.config.knobs.ModelConfig`) say, ``num_classes`` wide.
 
     ``pooling``: ``last`` keeps the last layer's final state(s) (the notebook; bidirectional
     concatenates forward and backward); ``mean`` / ``max`` pool the last layer's outputs over
@@ -45,29 +44,22 @@ class GRUClassifier(nn.Layer):
     (paddle's Xavier default, std sqrt(2 / (buckets + size))) and get dense gradients.
     """
 
-    def __init__(
-        self, vocab_size: int, embedding_size: int, hidden_size: int, num_layers: int,
-        direction: str, dropout: float, layer_dropout: Optional[float] = None, num_classes: int = 2,
-        pooling: str = "last", word_dropout: float = 0.0, bigram_buckets: int = 0, bigram_size: int = 16,
-    ) -> None:
+    def __init__(self, vocab_size: int, m: ModelConfig, num_classes: int = 2) -> None:
         super().__init__()
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling={pooling!r} must be one of {', '.join(POOLINGS)}")
-        self.num_directions = 2 if direction == "bidirectional" else 1
-        self.pooling, self.word_dropout = pooling, word_dropout
-        self.embedding = nn.Embedding(vocab_size, embedding_size)
-        self.dropout = nn.Dropout(dropout)
-        self.gru = nn.GRU(
-            embedding_size, hidden_size, num_layers=num_layers, direction=direction,
-            dropout=(dropout if layer_dropout is None else layer_dropout) if num_layers > 1 else 0.0,
-        )
-        features = hidden_size * self.num_directions
-        if pooling == "attention":  # score_t = v . tanh(W h_t)
+        self.num_directions = 2 if m.direction == Direction.bidirectional else 1
+        self.pooling, self.word_dropout = Pooling(m.pooling), m.word_dropout
+        self.embedding = nn.Embedding(vocab_size, m.embedding_size)
+        self.dropout = nn.Dropout(m.dropout)
+        between = m.dropout if m.layer_dropout is None else m.layer_dropout  # null: model.dropout
+        self.gru = nn.GRU(m.embedding_size, m.hidden_size, num_layers=m.num_layers, direction=str(m.direction),
+                          dropout=between if m.num_layers > 1 else 0.0)
+        features = m.hidden_size * self.num_directions
+        if self.pooling == Pooling.attention:  # score_t = v . tanh(W h_t)
             self.attention = nn.Sequential(nn.Linear(features, features), nn.Tanh(), nn.Linear(features, 1))
-        self.bigram_buckets = bigram_buckets
-        if bigram_buckets > 0:
-            self.bigrams = nn.Embedding(bigram_buckets, bigram_size)
-            features += bigram_size
+        self.bigram_buckets = m.bigram_buckets
+        if m.bigram_buckets > 0:
+            self.bigrams = nn.Embedding(m.bigram_buckets, m.bigram_size)
+            features += m.bigram_size
         self.classifier = nn.Linear(features, num_classes)
 
     def forward(self, ids: paddle.Tensor, lengths: Optional[paddle.Tensor] = None) -> paddle.Tensor:
@@ -78,7 +70,7 @@ class GRUClassifier(nn.Layer):
             x = x * keep  # [B, T, E]: whole tokens dropped
         x = self.dropout(x)  # [B, T, E]
         outputs, final = self.gru(x, sequence_length=lengths)  # outputs: [B, T, dirs * H]; final: [layers * dirs, B, H]
-        if self.pooling == "last":
+        if self.pooling == Pooling.last:
             last = final[-self.num_directions :]  # [dirs, B, H]: the last layer's fwd (and bwd) states
             features = paddle.concat(list(last), axis=-1)  # [B, dirs * H]
         else:
@@ -100,9 +92,9 @@ class GRUClassifier(nn.Layer):
     def _pool(self, outputs: paddle.Tensor, lengths: Optional[paddle.Tensor]) -> paddle.Tensor:
         # outputs: [B, T, D]; mask: [B, T, 1], 1 on real tokens (all ones without lengths)
         mask = real_steps(outputs, lengths)  # [B, T, 1]
-        if self.pooling == "mean":
+        if self.pooling == Pooling.mean:
             return masked_mean(outputs, mask)  # [B, D]
-        if self.pooling == "max":
+        if self.pooling == Pooling.max:
             masked = outputs + (mask - 1.0) * 1e9  # [B, T, D]: padding can never be the max
             # max_pool1d, not .max(axis=1): paddle 3.3.1's reduce-max backward takes 20 s on CPU for a
             # [64, 400, 128] batch, the pooling op 0.11 s, same values (measured here).

@@ -6,14 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
-
-from gru_exp.config.knobs import resume_fixed_keys, with_defaults
+from gru_exp.config.knobs import Direction, RunConfig, resume_fixed_keys, with_defaults
 from gru_exp.config.values import flatten
 from gru_exp.errors import ConfigError
-from gru_exp.train import device as devices
-from gru_exp.data.splits import DataSplits
 from gru_exp.data.cache import archive_sha256
+from gru_exp.data.splits import DataSplits
+from gru_exp.train import device as devices
 from gru_exp.train.record import RECORD_FILE, RecordError, RunRecord, Status
 from gru_exp.train.rundir import LAST_CKPT
 
@@ -54,11 +52,11 @@ def check_resume(config: dict[str, Any], resume_dir: Path) -> tuple[Path, int]:
     return ckpt, record.epochs_done
 
 
-def estimated_bytes(cfg: DictConfig, splits: DataSplits) -> int:
+def estimated_bytes(cfg: RunConfig, splits: DataSplits) -> int:
     """A generous estimate of a run's peak memory: parameters with their gradients and Adam moments,
     plus the activations of the largest training batch (kept for backward) or evaluation batch."""
     m, t = cfg.model, cfg.trainer
-    dirs = 2 if m.direction == "bidirectional" else 1
+    dirs = 2 if m.direction == Direction.bidirectional else 1
     width = splits.longest
     if cfg.data.seq_len is not None and not m.use_lengths:
         width = cfg.data.seq_len  # batches are padded to seq_len
@@ -71,7 +69,7 @@ def estimated_bytes(cfg: DictConfig, splits: DataSplits) -> int:
     return 4 * (4 * params + max(train, evaluation))
 
 
-def check_memory(cfg: DictConfig, splits: DataSplits) -> None:
+def check_memory(cfg: RunConfig, splits: DataSplits) -> None:
     """ConfigError before any allocation when the configuration cannot fit in this machine's memory."""
     need, have = estimated_bytes(cfg, splits), devices.available_memory()
     m = cfg.model

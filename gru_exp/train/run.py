@@ -20,9 +20,9 @@ import numpy as np
 import paddle
 from omegaconf import DictConfig
 
-from gru_exp.config.choices import TestEpoch
+from gru_exp.config.knobs import RunConfig, TestEpoch
 from gru_exp.config.validation import validate
-from gru_exp.config.values import flatten, override, to_container
+from gru_exp.config.values import flatten, override, run_config, to_container
 from gru_exp.errors import ConfigError, DiskFullError
 from gru_exp.redact import redact_all
 from gru_exp.train import device as devices
@@ -37,14 +37,7 @@ from gru_exp.train.checkpoints import BEST_CKPT, model_checkpoint
 from gru_exp.data.cache import archive_sha256
 from gru_exp.data.imdb import LABELS, load_imdb, resolve_archive
 from gru_exp.data.splits import DataSplits, make_splits
-from gru_exp.train.loop import (
-    Callback,
-    LoopSettings,
-    StopRun,
-    TrainState,
-    evaluate,
-    fit,
-)
+from gru_exp.train.loop import Callback, StopRun, TrainState, evaluate, fit, steps_per_epoch
 from gru_exp.train.model import GRUClassifier
 from gru_exp.train.preflight import check_memory, check_resume
 from gru_exp.train.record import RunRecord, Status, package_versions
@@ -56,11 +49,11 @@ from gru_exp.train.visualdl import VisualDLTracker
 log = logging.getLogger(__name__)
 
 
-def load_data(cfg: DictConfig, archive: Path) -> DataSplits:
+def load_data(rc: RunConfig, archive: Path) -> DataSplits:
     """The run's splits; ConfigError when a drop_last batch size leaves a split without a batch."""
-    d, t = cfg.data, cfg.trainer
+    d, t = rc.data, rc.trainer
     splits = make_splits(load_imdb(archive, d.cutoff, Path(d.cache_dir)), seq_len=d.seq_len, val_size=d.val_size,
-                         train_limit=d.train_limit, test_limit=d.test_limit, seed=t.seed, val_split=str(d.val_split))
+                         train_limit=d.train_limit, test_limit=d.test_limit, seed=t.seed, val_split=d.val_split)
     for split, size, drop, key in ((splits.train, t.batch_size, t.drop_last, "batch_size"),
                                    (splits.eval, t.eval_batch_size, t.eval_drop_last, "eval_batch_size")):
         if drop and len(split) < size:
@@ -69,32 +62,23 @@ def load_data(cfg: DictConfig, archive: Path) -> DataSplits:
     return splits
 
 
-def build(cfg: DictConfig, splits: DataSplits) -> tuple[GRUClassifier, paddle.optimizer.Optimizer, LoopSettings]:
-    """The model, its optimizer and the loop's settings, as the config says."""
-    m, t = cfg.model, cfg.trainer
-    model = GRUClassifier(splits.vocab_size, m.embedding_size, m.hidden_size, m.num_layers, str(m.direction),
-                          m.dropout, m.layer_dropout, pooling=str(m.pooling), word_dropout=m.word_dropout,
-                          bigram_buckets=m.bigram_buckets, bigram_size=m.bigram_size)
+def build(rc: RunConfig, splits: DataSplits) -> tuple[GRUClassifier, paddle.optimizer.Optimizer]:
+    """The model and its optimizer, as the config says."""
+    t = rc.trainer
+    model = GRUClassifier(splits.vocab_size, rc.model, num_classes=len(splits.class_names))
     clip = paddle.nn.ClipGradByGlobalNorm(t.grad_clip) if t.grad_clip > 0 else None
     if t.weight_decay > 0:  # decoupled weight decay; plain Adam otherwise, bit for bit as before the knob
         optimizer = paddle.optimizer.AdamW(learning_rate=t.lr, parameters=model.parameters(), grad_clip=clip,
                                            weight_decay=t.weight_decay)
     else:
         optimizer = paddle.optimizer.Adam(learning_rate=t.lr, parameters=model.parameters(), grad_clip=clip)
-    n_train = len(splits.train)
-    settings = LoopSettings(
-        epochs=t.epochs, batch_size=t.batch_size, eval_batch_size=t.eval_batch_size, seed=t.seed,
-        drop_last=t.drop_last, eval_drop_last=t.eval_drop_last, bucket_size=cfg.data.bucket_size,
-        use_lengths=m.use_lengths, amp=t.amp, lr=t.lr, lr_schedule=str(t.lr_schedule), warmup=t.warmup,
-        steps_per_epoch=n_train // t.batch_size if t.drop_last else -(-n_train // t.batch_size),
-    )
-    return model, optimizer, settings
+    return model, optimizer
 
 
-def _score_on_test(state: TrainState, splits: DataSplits, settings: LoopSettings, record: RunRecord,
-                   which: TestEpoch) -> None:
+def _score_on_test(state: TrainState, splits: DataSplits, rc: RunConfig, record: RunRecord) -> None:
     """The test accuracy of the best eval epoch's weights, or of the last epoch's (a refit: no
     epoch chosen by any score). With data.val_size=0 every epoch was scored on test already."""
+    which = rc.trainer.test_epoch
     record.test_epoch = state.best_epoch if which == TestEpoch.best else state.epoch
     if splits.eval_name == "test":
         scored = state.history[record.test_epoch - 1]
@@ -106,8 +90,8 @@ def _score_on_test(state: TrainState, splits: DataSplits, settings: LoopSettings
         raise ConfigError(f"{weights} holds epoch {ckpt['epoch']}, not epoch {record.test_epoch} that the run would "
                           "score on test: its checkpoints disagree. Resume it from its last.pdparams or start a new run.")
     state.model.set_state_dict(ckpt["model"])
-    probs = np.zeros((len(splits.test), 2), dtype=np.float32)
-    loss, acc = evaluate(state.model, splits.test, settings, probs=probs)
+    probs = np.zeros((len(splits.test), len(splits.class_names)), dtype=np.float32)
+    loss, acc = evaluate(state.model, splits.test, rc, probs=probs)
     state.test_positive_prob = probs[:, LABELS["pos"]]
     record.test = {"acc": acc, "loss": loss}
 
@@ -121,23 +105,23 @@ def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] =
     """
     wall_start = time.perf_counter()
     validate(cfg)
-    config, run_dir = to_container(cfg), Path(run_dir)
-    archive = resolve_archive(cfg.data.path)
-    resume_dir = Path(cfg.trainer.resume).expanduser() if cfg.trainer.resume else None
+    config, run_dir, rc = to_container(cfg), Path(run_dir), run_config(cfg)  # rc: the typed config
+    archive = resolve_archive(rc.data.path)
+    resume_dir = Path(rc.trainer.resume).expanduser() if rc.trainer.resume else None
     resume_ckpt, resume_done = check_resume(config, resume_dir) if resume_dir else (None, 0)
-    device = devices.prepare(cfg.trainer)
-    devices.seed_everything(cfg.trainer.seed)
+    device = devices.prepare(rc.trainer)
+    devices.seed_everything(rc.trainer.seed)
 
     data_start = time.perf_counter()
-    splits = load_data(cfg, archive)
+    splits = load_data(rc, archive)
     data_time = time.perf_counter() - data_start
     log.info("Data: %d train, %d %s, %d test reviews; vocabulary %d; %.2f s", len(splits.train), len(splits.eval),
              splits.eval_name, len(splits.test), splits.vocab_size, data_time)
-    check_memory(cfg, splits)
-    model, optimizer, settings = build(cfg, splits)
+    check_memory(rc, splits)
+    model, optimizer = build(rc, splits)
     with claimed_run_dir(run_dir, resume_dir):  # from here on this run writes there, and no other
-        state = TrainState(run_dir=run_dir, hparams={}, model=model, optimizer=optimizer, epochs=settings.epochs,
-                           steps_per_epoch=settings.steps_per_epoch, eval_name=splits.eval_name)
+        state = TrainState(run_dir=run_dir, hparams={}, model=model, optimizer=optimizer, epochs=rc.trainer.epochs,
+                           steps_per_epoch=steps_per_epoch(len(splits.train), rc), eval_name=splits.eval_name)
         if resume_ckpt is not None:
             resume_from(state, resume_ckpt, resume_done, run_dir)
 
@@ -146,20 +130,20 @@ def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] =
                            host=socket.gethostname(), pid=os.getpid(), command=redact_all(sys.argv), n_params=n_params,
                            data_load_s=data_time, archive=str(archive), archive_sha256=archive_sha256(archive),
                            n_train=len(splits.train), n_eval=len(splits.eval), n_test=len(splits.test))
-        every: list[Callback] = [ProgressLogger(cfg.trainer.progress_every_s), TerminalProgressBar(), Checkpointer(),
+        every: list[Callback] = [ProgressLogger(rc.trainer.progress_every_s), TerminalProgressBar(), Checkpointer(),
                                  MetricsRecorder(record)]
-        if cfg.logger.visualdl:
+        if rc.logger.visualdl:
             effect = in_effect(config, len(splits.train), len(splits.test), splits.longest)
             state.hparams = hparams(flatten(config), effect)
-            name = run_display_name(display_name or display_name_of(run_dir, cfg.paths.output_dir))
-            every.append(VisualDLTracker(run_dir / "vdl", name, cfg.logger, splits.words, splits.test,
-                                         splits.test.labels, Path(cfg.paths.output_dir)))
+            name = run_display_name(display_name or display_name_of(run_dir, rc.paths.output_dir))
+            every.append(VisualDLTracker(run_dir / "vdl", name, rc.logger, splits.words, splits.test,
+                                         splits.test.labels, Path(rc.paths.output_dir)))
         every.extend(callbacks)
-        if cfg.trainer.patience:
-            every.append(EarlyStopping(cfg.trainer.patience))  # last: every other callback sees the epoch
-        if cfg.logger.baseline:
-            ensure_baseline(Path(cfg.paths.baseline_dir), Path(cfg.paths.output_dir) if cfg.logger.visualdl else None)
-        m = cfg.model
+        if rc.trainer.patience:
+            every.append(EarlyStopping(rc.trainer.patience))  # last: every other callback sees the epoch
+        if rc.logger.baseline:
+            ensure_baseline(Path(rc.paths.baseline_dir), Path(rc.paths.output_dir) if rc.logger.visualdl else None)
+        m = rc.model
         log.info("Model: %s GRU, %d layer(s), embedding %d, hidden %d, %s pooling, dropout %.2f, lengths %s%s: %d "
                  "parameters on %s", m.direction, m.num_layers, m.embedding_size, m.hidden_size, m.pooling, m.dropout,
                  m.use_lengths, f", bigram bag {m.bigram_buckets} x {m.bigram_size}" if m.bigram_buckets else "",
@@ -168,14 +152,14 @@ def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] =
         failing = False
         try:
             try:
-                fit(state, splits, settings, every)
+                fit(state, splits, rc, every)
                 record.status = Status.completed
             except StopRun as stop:
                 record.status, record.stop_reason = Status(stop.status), str(stop)
                 log.info("Run stopped after epoch %d: %s", state.epoch, stop)
             if record.status == Status.completed and state.best_epoch is not None:
-                _score_on_test(state, splits, settings, record, TestEpoch(cfg.trainer.test_epoch))
-                log.info("Test (%s epoch, %d): acc %.4f, loss %.4f", cfg.trainer.test_epoch, record.test_epoch,
+                _score_on_test(state, splits, rc, record)
+                log.info("Test (%s epoch, %d): acc %.4f, loss %.4f", rc.trainer.test_epoch, record.test_epoch,
                          record.test["acc"], record.test["loss"])
         except KeyboardInterrupt as exc:
             record.status, record.error, failing = Status.interrupted, type(exc).__name__, True
