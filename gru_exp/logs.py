@@ -1,10 +1,12 @@
-"""Logging: one line format for consoles and files, per-trial context prefixes, the CLI handler."""
+"""Logging: one line format for consoles and files, per-trial context prefixes, the CLI handler,
+and a run's log file, which also holds what was logged before its folder could be written."""
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
 import logging
+import logging.handlers
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -50,3 +52,31 @@ def file_log(path: Path) -> Iterator[None]:
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
+
+
+class RunLog:
+    """A run's log lines from the moment it starts, kept in memory until :meth:`open` names the
+    file (the run's folder is written only after every check passed), then written there as they
+    come: the file holds the whole run, checks and data loading included."""
+
+    def __init__(self) -> None:
+        self._memory = logging.handlers.MemoryHandler(capacity=1 << 20, flushLevel=logging.CRITICAL + 1)
+        self._memory.setFormatter(logging.Formatter(LOG_FORMAT))
+        self._file: logging.FileHandler | None = None
+        logging.getLogger().addHandler(self._memory)
+
+    def open(self, path: Path) -> None:
+        """From now on log into ``path`` (appended: a resumed run continues its log), the lines so far first."""
+        self._file = logging.FileHandler(path)
+        self._file.setFormatter(logging.Formatter(LOG_FORMAT))
+        self._memory.setTarget(self._file)
+        self._memory.flush()
+        logging.getLogger().removeHandler(self._memory)
+        logging.getLogger().addHandler(self._file)
+
+    def close(self) -> None:
+        root = logging.getLogger()
+        for handler in (self._memory, self._file):
+            if handler is not None:
+                root.removeHandler(handler)
+                handler.close()

@@ -147,19 +147,20 @@ def test_a_rejected_run_never_deletes_a_folder_it_did_not_make(tiny_archive, tmp
     assert {p.relative_to(precious).as_posix() for p in precious.rglob("*")} == {"notes.txt", "sub", "sub/data.csv"}
 
 
-def test_discarding_removes_only_what_the_command_wrote(tmp_path):
-    from gru_exp.train.record import discard_unstarted_run
+def test_a_refused_jobs_folder_goes_only_while_empty(tmp_path):
+    from gru_exp.train.rundir import remove_new_empty
 
     made = tmp_path / "out" / "runs" / "day" / "run"
-    (made / ".hydra").mkdir(parents=True)
-    (made / "run.log").write_text("log")
-    discard_unstarted_run(made, stop_at=tmp_path / "out")
+    made.mkdir(parents=True)
+    (tmp_path / "out" / "other.txt").write_text("x")
+    remove_new_empty(made, stop_at=tmp_path / "out")
     assert not (tmp_path / "out" / "runs").exists()  # the folder Hydra made, and its empty parents
+    assert (tmp_path / "out" / "other.txt").is_file()
     kept = tmp_path / "kept"
     (kept / ".hydra").mkdir(parents=True)
     (kept / "notes.txt").write_text("x")
-    discard_unstarted_run(kept, stop_at=tmp_path)
-    assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]
+    remove_new_empty(kept, stop_at=tmp_path)
+    assert sorted(p.name for p in kept.iterdir()) == [".hydra", "notes.txt"]
 
 
 def test_a_finished_run_is_never_overwritten_by_a_new_run(finished_run, tiny_archive, tmp_path):
@@ -235,10 +236,6 @@ def test_runs_go_on_unlocked_where_the_filesystem_has_no_file_locks(tmp_path, mo
         (folder / "metrics.json").write_text("{}")
     assert _open_fds() == before
     assert "File locks are not supported" in caplog.text and "runs go on unlocked" in caplog.text
-    made = tmp_path / "out" / "day" / "rejected"
-    (made / ".hydra").mkdir(parents=True)
-    rundir.discard_unstarted_run(made, stop_at=tmp_path / "out")
-    assert not (tmp_path / "out" / "day").exists() and _open_fds() == before
 
     def broken(fd, op):
         raise OSError(errno.EIO, "Input/output error")
@@ -247,6 +244,4 @@ def test_runs_go_on_unlocked_where_the_filesystem_has_no_file_locks(tmp_path, mo
     with pytest.raises(rundir.RunDirError, match="cannot be written \\(Input/output error\\)"):
         with rundir.claimed_run_dir(tmp_path / "other"):
             pass
-    (made / ".hydra").mkdir(parents=True)
-    rundir.discard_unstarted_run(made, stop_at=tmp_path / "out")  # cannot lock: leaves it, raises nothing
-    assert (made / ".hydra").is_dir() and _open_fds() == before
+    assert _open_fds() == before

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-import os
 import re
 from pathlib import Path
 from typing import Optional, Sequence
@@ -25,6 +24,7 @@ from gru_exp.config.paths import path_problems
 from gru_exp.config.sources import CONF_DIR, project_root, searchpath_override, sweep_files, user_config_dirs
 from gru_exp.config.sweep import SweepConfig
 from gru_exp.config.validation import validate
+from gru_exp.config.values import without_hydra
 from gru_exp.errors import ConfigError
 from gru_exp.redact import redact
 
@@ -116,16 +116,19 @@ def composition_error(exc: BaseException, schema: type = RunConfig) -> ConfigErr
     return error
 
 
-def job_overrides(overrides: Sequence[str], multirun: bool, with_hydra: bool = False) -> list[list[str]]:
+def job_overrides(overrides: Sequence[str], multirun: bool) -> list[list[str]]:
     """Every job's overrides as Hydra will run them: one list, or with ``-m`` the jobs of Hydra's
-    own basic sweeper (``a=1,2 b=x,y``: 4 lists; a key given twice counts once, the last time;
-    values in Hydra's spelling, e.g. ``lr=1e-3`` as ``lr=0.001``, which names the job's folder).
-    Hydra's own ``hydra.*`` overrides are left out, or with ``with_hydra`` added to every job."""
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
-    own = [o for o in parsed if o.get_key_element().lstrip("+~").startswith("hydra")]
-    task = [o for o in parsed if o not in own]
+    basic sweeper (``a=1,2 b=x,y``: 4 lists; a key given twice counts once, the last time; values in
+    Hydra's spelling, e.g. ``lr=1e-3`` as ``lr=0.001``, which names the job's folder), each with
+    Hydra's own ``hydra.*`` overrides last. ConfigError for the command line's grammar."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except Exception as exc:  # Hydra's grammar
+        raise composition_error(exc) from None
+    own = [o.input_line for o in parsed if o.get_key_element().lstrip("+~").startswith("hydra")]
+    task = [o for o in parsed if o.input_line not in own]
     jobs = _grid(task) if multirun else [[o.input_line for o in task]]
-    return [[*job, *(o.input_line for o in own)] if with_hydra else list(job) for job in jobs]
+    return [[*job, *own] for job in jobs]
 
 
 def _grid(overrides: Sequence[Override]) -> list[list[str]]:
@@ -139,76 +142,73 @@ def _grid(overrides: Sequence[Override]) -> list[list[str]]:
             values[key] = [f"{key}={o.get_value_element_as_str()}"]
         elif o.is_discrete_sweep():
             values[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
-        else:  # range(...) and interval(...) without choice: what the basic sweeper cannot expand
+        else:  # interval(...): what the basic sweeper cannot expand
             raise ConfigError(f"{o.input_line}: -m expands only lists of values (key=1,2,3, choice(...), range(...)) "
                               "into jobs, not an interval; give the values as a list, or search it with gru-exp sweep.")
     return [list(job) for job in itertools.product(*values.values())]
 
 
-def _job_problems(job: list[str], config_dirs: Optional[Sequence[str]] = None) -> list[str]:
-    """Every problem of one job: composition errors one by one (each bad override is dropped and
-    the rest composed again), then validation of what composes."""
-    problems: list[str] = []
+@dataclasses.dataclass
+class Job:
+    """One job of a command line, composed once with Hydra's own node (what its folder will be),
+    and every problem found: composition errors one by one (each bad override dropped and the rest
+    composed again), then the knobs' validation and the output folders'."""
+
+    overrides: list[str]
+    cfg: Optional[DictConfig] = None  # None when some override does not compose
+    problems: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def task(self) -> DictConfig:
+        """The config the job trains with (Hydra's node removed)."""
+        assert self.cfg is not None
+        return without_hydra(self.cfg)
+
+
+def compose_job(overrides: Sequence[str], num: Optional[int] = None,
+                config_dirs: Optional[Sequence[str]] = None) -> Job:
+    """The job of ``overrides`` (``num``: its number in a multirun, which names its folder)."""
+    job = Job(list(overrides))
+    tried = [*overrides, *([f"hydra.job.num={num}"] if num is not None else [])]
     while True:
         try:
-            cfg = compose_config(job, config_dirs=config_dirs)
+            job.cfg = compose_config(tried, config_dirs=config_dirs, with_hydra=True)
+            break
         except ConfigError:
             raise  # gru-exp's own paragraph (the user's config folders): nothing to compose around
         except Exception as exc:
             error = composition_error(exc)
-            problems += error.problems
-            rest = [o for o in job if o.lstrip("+~").split("=", 1)[0] != error.key]
-            if len(rest) == len(job):
-                return problems
-            job = rest
-            continue
-        try:
-            validate(cfg)
-        except ConfigError as exc:
-            problems += [p for p in exc.problems if p not in problems]
-        return problems + [p for p in path_problems(cfg) if p not in problems]
+            job.problems += [p for p in error.problems if p not in job.problems]
+            rest = [o for o in tried if o.lstrip("+~").split("=", 1)[0] != error.key]
+            if len(rest) == len(tried):
+                return job
+            tried = rest
+    if job.problems:
+        job.cfg = None  # composed without the bad overrides: not what the command line asked for
+        return job
+    task = job.task
+    try:
+        validate(task)
+    except ConfigError as exc:
+        job.problems += exc.problems
+    job.problems += [p for p in path_problems(task) if p not in job.problems]
+    return job
 
 
-def job_runs(overrides: Sequence[str], multirun: bool,
-             config_dirs: Optional[Sequence[str]] = None) -> list[tuple[Path, DictConfig]]:
-    """The run folders Hydra will make for the command line's jobs (``hydra.run.dir``, or with
-    ``-m`` ``hydra.sweep.dir``/``hydra.sweep.subdir``, from the command line, an experiment file or
-    an interpolation alike; absolute, ``..`` removed, as Hydra makes them), each with its composed
-    config, for the folders that may exist
-    already: a multirun whose sweep folder does not exist yet (the default, named by the time) has
-    none. A folder that depends on what only Hydra's launcher knows (``${hydra.job.id}``,
-    ``${hydra:runtime...}``) is left to the run's own claim. Call after :func:`check_overrides`."""
-    runs = []
-    for num, job in enumerate(job_overrides(overrides, multirun, with_hydra=True)):
-        try:
-            cfg = compose_config([*job, f"hydra.job.num={num}"] if multirun else job, config_dirs=config_dirs,
-                                 with_hydra=True)
-        except Exception as exc:  # a bad hydra.* override (check_overrides leaves those to this)
-            raise composition_error(exc) from None
-        try:
-            own = "hydra.job.num" in str(OmegaConf.to_container(cfg.hydra.sweep, resolve=False)["subdir"])
-            if multirun and own and not Path(cfg.hydra.sweep.dir).is_dir():
-                return runs  # a new multirun folder, a folder per job number: nothing there can be taken
-            folder = Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir) if multirun else Path(cfg.hydra.run.dir)
-        except OmegaConfBaseException:
-            continue
-        runs.append((Path(os.path.abspath(folder)), cfg))  # as Hydra makes runtime.output_dir
-    return runs
+def check_jobs(jobs: Sequence[Job]) -> None:
+    """One ConfigError naming every problem of every job (each once), or nothing."""
+    problems: list[str] = []
+    for job in jobs:
+        problems += [p for p in job.problems if p not in problems]
+    if problems:
+        raise ConfigError("Invalid configuration: " + "; ".join(problems) + ".", problems)
 
 
 def check_overrides(overrides: Sequence[str], multirun: bool = False,
                     config_dirs: Optional[Sequence[str]] = None) -> int:
     """Compose and validate every job a command line asks for, before any folder is made; raise one
     ConfigError naming each bad value. Returns the number of jobs."""
-    try:
-        jobs = job_overrides(overrides, multirun)
-    except Exception as exc:  # Hydra's grammar
-        raise composition_error(exc) from None
-    problems: list[str] = []
-    for job in jobs:
-        for found in _job_problems(job, config_dirs):
-            if found not in problems:
-                problems.append(found)
-    if problems:
-        raise ConfigError("Invalid configuration: " + "; ".join(problems) + ".", problems)
+    jobs = [compose_job(job, num if multirun else None, config_dirs)
+            for num, job in enumerate(job_overrides(overrides, multirun))]
+    check_jobs(jobs)
     return len(jobs)

@@ -59,11 +59,17 @@ def override(key: str, value: Any) -> str:
     return f"{key}={text}"
 
 
+def without_hydra(cfg: DictConfig) -> DictConfig:
+    """A config composed with Hydra's own node, without it (typed as before); others as they are."""
+    if "hydra" not in cfg:
+        return cfg
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
 def run_config(cfg: DictConfig) -> RunConfig:
     """The composed config as the register's typed dataclasses (Enums as Enums, every value
     resolved): what the model, the loop and the optimizer read."""
-    if "hydra" in cfg:  # a config composed with Hydra's own node
-        cfg = copy.deepcopy(cfg)
-        with open_dict(cfg):
-            del cfg["hydra"]
-    return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+    return OmegaConf.to_object(without_hydra(cfg))  # type: ignore[return-value]

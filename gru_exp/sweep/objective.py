@@ -122,8 +122,7 @@ def run_trial(trial: optuna.Trial, sc: DictConfig, compose: Callable[[Sequence[s
                 callbacks.append(TrialReporter(trial, repeat, cfg.trainer.epochs, curves, str(o.metric),
                                                str(o.reduce), str(o.direction), sc.storage_retry_s, sc.repeats))
             label = trial_label(sc, trial, seed if sc.repeats > 1 else None)
-            with file_log(run_dir / "run.log") if sc.repeats > 1 else contextlib.nullcontext():
-                result = run_training(cfg, run_dir, callbacks=callbacks, display_name=label)
+            result = run_training(cfg, run_dir, callbacks=callbacks, display_name=label)  # writes its run.log
             if callbacks:
                 curves.append(callbacks[0].values)
             epochs_run += result.epochs_done

@@ -1,7 +1,11 @@
 """``python -m gru_exp.train [overrides]``: one training (or a grid with ``-m``) from Hydra configs.
 
-A thin shell over :func:`gru_exp.train.run.run_training`. User errors print one paragraph and
-exit with status 2; the run folder of a rejected job is removed.
+A thin shell over :func:`gru_exp.train.run.run_training`: every job is checked before anything is
+written (:mod:`gru_exp.train.precheck`), then Hydra runs them (its launchers, ``--cfg``,
+``--info``, folder names). Hydra writes nothing into a run folder (``hydra.output_subdir`` is
+null, and logging is gru-exp's): the run writes its log, its ``.hydra/`` config records and its
+results only once its own last checks passed, so a job refused then leaves at most the empty
+folder Hydra made for it, which goes. User errors print one paragraph and exit with status 2.
 """
 
 from __future__ import annotations
@@ -19,41 +23,38 @@ from omegaconf import DictConfig
 from gru_exp.commands import INFO_FLAGS, flags, run_hydra, version_text
 from gru_exp.config.values import override
 from gru_exp.errors import GruExpError
+from gru_exp.logs import setup_cli_logging
 from gru_exp.train import device
-from gru_exp.train.precheck import precheck
-from gru_exp.train.rundir import LAST_CKPT, discard_unstarted_run
+from gru_exp.train.precheck import Plan, precheck
+from gru_exp.train.rundir import LAST_CKPT, remove_new_empty
 
 log = logging.getLogger(__name__)
 
 
-class _Outcome:
-    """What this command's jobs came to (Hydra's launcher runs them in this process and keeps
-    their return values to itself): failures, and the multirun folder to tidy if all failed."""
+class _Jobs:
+    """The task Hydra runs for each job, and what the jobs came to (Hydra's launcher runs them in
+    this process and keeps their return values to itself): failures, and the multirun folder."""
 
-    def __init__(self, existed: Optional[dict[Path, frozenset[str]]] = None, kept: Optional[Path] = None) -> None:
-        self.existed = existed or {}  # per run folder: Hydra's files it had before this command
-        self.kept = kept  # a multirun folder that existed (empty) before this command: never removed
+    def __init__(self, plan: Optional[Plan] = None) -> None:
+        self.plan = plan
         self.failures: list[str] = []
         self.sweep_dir: Optional[Path] = None
-        self.output_dir = Path("/")
         self.pid = os.getpid()
 
     def task(self, cfg: DictConfig) -> Optional[float]:
         """One job: the library's training on the composed config."""
-        device.limit_threads(cfg.trainer.num_threads)  # before paddle is imported: it sizes its pools once
+        if os.getpid() != self.pid:  # a launcher's own process (joblib, submitit)
+            _ready(cfg.trainer.num_threads)
         hydra_cfg = HydraConfig.get()
         run_dir = Path(hydra_cfg.runtime.output_dir)
         if hydra_cfg.mode.name == "MULTIRUN":
-            self.sweep_dir, self.output_dir = Path(hydra_cfg.sweep.dir), Path(cfg.paths.output_dir)
-        signal.signal(signal.SIGTERM, _terminate)  # also while paddle loads (seconds)
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even when started with & by a script
+            self.sweep_dir = Path(hydra_cfg.sweep.dir)
+        from gru_exp.train.callbacks import ConfigRecords  # paddle: imported by _ready
+        from gru_exp.train.run import run_training
+
         try:
             log.info("Outputs go to %s; this run's folder: %s", cfg.paths.output_dir, run_dir)
-            device.import_paddle()
-            signal.signal(signal.SIGTERM, _terminate)  # again: paddle's import installs its own handler
-            from gru_exp.train.run import run_training
-
-            record = run_training(cfg, run_dir)
+            record = run_training(cfg, run_dir, callbacks=[ConfigRecords(cfg, hydra_cfg)])
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the record says "interrupted", the checkpoint stays
             if (run_dir / LAST_CKPT).is_file():
                 print(f"gru_exp.train: interrupted; the run folder keeps its last finished epoch. Continue it "
@@ -61,12 +62,12 @@ class _Outcome:
             else:
                 print("gru_exp.train: interrupted before the first epoch ended; nothing to continue, start it "
                       "again.", file=sys.stderr)
-            self.discard(run_dir, cfg)
+            self._drop_if_new(run_dir, cfg)
             raise
         except GruExpError as exc:  # a user error, or a NaN loss (NonFiniteLossError)
             log.error("%s", exc)
             print(f"gru_exp.train: error: {exc}", file=sys.stderr)
-            self.discard(run_dir, cfg)
+            self._drop_if_new(run_dir, cfg)
             if os.getpid() != self.pid:  # a launcher running jobs in other processes: fail the job visibly
                 raise
             self.failures.append(str(exc))
@@ -76,22 +77,21 @@ class _Outcome:
         print(os.path.abspath(run_dir), flush=True)  # stdout carries the result, one line per run; logs go to stderr
         return record.best_eval_acc  # Hydra's objective: the best eval accuracy
 
-    def discard(self, run_dir: Path, cfg: DictConfig) -> None:
-        """A rejected job's folder: what this command made there removed, what it had kept."""
-        discard_unstarted_run(run_dir, stop_at=Path(cfg.paths.output_dir),
-                              existed=self.existed.get(Path(os.path.abspath(run_dir)), frozenset()))
+    def _drop_if_new(self, run_dir: Path, cfg: DictConfig) -> None:
+        """A job that wrote nothing leaves no folder: the empty one Hydra made for it goes, unless it
+        was there before this command."""
+        if self.plan is None or Path(os.path.abspath(run_dir)) not in self.plan.existing:
+            remove_new_empty(run_dir, stop_at=Path(cfg.paths.output_dir))
 
     def tidy(self) -> None:
-        """A multirun whose every job was rejected leaves no folder holding only multirun.yaml."""
-        if self.sweep_dir and self.sweep_dir.is_dir() and {p.name for p in self.sweep_dir.iterdir()} <= {"multirun.yaml"}:
-            (self.sweep_dir / "multirun.yaml").unlink(missing_ok=True)  # Hydra wrote it for this command
-            if self.kept is not None and self.kept == Path(os.path.abspath(self.sweep_dir)):
-                return
-            self.sweep_dir.rmdir()
-            for parent in self.sweep_dir.parents:  # the date folder, when it is now empty
-                if parent == self.output_dir or not parent.is_relative_to(self.output_dir) or any(parent.iterdir()):
-                    break
-                parent.rmdir()
+        """A multirun whose every job was refused leaves no folder holding only multirun.yaml."""
+        folder = self.sweep_dir
+        if folder is None or not folder.is_dir() or {p.name for p in folder.iterdir()} != {"multirun.yaml"}:
+            return
+        (folder / "multirun.yaml").unlink()  # Hydra wrote it for this command (the folder was new or empty)
+        if self.plan is not None and self.plan.multirun_dir_existed:
+            return
+        remove_new_empty(folder, stop_at=self.plan.output_dir if self.plan else folder.parent)
 
 
 def _resume_args(run_dir: Path) -> list[str]:
@@ -104,24 +104,42 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _ready(num_threads: int) -> None:
+    """A process about to train: logging to stderr, paddle's threads held to ``num_threads`` (before
+    paddle is imported: it sizes its pools once), paddle imported, then SIGTERM and Ctrl-C (even when
+    started with & by a script) stop the run as KeyboardInterrupt (after paddle's import, which
+    installs a handler of its own)."""
+    if not logging.getLogger().handlers:
+        setup_cli_logging()
+    device.limit_threads(num_threads)
+    device.import_paddle()
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.train") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--version" in argv:
         print(version_text())
         return 0
+    if flags(argv) & INFO_FLAGS:  # --help, --cfg, --info, completion: Hydra prints, nothing runs
+        run_hydra(_Jobs().task, "config", argv, prog)
+        return 0
+    setup_cli_logging()
     try:
-        existed, kept = ({}, None) if flags(argv) & INFO_FLAGS else precheck(argv)
+        plan = precheck(argv)
+        _ready(plan.jobs[0].task.trainer.num_threads)
     except GruExpError as exc:
         print(f"gru_exp.train: error: {exc}", file=sys.stderr)
         return 2
-    outcome = _Outcome(existed, kept)
+    jobs = _Jobs(plan)
     try:
-        run_hydra(outcome.task, "config", argv, prog)
+        run_hydra(jobs.task, "config", argv, prog)
     except KeyboardInterrupt:
         return 130
     finally:
-        outcome.tidy()
-    return 2 if outcome.failures else 0
+        jobs.tidy()
+    return 2 if jobs.failures else 0
 
 
 if __name__ == "__main__":

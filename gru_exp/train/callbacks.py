@@ -1,4 +1,5 @@
-"""Standard callbacks of every run: progress lines, checkpoints, the metrics.json record, early stopping."""
+"""Standard callbacks of every run: progress lines, checkpoints, the metrics.json record, early stopping;
+and the config records of a run started from the command line."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import time
 from typing import Optional, TextIO
 
 import paddle
+from omegaconf import DictConfig, OmegaConf
 
+from gru_exp.files import atomic_write_text
 from gru_exp.train.checkpoints import BEST_CKPT, LAST_CKPT, save_checkpoint
 from gru_exp.train.loop import Callback, StopRun, TrainState
 from gru_exp.train.record import SERIES_KEYS, RunRecord, Status
+from gru_exp.train.rundir import CONFIG_RECORDS
 
 log = logging.getLogger(__name__)
 
@@ -168,3 +172,17 @@ class EarlyStopping(Callback):
         if stale >= self.patience:
             raise StopRun(Status.completed, f"early stopping: {state.eval_name} accuracy has not improved for {stale} "
                           f"epoch(s) since epoch {state.best_epoch} (trainer.patience={self.patience})")
+
+
+class ConfigRecords(Callback):
+    """The job's config in Hydra's layout, ``.hydra/{config,hydra,overrides}.yaml``, written when the
+    run starts (after its checks), as Hydra itself would have written them before."""
+
+    def __init__(self, cfg: DictConfig, hydra: DictConfig) -> None:
+        self.files = {"config.yaml": OmegaConf.to_yaml(cfg), "hydra.yaml": OmegaConf.to_yaml({"hydra": hydra}),
+                      "overrides.yaml": OmegaConf.to_yaml(list(hydra.overrides.task))}
+
+    def on_train_start(self, state: TrainState) -> None:
+        (state.run_dir / CONFIG_RECORDS).mkdir(exist_ok=True)
+        for name, text in self.files.items():
+            atomic_write_text(state.run_dir / CONFIG_RECORDS / name, text)

@@ -15,7 +15,7 @@ from typing import Any, Optional
 from gru_exp.config.knobs import Choice
 from gru_exp.errors import GruExpError
 from gru_exp.files import write_json
-from gru_exp.train.rundir import RECORD_FILE, discard_unstarted_run  # noqa: F401 (re-exported)
+from gru_exp.train.rundir import RECORD_FILE
 
 RECORD_VERSION = 2  # 1: the untyped records before this class (same keys, no "version")
 SERIES_KEYS = ("epoch", "train_loss", "train_acc", "eval_loss", "eval_acc", "train_time_s", "eval_time_s",

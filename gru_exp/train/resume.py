@@ -25,12 +25,28 @@ from gru_exp.train.rundir import LAST_CKPT
 log = logging.getLogger(__name__)
 
 
-def resume_from(state: TrainState, ckpt: Path, done: int, run_dir: Path) -> None:
-    """Continue from ``ckpt``, whose run's record has ``done`` finished epochs."""
+def resume_from(state: TrainState, ckpt: Path, done: int) -> bool:
+    """Restore ``state`` from ``ckpt``, whose run's record has ``done`` finished epochs, and check
+    its best checkpoint against it (ConfigError for a damaged or mismatched one); nothing is
+    written. Returns whether the best checkpoint lags the last one (repaired by :func:`carry_over`)."""
     restore_checkpoint(state, ckpt)
     _check_epoch(ckpt, state.epoch, done)
     state.resumed_from = str(ckpt.parent.parent)
-    _carry_best(state, ckpt.parent.parent / BEST_CKPT, run_dir / BEST_CKPT)
+    best = ckpt.parent.parent / BEST_CKPT
+    found = model_checkpoint(state.model, best)["epoch"] if best.is_file() else None  # damaged: refused now
+    return _best_lags(best, found, state.best_epoch, state.epoch)
+
+
+def carry_over(state: TrainState, ckpt: Path, run_dir: Path, best_lags: bool) -> None:
+    """Give the continued run's folder (once claimed) what it continues from: the best epoch's
+    weights (written again from ``ckpt`` when they lag it) and ``ckpt`` itself."""
+    best, target = ckpt.parent.parent / BEST_CKPT, run_dir / BEST_CKPT
+    if best_lags:
+        log.info("%s lags its last.pdparams (the best is epoch %d): written again from last.pdparams", best,
+                 state.epoch)
+        save_checkpoint(state, target)
+    elif best.is_file() and best.resolve() != target.resolve():
+        _copy_whole(best, target)
     if ckpt.resolve() != (run_dir / LAST_CKPT).resolve():  # the new folder holds what it continues from
         _copy_whole(ckpt, run_dir / LAST_CKPT)
     log.info("Resuming %s after epoch %d", state.resumed_from, state.epoch)
@@ -46,20 +62,6 @@ def _copy_whole(source: Path, target: Path) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def _carry_best(state: TrainState, best: Path, target: Path) -> None:
-    """The best epoch's weights for the continued run at ``target``, checked against the restored
-    state: a best.pdparams one epoch behind last.pdparams (a kill between the two renames) is
-    written again from last.pdparams, whose epoch is then the best; any other mismatch is refused."""
-    found = model_checkpoint(state.model, best)["epoch"] if best.is_file() else None  # damaged: refused now
-    if not _best_lags(best, found, state.best_epoch, state.epoch):
-        if found is not None and best.resolve() != target.resolve():
-            _copy_whole(best, target)
-        return
-    log.info("%s lags its last.pdparams (epoch %s, the best is %d): written again from last.pdparams", best, found,
-             state.epoch)
-    save_checkpoint(state, target)
 
 
 def check_continuable(resume_dir: Path, done: int) -> None:

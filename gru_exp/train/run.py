@@ -24,6 +24,7 @@ from gru_exp.config.knobs import RunConfig, TestEpoch
 from gru_exp.config.validation import validate
 from gru_exp.config.values import flatten, override, run_config, to_container
 from gru_exp.errors import ConfigError, DiskFullError
+from gru_exp.logs import RunLog
 from gru_exp.redact import redact_all
 from gru_exp.train import device as devices
 from gru_exp.train.callbacks import (
@@ -41,8 +42,8 @@ from gru_exp.train.loop import Callback, StopRun, TrainState, evaluate, fit, ste
 from gru_exp.train.model import GRUClassifier
 from gru_exp.train.preflight import check_memory, check_resume
 from gru_exp.train.record import RunRecord, Status, package_versions
-from gru_exp.train.resume import resume_from
-from gru_exp.train.rundir import LAST_CKPT, claimed_run_dir, display_name_of
+from gru_exp.train.resume import carry_over, resume_from
+from gru_exp.train.rundir import LAST_CKPT, RUN_LOG, claimed_run_dir, display_name_of
 from gru_exp.train.vdl_view import ensure_baseline, hparams, in_effect, run_display_name
 from gru_exp.train.visualdl import VisualDLTracker
 
@@ -98,14 +99,25 @@ def _score_on_test(state: TrainState, splits: DataSplits, rc: RunConfig, record:
 
 def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
                  display_name: Optional[str] = None) -> RunRecord:
-    """Train one model as ``cfg`` says, leaving a complete record in ``run_dir``.
+    """Train one model as ``cfg`` says, leaving a complete record in ``run_dir``: every check
+    (config, data, resume, memory) comes first, and only then is the folder claimed and written
+    (its run.log from this call's first line).
 
     ``callbacks`` run after the standard ones (progress, checkpoints, metrics.json, VisualDL); a
     callback may end the run early by raising :class:`~gru_exp.train.loop.StopRun`.
     """
+    run_log = RunLog()
+    try:
+        return _train(cfg, Path(run_dir), callbacks, display_name, run_log)
+    finally:
+        run_log.close()
+
+
+def _train(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback], display_name: Optional[str],
+           run_log: RunLog) -> RunRecord:
     wall_start = time.perf_counter()
     validate(cfg)
-    config, run_dir, rc = to_container(cfg), Path(run_dir), run_config(cfg)  # rc: the typed config
+    config, rc = to_container(cfg), run_config(cfg)  # rc: the typed config
     archive = resolve_archive(rc.data.path)
     resume_dir = Path(rc.trainer.resume).expanduser() if rc.trainer.resume else None
     resume_ckpt, resume_done = check_resume(config, resume_dir) if resume_dir else (None, 0)
@@ -119,11 +131,13 @@ def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] =
              splits.eval_name, len(splits.test), splits.vocab_size, data_time)
     check_memory(rc, splits)
     model, optimizer = build(rc, splits)
+    state = TrainState(run_dir=run_dir, hparams={}, model=model, optimizer=optimizer, epochs=rc.trainer.epochs,
+                       steps_per_epoch=steps_per_epoch(len(splits.train), rc), eval_name=splits.eval_name)
+    best_lags = resume_from(state, resume_ckpt, resume_done) if resume_ckpt is not None else False
     with claimed_run_dir(run_dir, resume_dir):  # from here on this run writes there, and no other
-        state = TrainState(run_dir=run_dir, hparams={}, model=model, optimizer=optimizer, epochs=rc.trainer.epochs,
-                           steps_per_epoch=steps_per_epoch(len(splits.train), rc), eval_name=splits.eval_name)
+        run_log.open(run_dir / RUN_LOG)
         if resume_ckpt is not None:
-            resume_from(state, resume_ckpt, resume_done, run_dir)
+            carry_over(state, resume_ckpt, run_dir, best_lags)
 
         n_params = sum(int(p.numel()) for p in model.parameters())
         record = RunRecord(config=config, run_dir=run_dir, device=device, versions=package_versions(),

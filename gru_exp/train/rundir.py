@@ -16,7 +16,6 @@ import errno
 import fcntl
 import logging
 import os
-import shutil
 import socket
 from pathlib import Path
 from typing import Iterator, Optional
@@ -29,8 +28,9 @@ RECORD_FILE = RUN_RECORD  # metrics.json (named in config.paths, which checks ou
 LAST_CKPT = "checkpoints/last.pdparams"  # after every epoch: what a resume continues
 BEST_CKPT = "checkpoints/best.pdparams"  # the best eval epoch's weights
 LOCK_FILE = ".run.lock"
-RUN_MADE = ("checkpoints", "vdl", RECORD_FILE)  # what a run writes into its folder
-MADE_BEFORE_START = (".hydra", "run.log")  # what Hydra writes into a run folder before the run starts
+RUN_LOG = "run.log"  # the run's log lines, from its first check on
+CONFIG_RECORDS = ".hydra"  # the composed config in Hydra's layout: config.yaml, and from a command line hydra.yaml, overrides.yaml
+RUN_MADE = ("checkpoints", "vdl", RECORD_FILE, RUN_LOG, CONFIG_RECORDS)  # what a run writes into its folder
 NO_LOCKS = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}  # flock cannot work on this filesystem
 _WARNED: set[Path] = set()
 log = logging.getLogger(__name__)
@@ -151,14 +151,6 @@ def other_run_problem(run_dir: Path, resume_dir: Optional[Path] = None, new: boo
     return None
 
 
-def made_before(run_dir: Path) -> frozenset[str]:
-    """Which of the files Hydra writes before a run starts ``run_dir`` already has (a folder given
-    as hydra.run.dir that an earlier command used), and ``.`` when the folder itself exists: they
-    are not this command's to remove."""
-    names = {name for name in MADE_BEFORE_START if os.path.lexists(Path(run_dir) / name)}
-    return frozenset(names | ({"."} if os.path.isdir(run_dir) else set()))
-
-
 def in_use_problem(run_dir: Path) -> Optional[str]:
     """Why ``run_dir`` cannot be used now: another process holds its lock (a run training there);
     None when it is free or does not exist."""
@@ -176,37 +168,13 @@ def in_use_problem(run_dir: Path) -> Optional[str]:
     return None
 
 
-def discard_unstarted_run(run_dir: Path, stop_at: Path, existed: frozenset[str] = frozenset()) -> None:
-    """After a rejected command: remove what Hydra and gru-exp wrote into a run folder that holds
-    no result (no metrics.json), then the folder and its empty parents up to ``stop_at`` if that
-    leaves them empty. What was there before the command (``existed``: see :func:`made_before`,
-    and any other file) stays, and so does the folder; a folder another run holds right now, or
-    one this process cannot lock, is not touched."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        return
-    try:
-        fd = _lock(run_dir)
-    except OSError:
-        return
-    if fd is None:
-        return
-    try:
-        if (run_dir / RECORD_FILE).exists():
-            return
-        for name in set(MADE_BEFORE_START) - existed:
-            path = run_dir / name
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-    finally:
-        _release(run_dir, fd)
-    if "." in existed or any(run_dir.iterdir()):
-        return  # the folder existed before this command (or holds other files): it stays
+def remove_new_empty(run_dir: Path, stop_at: Path) -> None:
+    """After a job refused before it wrote anything: the empty folder made for it (Hydra makes a
+    job's folder before the job starts), then its parents up to ``stop_at`` that it leaves empty.
+    Call only for a folder that did not exist before this command; a folder with anything in it stays."""
     with contextlib.suppress(OSError):
-        run_dir.rmdir()
-    parent = run_dir.parent
-    while parent != stop_at and stop_at in parent.parents and parent.is_dir() and not any(parent.iterdir()):
-        parent.rmdir()
-        parent = parent.parent
+        Path(run_dir).rmdir()  # only an empty folder can go
+        parent = Path(run_dir).parent
+        while parent != stop_at and stop_at in parent.parents:
+            parent.rmdir()
+            parent = parent.parent
