@@ -137,26 +137,32 @@ params:
 
 
 @pytest.fixture(scope="module")
-def page(dashboard):
+def browser(dashboard):
     from playwright.sync_api import sync_playwright
 
-    base, _ = dashboard
     shutil.rmtree(SHOTS, ignore_errors=True)
     SHOTS.mkdir(parents=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1440, "height": 900})
-        page = context.new_page()
-        page.errors = []  # JavaScript errors and failed requests, checked by every test
-        page.on("pageerror", lambda e: page.errors.append(f"pageerror: {e}"))
-        page.on("console", lambda m: m.type == "error" and "Failed to load resource" not in m.text
-                and page.errors.append(f"console: {m.text[:200]}"))
-        # VisualDL 2.5.3 asks for an icon it does not ship (/app/icons/dragger.svg): not ours to fix
-        page.on("response", lambda r: r.status >= 400 and not r.url.endswith("/icons/dragger.svg")
-                and page.errors.append(f"HTTP {r.status} {r.url}"))
-        yield page
-        context.close()
+        yield browser
         browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A page of its own for each test (a fresh browser context: no shared storage, cache or
+    errors), so one view's JavaScript error fails that view's test and no other."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    page.errors = []  # JavaScript errors and failed requests of this test's page, checked by the test
+    page.on("pageerror", lambda e: page.errors.append(f"pageerror: {e}"))
+    page.on("console", lambda m: m.type == "error" and "Failed to load resource" not in m.text
+            and page.errors.append(f"console: {m.text[:200]}"))
+    # VisualDL 2.5.3 asks for an icon it does not ship (/app/icons/dragger.svg): not ours to fix
+    page.on("response", lambda r: r.status >= 400 and not r.url.endswith("/icons/dragger.svg")
+            and page.errors.append(f"HTTP {r.status} {r.url}"))
+    yield page
+    context.close()
 
 
 @needs_browser

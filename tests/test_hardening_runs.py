@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, tiny_overrides
+from conftest import REPO, finish, start, tiny_overrides
 
 from gru_exp.errors import ConfigError, GruExpError
 
@@ -182,6 +183,7 @@ def test_a_run_folder_that_another_process_holds_is_refused(tiny_cfg, tmp_path):
          f"with claimed_run_dir({str(folder)!r}):\n    print('held', flush=True); sys.stdin.read()"],
         cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
+        assert select.select([holder.stdout], [], [], 60)[0], "the holder did not claim the folder within 60 s"
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(RunDirError, match=re.escape(f"The run folder {folder} is in use by another training "
                                                         f"right now (pid {holder.pid} on ")):
@@ -196,12 +198,11 @@ def test_a_run_folder_that_another_process_holds_is_refused(tiny_cfg, tmp_path):
 @pytest.mark.slow
 def test_two_trainings_started_together_into_one_folder_never_share_a_record(tiny_archive, tmp_path):
     folder = tmp_path / "same"
-    procs = [subprocess.Popen([sys.executable, "-m", "gru_exp.train",
-                               *tiny_overrides(tiny_archive, tmp_path / "out", "trainer.epochs=3",
-                                               f"trainer.seed={seed}", f"hydra.run.dir={folder}")],
-                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs = [start([sys.executable, "-m", "gru_exp.train",
+                    *tiny_overrides(tiny_archive, tmp_path / "out", "trainer.epochs=3", f"trainer.seed={seed}",
+                                    f"hydra.run.dir={folder}")], cwd=REPO)
              for seed in (1, 2)]
-    results = [(p.wait(timeout=600), p.stderr.read()) for p in procs]
+    results = [finish(p, timeout=600)[::2] for p in procs]  # (exit status, stderr), both drained all along
     assert sorted(code for code, _ in results) == [0, 2], results
     err = next(e for code, e in results if code == 2)
     assert "in use by another training" in err or "already holds a run" in err
