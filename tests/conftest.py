@@ -226,14 +226,16 @@ def secret_leaks(secret: str, folder: Path, storage_url: str = "", studies: tupl
 
         import optuna
 
+        storage = optuna.storages.get_storage(storage_url)
         for name in studies:
             try:
-                study = optuna.load_study(study_name=name, storage=storage_url)
+                study_id = storage.get_study_id_from_name(name)
             except KeyError:  # refused before the study was made
                 continue
-            if secret in json.dumps([study.user_attrs, study.system_attrs], default=str):
+            stored = [storage.get_study_user_attrs(study_id), storage.get_study_system_attrs(study_id)]
+            if secret in json.dumps(stored, default=str):
                 found.append(f"study {name!r}: its attributes")
-            for t in study.get_trials(deepcopy=False):
+            for t in storage.get_all_trials(study_id, deepcopy=False):
                 stored = [t.user_attrs, t.system_attrs, t.params, t.intermediate_values, t.values]
                 if secret in json.dumps(stored, default=str):
                     found.append(f"study {name!r}, trial {t.number}: its attributes")
