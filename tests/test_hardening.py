@@ -16,7 +16,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import REPO, tiny_overrides
+from conftest import REPO, finish, start, tiny_overrides
 from conftest import run_sweep as sweep
 
 HUGE_PICKLE = b"\x80\x04\x8e" + (2**62).to_bytes(8, "little") + b"xx"  # BINBYTES8 of 2**62 bytes: MemoryError
@@ -135,17 +135,17 @@ def test_sigterm_leaves_an_interrupted_resumable_run(tiny_archive, tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
     args = tiny_overrides(tiny_archive, out, "trainer.epochs=400", "model.hidden_size=32")
-    proc = subprocess.Popen([sys.executable, "-m", "gru_exp.train", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start([sys.executable, "-m", "gru_exp.train", *args], cwd=REPO, env=env)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # wait for a finished epoch
+    while True:  # wait for a finished epoch
         records = list(out.rglob("metrics.json"))
         if records and json.loads(records[0].read_text() or "{}").get("epochs_done", 0) >= 1:
             break
+        assert time.monotonic() < deadline and proc.poll() is None, proc.err.text()[-3000:]
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    code, _, err = finish(proc, timeout=60)
+    assert code == 130, err
     record = json.loads(records[0].read_text())
     assert record["status"] == "interrupted" and record["epochs_done"] >= 1
     assert "trainer.resume=" in err and "Traceback" not in err

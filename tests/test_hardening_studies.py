@@ -11,7 +11,7 @@ import sys
 
 import optuna
 import pytest
-from conftest import REPO
+from conftest import REPO, finish, start
 from conftest import run_sweep as sweep
 
 # -- names (row 18) --------------------------------------------------------------------------------------------
@@ -124,16 +124,18 @@ def test_a_worker_joining_a_study_another_worker_is_creating_takes_its_id(sweep_
 def test_two_sweeps_starting_one_new_study_together_both_work_and_it_resumes(sweep_env, tmp_path):
     name = sweep_env(n_trials=2, epochs=1)
     cmd = [sys.executable, "-m", "gru_exp.sweep", f"sweep={name}", "study_name=conc"]
-    procs = [subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
-    results = [(p.wait(timeout=600), p.stderr.read()) for p in procs]
+    procs = [start(cmd, cwd=REPO) for _ in range(2)]
+    results = [finish(p, timeout=600)[::2] for p in procs]  # (exit status, stderr), drained all along
     assert [code for code, _ in results] == [0, 0], [err[-2000:] for _, err in results]
+    storage = f"sqlite:///{sweep_env.sweeps_dir / 'optuna.db'}"
+    trials = optuna.load_study(study_name="conc", storage=storage).trials  # right after: n_trials=2, no more
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"], [t.state.name for t in trials]
     again = subprocess.run([*cmd, "n_trials=3"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
-    study = optuna.load_study(study_name="conc", storage=f"sqlite:///{sweep_env.sweeps_dir / 'optuna.db'}")
+    study = optuna.load_study(study_name="conc", storage=storage)
     pointer = json.loads((sweep_env.sweeps_dir / "conc" / "study.json").read_text())
     assert pointer["uid"] == study.user_attrs["gru_exp_uid"]
-    assert sum(t.state.name == "COMPLETE" for t in study.trials) == 3
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
 
 
 # -- a stored study keeps its objectives (review of #12) -------------------------------------------------------
