@@ -1,7 +1,5 @@
-"""Off the happy path, for studies: names whose bytes do not fit a folder name, sweep numbers
-with ranges, passwords in any corner of a storage URL, SQLite URLs that would make stray files,
-two workers starting one new study at once, and a study continued only with its own objectives.
-Rows of docs/reliability.md."""
+"""A study's storage: SQLite URLs that would make stray files, two workers starting one new study
+at once, and a study continued only with its own objectives. Rows of docs/reliability.md."""
 
 from __future__ import annotations
 
@@ -13,71 +11,6 @@ import optuna
 import pytest
 from conftest import REPO, finish, start
 from conftest import run_sweep as sweep
-
-# -- names (row 18) --------------------------------------------------------------------------------------------
-
-def test_a_study_name_longer_than_a_folder_name_in_bytes_is_refused_before_any_study(sweep_env, capsys):
-    name = sweep_env(n_trials=1, epochs=1)
-    assert sweep(f"sweep={name}", f"study_name='{'日' * 90}'") == 2  # 90 characters, 270 bytes
-    err = capsys.readouterr().err
-    assert "study_name='日日日" in err and "at most 255 bytes as UTF-8" in err and "Traceback" not in err
-    assert not (sweep_env.sweeps_dir / "optuna.db").exists()  # no database, so no orphan study
-
-
-def test_a_name_of_255_bytes_is_allowed():
-    from gru_exp.config.names import name_problem
-
-    assert name_problem("study_name", "é" * 100) is None  # 200 bytes
-    assert name_problem("study_name", "日" * 85) is None  # 255 bytes
-    assert "at most 255 bytes" in name_problem("study_name", "日" * 86)
-
-
-# -- numbers (row 95) ------------------------------------------------------------------------------------------
-
-def test_a_negative_sampler_seed_is_named_as_such(sweep_env, capsys):
-    name = sweep_env(n_trials=1, epochs=1)
-    assert sweep(f"sweep={name}", "sampler.seed=-1") == 2
-    err = capsys.readouterr().err
-    assert "sampler.seed=-1 must be in [0, 4294967295] or null (unseeded)" in err and "cannot be opened" not in err
-    assert not (sweep_env.sweeps_dir / "optuna.db").exists()
-
-
-# -- secrets (rows 146-149) ------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("text,masked", [
-    ("postgresql://gru_ci:pa@ss:w0rd#x@127.0.0.1:5432/gru_ci", "postgresql://gru_ci:***@127.0.0.1:5432/gru_ci"),
-    ("postgresql://gru_ci:Sekr1t Pw9@127.0.0.1:5432/gru_ci", "postgresql://gru_ci:***@127.0.0.1:5432/gru_ci"),
-    ("postgresql://gru_ci@127.0.0.1:5432/gru_ci?password=Sekr1t Pw9",
-     "postgresql://gru_ci@127.0.0.1:5432/gru_ci?password=***"),
-    ("postgresql://u@h/db?sslmode=require&PassWord=Sekr1t Pw9&application_name=x",
-     "postgresql://u@h/db?sslmode=require&PassWord=***&application_name=x"),
-    ("storage='postgresql://gru_ci:Pw Secret9@127.0.0.1:5432/gru_ci' cannot be read: An exception",
-     "storage='postgresql://gru_ci:***@127.0.0.1:5432/gru_ci' cannot be read: An exception"),
-    ("Study 's' in postgresql://u:Sekr1t Pw9@[::1]:5432/db; run folders in /o/sweeps/s",
-     "Study 's' in postgresql://u:***@[::1]:5432/db; run folders in /o/sweeps/s"),
-    ("from postgresql://a:Sekr1t@h1/x to mysql://b:Pw9@h2/y", "from postgresql://a:***@h1/x to mysql://b:***@h2/y"),
-    ("connection failed: password='Sekr1t Pw9' host=h", "connection failed: password=*** host=h"),
-    ("sqlite:////tmp/a@b/optuna.db?timeout=5", "sqlite:////tmp/a@b/optuna.db?timeout=5"),
-])
-def test_one_redaction_masks_a_password_wherever_it_sits(text, masked):
-    from gru_exp.redact import redact
-
-    assert redact(text) == masked
-
-
-def test_a_storage_error_never_shows_the_password(sweep_env):
-    from gru_exp.config.compose import compose_config
-    from gru_exp.errors import ConfigError
-    from gru_exp.sweep.storage import make_storage
-
-    name = sweep_env(n_trials=1, epochs=1)
-    sc = compose_config([f"sweep={name}", "storage='postgresql://gru_ci:pa@ss Sekr1t Pw9#x@127.0.0.1:1/gru_ci'"],
-                        config_name="sweep")
-    with pytest.raises(ConfigError) as info:
-        make_storage(sc)
-    text = str(info.value)
-    assert "postgresql://gru_ci:***@127.0.0.1:1/gru_ci" in text
-    assert not any(secret in text for secret in ("Sekr1t", "Pw9", "pa@ss", "#x"))
 
 
 # -- SQLite URLs (rows 157, 158) -------------------------------------------------------------------------------
