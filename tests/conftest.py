@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import threading
+import time
 from pathlib import Path
+from typing import Callable, Union
 
 import pytest
 
@@ -127,3 +131,125 @@ def fill_disk(disk: Path) -> Path:
         except OSError:
             pass
     return filler
+
+
+# -- children whose pipes are always drained, with a deadline on every wait ---------------------------------------
+
+class Drain:
+    """Reads one pipe of a child to its end in a thread, so the child never blocks on a full pipe
+    (64 KiB), and lets a test wait for a line with a deadline (a bare ``readline`` can block forever)."""
+
+    def __init__(self, proc: subprocess.Popen, stream):
+        self.proc, self.lines, self.closed = proc, [], False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream) -> None:
+        try:
+            for line in iter(stream.readline, ""):
+                with self._cond:
+                    self.lines.append(line)
+                    self._cond.notify_all()
+        finally:
+            with self._cond:
+                self.closed = True
+                self._cond.notify_all()
+
+    def text(self) -> str:
+        with self._cond:
+            return "".join(self.lines)
+
+    def wait_for(self, wanted: Union[str, Callable[[str], bool]], timeout: float) -> str:
+        """The first line holding ``wanted`` (or for which it is true); the child is killed and the
+        test fails when the pipe closes or ``timeout`` s pass first."""
+        match = (lambda line: wanted in line) if isinstance(wanted, str) else wanted
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._cond:
+            while True:
+                for line in self.lines[seen:]:
+                    if match(line):
+                        return line
+                seen = len(self.lines)
+                left = deadline - time.monotonic()
+                if self.closed or left <= 0:
+                    break
+                self._cond.wait(left)
+        self.proc.kill()
+        why = "the output ended" if self.closed else f"{timeout} s passed"
+        raise AssertionError(f"{why} before a line with {wanted!r}; the output so far:\n{self.text()[-3000:]}")
+
+    def join(self, timeout: float) -> str:
+        self._thread.join(timeout)
+        return self.text()
+
+
+def start(cmd: list, **kwargs) -> subprocess.Popen:
+    """``subprocess.Popen`` in text mode with stdout and stderr (unless given) drained by threads:
+    ``proc.out`` and ``proc.err`` (``Drain``s; ``proc.err`` is ``proc.out`` with ``stderr=STDOUT``)."""
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    kwargs.setdefault("stderr", subprocess.PIPE)
+    proc = subprocess.Popen([str(c) for c in cmd], text=True, **kwargs)
+    proc.out = Drain(proc, proc.stdout) if proc.stdout else None
+    proc.err = Drain(proc, proc.stderr) if proc.stderr else proc.out
+    return proc
+
+
+def finish(proc: subprocess.Popen, timeout: float) -> tuple[int, str, str]:
+    """Wait up to ``timeout`` s for a child of :func:`start` (killed and failing the test past it);
+    returns (exit status, stdout, stderr), both read to their end."""
+    try:
+        code = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(30)
+        raise AssertionError(f"{proc.args} still running after {timeout} s (killed); its stderr:\n"
+                             f"{(proc.err.text() if proc.err else '')[-3000:]}") from None
+    out = proc.out.join(30) if proc.out else ""
+    err = proc.err.join(30) if proc.err and proc.err is not proc.out else out
+    return code, out, err
+
+
+# -- secrets: a storage password must never be written anywhere -----------------------------------------------
+
+def secret_leaks(secret: str, folder: Path, storage_url: str = "", studies: tuple = ()) -> list[str]:
+    """Every place ``secret`` (a storage password) was written: files under ``folder`` read as bytes
+    (logs, summaries, reports, Slurm task logs and submitted pickles, checkpoints: nothing skipped),
+    and in ``storage_url``, the named studies' user and system attributes and their trials'
+    attributes, params and intermediate values as stored in the database."""
+    assert len(secret) >= 8, "a scan for a short secret would prove nothing"
+    found = [str(p) for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()
+             and secret.encode() in p.read_bytes()]
+    if storage_url and studies:
+        import json
+
+        import optuna
+
+        storage = optuna.storages.get_storage(storage_url)
+        for name in studies:
+            try:
+                study_id = storage.get_study_id_from_name(name)
+            except KeyError:  # refused before the study was made
+                continue
+            stored = [storage.get_study_user_attrs(study_id), storage.get_study_system_attrs(study_id)]
+            if secret in json.dumps(stored, default=str):
+                found.append(f"study {name!r}: its attributes")
+            for t in storage.get_all_trials(study_id, deepcopy=False):
+                stored = [t.user_attrs, t.system_attrs, t.params, t.intermediate_values, t.values]
+                if secret in json.dumps(stored, default=str):
+                    found.append(f"study {name!r}, trial {t.number}: its attributes")
+    return found
+
+
+def studies_under(home: Path) -> tuple:
+    """The names of the studies whose folders a test's sweeps made under ``home``."""
+    return tuple(sorted({p.parent.name for p in home.rglob("study.json")}))
+
+
+def report_table(text: str) -> list[dict[str, str]]:
+    """The rows of a report.md's (first) table, each by its column headers."""
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    assert lines, text
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    return [dict(zip(header, (c.strip() for c in line.strip("|").split("|")))) for line in lines[1:]]

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, tiny_overrides
+from conftest import REPO, finish, start, tiny_overrides
 
 
 def run_cli(*args: str, env_extra: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -179,15 +181,11 @@ def test_sigterm_while_paddle_loads_is_a_clean_interruption(tiny_archive, tmp_pa
     status 130, gru-exp's message, no paddle C++ dump, and no half-made run folder left."""
     out = tmp_path / "out"
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "gru_exp.train", *tiny_overrides(tiny_archive, out)], cwd=REPO,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = ""
-    while "Outputs go to" not in line:
-        line = proc.stderr.readline()
-        assert line or proc.poll() is None, "the run ended before it started"
+    proc = start([sys.executable, "-m", "gru_exp.train", *tiny_overrides(tiny_archive, out)], cwd=REPO, env=env)
+    proc.err.wait_for("Outputs go to", timeout=120)
     proc.send_signal(signal.SIGTERM)
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr
+    code, stdout, stderr = finish(proc, timeout=120)
+    assert code == 130, stderr
     assert "interrupted before the first epoch" in stderr and "trainer.resume=" not in stderr and "FatalError" not in stdout + stderr and "Traceback" not in stderr
     assert not list(out.rglob("run.log"))
 
@@ -209,7 +207,12 @@ def test_a_terminal_gets_an_in_place_progress_bar_and_a_pipe_does_not(tiny_archi
                             stdout=secondary, stderr=secondary)
     os.close(secondary)
     chunks = []
+    deadline = time.monotonic() + 300
     while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([primary], [], [], left)[0]:
+            proc.kill()
+            raise AssertionError("the run did not end within 300 s: " + b"".join(chunks).decode(errors="replace")[-2000:])
         try:
             data = os.read(primary, 65536)
         except OSError:  # the terminal closed: the run ended
@@ -217,7 +220,7 @@ def test_a_terminal_gets_an_in_place_progress_bar_and_a_pipe_does_not(tiny_archi
         if not data:
             break
         chunks.append(data)
-    assert proc.wait(timeout=300) == 0
+    assert proc.wait(timeout=60) == 0
     os.close(primary)
     seen = b"".join(chunks).decode(errors="replace")
     assert re.search(r"epoch 2/2: +\d+%.*step", seen) and "\r" in seen, seen[-2000:]

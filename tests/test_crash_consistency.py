@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, tiny_overrides
+from conftest import REPO, finish, start, tiny_overrides
 
 COMPARED = ("epoch", "train_loss", "train_acc", "eval_loss", "eval_acc")
 EPOCHS = 3
@@ -173,12 +173,32 @@ def test_ctrl_c_reaches_a_training_a_script_started_in_the_background(tmp_path):
     args = " ".join(f"'{a}'" for a in tiny_overrides(archive, tmp_path / "out", "trainer.epochs=400",
                                                      "logger.baseline=false", f"hydra.run.dir={run_dir}"))
     script = f"'{sys.executable}' -m gru_exp.train {args} 2>/dev/null & echo $!; wait $!; echo rc=$?"
-    proc = subprocess.Popen(["bash", "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True)
-    pid = int(proc.stdout.readline())
+    proc = start(["bash", "-c", script], cwd=REPO)
+    pid = int(proc.out.wait_for(lambda line: line.strip().isdigit(), timeout=60))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (run_dir / "checkpoints" / "last.pdparams").is_file():
         time.sleep(0.1)
     os.kill(pid, signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
+    _, out, _ = finish(proc, timeout=120)
     assert "rc=130" in out, out
     assert record(run_dir)["status"] == "interrupted"
+
+
+def test_sigterm_leaves_an_interrupted_resumable_run(tiny_archive, tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    args = tiny_overrides(tiny_archive, out, "trainer.epochs=400", "model.hidden_size=32")
+    proc = start([sys.executable, "-m", "gru_exp.train", *args], cwd=REPO, env=env)
+    deadline = time.monotonic() + 120
+    while True:  # wait for a finished epoch
+        records = list(out.rglob("metrics.json"))
+        if records and json.loads(records[0].read_text() or "{}").get("epochs_done", 0) >= 1:
+            break
+        assert time.monotonic() < deadline and proc.poll() is None, proc.err.text()[-3000:]
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    code, _, err = finish(proc, timeout=60)
+    assert code == 130, err
+    record = json.loads(records[0].read_text())
+    assert record["status"] == "interrupted" and record["epochs_done"] >= 1
+    assert "trainer.resume=" in err and "Traceback" not in err

@@ -6,6 +6,7 @@ sweep over the user's own search space and a report. Nothing may be written outs
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,11 +15,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, report_table
 
 from synthetic_imdb import make_imdb_archive
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]  # 45 s here; a cold pip cache downloads paddle
 
 
 def run(cmd: list, cwd: Path, env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -108,7 +109,21 @@ def test_an_installed_wheel_trains_sweeps_and_reports_from_an_empty_folder(dist,
     study = work / "outputs" / "sweeps" / "mine"
     assert sorted(p.name for p in study.glob("trial_*")) == ["trial_0", "trial_1"]
     report = run([tool, "report", study], cwd=work, env=env)
-    assert (study / "report.md").is_file() and "Report:" in report.stdout
+    assert f"Report: {study / 'report.md'}" in report.stdout
+    import optuna
+
+    trials = optuna.load_study(study_name="mine", storage=f"sqlite:///{work / 'outputs' / 'sweeps' / 'optuna.db'}").trials
+    text = (study / "report.md").read_text()
+    assert "Study `mine`: 2 complete, 0 pruned, 0 failed, 0 running trials." in text, text
+    rows = report_table(text)  # both trials, best first, each with the study's value and its run's test score
+    assert [r["run"] for r in rows] == [f"trial {t.number}" for t in sorted(trials, key=lambda t: -t.value)]
+    for row in rows:
+        trial = trials[int(row["run"].split()[1])]
+        record = json.loads((study / f"trial_{trial.number}" / "metrics.json").read_text())
+        assert row["state"] == "COMPLETE" and float(row["trainer.lr"]) == pytest.approx(trial.params["trainer.lr"], rel=1e-3)
+        assert row["eval_acc % (maximize)"] == f"{100 * trial.value:.2f}"
+        assert row["test acc % (mean ± std; epoch with the best val acc)"] == f"{100 * record['test']['acc']:.2f} ± 0.00"
+    assert (study / "learning_curves.png").stat().st_size > 5_000
 
     # $GRU_EXP_HOME moves the outputs, wherever the command runs.
     elsewhere = tmp_path / "elsewhere"

@@ -4,6 +4,7 @@ leaves every file it found byte for byte (issue 23). Real CLI processes on real 
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -152,6 +153,7 @@ def test_a_refused_resume_in_place_of_a_damaged_or_running_run_leaves_it_byte_fo
          f"with claimed_run_dir({str(live)!r}):\n    print('held', flush=True); sys.stdin.read()"],
         cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
+        assert select.select([holder.stdout], [], [], 60)[0], "the holder did not claim the folder within 60 s"
         assert holder.stdout.readline().strip() == "held"
         (live / "metrics.json").write_text((done / "metrics.json").read_text())
         before = tree(live)

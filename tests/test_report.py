@@ -9,6 +9,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import report_table
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
@@ -81,10 +82,25 @@ def test_study_report_writes_table_and_figures(study_folder, capsys):
 
 
 def test_study_by_name_and_storage(study_folder, tmp_path):
-    folder, _ = study_folder
+    folder, study = study_folder
     out = tmp_path / "elsewhere"
     assert report(["study_name=gen", f"storage=sqlite:///{tmp_path / 'optuna.db'}", "--out", str(out)]) == 0
-    assert (out / "report.md").is_file()
+    text = (out / "report.md").read_text()
+    assert "Study `gen`: 4 complete, 1 pruned, 0 failed, 0 running trials." in text
+    rows = report_table(text)
+    # one row per trial, ranked by value, each with the study's own numbers (the fixture's values,
+    # and test accuracy 1 point below each) and the pruned trial last, empty
+    assert [(r["rank"], r["run"], r["state"]) for r in rows] == [
+        ("1", "trial 1", "COMPLETE"), ("2", "trial 2", "COMPLETE"), ("3", "trial 3", "COMPLETE"),
+        ("4", "trial 0", "COMPLETE"), ("5", "trial 4", "PRUNED")]
+    for row, value in zip(rows, (0.89, 0.88, 0.87, 0.86)):
+        trial = study.trials[int(row["run"].split()[1])]
+        assert trial.value == value and row["model.direction"] == trial.params["model.direction"]
+        assert float(row["trainer.lr"]) == pytest.approx(trial.params["trainer.lr"], rel=1e-3)
+        assert row["eval_acc % (maximize)"] == f"{100 * value:.2f}"
+        assert row["test acc % (mean ± std; epoch with the best val acc)"] == f"{100 * value - 1:.2f} ± 0.00"
+        assert row["test − 84.50"] == f"{100 * value - 1 - 84.50:+.2f}" and row["runs"] == "1"
+    assert rows[-1]["eval_acc % (maximize)"] == "" and rows[-1]["runs"] == "0"
 
 
 def test_run_folders_are_grouped_over_seeds(tmp_path):

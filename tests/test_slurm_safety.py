@@ -13,7 +13,7 @@ import uuid
 
 import optuna
 import pytest
-from conftest import REPO, run_sweep
+from conftest import REPO, finish, run_sweep, start
 from optuna.trial import TrialState
 from test_slurm import (  # noqa: F401 (slurm_sweep: the fixture)
     NARROW_LR,
@@ -164,18 +164,21 @@ def test_sigterm_to_the_following_launcher_stops_following_and_says_the_array_ru
     from test_slurm import launcher
 
     name = slurm_sweep(name=unique("follow"), n_trials=1, epochs=20000, pruner="{name: none}")
-    proc = subprocess.Popen(launcher(f"sweep={name}", "n_workers=1"), cwd=REPO, env=dict(os.environ),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    for line in proc.stdout:
-        lines.append(line)
-        if "Slurm job " in line and "Submitted" not in line and any("Submitted Slurm job" in x for x in lines):
-            break  # a queue line after the submission: it is following the array
+    proc = start(launcher(f"sweep={name}", "n_workers=1"), cwd=REPO, env=dict(os.environ), stderr=subprocess.STDOUT)
+    submitted: list[str] = []
+
+    def following(line: str) -> bool:  # a queue line after the submission: it is following the array
+        if "Submitted Slurm job" in line:
+            submitted.append(line)
+            return False
+        return bool(submitted) and "Slurm job " in line
+
+    proc.out.wait_for(following, timeout=300)
     import time
 
     time.sleep(8)  # a few rounds of following (the tester's case: 10 s in)
     proc.send_signal(signal.SIGTERM)
-    out = "".join(lines) + proc.communicate(timeout=120)[0]
-    assert proc.returncode == 130, out[-3000:]
+    code, out, _ = finish(proc, timeout=120)
+    assert code == 130, out[-3000:]
     assert "keeps running" in out and "FatalError" not in out and "Traceback" not in out, out[-3000:]
     subprocess.run(["scancel", job_id(out)], capture_output=True)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import optuna
-from conftest import REPO, fill_disk
+from conftest import REPO, fill_disk, finish, start
 from optuna.trial import TrialState
 
 
@@ -21,8 +21,7 @@ def sweep_until_full(sweep_env, disk: Path, home: Path, *args: str) -> tuple[sub
     """Start a long sweep with its outputs under ``home``, fill ``disk`` during trial 0's training."""
     name = sweep_env(name="full", n_trials=2, epochs=400, pruner="{name: none}")
     env = {**os.environ, "GRU_EXP_HOME": str(home)}
-    proc = subprocess.Popen([sys.executable, "-m", "gru_exp.sweep", f"sweep={name}", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start([sys.executable, "-m", "gru_exp.sweep", f"sweep={name}", *args], cwd=REPO, env=env)
     record = home / "outputs" / "sweeps" / name / "trial_0" / "metrics.json"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and proc.poll() is None:
@@ -32,11 +31,11 @@ def sweep_until_full(sweep_env, disk: Path, home: Path, *args: str) -> tuple[sub
         except (OSError, ValueError, KeyError):
             pass
         time.sleep(0.05)
-    assert proc.poll() is None, proc.communicate()[1][-3000:]
+    assert proc.poll() is None, finish(proc, timeout=60)[2][-3000:]
     filler = fill_disk(disk)
     filled = time.monotonic()
-    _, err = proc.communicate(timeout=150)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, "", err), time.monotonic() - filled, filler
+    code, _, err = finish(proc, timeout=150)
+    return subprocess.CompletedProcess(proc.args, code, "", err), time.monotonic() - filled, filler
 
 
 def test_a_full_disk_under_the_trials_stops_the_sweep_at_once_and_queues_the_trial(sweep_env, small_disk, tmp_path):

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import REPO
+from conftest import REPO, finish, start
 
 
 def _wait_for(predicate, timeout: float = 120.0) -> bool:
@@ -39,11 +39,11 @@ def _alive(pid: int) -> bool:
 def test_ctrl_c_reaches_a_sweep_a_script_started_in_the_background(sweep_env):
     name = sweep_env(n_trials=2, epochs=20000, pruner="{name: none}")
     script = f"'{sys.executable}' -m gru_exp.sweep sweep={name} 2>/dev/null & echo $!; wait $!; echo rc=$?"
-    proc = subprocess.Popen(["bash", "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True, env=dict(os.environ))
-    pid = int(proc.stdout.readline())
+    proc = start(["bash", "-c", script], cwd=REPO, env=dict(os.environ))
+    pid = int(proc.out.wait_for(lambda line: line.strip().isdigit(), timeout=60))
     assert _wait_for(lambda: any(sweep_env.sweeps_dir.glob(f"{name}/trial_0/metrics.json")))
     os.kill(pid, signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
+    _, out, _ = finish(proc, timeout=120)
     assert "rc=130" in out, out
 
 

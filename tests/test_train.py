@@ -57,7 +57,18 @@ def test_smoke_run_leaves_a_complete_record(tiny_cfg, tmp_path):
     assert scalars["test_acc"] == {record["best_epoch"]: pytest.approx(record["test"]["acc"])}
 
     baseline, _ = read_scalars(Path(cfg.paths.baseline_dir))
-    assert [baseline["eval/acc"][e] for e in range(1, 11)] == pytest.approx(NOTEBOOK["eval/acc"])
+    for tag, published in PUBLISHED.items():  # the notebook's numbers, not the table the writer reads
+        assert [baseline[tag][e] for e in range(1, 11)] == pytest.approx(published, abs=1e-6), tag
+        assert NOTEBOOK[tag] == published
+
+
+# The PaddlePaddle 2.0 IMDB GRU notebook's published log, epochs 1-10, pinned here as literals: the
+# baseline is checked against these, not against the table its writer reads (gru_exp.notebook), so an
+# edit of that table or of what the writer takes from it shows up here.
+PUBLISHED = {
+    "eval/acc": [0.8394, 0.8710, 0.8697, 0.8571, 0.8417, 0.8482, 0.8516, 0.8509, 0.8468, 0.8450],
+    "train/acc": [0.7027, 0.8760, 0.9151, 0.9355, 0.9505, 0.9646, 0.9702, 0.9764, 0.9797, 0.9835],
+}
 
 
 def test_same_seed_same_metrics_other_seed_differs(tiny_cfg, tmp_path):
@@ -129,6 +140,34 @@ def test_early_stopping_ends_a_complete_run_and_scores_it_on_test(tiny_cfg, tmp_
     assert "trainer.patience=2" in record["stop_reason"] and 0.0 <= record["test"]["acc"] <= 1.0
     # patience 0 (the default) trains every epoch
     assert run_training(tiny_cfg("trainer.epochs=4", "trainer.lr=1e-9"), tmp_path / "all").epochs_done == 4
+
+
+def test_early_stopping_after_improving_stops_patience_epochs_after_the_best(tiny_cfg, tmp_path):
+    """A run that learns for a while and then stalls (lr 1e-2 on the tiny data): with patience P it
+    stops P epochs after its best, keeps that epoch's weights and scores them on test; its epochs
+    are the uninterrupted run's, epoch for epoch (same seed)."""
+    knobs = ("trainer.lr=1e-2", "trainer.lr_schedule=constant", "trainer.warmup=0", "logger.visualdl=false",
+             "logger.baseline=false")
+    full = run_training(tiny_cfg("trainer.epochs=12", *knobs), tmp_path / "full").series["eval_acc"]
+    for patience in (2, 3):
+        best, stop = 1, None  # when patience P stops the full run: P epochs in a row without a better val acc
+        for epoch in range(2, len(full) + 1):
+            if full[epoch - 1] > full[best - 1]:
+                best = epoch
+            elif epoch - best == patience:
+                stop = epoch
+                break
+        assert stop and best > 1, f"the tiny run no longer improves, then stalls: {full}"
+        result = run_training(tiny_cfg("trainer.epochs=12", f"trainer.patience={patience}", *knobs),
+                              tmp_path / f"p{patience}")
+        assert (result.status, result.epochs_done, result.best_epoch) == ("completed", stop, best), (patience, full)
+        record = json.loads((tmp_path / f"p{patience}" / "metrics.json").read_text())
+        assert record["series"]["eval_acc"] == full[:stop] and record["best_eval_acc"] == full[best - 1]
+        assert record["test_epoch"] == best and f"trainer.patience={patience}" in record["stop_reason"]
+        from gru_exp.train.checkpoints import load_checkpoint
+
+        scored = load_checkpoint(tmp_path / f"p{patience}" / "checkpoints" / "best.pdparams")
+        assert scored["epoch"] == best
 
 
 def test_nonfinite_loss_fails_the_run_and_records_it(tiny_cfg, tmp_path):

@@ -1,20 +1,20 @@
-"""Off the happy path, for runs: the run folder is claimed by one run (never shared, never
-overwritten, never deleted when it was not ours), damaged archives, records and checkpoints are
-refused before training, and seeds and thread counts have ranges. Rows of docs/reliability.md."""
+"""The run folder is claimed by one run: never shared, never overwritten, never deleted when it
+was not ours, and runs go on where the filesystem has no file locks. Rows of docs/reliability.md."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import select
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, tiny_overrides
+from conftest import REPO, finish, start, tiny_overrides
 
-from gru_exp.errors import ConfigError, GruExpError
+from gru_exp.errors import GruExpError
 
 
 def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -33,105 +33,6 @@ def finished_run(tiny_cfg, tmp_path) -> Path:
 
     run_training(tiny_cfg("trainer.epochs=1", "logger.visualdl=false"), tmp_path / "done")
     return tmp_path / "done"
-
-
-# -- numbers (rows 70, 71, 79) ---------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("override,message", [
-    ("trainer.seed=-1", "trainer.seed=-1 must be in [0, 4294967295]"),
-    ("trainer.seed=18446744073709551616", "trainer.seed=18446744073709551616 must be in [0, 4294967295]"),
-    ("trainer.num_threads=100000", "trainer.num_threads=100000 must be in [1, 256]"),
-])
-def test_seeds_and_thread_counts_have_ranges(tiny_cfg, override, message):
-    from gru_exp.config.validation import validate
-
-    with pytest.raises(ConfigError) as info:
-        validate(tiny_cfg(override))
-    assert message in str(info.value)
-
-
-def test_a_negative_seed_is_exit_2_with_no_run_folder(tiny_archive, tmp_path):
-    proc = cli("gru_exp.train", *tiny_overrides(tiny_archive, tmp_path / "out", "trainer.seed=-1"))
-    assert proc.returncode == 2 and "trainer.seed=-1 must be in [0, 4294967295]" in proc.stderr, proc.stderr
-    assert not list((tmp_path / "out").rglob("run.log"))
-
-
-# -- damaged archives (rows 31, 32) ----------------------------------------------------------------------------
-
-@pytest.mark.parametrize("where", [0.7, 0.9])
-def test_a_damaged_archive_is_refused_and_never_cached(tiny_archive, tmp_path, where):
-    from gru_exp.errors import DataError
-    from gru_exp.data.imdb import load_imdb
-
-    data = bytearray(tiny_archive.read_bytes())
-    data[int(len(data) * where)] ^= 0xFF  # one flipped byte: tarfile alone read on, or stopped without a word
-    damaged = tmp_path / "damaged.tar.gz"
-    damaged.write_bytes(bytes(data))
-    with pytest.raises(DataError, match=r"damaged.tar.gz' is not a readable IMDB archive \(truncated or corrupt\?\)"):
-        load_imdb(damaged, cutoff=2, cache_dir=tmp_path / "cache")
-    assert not list((tmp_path / "cache").glob("*.npz"))
-
-
-# -- run records and checkpoints on resume (rows 130, 132, 177) -------------------------------------------------
-
-def test_a_record_with_wrong_field_types_is_one_clear_error_on_resume_and_in_reports(finished_run, tiny_cfg,
-                                                                                      tmp_path, capsys):
-    from gru_exp.report.__main__ import main as report
-    from gru_exp.train.run import run_training
-
-    record = finished_run / "metrics.json"
-    data = json.loads(record.read_text())
-    record.write_text(json.dumps({**data, "epochs_done": "abc"}))
-    with pytest.raises(ConfigError, match=r"metrics.json is a damaged run record: epochs_done=\"abc\" is not of type "
-                                          r"integer"):
-        run_training(tiny_cfg("trainer.epochs=2", f"trainer.resume={finished_run}"), tmp_path / "new")
-    assert not (tmp_path / "new").exists()
-    record.write_text(json.dumps({**data, "best_eval_acc": "high", "series": {**data["series"], "eval_acc": ["abc"]}}))
-    assert report([str(finished_run)]) == 2
-    err = capsys.readouterr().err
-    assert str(record) in err and "best_eval_acc=\"high\" is not of type number or null" in err
-    assert "series=" in err and "Traceback" not in err
-
-
-@pytest.mark.parametrize("damage", ["random", "huge_length"])
-def test_a_damaged_best_checkpoint_is_refused_before_training(finished_run, tiny_cfg, tmp_path, damage):
-    """Random bytes (which now and then make the unpickler raise MemoryError: a CI run of 2026-11-29
-    did) and a pickle claiming 2**62 bytes (always MemoryError) are both 'cannot be read'."""
-    from gru_exp.train.run import run_training
-
-    best = finished_run / "checkpoints" / "best.pdparams"
-    best.write_bytes(os.urandom(4096) if damage == "random" else b"\x80\x04\x8e" + (2**62).to_bytes(8, "little") + b"xx")
-    with pytest.raises(ConfigError, match=re.escape(f"The checkpoint {best} cannot be read")):
-        run_training(tiny_cfg("trainer.epochs=2", f"trainer.resume={finished_run}"), tmp_path / "new")
-    assert not (tmp_path / "new" / "metrics.json").exists()
-
-
-@pytest.mark.parametrize("key,value,says", [
-    ("model", "str", "model='str' is not what gru-exp writes"),
-    ("optimizer", "x", "optimizer='x' is not what gru-exp writes"),
-    ("epoch", "two", "epoch='two' is not what gru-exp writes"),
-    ("best_eval_acc", None, "best_eval_acc='None' is not what gru-exp writes"),
-    ("history", [{"foo": 1}], "holds contents gru-exp did not write (TypeError"),
-    ("rng", [1, 2], "holds contents gru-exp did not write"),
-    ("epoch", 99, "is after epoch 99 but its run's metrics.json records 1 finished epochs"),
-])
-def test_a_checkpoint_that_loads_but_holds_other_contents_is_refused(finished_run, tiny_cfg, tmp_path, key, value,
-                                                                     says):
-    """Row 216: a readable pickle with a wrong field was a traceback (exit 1) and a half-made run
-    folder; an epoch that its run's record does not know made a 'completed' run of 99 epochs."""
-    import paddle
-
-    from gru_exp.train.run import run_training
-
-    last = finished_run / "checkpoints" / "last.pdparams"
-    ckpt = paddle.load(str(last))
-    ckpt[key] = value
-    if key == "epoch" and value == 99:
-        ckpt["history"] = ckpt["history"] * 99
-    paddle.save(ckpt, str(last))
-    with pytest.raises(ConfigError, match=re.escape(says)):
-        run_training(tiny_cfg("trainer.epochs=3", f"trainer.resume={finished_run}"), tmp_path / "new")
-    assert not (tmp_path / "new" / "metrics.json").exists()
 
 
 # -- the run folder (rows 136, 137, 198, 199) ------------------------------------------------------------------
@@ -183,6 +84,7 @@ def test_a_run_folder_that_another_process_holds_is_refused(tiny_cfg, tmp_path):
          f"with claimed_run_dir({str(folder)!r}):\n    print('held', flush=True); sys.stdin.read()"],
         cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
+        assert select.select([holder.stdout], [], [], 60)[0], "the holder did not claim the folder within 60 s"
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(RunDirError, match=re.escape(f"The run folder {folder} is in use by another training "
                                                         f"right now (pid {holder.pid} on ")):
@@ -197,12 +99,11 @@ def test_a_run_folder_that_another_process_holds_is_refused(tiny_cfg, tmp_path):
 @pytest.mark.slow
 def test_two_trainings_started_together_into_one_folder_never_share_a_record(tiny_archive, tmp_path):
     folder = tmp_path / "same"
-    procs = [subprocess.Popen([sys.executable, "-m", "gru_exp.train",
-                               *tiny_overrides(tiny_archive, tmp_path / "out", "trainer.epochs=3",
-                                               f"trainer.seed={seed}", f"hydra.run.dir={folder}")],
-                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs = [start([sys.executable, "-m", "gru_exp.train",
+                    *tiny_overrides(tiny_archive, tmp_path / "out", "trainer.epochs=3", f"trainer.seed={seed}",
+                                    f"hydra.run.dir={folder}")], cwd=REPO)
              for seed in (1, 2)]
-    results = [(p.wait(timeout=600), p.stderr.read()) for p in procs]
+    results = [finish(p, timeout=600)[::2] for p in procs]  # (exit status, stderr), both drained all along
     assert sorted(code for code, _ in results) == [0, 2], results
     err = next(e for code, e in results if code == 2)
     assert "in use by another training" in err or "already holds a run" in err
