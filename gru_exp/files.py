@@ -12,10 +12,15 @@ from typing import Any
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to a per-process temporary file beside ``path``, then rename it over ``path``."""
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to a per-process temporary file beside ``path``, then rename it over ``path``."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text)
+        tmp.write_bytes(data)
         crash_point(f"{path.name}:tmp")
         os.replace(tmp, path)
     except BaseException:

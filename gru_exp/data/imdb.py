@@ -21,7 +21,7 @@ import numpy as np
 
 from gru_exp.data.cache import CACHE_FORMAT, archive_sha256, load_cache, save_cache
 from gru_exp.data.tokenize import tokenize
-from gru_exp.data.tokens import TokenArrays, vocabulary
+from gru_exp.data.tokens import TokenArrays, encode, vocabulary
 from gru_exp.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -99,15 +99,13 @@ def parse_archive(archive: Path, cutoff: int) -> TokenArrays:
         )
     words = vocabulary((doc for docs in tokens.values() for doc in docs), cutoff, repr(str(archive)))
     index = {w: i for i, w in enumerate(words)}
-    unk = len(words)
     out = TokenArrays(ids={}, offsets={}, labels={}, words=words, review_ids={})
     for split in ("train", "test"):
         docs = tokens[(split, "pos")] + tokens[(split, "neg")]  # paddle: all pos, then all neg
         lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
         out.offsets[split] = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        out.ids[split] = np.fromiter(
-            (index.get(w, unk) for d in docs for w in d), dtype=np.int32, count=int(lengths.sum())
-        )
+        out.ids[split] = np.fromiter((i for d in docs for i in encode(d, index)), dtype=np.int32,
+                                     count=int(lengths.sum()))
         out.labels[split] = np.array(
             [LABELS["pos"]] * len(tokens[(split, "pos")]) + [LABELS["neg"]] * len(tokens[(split, "neg")]),
             dtype=np.int64,

@@ -1,15 +1,18 @@
 """The parsed dataset every source produces: token ids of each text, flat with offsets, labels as
-class numbers, the vocabulary in id order, and how a vocabulary is chosen from word counts."""
+class numbers, the vocabulary in id order; how a vocabulary is chosen from word counts, kept in a
+run's folder (``vocab.txt``) and used to turn new texts into ids."""
 
 from __future__ import annotations
 
 import collections
 from dataclasses import dataclass, field
-from typing import Iterable
+from pathlib import Path
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from gru_exp.errors import DataError
+from gru_exp.files import atomic_write_bytes
 
 
 @dataclass
@@ -57,3 +60,19 @@ def vocabulary(docs: Iterable[list[bytes]], cutoff: int, source: str) -> list[by
         raise DataError(f"data.cutoff={cutoff} leaves an empty vocabulary for {source} (no word occurs more than "
                         "cutoff times); use a smaller data.cutoff.")
     return [w for w, _ in kept]
+
+
+def write_vocabulary(path: Path, words: Sequence[bytes]) -> None:
+    """The vocabulary in id order, one token per line (tokens never hold whitespace), as bytes."""
+    atomic_write_bytes(path, b"".join(w + b"\n" for w in words))
+
+
+def read_vocabulary(path: Path) -> list[bytes]:
+    """What :func:`write_vocabulary` wrote."""
+    return Path(path).read_bytes().splitlines()
+
+
+def encode(tokens: Sequence[bytes], index: dict[bytes, int]) -> list[int]:
+    """Token ids of ``tokens`` by ``index`` (word -> id); a word outside it is ``<unk>`` (len(index))."""
+    unk = len(index)
+    return [index.get(t, unk) for t in tokens]

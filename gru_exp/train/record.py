@@ -64,6 +64,7 @@ class RunRecord:
     n_train: int = 0
     n_eval: int = 0
     n_test: int = 0
+    classes: list[str] = field(default_factory=list)  # class number -> name (the labels' order)
     wall_time_s: Optional[float] = None
     stop_reason: Optional[str] = None
     error: Optional[str] = None

@@ -38,12 +38,13 @@ from gru_exp.train.checkpoints import BEST_CKPT, model_checkpoint
 from gru_exp.data.cache import archive_sha256
 from gru_exp.data.imdb import LABELS, load_imdb, resolve_archive
 from gru_exp.data.splits import DataSplits, make_splits
+from gru_exp.data.tokens import write_vocabulary
 from gru_exp.train.loop import Callback, StopRun, TrainState, evaluate, fit, steps_per_epoch
 from gru_exp.train.model import GRUClassifier
 from gru_exp.train.preflight import check_memory, check_resume
 from gru_exp.train.record import RunRecord, Status, package_versions
 from gru_exp.train.resume import carry_over, resume_from
-from gru_exp.train.rundir import LAST_CKPT, RUN_LOG, claimed_run_dir, display_name_of
+from gru_exp.train.rundir import LAST_CKPT, RUN_LOG, VOCAB_FILE, claimed_run_dir, display_name_of
 from gru_exp.train.vdl_view import ensure_baseline, hparams, in_effect, run_display_name
 from gru_exp.train.visualdl import VisualDLTracker
 
@@ -136,6 +137,7 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback], displa
     best_lags = resume_from(state, resume_ckpt, resume_done) if resume_ckpt is not None else False
     with claimed_run_dir(run_dir, resume_dir):  # from here on this run writes there, and no other
         run_log.open(run_dir / RUN_LOG)
+        write_vocabulary(run_dir / VOCAB_FILE, splits.words)  # what predict and export tokenize new texts with
         if resume_ckpt is not None:
             carry_over(state, resume_ckpt, run_dir, best_lags)
 
@@ -143,7 +145,8 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback], displa
         record = RunRecord(config=config, run_dir=run_dir, device=device, versions=package_versions(),
                            host=socket.gethostname(), pid=os.getpid(), command=redact_all(sys.argv), n_params=n_params,
                            data_load_s=data_time, archive=str(archive), archive_sha256=archive_sha256(archive),
-                           n_train=len(splits.train), n_eval=len(splits.eval), n_test=len(splits.test))
+                           n_train=len(splits.train), n_eval=len(splits.eval), n_test=len(splits.test),
+                           classes=list(splits.class_names))
         every: list[Callback] = [ProgressLogger(rc.trainer.progress_every_s), TerminalProgressBar(), Checkpointer(),
                                  MetricsRecorder(record)]
         if rc.logger.visualdl:
