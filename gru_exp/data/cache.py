@@ -43,7 +43,7 @@ def archive_sha256(path: Path) -> str:
     return _DIGESTS[key]
 
 
-def save_cache(arrays: ImdbArrays, npz: Path, meta: dict) -> None:
+def save_cache(arrays: TokenArrays, npz: Path, meta: dict) -> None:
     npz.parent.mkdir(parents=True, exist_ok=True)
     payload = {"words": np.frombuffer(b"\n".join(arrays.words), dtype=np.uint8)}
     for split in ("train", "test"):

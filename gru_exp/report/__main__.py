@@ -12,7 +12,6 @@ Writes report.md and PNG figures; reads the storage and the folders only.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -33,6 +32,7 @@ from gru_exp.report.entries import (
 )
 from gru_exp.report.out import check_out
 from gru_exp.report.tables import check_own_files, report_title, write_report
+from gru_exp.sweep.study_file import STUDY_FILE, is_study_folder, read_pointer
 
 
 def _positive(text: str) -> int:
@@ -92,16 +92,15 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.re
             raise GruExpError(f"Unknown option(s) {', '.join(sorted(unknown))}; use study_name=... storage=... or "
                               "folders.")
         study = None
-        if len(folders) == 1 and (folders[0] / "study.json").is_file():
+        if len(folders) == 1 and is_study_folder(folders[0]):
             try:
-                pointer = json.loads((folders[0] / "study.json").read_text())
-                pointer["study_name"], pointer["storage"]  # noqa: B018 - both must be there
-            except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
-                raise GruExpError(f"{folders[0] / 'study.json'} is not a study pointer ({type(exc).__name__}: {exc}); "
-                                  "pass study_name=... storage=... instead.") from None
+                pointer = read_pointer(folders[0])
+            except ValueError as exc:
+                raise GruExpError(f"{exc}; pass study_name=... storage=... instead.") from None
+            assert pointer is not None
             keys.setdefault("study_name", pointer["study_name"])
             if "storage" not in keys and "***" in pointer["storage"]:
-                raise GruExpError(f"{folders[0]}/study.json names a storage with a password ({pointer['storage']}); "
+                raise GruExpError(f"{folders[0] / STUDY_FILE} names a storage with a password ({pointer['storage']}); "
                                   "pass storage=<full URL> too.")
             keys.setdefault("storage", pointer["storage"])
         if "study_name" in keys:

@@ -21,6 +21,7 @@ from gru_exp.config.values import flatten
 from gru_exp.errors import GruExpError
 from gru_exp.redact import redact
 from gru_exp.report.copies import SeenRuns
+from gru_exp.sweep.study_file import read_pointer
 from gru_exp.sweep.urls import check_storage_url, in_memory, sqlite_path
 from gru_exp.train.record import RECORD_FILE, RecordError, RunRecord
 
@@ -169,8 +170,8 @@ def study_folder(study, folder: Optional[Path], explicit: bool) -> Optional[Path
     if folder is None or not folder.is_dir():
         return None
     try:
-        uid = json.loads((folder / "study.json").read_text()).get("uid")
-    except (OSError, ValueError, AttributeError):
+        uid = (read_pointer(folder) or {}).get("uid")
+    except ValueError:
         uid = None
     ours = study.user_attrs.get("gru_exp_uid")
     if uid and ours and uid != ours:

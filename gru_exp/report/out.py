@@ -10,6 +10,7 @@ from typing import Optional
 
 from gru_exp.config.paths import BASELINE_MARK, VIEW_DIR, run_folder_around
 from gru_exp.errors import GruExpError
+from gru_exp.sweep.study_file import is_study_folder
 
 log = logging.getLogger(__name__)
 ALLOWED = ("give a new folder or one of your own, e.g. --out outputs/reports/<name> (not a run or trial folder or "
@@ -21,12 +22,12 @@ def _owner(path: Path, study_home: Optional[Path], output_dir: Path, baseline_di
     run = run_folder_around(path)
     if run is not None:
         return f"is inside the run folder {run}" if run != path else "is a run folder (it holds metrics.json)"
-    if (path / "study.json").is_file() and (study_home is None or path != study_home):
+    if is_study_folder(path) and (study_home is None or path != study_home):
         return "is a study's folder (it holds study.json) other than the one reported"
     for folder in (path, *path.parents):
-        if folder.name == "best_so_far" and (folder.parent / "study.json").is_file():
+        if folder.name == "best_so_far" and is_study_folder(folder.parent):
             return f"is in {folder}, the study's best-so-far curve, which each trial replaces whole"
-        if folder.name == "baseline" and (folder.parent / "study.json").is_file():
+        if folder.name == "baseline" and is_study_folder(folder.parent):
             return f"is in {folder}, the study's notebook baseline, which gru-exp rewrites"
         if (folder / BASELINE_MARK).is_file():
             return f"is in {folder}, the notebook baseline run, which gru-exp rewrites"

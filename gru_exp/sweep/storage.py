@@ -3,7 +3,6 @@ it with heartbeats and stale-trial retries, riding out outages, and the study fo
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -19,10 +18,10 @@ from optuna.study import StudyDirection
 
 from gru_exp.config.sweep import objective_list
 from gru_exp.errors import ConfigError, DiskFullError, GruExpError
-from gru_exp.files import write_json
 from gru_exp.redact import redact
 from gru_exp.sweep.identity import IDENTITY_ATTR, check_identity, store_identity
 from gru_exp.sweep.space import make_pruner, make_sampler
+from gru_exp.sweep.study_file import STUDY_FILE, read_pointer, write_pointer
 from gru_exp.sweep.urls import check_persistent, check_storage_url, sqlite_path, storage_url
 
 log = logging.getLogger(__name__)
@@ -214,15 +213,12 @@ def claim_study_dir(sc: DictConfig, study: optuna.Study) -> Path:
     out = study_dir(sc)
     uid = study.user_attrs["gru_exp_uid"]
     pointer = {"study_name": sc.study_name, "storage": redact(storage_url(sc)), "uid": uid}
-    target = out / "study.json"
-    owner = None
-    if target.is_file():
-        try:
-            owner = json.loads(target.read_text())
-        except (OSError, ValueError):
-            owner = {"storage": "unreadable study.json"}
-    elif out.is_dir() and any(out.glob("trial_*")):
-        owner = {"storage": "unknown (no study.json)"}
+    try:
+        owner = read_pointer(out)
+    except ValueError:
+        owner = {"storage": f"unreadable {STUDY_FILE}"}
+    if owner is None and out.is_dir() and any(out.glob("trial_*")):
+        owner = {"storage": f"unknown (no {STUDY_FILE})"}
     if owner is not None and owner.get("uid") != uid:
         adopt = "uid" not in owner and owner.get("study_name") == sc.study_name and owner.get("storage") == pointer["storage"]
         if not adopt:  # a folder written before study ids existed, by this very study, is adopted
@@ -233,7 +229,7 @@ def claim_study_dir(sc: DictConfig, study: optuna.Study) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
         if owner != pointer:
-            write_json(target, pointer)
+            write_pointer(out, **pointer)
     except OSError as exc:
         raise ConfigError(f"The study folder {out} cannot be written ({exc.strerror or exc}); check paths.sweeps_dir "
                           "or GRU_EXP_HOME.") from None

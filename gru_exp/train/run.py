@@ -34,7 +34,7 @@ from gru_exp.train.callbacks import (
     ProgressLogger,
     TerminalProgressBar,
 )
-from gru_exp.train.checkpoints import BEST_CKPT, model_checkpoint
+from gru_exp.train.checkpoints import model_checkpoint
 from gru_exp.data.cache import archive_sha256
 from gru_exp.data.imdb import LABELS, load_imdb, resolve_archive
 from gru_exp.data.splits import DataSplits, make_splits
@@ -44,7 +44,7 @@ from gru_exp.train.model import GRUClassifier
 from gru_exp.train.preflight import check_memory, check_resume
 from gru_exp.train.record import RunRecord, Status, package_versions
 from gru_exp.train.resume import carry_over, resume_from
-from gru_exp.train.rundir import LAST_CKPT, RUN_LOG, VOCAB_FILE, claimed_run_dir, display_name_of
+from gru_exp.train.rundir import BEST_CKPT, LAST_CKPT, RUN_LOG, VOCAB_FILE, claimed_run_dir, display_name_of
 from gru_exp.train.vdl_view import ensure_baseline, hparams, in_effect, run_display_name
 from gru_exp.train.visualdl import VisualDLTracker
 
