@@ -6,7 +6,7 @@ import csv
 import io
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -28,6 +28,16 @@ def pareto_numbers(study: optuna.Study) -> set[int]:
     """Numbers of the trials on the Pareto front (the best trial for a single objective)."""
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     return {t.number for t in study.best_trials} if complete else set()
+
+
+def chosen_trial(study: optuna.Study) -> Optional[FrozenTrial]:
+    """The trial summary.md puts first: the best trial, or for several objectives the Pareto front's
+    best in the first objective (the front table's first row); None before any trial completed."""
+    front = [t for t in _sorted_trials(study) if t.state == TrialState.COMPLETE]
+    if len(study.directions) > 1:
+        numbers = pareto_numbers(study)
+        front = [t for t in front if t.number in numbers]
+    return front[0] if front else None
 
 
 def _sorted_trials(study: optuna.Study) -> list[FrozenTrial]:
