@@ -28,6 +28,8 @@ RUN_SPECIFIC = ("paths", "name")  # where a run writes and what its folder is ca
 def _without_run_specific(config: dict) -> dict:
     config = {k: v for k, v in config.items() if k not in RUN_SPECIFIC}
     config["data"] = {k: v for k, v in config["data"].items() if k != "cache_dir"}  # ${paths.cache_dir}
+    # a trial keeps only its best weights (the sweep's disk default); a re-run keeps the default
+    config["trainer"] = {k: v for k, v in config["trainer"].items() if k != "keep_checkpoints"}
     return config
 
 

@@ -145,7 +145,8 @@ def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] =
                            host=socket.gethostname(), pid=os.getpid(), command=redact_all(sys.argv), n_params=n_params,
                            data_load_s=data_time, archive=str(archive), archive_sha256=archive_sha256(archive),
                            n_train=len(splits.train), n_eval=len(splits.eval), n_test=len(splits.test))
-        every: list[Callback] = [ProgressLogger(cfg.trainer.progress_every_s), TerminalProgressBar(), Checkpointer(),
+        checkpointer = Checkpointer(cfg.trainer.keep_checkpoints)
+        every: list[Callback] = [ProgressLogger(cfg.trainer.progress_every_s), TerminalProgressBar(), checkpointer,
                                  MetricsRecorder(record)]
         if cfg.logger.visualdl:
             effect = in_effect(config, len(splits.train), len(splits.test), splits.longest)
@@ -193,6 +194,7 @@ def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] =
         finally:
             record.wall_time_s = time.perf_counter() - wall_start
             _finish(every, state, record, failing)
+        checkpointer.finish(state, record)  # scored and recorded: now the checkpoints it does not keep go
     return record
 
 
