@@ -72,3 +72,12 @@ def test_sweep_trials_keep_their_best_weights_only_unless_the_base_says_otherwis
     assert files(sweep_env.sweeps_dir / name / "trial_0") == [BEST, LAST]
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{sweep_env.sweeps_dir / 'optuna.db'}")
     assert "trainer.keep_checkpoints=all" in study.trials[0].user_attrs["command"]
+
+
+def test_resuming_a_run_that_kept_no_last_checkpoint_says_why(tiny_cfg, tmp_path):
+    from gru_exp.errors import ConfigError
+
+    run_training(tiny_cfg("trainer.keep_checkpoints=best", "trainer.epochs=1"), tmp_path / "r")
+    with pytest.raises(ConfigError, match="keeps no last.pdparams: train it again"):
+        run_training(tiny_cfg("trainer.epochs=2", f"trainer.resume={tmp_path / 'r'}"), tmp_path / "more")
+    assert not (tmp_path / "more").exists()
