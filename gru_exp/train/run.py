@@ -51,6 +51,7 @@ from gru_exp.train.resume import resume_from
 from gru_exp.train.rundir import LAST_CKPT, claimed_run_dir, display_name_of
 from gru_exp.train.vdl_view import ensure_baseline, hparams, in_effect, run_display_name
 from gru_exp.train.visualdl import VisualDLTracker
+from gru_exp.train.visualdl_extras import roc_auc
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,8 @@ def _score_on_test(state: TrainState, splits: DataSplits, settings: LoopSettings
     probs = np.zeros((len(splits.test), 2), dtype=np.float32)
     loss, acc = evaluate(state.model, splits.test, settings, probs=probs)
     state.test_positive_prob = probs[:, LABELS["pos"]]
-    record.test = {"acc": acc, "loss": loss}
+    auc = roc_auc(splits.test.labels == LABELS["pos"], state.test_positive_prob)  # NaN: a test set of one class
+    record.test = {"acc": acc, "loss": loss, **({"auc": auc} if auc == auc else {})}
 
 
 def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] = (),

@@ -84,6 +84,8 @@ class VisualDLTracker(Callback):
             self.writer.add_scalar("test/acc", record.test["acc"], step)
             self.writer.add_scalar("test/loss", record.test["loss"], step)
             self.writer.add_scalar("test_acc", record.test["acc"], step)
+        if "auc" in record.test:  # ROC AUC of the scored epoch's test predictions
+            self.writer.add_scalar("test/auc", record.test["auc"], step)
         probs = state.test_positive_prob
         if probs is not None and self.logger.roc_pr:
             extras.write_roc_pr(self.writer, self.test_labels, probs, step)
