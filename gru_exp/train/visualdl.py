@@ -23,7 +23,7 @@ from visualdl import LogWriter
 from gru_exp.train import visualdl_extras as extras
 from gru_exp.train.loop import Callback, EpochMetrics, TrainState
 from gru_exp.train.record import RunRecord
-from gru_exp.train.vdl_view import METRICS, link_into_view
+from gru_exp.train.vdl_view import link_into_view, logged_metrics
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,8 @@ class VisualDLTracker(Callback):
                                   self.logger.text_samples, step)
         if self.logger.embeddings and record.status == "completed":
             extras.write_embeddings(self.writer, state.model, self.words, self.logger.embeddings)
-        self.writer.add_hparams({**state.hparams, "status": str(record.status)}, METRICS)
+        metrics = logged_metrics(record.best_eval_acc is not None and record.eval_split == "val", "acc" in record.test)
+        self.writer.add_hparams({**state.hparams, "status": str(record.status)}, metrics)
         self.writer.close()
         self.writer = None
 
