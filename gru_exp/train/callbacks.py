@@ -112,8 +112,7 @@ class Checkpointer(Callback):
 
     ``keep`` (trainer.keep_checkpoints) applies in :meth:`finish`, which the run calls once it has
     finished (completed or pruned), been scored and recorded; only files this run wrote are removed.
-    With ``best`` or ``none`` best.pdparams is written without optimizer state (only last.pdparams,
-    written in full, is ever resumed)."""
+    best.pdparams holds no optimizer state: only last.pdparams, written in full, is ever resumed."""
 
     def __init__(self, keep: str = "all") -> None:
         self.keep = str(keep)
@@ -130,7 +129,7 @@ class Checkpointer(Callback):
         self.written.add(LAST_CKPT)
         state.committed_epoch = state.epoch
         if state.is_best:
-            save_checkpoint(state, state.run_dir / BEST_CKPT, optimizer=self.keep in ("all", "last"))
+            save_checkpoint(state, state.run_dir / BEST_CKPT, optimizer=False)  # scored, never resumed
             self.written.add(BEST_CKPT)
 
     def finish(self, state: TrainState, record: RunRecord) -> None:
