@@ -75,3 +75,23 @@ def test_best_yaml_composes_the_best_trials_config_exactly_and_runs_as_printed(s
     job = yaml.safe_load(shown.stdout)
     assert job["trainer"]["lr"] == best.params["trainer.lr"]
     assert job["model"]["hidden_size"] == best.params["model.hidden_size"]
+
+
+def test_a_base_experiment_from_the_users_config_folder_runs_as_printed(sweep_env, monkeypatch, tmp_path):
+    mine = tmp_path / "myconf"
+    (mine / "experiment").mkdir(parents=True)
+    (mine / "experiment" / "my_tiny.yaml").write_text("# @package _global_\nmodel: {num_layers: 1, pooling: mean}\n")
+    monkeypatch.setenv("GRU_EXP_CONFIG_PATH", str(mine))
+    name = sweep_env(name="mine", n_trials=1, epochs=1, pruner="{name: none}")
+    space = Path(os.environ["GRU_EXP_SWEEPS_PATH"]) / f"{name}.yaml"
+    space.write_text(space.read_text().replace("base: [", "base: [experiment=my_tiny, "))
+    assert sweep(f"sweep={name}") == 0
+    folder = sweep_env.sweeps_dir / name
+    command = re.search(r"`(GRU_EXP_CONFIG_PATH=[^`]+)`", (folder / "summary.md").read_text()).group(1)
+    assert command.startswith(f"GRU_EXP_CONFIG_PATH={folder.absolute() / 'conf'}{os.pathsep}{mine} ")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("GRU_EXP_CONFIG_PATH")
+    shown = subprocess.run(["bash", "-c", f"{command} --cfg job"], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    assert yaml.safe_load(shown.stdout)["model"]["pooling"] == "mean"

@@ -15,6 +15,7 @@ scanned, and a ``best_`` name no shipped experiment has), so it runs as printed:
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 from pathlib import Path
 from typing import Any, Optional
@@ -23,6 +24,7 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial
 
+from gru_exp.config.sources import CONFIG_PATH_ENV
 from gru_exp.files import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -35,8 +37,11 @@ def experiment_name(study_name: str) -> str:
 
 
 def run_command(out: Path, study_name: str) -> str:
-    """The command that trains the study's best.yaml, as printed in summary.md."""
-    return (f"GRU_EXP_CONFIG_PATH={shlex.quote(str(Path(out).absolute() / CONF_DIR))} gru-exp train "
+    """The command that trains the study's best.yaml, as printed in summary.md: the study's config
+    folder, then the user's config folders the sweep ran with (its base may name their experiment)."""
+    folders = [str(Path(out).absolute() / CONF_DIR)]
+    folders += [f for f in os.environ.get(CONFIG_PATH_ENV, "").split(os.pathsep) if f and f not in folders]
+    return (f"{CONFIG_PATH_ENV}={shlex.quote(os.pathsep.join(folders))} gru-exp train "
             f"experiment={experiment_name(study_name)}")
 
 
