@@ -67,10 +67,13 @@ def test_study_report_writes_table_and_figures(study_folder, capsys):
     assert report([str(folder)]) == 0
     assert "report.md" in capsys.readouterr().out
     for name in ("learning_curves", "best_train_vs_eval", "optimization_history", "intermediate_values",
-                 "param_importances", "parallel_coordinates", "slice"):
+                 "parallel_coordinates", "slice"):
         width, height = png_size(folder / f"{name}.png")
         assert 400 <= width <= 4000 and 300 <= height <= 3000, (name, width, height)
     text = (folder / "report.md").read_text()
+    # 4 complete trials: no importances, and the report says why (PED-ANOVA needs 10)
+    assert not (folder / "param_importances.png").exists() and "- `trainer.lr`:" not in text
+    assert "Parameter importances (PED-ANOVA, for eval_acc) withheld: 4 complete trial(s); PED-ANOVA contrasts" in text
     rows = [line for line in text.splitlines() if line.startswith("| ") and "trial" in line]
     best = study.best_trial
     assert rows[0].startswith(f"| 1 | trial {best.number} | COMPLETE")
@@ -185,3 +188,49 @@ def test_runs_on_different_archives_are_never_one_configuration(tmp_path):
         fake_run(tmp_path / "old" / f"s{seed}", [0.80, 0.85], test_acc=0.84, seed=seed)  # no archive_sha256
     assert report([str(tmp_path / "old"), "--out", str(tmp_path / "out_old")]) == 0
     assert "1 configuration(s), 2 run(s)." in (tmp_path / "out_old" / "report.md").read_text()
+
+
+def _generated_study(tmp_path, values, name="imp"):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    study.set_metric_names(["eval_acc"])
+    folder = tmp_path / name
+    for n, value in enumerate(values):
+        curve = [value - 0.02, value]
+        fake_run(folder / f"trial_{n}", curve, test_acc=value - 0.01)
+        study.add_trial(create_trial(
+            params={"trainer.lr": 10 ** (-2 - 0.15 * n), "model.direction": ["forward", "bidirectional"][n % 2]},
+            distributions=DISTS, value=value, intermediate_values=dict(enumerate(curve, start=1)),
+            user_attrs={"run_dir": str(folder / f"trial_{n}"), "test_acc": value - 0.01}))
+    (folder / "study.json").write_text(json.dumps({"study_name": name, "storage": storage}))
+    return folder
+
+
+def test_importances_from_ten_complete_trials_name_their_evaluator(tmp_path):
+    folder = _generated_study(tmp_path, [0.80 + 0.01 * n for n in range(10)])
+    assert report([str(folder)]) == 0
+    text = (folder / "report.md").read_text()
+    assert "Parameter importances (PED-ANOVA, Optuna's evaluator, over complete trials, for eval_acc):" in text
+    assert "- `trainer.lr`:" in text and "withheld" not in text and "fANOVA" not in text
+    assert (folder / "param_importances.png").is_file()
+
+
+def test_importances_are_withheld_when_every_objective_value_is_the_same(tmp_path):
+    folder = _generated_study(tmp_path, [0.85] * 12)
+    assert report([str(folder)]) == 0
+    text = (folder / "report.md").read_text()
+    assert "withheld: all 12 complete trials have the same eval_acc (0.85): there is no difference" in text
+    assert "- `trainer.lr`:" not in text and not (folder / "param_importances.png").exists()
+
+
+def test_the_report_gives_each_configurations_test_roc_auc(tmp_path):
+    folder = _generated_study(tmp_path, [0.8, 0.9], name="auc")
+    for n, auc in enumerate((0.91, 0.97)):
+        record = json.loads((folder / f"trial_{n}" / "metrics.json").read_text())
+        record["test"]["auc"] = auc
+        (folder / f"trial_{n}" / "metrics.json").write_text(json.dumps(record))
+    assert report([str(folder)]) == 0
+    text = (folder / "report.md").read_text()
+    header = next(line for line in text.splitlines() if line.startswith("| rank |"))
+    assert header.rstrip(" |").endswith("test ROC AUC")
+    assert next(line for line in text.splitlines() if line.startswith("| 1 |")).endswith("| 0.9700 |")

@@ -49,3 +49,12 @@ class LrSchedule(Choice):
     constant = "constant"
     cosine = "cosine"
     linear = "linear"
+
+
+class KeepCheckpoints(Choice):
+    """What a finished run keeps of its checkpoints (trainer.keep_checkpoints)."""
+
+    all = "all"  # best.pdparams and last.pdparams, both with the optimizer state (resume continues last)
+    last = "last"  # last.pdparams only: the run can still be continued
+    best = "best"  # best.pdparams only, weights without optimizer state (nothing resumes from it)
+    none = "none"  # neither

@@ -22,6 +22,7 @@ from gru_exp.config.choices import (  # noqa: F401 (Choice: re-exported)
     Choice,
     Device,
     Direction,
+    KeepCheckpoints,
     LrSchedule,
     Pooling,
     TestEpoch,
@@ -127,6 +128,8 @@ class TrainerConfig:
                                  resume=True, tag="test_ep")
     resume: Optional[str] = knob(None, "run folder whose last checkpoint to continue", null="a new run",
                                  in_name=False, **HOW)
+    keep_checkpoints: KeepCheckpoints = knob(KeepCheckpoints.all, "kept once the run finished: all | last (resumable) | "
+                                             "best (weights only) | none; sweeps: best", in_name=False, **HOW)
     progress_every_s: float = knob(15.0, "seconds between progress lines; 0 = per epoch only", low=0.0, **HOW)
 
 

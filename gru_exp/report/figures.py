@@ -136,7 +136,7 @@ def param_importances(importances: dict[str, float], out: Path, metric: str = "o
     fig, ax = plt.subplots(figsize=(7, max(3.5, 0.5 * len(importances) + 1.5)))
     names = list(importances)[::-1]
     ax.barh(names, [importances[n] for n in names], color="tab:blue")
-    ax.set(xlabel=f"importance ({evaluator}, for {metric})", title="Which knobs mattered")
+    ax.set(xlabel=f"importance ({evaluator}, for {metric})", title=f"Which knobs mattered ({evaluator} importance)")
     ax.grid(alpha=0.3, axis="x")
     return _save(fig, out / "param_importances.png")
 

@@ -48,7 +48,7 @@ def table(entries: Sequence[Entry], top: int, objective_label: str, metric: str 
     params = sorted({k for e in entries for k in e.params})
     test_head = scored_head([r for e in entries[:top] for r in e.runs]).replace(" (", " (mean ± std; ", 1)
     header = ["rank", "run", "state", *params, objective_label, "best val acc % (mean ± std)",
-              test_head, "runs", "epochs", "wall min", "test − 84.50", "test − 87.10"]
+              test_head, "runs", "epochs", "wall min", "test − 84.50", "test − 87.10", "test ROC AUC"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for rank, e in enumerate(entries[:top], start=1):
         test, test_std = e.stat("test_acc")
@@ -60,7 +60,7 @@ def table(entries: Sequence[Entry], top: int, objective_label: str, metric: str 
                  objective + (cell_note(on) if objective else ""), _pct(val, val_std),
                  tested + (cell_note(tn) if tested else ""),
                  str(len(e.runs)), str(e.epochs), f"{e.wall_s / 60:.1f}", _delta(test, NOTEBOOK_FINAL_ACC),
-                 _delta(test, NOTEBOOK_BEST_ACC)]
+                 _delta(test, NOTEBOOK_BEST_ACC), _auc(*e.stat("test_auc"))]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -81,6 +81,11 @@ def seed_comparison(entries: Sequence[Entry]) -> list[str]:
         lines.append(f"- `{other.name}` ({_pct(mean, std)}): {_delta(lead_mean, mean)} points = {ratio} "
                      f"({100 * spread:.2f} points)")
     return lines
+
+
+def _auc(mean: float, std: float) -> str:
+    """A ROC AUC cell: "0.9512", with "± std" over several seeds; "" for records before it."""
+    return "" if math.isnan(mean) else f"{mean:.4f}" + (f" ± {std:.4f}" if std else "")
 
 
 def _fmt(value) -> str:
@@ -153,7 +158,7 @@ def write_report(entries: list[Entry], out: Path, top: int, study=None) -> Path:
             lines += [""] + front_table(study)
         figs.append(figures.optimization_history(entries, out, direction == "maximize", metric))
         figs.append(figures.intermediate_values(entries, out, metric))
-        importances = _importances(study, first["target"])
+        importances, withheld = _importances(study, first["target"], metric)
         if importances:
             figs.append(figures.param_importances(importances, out, metric, IMPORTANCE_EVALUATOR))
         figs.append(figures.optuna_plot(ovm.plot_parallel_coordinate, study, out, "parallel_coordinates.png", **first))
@@ -169,24 +174,41 @@ def write_report(entries: list[Entry], out: Path, top: int, study=None) -> Path:
         lines += table(entries, top, "ranked by: best val acc %", "eval_acc")
     lines += seed_comparison(entries)
     if study is not None and importances:
-        lines += ["", f"Parameter importances ({IMPORTANCE_EVALUATOR} over complete trials, for {metric}):", ""]
+        lines += ["", f"Parameter importances ({IMPORTANCE_EVALUATOR}, Optuna's evaluator, over complete trials, for "
+                  f"{metric}):", ""]
         lines += [f"- `{k}`: {v:.3f}" for k, v in importances.items()]
+    if study is not None and withheld:
+        lines += ["", f"Parameter importances ({IMPORTANCE_EVALUATOR}, for {metric}) withheld: {withheld}"]
     lines += ["", "Figures:", ""] + [f"![{p.stem}]({p.name})" for p in figs if p is not None]
     report = out / "report.md"
     atomic_write_text(report, "\n".join(lines) + "\n")
     return report
 
 
-def _importances(study, target=None) -> dict[str, float]:
+MIN_IMPORTANCE_TRIALS = 10  # PED-ANOVA contrasts the top 10% of trials with all: below 10 that is not one trial
+STABLE_IMPORTANCE_TRIALS = 50  # Optuna advises 5 trials in that top 10% for a stable reading
+
+
+def _importances(study, target=None, metric: str = "objective") -> tuple[dict[str, float], str]:
+    """(importances, "") or ({}, why they are withheld): fewer than MIN_IMPORTANCE_TRIALS complete
+    trials, all of one objective value, or nothing searched."""
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-    if len(complete) < 2:
-        return {}
+    values = {(target(t) if target else t.value) for t in complete}
+    if len(complete) < MIN_IMPORTANCE_TRIALS:
+        return {}, (f"{len(complete)} complete trial(s); {IMPORTANCE_EVALUATOR} contrasts the best 10% of the trials "
+                    f"with all of them, so it needs at least {MIN_IMPORTANCE_TRIALS} (Optuna advises "
+                    f"{STABLE_IMPORTANCE_TRIALS} for a stable reading).")
+    if len(values) == 1:
+        return {}, (f"all {len(complete)} complete trials have the same {metric} ({next(iter(values))!r}): there is "
+                    "no difference for a knob to explain.")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:  # explains the objective's variance: the same for maximize and minimize
-            return optuna.importance.get_param_importances(study, evaluator=_evaluator(), target=target)
+            found = optuna.importance.get_param_importances(study, evaluator=_evaluator(), target=target)
         except Exception as exc:
             log.warning("Parameter importances skipped: %s", exc)
-            return {}
-
-
+            return {}, f"Optuna could not compute them ({type(exc).__name__}: {exc})."
+    if len(complete) < STABLE_IMPORTANCE_TRIALS and found:
+        log.info("Parameter importances from %d complete trials: a rough reading (Optuna advises %d)", len(complete),
+                 STABLE_IMPORTANCE_TRIALS)
+    return found, ("" if found else "no knob was searched.")

@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 
 from omegaconf import DictConfig
 
-from gru_exp.commands import INFO_FLAGS, flags, run_hydra, version_text
+from gru_exp.commands import INFO_FLAGS, flags, print_quietly, run_hydra, version_text
 from gru_exp.config.compose import compose_config, composition_error
 from gru_exp.config.sources import conf_snapshot
 from gru_exp.config.paths import path_problems
@@ -36,7 +36,10 @@ def _spawn_workers(argv: Sequence[str], n: int, storage: Optional[str]) -> int:
     read in ``ps``)."""
     cmd = [sys.executable, "-m", "gru_exp.sweep",
            *(a for a in argv if not a.startswith(("n_workers=", "storage="))), "n_workers=1"]
+    from gru_exp.sweep.cost import WORKERS_ENV
+
     env = dict(os.environ)
+    env[WORKERS_ENV] = str(n)  # they log the cost as it goes, for n workers; this process logged it first
     if storage:
         env["GRU_EXP_STORAGE"] = storage
         cmd.append("storage=${oc.env:GRU_EXP_STORAGE}")  # the same precedence as the parent's storage
@@ -65,6 +68,18 @@ def _spawn_workers(argv: Sequence[str], n: int, storage: Optional[str]) -> int:
                         i, -code)
     interrupted = any(code in (130, -signal.SIGINT, -signal.SIGTERM) for code in codes)
     return 0 if not any(codes) else 130 if interrupted else 1
+
+
+def print_result(study: object, folder: object) -> None:
+    """The sweep's result on stdout, one line, tab-separated: the study folder, the trial summary.md
+    puts first (the best, or the Pareto front's best in the first objective) and its objective
+    value(s), comma-separated; ``-`` for both before any trial completed. Logs stay on stderr."""
+    from gru_exp.sweep.summary import chosen_trial
+
+    best = chosen_trial(study)
+    where = os.path.abspath(str(folder))
+    fields = [where, "-", "-"] if best is None else [where, str(best.number), ",".join(repr(float(v)) for v in best.values)]
+    print_quietly("\t".join(fields))  # a reader that closed stdout: exit 141, as train does
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -106,14 +121,20 @@ def run_sweep(sc: DictConfig, argv: Sequence[str]) -> int:
             signal.signal(signal.SIGTERM, _interrupt)  # again: paddle's import installs its own handler
             signal.signal(signal.SIGINT, signal.default_int_handler)
             return launch(sc, argv)
-        device.limit_threads(int(compose_config(list(sc.base)).trainer.num_threads))  # before paddle loads
+        base = compose_config(list(sc.base))
+        device.limit_threads(int(base.trainer.num_threads))  # before paddle loads
         device.import_paddle()
+        from gru_exp.sweep.cost import log_cost, space_estimate
         from gru_exp.sweep.storage import open_study, study_dir
         from gru_exp.sweep.worker import run_worker
 
         if sc.n_workers > 1:
-            open_study(sc)  # create the schema and study once, before workers race to do it
-            return _spawn_workers(argv, sc.n_workers, sc.storage)
+            study, _ = open_study(sc)  # create the schema and study once, before workers race to do it
+            log_cost(sc, study, space_estimate(sc, base))
+            code = _spawn_workers(argv, sc.n_workers, sc.storage)
+            if code != 130:
+                print_result(study, study_dir(sc))
+            return code
 
         log.info("Study %r in %s; run folders in %s", sc.study_name, redact(storage_url(sc)), study_dir(sc))
         conf_dirs = conf_snapshot(sc.paths.cache_dir)  # trials compose from the configs as they are now
@@ -126,6 +147,7 @@ def run_sweep(sc: DictConfig, argv: Sequence[str]) -> int:
         return 130
     log.info("Worker done: %d trials run here (%d failed). Summary: %s", ran["trials"], ran["failed"],
              study_dir(sc) / "summary.md")
+    print_result(ran["study"], study_dir(sc))
     if ran["stopped"]:
         print(f"gru_exp.sweep: stopped early: {ran['stopped']}", file=sys.stderr)
         return 1

@@ -25,6 +25,10 @@ from gru_exp.train.loop import Callback, StopRun, TrainState
 from gru_exp.train.record import RunRecord
 
 log = logging.getLogger(__name__)
+# A trial keeps its best epoch's weights only (no optimizer state, no last.pdparams): an interrupted
+# trial runs again from its start, so nothing resumes a trial's checkpoint. A base or searched
+# trainer.keep_checkpoints wins.
+TRIAL_KEEP = "trainer.keep_checkpoints=best"
 
 
 def reduced(series: Sequence[float], reduce: str, direction: str) -> float:
@@ -110,7 +114,8 @@ def run_trial(trial: optuna.Trial, sc: DictConfig, compose: Callable[[Sequence[s
         for repeat in range(sc.repeats):
             seed = first_seed + repeat
             run_dir = trial_dir / f"seed_{seed}" if sc.repeats > 1 else trial_dir
-            cfg = compose(overrides + [override(f"paths.{k}", v) for k, v in sc.paths.items() if k != "baseline_dir"]
+            keep = [] if any(o.lstrip("+").startswith("trainer.keep_checkpoints=") for o in overrides) else [TRIAL_KEEP]
+            cfg = compose(keep + overrides + [override(f"paths.{k}", v) for k, v in sc.paths.items() if k != "baseline_dir"]
                           + [f"trainer.seed={seed}", override("paths.baseline_dir", str(study_dir(sc) / "baseline")),
                              f"name=trial_{trial.number}"])
             callbacks: list[Callback] = []

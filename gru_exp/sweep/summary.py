@@ -6,7 +6,7 @@ import csv
 import io
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -16,6 +16,7 @@ from gru_exp.files import atomic_write_text
 from gru_exp.notebook import NOTEBOOK_BEST_ACC, NOTEBOOK_FINAL_ACC
 from gru_exp.report.epochs import (cell_note, epoch_notes, objective_spec, run_epochs, scored_head, scored_phrase,
                                    trial_records)
+from gru_exp.sweep.best_yaml import run_command, write_best
 
 
 def objectives(study: optuna.Study) -> list[tuple[str, str]]:
@@ -28,6 +29,16 @@ def pareto_numbers(study: optuna.Study) -> set[int]:
     """Numbers of the trials on the Pareto front (the best trial for a single objective)."""
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     return {t.number for t in study.best_trials} if complete else set()
+
+
+def chosen_trial(study: optuna.Study) -> Optional[FrozenTrial]:
+    """The trial summary.md puts first: the best trial, or for several objectives the Pareto front's
+    best in the first objective (the front table's first row); None before any trial completed."""
+    front = [t for t in _sorted_trials(study) if t.state == TrialState.COMPLETE]
+    if len(study.directions) > 1:
+        numbers = pareto_numbers(study)
+        front = [t for t in front if t.number in numbers]
+    return front[0] if front else None
 
 
 def _sorted_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -135,6 +146,9 @@ def write_summary(study: optuna.Study, out: Path) -> None:
     test_head = scored_head(scored)
     if len(objs) > 1:
         lines += _front_lines(rows, objs, test_head)
+        if complete:
+            lines += [f"Reproduce trial {chosen_trial(study).number}, the front's first (its exact values and base, "
+                      f"in [best.yaml](best.yaml)): `{run_command(out, study.study_name)}`", ""]
     elif complete:
         best = complete[0]
         on, tn = notes.get(best["number"], ("", ""))
@@ -142,7 +156,9 @@ def write_summary(study: optuna.Study, out: Path) -> None:
             f"**Best: trial {best['number']}**, {metric} {show_metric(best['value'], metric)} ({direction}; "
             f"+/- {show_metric(best['std'] or 0.0, metric)}{f'; epoch {on}' if on else ''}), test accuracy "
             f"{_fmt(best['test_acc'], True)}% ({scored_phrase(scored)}{f': epoch {tn}' if tn else ''}): "
-            f"{_delta(best['test_acc'])}.", "", f"Reproduce: `{best['command']}`", "",
+            f"{_delta(best['test_acc'])}.", "",
+            f"Reproduce (the trial's exact values and its base, in [best.yaml](best.yaml)): "
+            f"`{run_command(out, study.study_name)}`", "",
         ]
     params = [k for k in (rows[0] if rows else {}) if "." in k]
     header = ["trial", "state", metric_head(metric, direction), "std", test_head, "epochs", "wall s", *params]
@@ -158,6 +174,7 @@ def write_summary(study: optuna.Study, out: Path) -> None:
     failed = [r for r in rows if r["error"]]
     if failed:
         lines += ["", "Errors:", ""] + [f"- trial {r['number']}: {r['error']}" for r in failed]
+    write_best(study, chosen_trial(study), out)  # first: summary.md's command runs it
     atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import time
 import warnings
@@ -42,6 +43,7 @@ from gru_exp.sweep.storage import (
 )
 from gru_exp.sweep.liveness import heartbeat, local_lock
 from gru_exp.sweep.best_so_far import write_best_so_far
+from gru_exp.sweep.cost import WORKERS_ENV, log_cost, space_estimate
 from gru_exp.sweep.summary import objectives, write_summary
 from gru_exp.train.run import is_disk_full
 
@@ -72,6 +74,9 @@ def run_worker(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -
         values = notebook_values(sc.params)
         study.enqueue_trial(values, user_attrs={"baseline": True}, skip_if_exists=True)
         log.info("Enqueued the notebook's configuration as a trial: %s", values)
+    estimate = space_estimate(sc, compose(list(sc.base)))
+    if not os.environ.get(WORKERS_ENV):  # a worker the sweep command started: the command logged it
+        log_cost(sc, study, estimate)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     started = time.monotonic()
     deadline = started + sc.timeout if sc.timeout else math.inf
@@ -84,6 +89,7 @@ def run_worker(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -
                            sc.storage_retry_s)
 
     try:
+        ran["estimate"], ran["study"] = estimate, study
         return _loop(study, storage, out, sc, compose, started, deadline, max_failures, summarize, ran)
     except StorageFullError as exc:
         raise DiskFullError(f"{exc} The storage: {redact(storage_url(sc))}.") from None
@@ -121,6 +127,7 @@ def _loop(study, storage, out, sc, compose, started, deadline, max_failures, sum
         ran["failed"] += state == TrialState.FAIL
         summarize()
         log.info("%s", progress_line(study, sc, time.monotonic() - started, deadline - time.monotonic()))
+        log_cost(sc, study, ran["estimate"], deadline - time.monotonic())
     else:
         log.info("timeout=%s s reached: no new trial starts", sc.timeout)
     if failed >= max_failures:

@@ -6,16 +6,17 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Optional, TextIO
 
 import paddle
 from omegaconf import DictConfig, OmegaConf
 
 from gru_exp.files import atomic_write_text
-from gru_exp.train.checkpoints import BEST_CKPT, LAST_CKPT, save_checkpoint
+from gru_exp.train.checkpoints import keep_only, save_checkpoint
 from gru_exp.train.loop import Callback, StopRun, TrainState
 from gru_exp.train.record import SERIES_KEYS, RunRecord, Status
-from gru_exp.train.rundir import CONFIG_RECORDS
+from gru_exp.train.rundir import BEST_CKPT, CONFIG_RECORDS, LAST_CKPT
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +112,37 @@ class Checkpointer(Callback):
     therefore leaves last.pdparams at the previous epoch or at the new one; best.pdparams and
     metrics.json may lag it by that one epoch, never lead it. A resume repairs the lag from
     last.pdparams (:mod:`gru_exp.train.resume`), and the test score is taken only from a checkpoint
-    whose epoch is the one it is reported under."""
+    whose epoch is the one it is reported under.
+
+    ``keep`` (trainer.keep_checkpoints) applies in :meth:`finish`, which the run calls once it has
+    finished (completed or pruned), been scored and recorded; only files this run wrote are removed.
+    best.pdparams holds no optimizer state: only last.pdparams, written in full, is ever resumed."""
+
+    def __init__(self, keep: str = "all") -> None:
+        self.keep = str(keep)
+        self.written: set[str] = set()
+
+    def on_train_start(self, state: TrainState) -> None:
+        """A resume into a new folder copied its checkpoints there: this run's. Resumed in place,
+        the files there are the earlier run's until this run writes them."""
+        if not (state.resumed_from and Path(state.resumed_from).resolve() == state.run_dir.resolve()):
+            self.written.update(n for n in (BEST_CKPT, LAST_CKPT) if (state.run_dir / n).is_file())
 
     def on_epoch_end(self, state: TrainState) -> None:
         save_checkpoint(state, state.run_dir / LAST_CKPT)
+        self.written.add(LAST_CKPT)
         state.committed_epoch = state.epoch
         if state.is_best:
-            save_checkpoint(state, state.run_dir / BEST_CKPT)
+            save_checkpoint(state, state.run_dir / BEST_CKPT, optimizer=False)  # scored, never resumed
+            self.written.add(BEST_CKPT)
+
+    def finish(self, state: TrainState, record: RunRecord) -> None:
+        """Keep what ``keep`` says, once the run finished; an interrupted or failed run keeps all."""
+        if record.status not in (Status.completed, Status.pruned) or self.keep == "all":
+            return
+        removed = keep_only(state.run_dir, self.keep, self.written)
+        if removed:
+            log.info("trainer.keep_checkpoints=%s: removed %s", self.keep, ", ".join(removed))
 
 
 class MetricsRecorder(Callback):

@@ -36,15 +36,16 @@ def _local_optimizer_state(model: paddle.nn.Layer, state: dict[str, Any]) -> dic
     return out
 
 
-def save_checkpoint(state: TrainState, path: Path) -> None:
-    """Everything needed to continue: weights, optimizer, epoch, history and paddle's RNG."""
+def save_checkpoint(state: TrainState, path: Path, optimizer: bool = True) -> None:
+    """Everything needed to continue: weights, optimizer (``optimizer=False``: an empty one, for a
+    file nothing resumes from), epoch, history and paddle's RNG."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
         paddle.save(
             {
                 "model": state.model.state_dict(),
-                "optimizer": _portable_optimizer_state(state.model, state.optimizer.state_dict()),
+                "optimizer": _portable_optimizer_state(state.model, state.optimizer.state_dict()) if optimizer else {},
                 "epoch": state.epoch,
                 "step": state.step,
                 "history": state.history_dict(),
@@ -60,6 +61,21 @@ def save_checkpoint(state: TrainState, path: Path) -> None:
         tmp.unlink(missing_ok=True)  # disk full or a signal: no temporary file left behind
         raise
     crash_point(path.name)
+
+
+def keep_only(run_dir: Path, keep: str, written: set[str]) -> list[str]:
+    """After a finished run: remove the checkpoints ``keep`` (trainer.keep_checkpoints) does not keep,
+    of those this run wrote (``written``); returns the removed names. Nothing else is touched."""
+    drop = {"all": (), "last": (BEST_CKPT,), "best": (LAST_CKPT,), "none": (BEST_CKPT, LAST_CKPT)}[str(keep)]
+    removed = []
+    for name in drop:
+        if name in written and (run_dir / name).is_file():
+            (run_dir / name).unlink()
+            removed.append(name)
+    folder = run_dir / Path(LAST_CKPT).parent
+    if removed and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()  # this run made it (it wrote into it) and nothing else is in it
+    return removed
 
 
 def restore_checkpoint(state: TrainState, path: Path) -> None:

@@ -23,7 +23,10 @@ def check_resume(config: dict[str, Any], resume_dir: Path) -> tuple[Path, int]:
     ckpt = resume_dir / LAST_CKPT
     if not ckpt.is_file() or not (resume_dir / RECORD_FILE).is_file():
         raise ConfigError(f"trainer.resume={str(resume_dir)!r} is not a run folder with a finished epoch "
-                          f"(needs {LAST_CKPT} and {RECORD_FILE}).")
+                          f"(needs {LAST_CKPT} and {RECORD_FILE})"
+                          + ("; a run trained with trainer.keep_checkpoints=best or none (a sweep trial's default) "
+                             "keeps no last.pdparams: train it again instead." if (resume_dir / RECORD_FILE).is_file()
+                             else "."))
     try:
         record = RunRecord.read(resume_dir)
     except RecordError as exc:

@@ -49,7 +49,7 @@ class RunRecord:
     best_epoch: Optional[int] = None
     best_eval_acc: Optional[float] = None
     series: dict[str, list[float]] = field(default_factory=dict)  # per epoch, SERIES_KEYS
-    test: dict[str, float] = field(default_factory=dict)  # acc, loss of test_epoch (completed runs)
+    test: dict[str, float] = field(default_factory=dict)  # acc, loss, auc (ROC) of test_epoch (completed runs)
     test_epoch: Optional[int] = None  # the epoch whose weights were scored: the best one, or the last (trainer.test_epoch)
     resumed_from: Optional[str] = None
     device: str = ""
@@ -73,6 +73,11 @@ class RunRecord:
     @property
     def test_acc(self) -> Optional[float]:
         return self.test.get("acc")
+
+    @property
+    def test_auc(self) -> Optional[float]:
+        """ROC AUC of the scored epoch's test predictions (records before it: None)."""
+        return self.test.get("auc")
 
     def write(self) -> None:
         data = dataclasses.asdict(self)

@@ -47,6 +47,7 @@ from gru_exp.train.resume import carry_over, resume_from
 from gru_exp.train.rundir import BEST_CKPT, LAST_CKPT, RUN_LOG, VOCAB_FILE, claimed_run_dir, display_name_of
 from gru_exp.train.vdl_view import ensure_baseline, hparams, in_effect, run_display_name
 from gru_exp.train.visualdl import VisualDLTracker
+from gru_exp.train.visualdl_extras import roc_auc
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,8 @@ def _score_on_test(state: TrainState, splits: DataSplits, rc: RunConfig, record:
     probs = np.zeros((len(splits.test), len(splits.class_names)), dtype=np.float32)
     loss, acc = evaluate(state.model, splits.test, rc, probs=probs)
     state.test_positive_prob = probs[:, LABELS["pos"]]
-    record.test = {"acc": acc, "loss": loss}
+    auc = roc_auc(splits.test.labels == LABELS["pos"], state.test_positive_prob)  # NaN: a test set of one class
+    record.test = {"acc": acc, "loss": loss, **({"auc": auc} if auc == auc else {})}
 
 
 def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
@@ -147,7 +149,8 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback], displa
                            data_load_s=data_time, archive=str(archive), archive_sha256=archive_sha256(archive),
                            n_train=len(splits.train), n_eval=len(splits.eval), n_test=len(splits.test),
                            classes=list(splits.class_names))
-        every: list[Callback] = [ProgressLogger(rc.trainer.progress_every_s), TerminalProgressBar(), Checkpointer(),
+        checkpointer = Checkpointer(rc.trainer.keep_checkpoints)
+        every: list[Callback] = [ProgressLogger(rc.trainer.progress_every_s), TerminalProgressBar(), checkpointer,
                                  MetricsRecorder(record)]
         if rc.logger.visualdl:
             effect = in_effect(config, len(splits.train), len(splits.test), splits.longest)
@@ -195,6 +198,7 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback], displa
         finally:
             record.wall_time_s = time.perf_counter() - wall_start
             _finish(every, state, record, failing)
+        checkpointer.finish(state, record)  # scored and recorded: now the checkpoints it does not keep go
     return record
 
 

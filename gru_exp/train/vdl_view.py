@@ -31,15 +31,35 @@ log = logging.getLogger(__name__)
 METRICS = ["best_val", "test_acc"]  # best eval accuracy (the objective of eval_acc sweeps); test acc of that epoch
 
 
+def axis_value(value: Any) -> Any:
+    """A hyperparameter as VisualDL's HParams views order it: numbers as floats (VisualDL draws a
+    float on a linear axis, an int as a category in the order runs were first seen:
+    docs/dashboard.md), rounded to 4 significant digits; booleans, choices and nulls as text."""
+    value = hparam_value(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(f"{value:.4g}") if isinstance(value, float) else float(value)
+    return value
+
+
 def hparams(flat: dict[str, Any], in_effect: dict[str, Any]) -> dict[str, Any]:
     """The knobs that change results (``flat``: a flattened config), by their VisualDL tags, as
-    VisualDL can compare them: a null replaced by the value in effect, booleans and choices as text."""
-    flat = {**defaults(), **flat}
-    out = {}
+    VisualDL can compare them (:func:`axis_value`), a null replaced by the value in effect. The
+    knobs set away from their declared defaults (a sweep's searched and base knobs, an experiment's)
+    come first, in the register's order; those at their defaults after them."""
+    declared = defaults()
+    flat = {**declared, **flat}
+    changed, constant = {}, {}
     for key, tag in hparam_tags().items():
         value = flat.get(key)
-        out[tag] = hparam_value(in_effect.get(key, "null") if value is None else value)
-    return out
+        (constant if value == declared.get(key) else changed)[tag] = axis_value(
+            in_effect.get(key, "null") if value is None else value)
+    return {**changed, **constant}
+
+
+def logged_metrics(best_val: bool, test_acc: bool) -> list[str]:
+    """The HParams metrics a run logged: VisualDL shows a listed metric without its scalar as NaN
+    (a pruned trial has no test accuracy), so only the logged ones are listed."""
+    return [m for m, logged in zip(METRICS, (best_val, test_acc)) if logged]
 
 
 def in_effect(config: dict[str, Any], n_train: int, n_test: int, longest: int) -> dict[str, Any]:

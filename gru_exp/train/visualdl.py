@@ -23,7 +23,7 @@ from visualdl import LogWriter
 from gru_exp.train import visualdl_extras as extras
 from gru_exp.train.loop import Callback, EpochMetrics, TrainState
 from gru_exp.train.record import RunRecord
-from gru_exp.train.vdl_view import METRICS, link_into_view
+from gru_exp.train.vdl_view import link_into_view, logged_metrics
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,8 @@ class VisualDLTracker(Callback):
             self.writer.add_scalar("test/acc", record.test["acc"], step)
             self.writer.add_scalar("test/loss", record.test["loss"], step)
             self.writer.add_scalar("test_acc", record.test["acc"], step)
+        if "auc" in record.test:  # ROC AUC of the scored epoch's test predictions
+            self.writer.add_scalar("test/auc", record.test["auc"], step)
         probs = state.test_positive_prob
         if probs is not None and self.logger.roc_pr:
             extras.write_roc_pr(self.writer, self.test_labels, probs, step)
@@ -92,7 +94,8 @@ class VisualDLTracker(Callback):
                                   self.logger.text_samples, step)
         if self.logger.embeddings and record.status == "completed":
             extras.write_embeddings(self.writer, state.model, self.words, self.logger.embeddings)
-        self.writer.add_hparams({**state.hparams, "status": str(record.status)}, METRICS)
+        metrics = logged_metrics(record.best_eval_acc is not None and record.eval_split == "val", "acc" in record.test)
+        self.writer.add_hparams({**state.hparams, "status": str(record.status)}, metrics)
         self.writer.close()
         self.writer = None
 

@@ -34,6 +34,21 @@ def _numpy_float_alias() -> Iterator[None]:
             del np.float  # type: ignore[attr-defined]
 
 
+def roc_auc(positive: np.ndarray, scores: np.ndarray) -> float:
+    """The area under the ROC curve: the chance that a random positive scores above a random
+    negative (ties count half; Mann-Whitney with average ranks); NaN without both classes."""
+    pos, s = np.asarray(positive, dtype=bool), np.asarray(scores, dtype=np.float64)
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if not n_pos or not n_neg:
+        return float("nan")
+    order = np.argsort(s, kind="mergesort")
+    _, inverse, counts = np.unique(s[order], return_inverse=True, return_counts=True)
+    average = np.cumsum(counts) - (counts - 1) / 2  # 1-based average rank of each distinct score
+    ranks = np.empty(len(s))
+    ranks[order] = average[inverse]
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 def roc_counts(positive: np.ndarray, scores: np.ndarray, n: int = THRESHOLDS) -> tuple[np.ndarray, ...]:
     """tp, fp, tn, fn, tpr, fpr at ``n`` thresholds 0..1 (a review counts as positive at threshold
     t when its score >= t). VisualDL's own add_roc_curve divides true positives by the negatives
