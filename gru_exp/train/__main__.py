@@ -95,9 +95,8 @@ class _Jobs:
 
 
 def _resume_args(run_dir: Path) -> list[str]:
-    """The command line that continues ``run_dir``: its overrides plus trainer.resume=<folder>."""
-    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("trainer.resume=")]
-    return [*overrides, override("trainer.resume", str(run_dir))]
+    """The command line that continues ``run_dir`` in place, with its recorded configuration."""
+    return [override("trainer.resume", str(run_dir))]
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -134,7 +133,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.tr
         return 2
     jobs = _Jobs(plan)
     try:
-        run_hydra(jobs.task, "config", argv, prog)
+        run_hydra(jobs.task, "config", plan.argv, prog)
     except KeyboardInterrupt:
         return 130
     finally:

@@ -19,11 +19,14 @@ from gru_exp.commands import REFUSED_FLAGS, check_no_searchpath, flag_value, fla
 from gru_exp.config.compose import Job, check_jobs, compose_job, job_overrides
 from gru_exp.config.paths import run_dir_problem
 from gru_exp.config.sources import CONF_DIR, user_config_dirs
-from gru_exp.config.values import to_container
+from gru_exp.config.knobs import keys as knob_keys
+from gru_exp.config.knobs import with_defaults
+from gru_exp.config.values import flatten, override, to_container
 from gru_exp.data.imdb import resolve_archive
 from gru_exp.errors import ConfigError
 from gru_exp.train import device
 from gru_exp.train.preflight import check_resume
+from gru_exp.train.record import RecordError, RunRecord
 from gru_exp.train.rundir import in_use_problem, other_run_problem
 
 CONFIG_DIR_FLAGS = ("-cd", "--config-dir")
@@ -31,9 +34,11 @@ CONFIG_DIR_FLAGS = ("-cd", "--config-dir")
 
 @dataclasses.dataclass
 class Plan:
-    """What the checks found: the jobs (composed), the run folders that existed before this command
-    (a refused job never removes them), whether the multirun folder did, and the outputs folder."""
+    """What the checks found: the command line Hydra is to run (a resume completed from the run's
+    record), the jobs (composed), the run folders that existed before this command (a refused job
+    never removes them), whether the multirun folder did, and the outputs folder."""
 
+    argv: list[str]
     jobs: list[Job]
     existing: set[Path]
     multirun_dir_existed: bool
@@ -52,13 +57,17 @@ def precheck(argv: Sequence[str]) -> Plan:
         raise ConfigError("--config-dir is given more than once; Hydra would use only the last one. Give one folder "
                           "there, and more through GRU_EXP_CONFIG_PATH (':'-separated).")
     extra = flag_value(argv, *CONFIG_DIR_FLAGS)
-    overrides = [a for i, a in enumerate(argv) if not a.startswith("-") and not (i and argv[i - 1] in CONFIG_DIR_FLAGS)]
+    is_flag = [a.startswith("-") or bool(i and argv[i - 1] in CONFIG_DIR_FLAGS) for i, a in enumerate(argv)]
+    overrides = [a for a, flag in zip(argv, is_flag) if not flag]
     dirs = None
     if extra:
         if not Path(extra).is_dir():
             raise ConfigError(f"--config-dir {extra!r} is not a folder.")
         dirs = [CONF_DIR, *map(str, user_config_dirs([extra]))]
     multirun = bool({"-m", "--multirun"} & set(argv))
+    if not multirun:
+        overrides = continued(overrides)
+        argv = [*(a for a, flag in zip(argv, is_flag) if flag), *overrides]
     first = compose_job(job_overrides(overrides, multirun)[0], 0 if multirun else None, dirs)
     if not multirun and first.cfg is not None and str(first.cfg.hydra.mode) == "RunMode.MULTIRUN":
         multirun = True  # hydra.mode=MULTIRUN (on the command line or in an experiment file): a grid after all
@@ -66,7 +75,7 @@ def precheck(argv: Sequence[str]) -> Plan:
     jobs = [first, *(compose_job(job, num, dirs) for num, job in enumerate(job_overrides(overrides, multirun)) if num)]
     check_jobs(jobs)
     existed = _multirun_dir(first.cfg) if multirun else False
-    plan = Plan(jobs, set(), existed, Path(os.path.abspath(first.task.paths.output_dir)))
+    plan = Plan(list(argv), jobs, set(), existed, Path(os.path.abspath(first.task.paths.output_dir)))
     seen: set[Path] = set()
     for job in jobs:  # before Hydra writes into their folders
         cfg, run_dir = job.task, _folder(job.cfg, multirun)
@@ -87,6 +96,35 @@ def precheck(argv: Sequence[str]) -> Plan:
         if cfg.data.path:  # a missing or unreadable archive: refused before any folder is made
             resolve_archive(cfg.data.path)
     return plan
+
+
+# Knobs a bare trainer.resume=<folder> does not take from the run's record: where this machine keeps
+# its outputs (the paths), the resume itself, and the data file (the recorded archive, when the
+# command line names none).
+_NOT_CARRIED = ("paths.", "data.cache_dir", "data.path", "trainer.resume")
+
+
+def continued(overrides: Sequence[str]) -> list[str]:
+    """``trainer.resume=<folder>`` without ``hydra.run.dir`` continues that run in its own folder with
+    its recorded configuration: every recorded knob first (a knob added since at its default), the
+    recorded archive as data.path, then the command line's overrides (knobs that may change on
+    resume, such as trainer.epochs; a fixed knob given another value is refused by the resume
+    check), then hydra.run.dir=<folder>. Any other command line is returned as it is."""
+    parsed = {o.lstrip("+~").split("=", 1)[0]: o.split("=", 1)[1] if "=" in o else None for o in overrides}
+    resume = parsed.get("trainer.resume")
+    if not resume or resume == "null" or "hydra.run.dir" in parsed:
+        return list(overrides)
+    folder = Path(resume.strip("'\"")).expanduser()
+    try:
+        record = RunRecord.read(folder)
+    except RecordError:
+        return list(overrides)  # not a run: the resume check says so in one paragraph
+    recorded = with_defaults(flatten(record.config))
+    base = [override(k, recorded[k]) for k in knob_keys() if k in recorded and k not in parsed
+            and not k.startswith(_NOT_CARRIED)]
+    if "data.path" not in parsed and record.archive:
+        base.append(override("data.path", record.archive))
+    return [*base, *overrides, override("hydra.run.dir", str(folder.resolve()))]
 
 
 def _folder(cfg: DictConfig, multirun: bool) -> Optional[Path]:

@@ -1,0 +1,66 @@
+"""``trainer.resume=<folder>`` alone continues a run (#27): with its recorded configuration and data,
+in its own folder and its own VisualDL run; only knobs that may change on resume are taken beside
+it, and a changed fixed knob is refused with the folder left byte for byte."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import REPO, tiny_overrides
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    env.pop("GRU_EXP_IMDB", None)  # the archive comes from the run's record, not the environment
+    return subprocess.run([sys.executable, "-m", "gru_exp.train", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_a_bare_resume_continues_the_run_in_its_own_folder(tiny_archive, tmp_path):
+    home = tmp_path / "home"
+    first = cli(*tiny_overrides(tiny_archive, home, "trainer.epochs=1", "model.hidden_size=8", "trainer.lr=0.003"))
+    assert first.returncode == 0, first.stderr[-2000:]
+    (run,) = first.stdout.split()
+    env_home = {"paths.root_dir": str(home)}
+    resumed = cli(f"trainer.resume={run}", "trainer.epochs=2", *(f"{k}={v}" for k, v in env_home.items()))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert resumed.stdout.split() == [run]  # the same folder, printed as the result
+    assert sorted(p.parent for p in home.rglob("metrics.json")) == [type(home)(run)]  # no second run folder
+    record = json.loads((type(home)(run) / "metrics.json").read_text())
+    assert record["series"]["epoch"] == [1, 2] and record["status"] == "completed"
+    assert record["config"]["model"]["hidden_size"] == 8 and record["config"]["trainer"]["lr"] == 0.003
+    assert record["config"]["data"]["path"] == str(tiny_archive)
+    views = list((home / "outputs" / "vdl").iterdir())
+    assert len([v for v in views if "baseline" not in v.name.lower() and "notebook" not in v.name.lower()]) == 1
+    log = (type(home)(run) / "run.log").read_text()
+    assert "epoch 1/1" in log and "epoch 2/2" in log  # one log, continued
+
+
+def test_a_bare_resume_refuses_a_changed_fixed_knob_and_touches_nothing(tiny_archive, tmp_path):
+    home = tmp_path / "home"
+    first = cli(*tiny_overrides(tiny_archive, home, "trainer.epochs=1", "model.hidden_size=8"))
+    assert first.returncode == 0, first.stderr[-2000:]
+    (run,) = first.stdout.split()
+    before = {p: p.read_bytes() for p in type(home)(run).rglob("*") if p.is_file() and p.name != ".run.lock"}
+    refused = cli(f"trainer.resume={run}", "trainer.epochs=3", "model.hidden_size=16", f"paths.root_dir={home}")
+    assert refused.returncode == 2 and "model.hidden_size: 8 -> 16" in refused.stderr, refused.stderr[-2000:]
+    assert "Traceback" not in refused.stderr
+    after = {p: p.read_bytes() for p in type(home)(run).rglob("*") if p.is_file() and p.name != ".run.lock"}
+    assert after == before
+
+
+def test_an_interrupted_run_says_the_one_override_that_continues_it(tiny_archive, tmp_path):
+    home = tmp_path / "home"
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "GRU_EXP_TEST_KILL_AT": "metrics.json:2:INT"}
+    proc = subprocess.run([sys.executable, "-m", "gru_exp.train", *tiny_overrides(tiny_archive, home,
+                                                                                    "trainer.epochs=3")],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    (run,) = [p.parent for p in home.rglob("metrics.json")]
+    assert f"python -m gru_exp.train trainer.resume={run}\n" in proc.stderr, proc.stderr[-2000:]
+    resumed = cli(f"trainer.resume={run}", f"paths.root_dir={home}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((run / "metrics.json").read_text())["series"]["epoch"] == [1, 2, 3]
