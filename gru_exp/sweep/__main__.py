@@ -30,13 +30,14 @@ log = logging.getLogger(__name__)
 USAGE = "usage: gru-exp sweep [sweep=<search space>] [n_trials=N] [n_workers=N] [storage=URL] [key=value ...] (--help)"
 
 
-def _spawn_workers(argv: Sequence[str], n: int, storage: Optional[str]) -> int:
-    """Start ``n`` copies of this command as single workers; forward SIGINT/SIGTERM; wait for all.
-    The storage URL travels in the workers' environment, not their argv (which any local user can
-    read in ``ps``)."""
+def _spawn_workers(argv: Sequence[str], n: int, storage: Optional[str], gpus: Sequence[str] = ()) -> int:
+    """Start ``n`` copies of this command as single workers (spread over ``gpus``, round robin);
+    forward SIGINT/SIGTERM; wait for all. The storage URL travels in the workers' environment, not
+    their argv (which any local user can read in ``ps``)."""
     cmd = [sys.executable, "-m", "gru_exp.sweep",
-           *(a for a in argv if not a.startswith(("n_workers=", "storage="))), "n_workers=1"]
+           *(a for a in argv if not a.startswith(("n_workers=", "storage=", "gpus="))), "n_workers=1"]
     from gru_exp.sweep.cost import WORKERS_ENV
+    from gru_exp.sweep.gpus import worker_env
 
     env = dict(os.environ)
     env[WORKERS_ENV] = str(n)  # they log the cost as it goes, for n workers; this process logged it first
@@ -57,8 +58,10 @@ def _spawn_workers(argv: Sequence[str], n: int, storage: Optional[str]) -> int:
     # that arrives in between reaches the workers instead of killing this process alone.
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    procs.extend(subprocess.Popen(cmd, env=env, preexec_fn=_default_signals) for _ in range(n))
-    log.info("Started %d workers: %s", n, " ".join(cmd))
+    procs.extend(subprocess.Popen(cmd, env={**env, **worker_env(i, list(gpus))}, preexec_fn=_default_signals)
+                 for i in range(n))
+    log.info("Started %d workers: %s%s", n, " ".join(cmd), "".join(
+        f"; worker {i} on GPU {worker_env(i, list(gpus))['CUDA_VISIBLE_DEVICES']}" for i in range(n) if gpus))
     if received:  # it came while the workers were being started: the later ones get it too
         forward(received[-1], None)
     codes = [p.wait() for p in procs]
@@ -125,13 +128,15 @@ def run_sweep(sc: DictConfig, argv: Sequence[str]) -> int:
         device.limit_threads(int(base.trainer.num_threads))  # before paddle loads
         device.import_paddle()
         from gru_exp.sweep.cost import log_cost, space_estimate
+        from gru_exp.sweep.gpus import visible_gpus
         from gru_exp.sweep.storage import open_study, study_dir
         from gru_exp.sweep.worker import run_worker
 
         if sc.n_workers > 1:
+            gpus = visible_gpus(sc.gpus)  # a bad gpus= is refused before the study is touched
             study, _ = open_study(sc)  # create the schema and study once, before workers race to do it
             log_cost(sc, study, space_estimate(sc, base))
-            code = _spawn_workers(argv, sc.n_workers, sc.storage)
+            code = _spawn_workers(argv, sc.n_workers, sc.storage, gpus)
             if code != 130:
                 print_result(study, study_dir(sc))
             return code

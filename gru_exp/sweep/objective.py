@@ -107,7 +107,8 @@ def run_trial(trial: optuna.Trial, sc: DictConfig, compose: Callable[[Sequence[s
     first_seed = int(compose(overrides).trainer.seed)
     trial_dir = study_dir(sc) / f"trial_{trial.number}"
     command = "python -m gru_exp.train " + " ".join(overrides)
-    _set_attrs(trial, sc, command=command, run_dir=str(trial_dir), host=socket.gethostname(), pid=os.getpid())
+    _set_attrs(trial, sc, command=command, run_dir=str(trial_dir), host=socket.gethostname(), pid=os.getpid(),
+               gpu=os.environ.get("CUDA_VISIBLE_DEVICES"))  # the worker's GPU (sweep/gpus.py), None when not set
     values, tests, curves, epochs_run, wall = [], [], [], 0, 0.0
     with file_log(trial_dir / "trial.log"), log_context(f"trial {trial.number}"):
         log.info("Trial %d: %s", trial.number, redact(command))
