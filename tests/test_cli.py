@@ -118,13 +118,19 @@ def test_baseline_command_writes_the_reference_run(tmp_path):
 
 
 def test_a_multirun_whose_every_job_fails_exits_2_and_leaves_no_folder(tmp_path):
-    """Failures that only show when a job runs (here: the archive is missing) still make the exit
-    status 2, and a grid of rejected jobs leaves no folder holding only multirun.yaml."""
+    """Failures that only show when a job runs (here: the archive is not a tar file) still make the
+    exit status 2, and a grid of refused jobs leaves no folder holding only multirun.yaml; a missing
+    archive is refused before any job starts."""
     out = tmp_path / "out"
+    damaged = tmp_path / "damaged.tar.gz"
+    damaged.write_bytes(b"not a tar archive" * 100)
+    proc = run_cli("gru_exp.train", "-m", f"data.path={damaged}", f"paths.root_dir={out}", "trainer.seed=1,2")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("is not a readable IMDB archive") >= 2  # each job ran and failed
+    assert not list(out.rglob("multirun.yaml")) and not list(out.rglob("*/multirun/*"))
     proc = run_cli("gru_exp.train", "-m", f"data.path={tmp_path / 'missing.tar.gz'}", f"paths.root_dir={out}",
                    "trainer.seed=1,2")
-    assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.count("no such file") >= 2
+    assert proc.returncode == 2 and proc.stderr.count("no such file") == 1, proc.stderr  # before any job
     assert not list(out.rglob("multirun.yaml")) and not list(out.rglob("*/multirun/*"))
 
 
