@@ -36,6 +36,8 @@ COMMANDS = {
     "report": ("gru_exp.report.__main__", "what won, by how much, which knobs mattered (report.md + PNGs)"),
     "baseline": ("gru_exp.baseline", "write the notebook's reference curves as a VisualDL run"),
     "dashboard": ("gru_exp.dashboard", "VisualDL over every run, trial and the baseline (readable names)"),
+    "predict": ("gru_exp.use.predict", "class probabilities for new texts from a finished run or a study's best trial"),
+    "export": ("gru_exp.use.export", "a self-contained Paddle inference folder (paddle.jit.save) of a finished run"),
 }
 # Hydra flags that only print (config, help, completion): they skip gru-exp's up-front checks.
 INFO_FLAGS = frozenset({"--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--shell-completion", "-sc",

@@ -38,7 +38,9 @@ def run(env: dict[str, str], *args: str, cwd: Path = REPO) -> subprocess.Complet
 
 @pytest.mark.parametrize("command", [["gru_exp", "--help"], ["gru_exp.train", "--help"], ["gru_exp.sweep", "--help"],
                                      ["gru_exp.report", "--help"], ["gru_exp.baseline", "--help"],
-                                     ["gru_exp.dashboard", "--help"], ["gru_exp", "--version"]])
+                                     ["gru_exp.dashboard", "--help"], ["gru_exp", "--version"],
+                                     ["gru_exp.predict", "--help"], ["gru_exp", "predict", "--help"],
+                                     ["gru_exp.export", "--help"], ["gru_exp", "export", "--help"]])
 def test_help_needs_no_paddle(no_paddle, command):
     proc = run(no_paddle, *command)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -111,6 +111,17 @@ def _forward(model: paddle.nn.Layer, ids: np.ndarray, lengths: np.ndarray, use_l
     return model(paddle.to_tensor(ids), paddle.to_tensor(lengths) if use_lengths else None)
 
 
+def eval_batches(split: Split, size: int, use_lengths: bool, drop_last: bool = False) -> list[np.ndarray]:
+    """Index arrays of evaluation's batches of ``size`` texts (``trainer.eval_batch_size``): with
+    lengths, texts sorted by length (stable) so each batch carries little padding; else in split
+    order. Evaluation and prediction (:mod:`gru_exp.use`) batch through this one function."""
+    order = np.argsort(split.lengths, kind="stable") if use_lengths else np.arange(len(split))
+    batches = [order[i : i + size] for i in range(0, len(split), size)]
+    if drop_last and batches and len(batches[-1]) < size:
+        batches.pop()
+    return batches
+
+
 @paddle.no_grad()
 def evaluate(model: paddle.nn.Layer, split: Split, cfg: RunConfig,
              probs: Optional[np.ndarray] = None) -> tuple[float, float]:
@@ -119,10 +130,7 @@ def evaluate(model: paddle.nn.Layer, split: Split, cfg: RunConfig,
     when given, receives each review's class probabilities in the split's order."""
     model.eval()
     t, use_lengths = cfg.trainer, cfg.model.use_lengths
-    order = np.argsort(split.lengths, kind="stable") if use_lengths else np.arange(len(split))
-    batches = [order[i : i + t.eval_batch_size] for i in range(0, len(split), t.eval_batch_size)]
-    if t.eval_drop_last and len(batches[-1]) < t.eval_batch_size:
-        batches.pop()
+    batches = eval_batches(split, t.eval_batch_size, use_lengths, t.eval_drop_last)
     loss_sum, correct, seen = 0.0, 0, 0
     for index, batch in zip(batches, iter_batches(split, batches, trim=use_lengths)):
         with paddle.amp.auto_cast(enable=t.amp):

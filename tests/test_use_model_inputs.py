@@ -1,0 +1,139 @@
+"""``gru-exp predict`` / ``gru-exp export`` (#26): which run a study names (its best trial, or the
+trial given), and bad input refused with one paragraph and exit status 2, nothing overwritten: an
+unfinished run, a missing or damaged checkpoint, a study without a complete trial, an existing
+--out, unreadable input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, tiny_overrides
+
+
+def cli(*args: str, stdin: bytes = b"", env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gru_exp", *args], input=stdin, cwd=REPO, capture_output=True,
+                          timeout=300, env=env)
+
+
+def refused(proc: subprocess.CompletedProcess, *words: str) -> str:
+    """The one-paragraph error of an exit-2 refusal, checked to name ``words``."""
+    err = proc.stderr.decode()
+    assert proc.returncode == 2, err[-2000:]
+    assert "Traceback" not in err and proc.stdout == b""
+    line = next(line for line in err.splitlines() if ": error: " in line)
+    for word in words:
+        assert word in line, line
+    return line
+
+
+@pytest.fixture(scope="module")
+def run(tiny_archive, tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("use_inputs")
+    proc = subprocess.run([sys.executable, "-m", "gru_exp.train",
+                           *tiny_overrides(tiny_archive, home, "logger.visualdl=false", "trainer.epochs=1")],
+                          cwd=REPO, capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    return Path(proc.stdout.decode().split()[-1])
+
+
+def copy_of(run: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(run, tmp_path / "copy"))
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_unfinished_run_and_missing_or_damaged_checkpoint_are_refused(run, tmp_path):
+    unfinished = copy_of(run, tmp_path)
+    record = json.loads((unfinished / "metrics.json").read_text())
+    (unfinished / "metrics.json").write_text(json.dumps({**record, "status": "running", "test": {}, "test_epoch": None}))
+    before = snapshot(unfinished)
+    refused(cli("predict", str(unfinished), "-", stdin=b"good\n"), str(unfinished), "not a finished run")
+    refused(cli("export", str(unfinished), "--out", str(tmp_path / "e1")), "not a finished run")
+    assert not (tmp_path / "e1").exists() and snapshot(unfinished) == before
+
+    (unfinished / "metrics.json").write_text(json.dumps(record))
+    (unfinished / "checkpoints" / "best.pdparams").unlink()
+    refused(cli("predict", str(unfinished), "-", stdin=b"good\n"), "best.pdparams", "no such checkpoint")
+
+    shutil.copyfile(run / "checkpoints" / "best.pdparams", unfinished / "checkpoints" / "best.pdparams")
+    best = unfinished / "checkpoints" / "best.pdparams"
+    best.write_bytes(best.read_bytes()[: best.stat().st_size // 2])
+    before = snapshot(unfinished)
+    refused(cli("predict", str(unfinished), "-", stdin=b"good\n"), str(best), "damaged")
+    refused(cli("export", str(unfinished), "--out", str(tmp_path / "e2")), "damaged")
+    assert not (tmp_path / "e2").exists() and snapshot(unfinished) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left behind
+
+
+def test_existing_out_and_unreadable_input_are_refused(run, tmp_path):
+    out = tmp_path / "preds.jsonl"
+    out.write_text("mine\n")
+    refused(cli("predict", str(run), "-", "--out", str(out), stdin=b"good\n"), str(out), "never overwrites")
+    assert out.read_text() == "mine\n"
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    refused(cli("export", str(run), "--out", str(folder)), str(folder), "not empty")
+    assert snapshot(folder) == {"keep.txt": b"mine"}
+    refused(cli("export", str(run), "--out", str(run / "inside")), "inside the run folder")
+    assert not (run / "inside").exists()
+
+    refused(cli("predict", str(run), str(tmp_path / "missing.txt")), "missing.txt", "cannot be read")
+    refused(cli("predict", str(run), str(tmp_path)), "cannot be read")
+    (tmp_path / "in.csv").write_text("id,review\n1,good\n")
+    refused(cli("predict", str(run), str(tmp_path / "in.csv")), "'text'", "--text-column")
+    (tmp_path / "in.jsonl").write_text('{"text": "good"}\nnot json\n')
+    refused(cli("predict", str(run), str(tmp_path / "in.jsonl")), "line 2", "not JSON")
+    refused(cli("predict", str(tmp_path), "-"), "not a run folder")
+    refused(cli("predict", "colour=blue", str(run)), "colour", "study_name=")
+
+
+def _study(storage: str, name: str, directions: list[str], trials: list[tuple[list[float], str]]):
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    study = optuna.create_study(storage=storage, study_name=name, directions=directions)
+    for values, run_dir in trials:
+        study.add_trial(optuna.trial.create_trial(values=values, params={"trainer.lr": 0.01},
+                                                  distributions={"trainer.lr": FloatDistribution(1e-4, 1e-1)},
+                                                  user_attrs={"run_dir": run_dir}))
+    return study
+
+
+def test_a_study_names_its_best_trial_or_the_trial_given(run, tmp_path):
+    env = {**os.environ, "GRU_EXP_HOME": str(tmp_path / "home")}
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    direct = cli("predict", str(run), "-", stdin=b"good film\nbad film\n", env=env)
+    assert direct.returncode == 0, direct.stderr.decode()[-2000:]
+
+    _study(storage, "single", ["maximize"], [([0.5], str(tmp_path / "gone")), ([0.9], str(run))])
+    best = cli("predict", "study_name=single", f"storage={storage}", "-", stdin=b"good film\nbad film\n", env=env)
+    assert best.returncode == 0, best.stderr.decode()[-2000:]
+    assert best.stdout == direct.stdout and "trial 1" in best.stderr.decode()
+    refused(cli("predict", "study_name=single", f"storage={storage}", "trial=0", "-", env=env), "Trial 0", "no run folder")
+
+    _study(storage, "front", ["maximize", "minimize"], [([0.9, 2.0], str(run)), ([0.8, 1.0], str(tmp_path / "gone"))])
+    refused(cli("predict", "study_name=front", f"storage={storage}", "-", env=env), "trial=<number>", "0, 1")
+    named = cli("predict", "study_name=front", f"storage={storage}", "trial=0", "-", stdin=b"good film\nbad film\n",
+                env=env)
+    assert named.returncode == 0 and named.stdout == direct.stdout, named.stderr.decode()[-2000:]
+
+    import optuna
+
+    empty = optuna.create_study(storage=storage, study_name="empty")
+    empty.tell(empty.ask(), state=optuna.trial.TrialState.FAIL)
+    empty.ask()  # left running
+    refused(cli("predict", "study_name=empty", f"storage={storage}", "-", env=env), "no complete trial")
+    refused(cli("export", "study_name=empty", f"storage={storage}", "--out", str(tmp_path / "e"), env=env),
+            "no complete trial")
+    refused(cli("predict", "study_name=single", f"storage={storage}", "trial=7", "-", env=env), "trial=7",
+            "does not exist")
+    assert not (tmp_path / "e").exists()
