@@ -23,7 +23,8 @@ from gru_exp.redact import redact
 from gru_exp.report.copies import SeenRuns
 from gru_exp.sweep.study_file import read_pointer
 from gru_exp.sweep.urls import check_storage_url, in_memory, sqlite_path
-from gru_exp.train.record import RECORD_FILE, RecordError, RunRecord
+from gru_exp.train.record import RecordError, RunRecord
+from gru_exp.train.rundir import RECORD_FILE
 
 log = logging.getLogger(__name__)
 TOP_K = 5

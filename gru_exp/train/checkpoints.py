@@ -12,7 +12,7 @@ import paddle
 from gru_exp.errors import ConfigError
 from gru_exp.files import crash_point
 from gru_exp.train.loop import EpochMetrics, TrainState
-from gru_exp.train.rundir import BEST_CKPT, LAST_CKPT  # noqa: F401 (re-exported)
+from gru_exp.train.rundir import BEST_CKPT, LAST_CKPT
 
 
 def _portable_optimizer_state(model: paddle.nn.Layer, state: dict[str, Any]) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from gru_exp.errors import ConfigError
 from gru_exp.data.cache import archive_sha256
 from gru_exp.data.splits import DataSplits
 from gru_exp.train import device as devices
-from gru_exp.train.record import RECORD_FILE, RecordError, RunRecord, Status
-from gru_exp.train.rundir import LAST_CKPT
+from gru_exp.train.record import RecordError, RunRecord, Status
+from gru_exp.train.rundir import LAST_CKPT, RECORD_FILE
 
 
 def check_resume(config: dict[str, Any], resume_dir: Path) -> tuple[Path, int]:

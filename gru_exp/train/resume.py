@@ -19,8 +19,7 @@ from gru_exp.train.checkpoints import (
     save_checkpoint,
 )
 from gru_exp.train.loop import TrainState
-from gru_exp.train.record import RECORD_FILE
-from gru_exp.train.rundir import LAST_CKPT
+from gru_exp.train.rundir import LAST_CKPT, RECORD_FILE
 
 log = logging.getLogger(__name__)
 
