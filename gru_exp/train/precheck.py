@@ -20,7 +20,8 @@ from gru_exp.config.compose import Job, check_jobs, compose_job, job_overrides
 from gru_exp.config.paths import run_dir_problem
 from gru_exp.config.sources import CONF_DIR, user_config_dirs
 from gru_exp.config.values import to_container
-from gru_exp.data.imdb import resolve_archive
+from gru_exp.config.choices import DataSource
+from gru_exp.data import sources
 from gru_exp.errors import ConfigError
 from gru_exp.train import device
 from gru_exp.train.preflight import check_resume
@@ -84,8 +85,8 @@ def precheck(argv: Sequence[str]) -> Plan:
                 plan.existing.add(run_dir)
         if resume is not None:  # refused now, not after the run it continues was touched
             _check_resume(cfg, resume)
-        if cfg.data.path:  # a missing or unreadable archive: refused before any folder is made
-            resolve_archive(cfg.data.path)
+        if cfg.data.source != DataSource.imdb or cfg.data.path:  # missing or unreadable data files (not paddle's
+            sources.find(cfg.data)  # download of the archive): refused before any folder is made
     return plan
 
 
