@@ -102,7 +102,8 @@ def test_a_csv_with_a_test_file_trains_from_the_command_line(tmp_path):
                           f"data.test_file={test_csv}", "data.text_column=review", "data.label_column=stars"))
     assert rec["status"] == "completed" and rec["classes"] == ["bad", "good", "meh"] and rec["n_test"] == 15
     assert set(rec["test"]) == {"acc", "loss", "macro_f1"} and set(rec["test_classes"]) == {"bad", "good", "meh"}
-    assert len(rec["series"]["eval_macro_f1"]) == 2 and len(rec["test_confusion"]) == 3
+    assert len(rec["series"]["eval_macro_f1"]) == 2 and all(0 <= v <= 1 for v in rec["series"]["eval_macro_f1"])
+    assert len(rec["test_confusion"]) == 3 and 0 <= rec["test"]["macro_f1"] <= 1
     assert sum(map(sum, rec["test_confusion"])) == 15 and rec["test_from"] == ""
 
 
@@ -137,3 +138,14 @@ def test_bad_data_on_the_command_line_is_exit_2_with_nothing_written(tmp_path, a
     assert proc.returncode == 2 and wanted.format(**names) in proc.stderr, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     assert not [p for p in out.rglob("*") if p.is_file()]  # no run folder, no cache entry, no baseline
+
+
+def test_the_train_commands_precheck_refuses_missing_data_files_before_hydra_writes(tmp_path):
+    from gru_exp.train.precheck import precheck
+
+    with pytest.raises(DataError, match=r"data.test_file='.*gone.tsv': no such file"):
+        precheck(["data.source=table", f"data.train_file={write_csv(tmp_path / 't.csv', rows(10))}",
+                  f"data.test_file={tmp_path / 'gone.tsv'}", f"paths.root_dir={tmp_path / 'out'}"])
+    with pytest.raises(DataError, match=r"data.path='.*nowhere' is not a folder"):
+        precheck(["data.source=folder", f"data.path={tmp_path / 'nowhere'}", f"paths.root_dir={tmp_path / 'out'}"])
+    assert not (tmp_path / "out").exists()
