@@ -20,7 +20,7 @@ import numpy as np
 import paddle
 from omegaconf import DictConfig
 
-from gru_exp.config.knobs import RunConfig, TestEpoch
+from gru_exp.config.knobs import DataSource, RunConfig, TestEpoch
 from gru_exp.config.validation import validate
 from gru_exp.config.values import flatten, override, run_config, to_container
 from gru_exp.errors import ConfigError, DiskFullError
@@ -171,7 +171,7 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback], displa
         every.extend(callbacks)
         if rc.trainer.patience:
             every.append(EarlyStopping(rc.trainer.patience))  # last: every other callback sees the epoch
-        if rc.logger.baseline:
+        if rc.logger.baseline and rc.data.source == DataSource.imdb:  # the notebook's curves are IMDB's
             ensure_baseline(Path(rc.paths.baseline_dir), Path(rc.paths.output_dir) if rc.logger.visualdl else None)
         m = rc.model
         log.info("Model: %s GRU, %d layer(s), embedding %d, hidden %d, %s pooling, dropout %.2f, lengths %s%s: %d "
@@ -189,8 +189,8 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback], displa
                 log.info("Run stopped after epoch %d: %s", state.epoch, stop)
             if record.status == Status.completed and state.best_epoch is not None:
                 _score_on_test(state, splits, rc, record)
-                log.info("Test (%s epoch, %d): acc %.4f, loss %.4f", rc.trainer.test_epoch, record.test_epoch,
-                         record.test["acc"], record.test["loss"])
+                log.info("Test (%s epoch, %d): acc %.4f, loss %.4f, macro-F1 %.4f", rc.trainer.test_epoch,
+                         record.test_epoch, record.test["acc"], record.test["loss"], record.test["macro_f1"])
         except KeyboardInterrupt as exc:
             record.status, record.error, failing = Status.interrupted, type(exc).__name__, True
             raise
