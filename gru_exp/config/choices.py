@@ -38,6 +38,27 @@ class Device(Choice):
 class ValSplit(Choice):
     random = "random"
     id_blocks = "id_blocks"
+    groups = "groups"  # whole groups of data.group_column (table sources)
+
+
+class DataSource(Choice):
+    """Where the texts come from; each value is the module ``gru_exp.data.<value>`` that reads it."""
+
+    imdb = "imdb"  # the aclImdb_v1.tar.gz archive (data.path)
+    folder = "folder"  # <data.path>/{train,test}/<label>/*.txt
+    table = "table"  # data.train_file (and data.test_file): CSV, TSV or JSONL
+
+
+class DataFormat(Choice):
+    auto = "auto"  # from the file's suffix: .csv, .tsv/.tab, .jsonl/.ndjson
+    csv = "csv"
+    tsv = "tsv"
+    jsonl = "jsonl"
+
+
+class Tokenizer(Choice):
+    words = "words"  # paddle's IMDB tokenizer: ASCII punctuation dropped, split at whitespace
+    chars = "chars"  # every non-space character a token (Chinese, Japanese)
 
 
 class TestEpoch(Choice):

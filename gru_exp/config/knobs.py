@@ -2,7 +2,7 @@
 values and role. Everything else is derived from these declarations:
 
 - Hydra's schema (a typo'd key, a wrong type or a value outside an Enum fails at composition),
-- range validation (:mod:`gru_exp.config.validation`),
+- range validation (:mod:`gru_exp.config.validation`: :func:`~gru_exp.config.validation.allowed`),
 - the VisualDL hyperparameters and report grouping (``result`` knobs),
 - the resume check (knobs without ``resume``),
 - run folder names (Hydra's ``exclude_keys`` = knobs without ``in_name``).
@@ -13,19 +13,21 @@ A new knob is one ``knob(...)`` line here plus the code that uses it.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Iterator, Optional
 
 from gru_exp.config.choices import (  # noqa: F401 (Choice: re-exported)
     Choice,
+    DataFormat,
+    DataSource,
     Device,
     Direction,
     KeepCheckpoints,
     LrSchedule,
     Pooling,
     TestEpoch,
+    Tokenizer,
     ValSplit,
 )
 
@@ -68,18 +70,33 @@ BIGRAM_HASH = 1_000_003  # model.bigram_buckets: pair (a, b) -> row (a * BIGRAM_
 MAX_THREADS = 256  # more only oversubscribes (OpenMP aborts when it cannot start them all)
 
 
+# Data sources, tokenizers, splits: gru_exp/data/ (docs/your-data.md). ``source`` names the module that reads it.
+TABLE = dict(in_name=False, **HOW)  # a file: its SHA-256 is the data's identity (record, resume, studies), not its path
+
+
 @dataclass
 class DataConfig:
-    path: Optional[str] = knob("${oc.env:GRU_EXP_IMDB,null}", "the IMDB archive aclImdb_v1.tar.gz",
+    source: DataSource = knob(DataSource.imdb, "imdb (the archive) | folder (<data.path>/{train,test}/<label>/*.txt) | table (CSV/TSV/JSONL)", tag="source")
+    path: Optional[str] = knob("${oc.env:GRU_EXP_IMDB,null}", "the IMDB archive aclImdb_v1.tar.gz, or the folder source's root",
                                null="$GRU_EXP_IMDB, else paddle's download", in_name=False, **HOW)
-    cache_dir: str = knob("${paths.cache_dir}", "token ids cached by archive hash and cutoff", in_name=False, **HOW)
+    train_file: Optional[str] = knob(None, "table source: the training texts (.csv, .tsv, .jsonl)", null="none", **TABLE)
+    test_file: Optional[str] = knob(None, "table source: the test texts", null="data.test_share of train_file held out", **TABLE)
+    format: DataFormat = knob(DataFormat.auto, "table files: csv | tsv | jsonl | auto (by suffix)", result=False, in_name=False)
+    text_column: str = knob("text", "table files: the column (JSONL: key) holding each text", tag="text_col")
+    label_column: str = knob("label", "table files: the column holding each label (any strings or numbers)", tag="labl_col")
+    group_column: Optional[str] = knob(None, "table files: group ids kept whole by data.val_split=groups", null="none", tag="grp_col")
+    test_share: float = knob(0.2, "no test file/folder: share of train held out for test (stratified or whole groups, seed 0)",
+                             low=0.0, high=1.0, open_low=True, open_high=True, tag="test_shr")
+    tokenizer: Tokenizer = knob(Tokenizer.words, "words (paddle's IMDB tokenizer) | chars (each non-space character)", tag="tokenize")
+    lowercase: bool = knob(True, "lower-case before tokenizing (words: ASCII letters, as paddle's)", tag="lower")
+    cache_dir: str = knob("${paths.cache_dir}", "token ids cached by the data's SHA-256 and the options", in_name=False, **HOW)
     seq_len: Optional[int] = knob(200, "reviews are cut to their first seq_len tokens, padded at the end",
                                   low=1, high=MAX_SEQ_LEN, null="whole reviews", tag="seq_len")
     cutoff: int = knob(150, "keep words seen more than cutoff times (paddle's Imdb)", low=0, tag="cutoff")
     val_size: int = knob(2500, "reviews held out of train (stratified); 0 = evaluate on test", low=0, tag="val_size")
-    val_split: ValSplit = knob(ValSplit.random, "which: reviews at random, or id_blocks (blocks of 100 consecutive "
+    val_split: ValSplit = knob(ValSplit.random, "which: reviews at random, id_blocks (IMDB: blocks of 100 consecutive "
                                "review ids: one movie's reviews stay together, so the held-out movies are unseen in "
-                               "training, as the test set's are)", tag="v_split")
+                               "training, as the test set's are) or groups (whole data.group_column groups)", tag="v_split")
     train_limit: Optional[int] = knob(None, "stratified training subset", low=2, null="all", tag="n_train")
     test_limit: Optional[int] = knob(None, "stratified test subset", low=2, null="all 25,000", tag="n_test")
     bucket_size: int = knob(50, "batches per length-sorted chunk; 0 = plain shuffle", low=0, tag="bucket")
@@ -214,35 +231,3 @@ def with_defaults(flat: dict[str, Any]) -> dict[str, Any]:
     """A flat config from an older record, with the knobs added since at their defaults (the
     value that reproduced the old behaviour), so old runs still resume and group with new ones."""
     return {**defaults(), **flat}
-
-
-def allowed(key: str, value: Any, schema: type = RunConfig) -> Optional[str]:
-    """None if ``value`` is allowed for ``key`` by its declared range, else what is allowed."""
-    info = {k: i for k, _, i in knobs(schema)}[key]
-    if value is None:
-        return None if info.null else "must not be null"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return _range_text(info) if info.low is not None or info.high is not None else "must be a finite number"
-    lo_ok = info.low is None or (value > info.low if info.open_low else value >= info.low)
-    hi_ok = info.high is None or (value < info.high if info.open_high else value <= info.high)
-    return None if lo_ok and hi_ok else _range_text(info)
-
-
-def _num(x: float) -> str:
-    """A bound as people write it: 0.0001, 100, 4294967295 (not 4.29497e+09)."""
-    return str(int(x)) if float(x).is_integer() and abs(x) < 2**63 else f"{x:g}"
-
-
-def _range_text(info: Knob) -> str:
-    if info.low is not None and info.high is not None:
-        text = f"in {'(' if info.open_low else '['}{_num(info.low)}, {_num(info.high)}{')' if info.open_high else ']'}"
-    elif info.low == 1 and not info.open_low:
-        text = "a positive integer"
-    elif info.low is not None:
-        text = f"{'>' if info.open_low else '>='} {_num(info.low)}"
-    else:
-        return "must be a finite number"
-    text = f"must be {text}"
-    return f"{text} or null ({info.null})" if info.null else text

@@ -30,6 +30,7 @@ class PrunerName(Choice):
 class Metric(Choice):
     eval_acc = "eval_acc"  # per epoch, on the validation split
     eval_loss = "eval_loss"  # per epoch
+    eval_macro_f1 = "eval_macro_f1"  # per epoch: the mean F1 over the classes (several classes, imbalanced ones)
     train_minutes = "train_minutes"  # the trial's training wall time (all repeats), minutes
     n_params = "n_params"  # the model's parameter count
 
@@ -137,7 +138,7 @@ class SweepConfig:
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
 
 
-EPOCH_METRICS = ("eval_acc", "eval_loss")  # reported per epoch: the ones a pruner can act on
+EPOCH_METRICS = ("eval_acc", "eval_loss", "eval_macro_f1")  # reported per epoch: the ones a pruner can act on
 
 
 def objective_list(sc: Any) -> list[Any]:

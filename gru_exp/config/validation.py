@@ -3,11 +3,12 @@ the rules that tie knobs together. Raises one :class:`ConfigError` naming every 
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from gru_exp.config.knobs import BIGRAM_HASH, RunConfig, allowed, defaults, knobs
+from gru_exp.config.knobs import BIGRAM_HASH, DataSource, Knob, RunConfig, ValSplit, defaults, knobs
 from gru_exp.config.names import name_problem
 from gru_exp.errors import ConfigError
 
@@ -46,11 +47,33 @@ def _cross_rules(cfg: DictConfig) -> list[str]:
         problems.append("data.val_size=0 evaluates on the test set, so " + " and ".join(chosen) + " (the test set "
                         "would choose the result); without a validation split use trainer.test_epoch=last and "
                         "trainer.patience=0 (a refit), or hold out a validation split (data.val_size > 0)")
+    problems += _data_rules(d)
     problem = name_problem("name", cfg.name)
     if problem:
         problems.append(problem)
     if t.amp and t.device == "cpu":
         problems.append("trainer.amp=true needs trainer.device=gpu or auto with a GPU (it is float16 on CUDA)")
+    return problems
+
+
+def _data_rules(d: DictConfig) -> list[str]:
+    """Which data knobs each source reads (docs/your-data.md)."""
+    problems, source = [], d.source
+    if source == DataSource.table and not d.train_file:
+        problems.append("data.source=table needs data.train_file=<a .csv, .tsv or .jsonl file> (and optionally "
+                        "data.test_file)")
+    unused = [f"data.{k}={d[k]}" for k in ("train_file", "test_file", "group_column") if d[k] is not None]
+    if source != DataSource.table and unused:
+        problems.append(f"{', '.join(unused)} {'has' if len(unused) == 1 else 'have'} no effect with data.source="
+                        f"{source}: set data.source=table to read a CSV, TSV or JSONL file")
+    if source == DataSource.folder and not d.path:
+        problems.append("data.source=folder needs data.path=<root folder holding train/<label>/*.txt>")
+    if d.val_split == ValSplit.groups and (source != DataSource.table or d.group_column is None):
+        problems.append("data.val_split=groups needs data.source=table and data.group_column=<the column of group "
+                        "ids>; without groups use data.val_split=random")
+    if d.val_split == ValSplit.id_blocks and source != DataSource.imdb:
+        problems.append(f"data.val_split=id_blocks needs IMDB's review ids (data.source=imdb), not data.source="
+                        f"{source}; use data.val_split=random, or groups with data.group_column")
     return problems
 
 
@@ -70,3 +93,35 @@ def validate(cfg: DictConfig) -> None:
     problems = range_problems(cfg) + _cross_rules(cfg)
     if problems:
         raise ConfigError("Invalid configuration: " + "; ".join(problems) + ".", problems)
+
+
+def allowed(key: str, value: Any, schema: type = RunConfig) -> Optional[str]:
+    """None if ``value`` is allowed for ``key`` by its declared range, else what is allowed."""
+    info = {k: i for k, _, i in knobs(schema)}[key]
+    if value is None:
+        return None if info.null else "must not be null"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return _range_text(info) if info.low is not None or info.high is not None else "must be a finite number"
+    lo_ok = info.low is None or (value > info.low if info.open_low else value >= info.low)
+    hi_ok = info.high is None or (value < info.high if info.open_high else value <= info.high)
+    return None if lo_ok and hi_ok else _range_text(info)
+
+
+def _num(x: float) -> str:
+    """A bound as people write it: 0.0001, 100, 4294967295 (not 4.29497e+09)."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 2**63 else f"{x:g}"
+
+
+def _range_text(info: Knob) -> str:
+    if info.low is not None and info.high is not None:
+        text = f"in {'(' if info.open_low else '['}{_num(info.low)}, {_num(info.high)}{')' if info.open_high else ']'}"
+    elif info.low == 1 and not info.open_low:
+        text = "a positive integer"
+    elif info.low is not None:
+        text = f"{'>' if info.open_low else '>='} {_num(info.low)}"
+    else:
+        return "must be a finite number"
+    text = f"must be {text}"
+    return f"{text} or null ({info.null})" if info.null else text

@@ -1,6 +1,7 @@
 """Parsed datasets cached on disk: an ``.npz`` of the token arrays beside a ``.json`` of what made it
 (the source's SHA-256 and every option that changes the ids) with the ``.npz``'s own checksum, so
-a damaged entry is rebuilt instead of used; the SHA-256 of a data file, read once per process."""
+a damaged entry is rebuilt instead of used; the SHA-256 of a data file, read once per process, and
+of a source's files together (:class:`DataFiles`)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import hashlib
 import json
 import logging
 import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -43,6 +46,27 @@ def archive_sha256(path: Path) -> str:
     return _DIGESTS[key]
 
 
+@dataclass
+class DataFiles:
+    """What a source reads (found and checked before anything is written): its files by a stable
+    name (a role or a path relative to the source's root) and how the record names them."""
+
+    what: str
+    files: dict[str, Path]
+
+    def sha256(self) -> str:
+        """The data's identity: a single file's SHA-256, else the SHA-256 of every name and file SHA-256."""
+        if len(self.files) == 1:
+            return archive_sha256(next(iter(self.files.values())))
+        listing = "".join(f"{name}\0{archive_sha256(path)}\n" for name, path in sorted(self.files.items()))
+        return hashlib.sha256(listing.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def options_key(meta: dict) -> str:
+    """16 hex digits naming a cache entry by everything in ``meta`` (the data's SHA-256 and options)."""
+    return hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def save_cache(arrays: TokenArrays, npz: Path, meta: dict) -> None:
     npz.parent.mkdir(parents=True, exist_ok=True)
     payload = {"words": np.frombuffer(b"\n".join(arrays.words), dtype=np.uint8)}
@@ -51,6 +75,10 @@ def save_cache(arrays: TokenArrays, npz: Path, meta: dict) -> None:
         payload[f"{split}_offsets"] = arrays.offsets[split]
         payload[f"{split}_labels"] = arrays.labels[split]
         payload[f"{split}_review_ids"] = arrays.review_ids[split]
+        if split in arrays.groups:
+            payload[f"{split}_groups"] = arrays.groups[split]
+    if arrays.class_names != ["pos", "neg"] or arrays.test_from:  # IMDB's entries stay as they were
+        meta = {**meta, "class_names": arrays.class_names, "test_from": arrays.test_from}
     tmp = npz.with_name(f"{npz.stem}.{os.getpid()}.tmp.npz")
     try:
         np.savez(tmp, **payload)
@@ -60,6 +88,26 @@ def save_cache(arrays: TokenArrays, npz: Path, meta: dict) -> None:
         tmp.unlink(missing_ok=True)  # disk full or a signal: this call's own temporary file goes
         raise
     write_json(npz.with_suffix(".json"), meta)  # last: an entry counts only once its checksum is there
+
+
+def cached(npz: Path, meta: dict, build: Callable[[], TokenArrays], what: str) -> TokenArrays:
+    """The arrays of the cache entry ``npz`` when valid, else ``build()``'s, saved there (a cache that
+    cannot be written is a warning: the run goes on without it)."""
+    start = time.perf_counter()
+    arrays = load_cache(npz)
+    if arrays is not None:
+        log.info("%s loaded from cache %s in %.2f s", what, npz, time.perf_counter() - start)
+        return arrays
+    log.info("Parsing %s; the result is cached for next time", what)
+    arrays = build()
+    try:
+        save_cache(arrays, npz, {"format": CACHE_FORMAT, **meta})
+    except OSError as exc:
+        log.warning("Could not write the cache %s (%s); continuing without it", npz, exc)
+    log.info("%s parsed in %.1f s: %d train / %d test texts, %d classes, %d words in the vocabulary", what,
+             time.perf_counter() - start, len(arrays.labels["train"]), len(arrays.labels["test"]),
+             arrays.num_classes, len(arrays.words))
+    return arrays
 
 
 def load_cache(npz: Path) -> Optional[TokenArrays]:
@@ -79,11 +127,17 @@ def load_cache(npz: Path) -> Optional[TokenArrays]:
                 labels={s: z[f"{s}_labels"] for s in ("train", "test")},
                 words=raw_words.split(b"\n") if raw_words else [],
                 review_ids={s: z[f"{s}_review_ids"] for s in ("train", "test")},
+                groups={s: z[f"{s}_groups"] for s in ("train", "test") if f"{s}_groups" in z.files},
             )
+            if "class_names" in meta:
+                arrays.class_names, arrays.test_from = list(meta["class_names"]), str(meta.get("test_from", ""))
         for s in ("train", "test"):
             if (arrays.offsets[s][-1] != len(arrays.ids[s]) or len(arrays.labels[s]) + 1 != len(arrays.offsets[s])
                     or len(arrays.review_ids[s]) != len(arrays.labels[s])):
                 raise ValueError(f"inconsistent {s} arrays")
+        if any(len(arrays.labels[s]) and (arrays.labels[s].max() >= arrays.num_classes or arrays.labels[s].min() < 0)
+               for s in ("train", "test")):
+            raise ValueError("labels outside the class names")
         return arrays
     except Exception as exc:  # any damage means: rebuild
         log.warning("Cache entry %s is damaged (%s): rebuilding it", npz, exc)

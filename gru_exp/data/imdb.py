@@ -15,12 +15,12 @@ import tarfile
 import time
 import zlib
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
-from gru_exp.data.cache import CACHE_FORMAT, archive_sha256, load_cache, save_cache
-from gru_exp.data.tokenize import tokenize
+from gru_exp.data.cache import CACHE_FORMAT, DataFiles, archive_sha256, load_cache, save_cache
+from gru_exp.data.tokenize import tokenize, tokenizer, tokenizer_key
 from gru_exp.data.tokens import TokenArrays, encode, vocabulary
 from gru_exp.errors import DataError
 
@@ -70,8 +70,19 @@ def _read_to_end(tar: tarfile.TarFile) -> None:
                                     "header")
 
 
-def parse_archive(archive: Path, cutoff: int) -> TokenArrays:
-    """One pass over the archive, reproducing paddle's Imdb(mode, cutoff) for both modes."""
+def find(data: Any) -> DataFiles:
+    """The archive ``data.path`` names (or paddle's download), for ``data.source=imdb``."""
+    archive = resolve_archive(data.path)
+    return DataFiles(str(archive), {"archive": archive})
+
+
+def load(data: Any, found: DataFiles) -> TokenArrays:
+    return load_imdb(found.files["archive"], data.cutoff, Path(data.cache_dir), data)
+
+
+def parse_archive(archive: Path, cutoff: int, tokenize: Callable[[bytes], list[bytes]] = tokenize) -> TokenArrays:
+    """One pass over the archive, reproducing paddle's Imdb(mode, cutoff) for both modes (with the
+    default tokenizer)."""
     tokens: dict[tuple[str, str], list[list[bytes]]] = collections.defaultdict(list)
     review_ids: dict[tuple[str, str], list[int]] = collections.defaultdict(list)
     try:
@@ -114,18 +125,22 @@ def parse_archive(archive: Path, cutoff: int) -> TokenArrays:
     return out
 
 
-def load_imdb(archive: Path, cutoff: int, cache_dir: Path) -> TokenArrays:
-    """Token ids for ``archive``: from the cache when valid, else parsed and cached."""
+def load_imdb(archive: Path, cutoff: int, cache_dir: Path, data: Any = None) -> TokenArrays:
+    """Token ids for ``archive``: from the cache when valid, else parsed and cached. ``data`` (the
+    data knobs) chooses the tokenizer; the default's entries are named as before it existed."""
     start = time.perf_counter()
     digest = archive_sha256(archive)
-    npz = Path(cache_dir) / f"imdb-{digest[:16]}-cutoff{cutoff}-v{CACHE_FORMAT}.npz"
+    key = tokenizer_key(data) if data is not None else ""
+    npz = Path(cache_dir) / f"imdb-{digest[:16]}-cutoff{cutoff}{key}-v{CACHE_FORMAT}.npz"
     arrays = load_cache(npz)
     if arrays is not None:
         log.info("IMDB loaded from cache %s in %.2f s", npz, time.perf_counter() - start)
         return arrays
     log.info("Parsing %s (cutoff %d); the result is cached for next time", archive, cutoff)
-    arrays = parse_archive(archive, cutoff)
+    arrays = parse_archive(archive, cutoff, tokenizer(data) if data is not None else tokenize)
     meta = {"format": CACHE_FORMAT, "archive": str(archive), "archive_sha256": digest, "cutoff": cutoff}
+    if key:
+        meta["tokenizer"] = key
     try:
         save_cache(arrays, npz, meta)
     except OSError as exc:

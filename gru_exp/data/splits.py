@@ -8,6 +8,7 @@ from typing import Optional
 
 import numpy as np
 
+from gru_exp.config.choices import ValSplit
 from gru_exp.errors import DataError
 from gru_exp.data.tokens import TokenArrays
 
@@ -103,6 +104,24 @@ def id_block_split(labels: np.ndarray, review_ids: np.ndarray, n: int,
     return chosen_all, np.setdiff1d(np.arange(len(labels)), chosen_all)
 
 
+def group_split(groups: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Whole groups drawn at random until they hold at least ``n`` texts (the last one whole too, so
+    the pick may be a little larger; class shares follow the draw): no group is on both sides."""
+    names, sizes = np.unique(groups, return_counts=True)
+    order = rng.permutation(len(names))
+    taken = order[: int(np.searchsorted(np.cumsum(sizes[order]), n)) + 1]
+    chosen = np.flatnonzero(np.isin(groups, names[taken]))
+    return chosen, np.setdiff1d(np.arange(len(groups)), chosen)
+
+
+def ragged_take(ids: np.ndarray, offsets: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The texts ``index`` of flat ``ids`` with ``offsets``, as new flat ids and offsets."""
+    lengths = np.diff(offsets)[index]
+    out = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    rows = np.repeat(offsets[:-1][index], lengths) + (np.arange(out[-1]) - np.repeat(out[:-1], lengths))
+    return ids[rows], out
+
+
 @dataclass
 class DataSplits:
     train: Split
@@ -113,6 +132,7 @@ class DataSplits:
     pad_id: int
     words: list[bytes] = field(default_factory=list)  # id -> word; then <unk>, <pad>
     class_names: list[str] = field(default_factory=lambda: ["pos", "neg"])  # class number -> name
+    test_from: str = ""  # where the test texts come from when a source held them out of its training texts
 
     @property
     def longest(self) -> int:
@@ -122,16 +142,21 @@ class DataSplits:
 
 def make_splits(
     arrays: TokenArrays, *, seq_len: Optional[int], val_size: int, train_limit: Optional[int],
-    test_limit: Optional[int], seed: int, val_split: str = "random",
+    test_limit: Optional[int], seed: int, val_split: ValSplit = ValSplit.random,
 ) -> DataSplits:
-    """Seeded, stratified: validation held out of train first (reviews at random, or ``id_blocks``:
-    whole blocks of consecutive review ids), then the optional subsets."""
+    """Seeded, stratified: validation held out of train first (reviews at random, ``id_blocks``:
+    whole blocks of consecutive review ids, or ``groups``: whole groups), then the optional subsets."""
     rng = np.random.default_rng([seed, 0])
     train, test = padded(arrays, "train", seq_len), padded(arrays, "test", seq_len)
     if val_size >= len(train):
         raise DataError(f"data.val_size={val_size} must be smaller than the {len(train)} training reviews.")
     if val_size > 0:
-        if val_split != "id_blocks":
+        if val_split == ValSplit.groups:
+            val_idx, train_idx = group_split(arrays.groups["train"], val_size, rng)
+            if len(train_idx) == 0:
+                raise DataError(f"data.val_size={val_size} with data.val_split=groups takes every group of the "
+                                f"{len(train)} training texts; use a smaller data.val_size.")
+        elif val_split != ValSplit.id_blocks:
             val_idx, train_idx = stratified_split(train.labels, val_size, rng)
         elif (arrays.review_ids["train"] < 0).any():
             raise DataError("data.val_split=id_blocks needs the review ids of IMDB's file names "
@@ -147,4 +172,5 @@ def make_splits(
     return DataSplits(
         train=train, eval=val if val_size > 0 else test, test=test, eval_name="val" if val_size > 0 else "test",
         vocab_size=arrays.vocab_size, pad_id=arrays.pad_id, words=arrays.words, class_names=arrays.class_names,
+        test_from=arrays.test_from,
     )

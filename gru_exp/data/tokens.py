@@ -26,6 +26,8 @@ class TokenArrays:
     words: list[bytes]  # vocabulary in id order; '<unk>' = len(words), '<pad>' = len(words) + 1
     review_ids: dict[str, np.ndarray]  # int64 [n_docs]: <id> of the file name <id>_<rating>.txt, -1 if none
     class_names: list[str] = field(default_factory=lambda: ["pos", "neg"])  # class number -> name
+    groups: dict[str, np.ndarray] = field(default_factory=dict)  # int64 [n_docs]: group number (data.group_column)
+    test_from: str = ""  # where the test texts come from, when a source holds them out of its training texts
 
     @property
     def unk_id(self) -> int:

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from gru_exp.config.knobs import with_defaults
+from gru_exp.config.sweep import EPOCH_METRICS  # noqa: F401 (per-epoch metrics: one list)
 from gru_exp.config.values import flatten
 from gru_exp.train.record import RecordError, RunRecord
 
 log = logging.getLogger(__name__)
-EPOCH_METRICS = ("eval_acc", "eval_loss")
 SCORED = {"best": "epoch with the best val acc", "last": "last epoch"}
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -26,7 +25,7 @@ from gru_exp.config.sweep import EPOCH_METRICS, objective_list
 from gru_exp.config.values import flatten
 from gru_exp.errors import ConfigError
 from gru_exp.redact import redact
-from gru_exp.data.cache import archive_sha256
+from gru_exp.data import sources
 
 log = logging.getLogger(__name__)
 IDENTITY_ATTR = "gru_exp_identity"
@@ -42,9 +41,9 @@ def identity(sc: DictConfig, base: Any = None, params: Any = None) -> dict[str, 
     composed = OmegaConf.to_container(compose_config(base), resolve=True, enum_to_str=True)
     flat = flatten(composed)  # type: ignore[arg-type]
     training = {k: flat.get(k) for k in grouping_keys() if k not in searched}
-    path = flat.get("data.path")
-    if path and Path(str(path)).expanduser().is_file():  # the data itself, wherever it lies on this machine
-        training["data (SHA-256 of data.path)"] = archive_sha256(Path(str(path)).expanduser())
+    found = sources.present(composed["data"])  # type: ignore[index]
+    if found is not None:  # the data itself, wherever it lies on this machine
+        training["data (SHA-256 of data.path)"] = found.sha256()
     return json.loads(json.dumps({"objectives": objectives, "repeats": int(sc.repeats), "training": training,
                                   "searched": searched}))
 

@@ -80,7 +80,7 @@ def _set_attrs(trial: optuna.Trial, sc: DictConfig, **attrs: Any) -> None:
 def trial_value(record: RunRecord, objective: Any) -> float:
     """One run's value of one objective: a per-epoch metric reduced over epochs, the training
     minutes or the parameter count."""
-    if objective.metric in ("eval_acc", "eval_loss"):
+    if str(objective.metric) in EPOCH_METRICS:
         return reduced(record.series[str(objective.metric)], objective.reduce, objective.direction)
     if objective.metric == "train_minutes":
         return (record.wall_time_s or 0.0) / 60

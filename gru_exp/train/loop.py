@@ -23,6 +23,7 @@ from gru_exp.data.batches import batch_order, iter_batches
 from gru_exp.data.splits import DataSplits, Split
 from gru_exp.errors import GruExpError
 from gru_exp.train.record import RunRecord
+from gru_exp.train.scores import add_to_confusion, macro_f1
 
 
 class StopRun(Exception):
@@ -50,6 +51,7 @@ class EpochMetrics:
     train_time_s: float
     eval_time_s: float
     train_samples_per_s: float
+    eval_macro_f1: float = math.nan  # nan: an epoch trained before the metric existed (a resumed older run)
 
 
 @dataclass
@@ -70,9 +72,10 @@ class TrainState:
     best_epoch: Optional[int] = None
     best_eval_acc: float = -math.inf
     resumed_from: Optional[str] = None
-    # The best epoch's test predictions (set when the run is scored on test), for trackers:
-    # P(positive) per review, in the test split's order. paddle's IMDB labels positive as 0.
+    # The best epoch's test predictions (set when the run is scored on test), for trackers: two
+    # classes only, P(positive class) per text (scores.positive_class), in the test split's order.
     test_positive_prob: Optional[np.ndarray] = None
+    eval_confusion: Optional[np.ndarray] = None  # the last epoch's on the eval split (rows: true class)
 
     @property
     def is_best(self) -> bool:
@@ -123,11 +126,12 @@ def eval_batches(split: Split, size: int, use_lengths: bool, drop_last: bool = F
 
 
 @paddle.no_grad()
-def evaluate(model: paddle.nn.Layer, split: Split, cfg: RunConfig,
-             probs: Optional[np.ndarray] = None) -> tuple[float, float]:
+def evaluate(model: paddle.nn.Layer, split: Split, cfg: RunConfig, probs: Optional[np.ndarray] = None,
+             confusion: Optional[np.ndarray] = None) -> tuple[float, float]:
     """Mean loss and accuracy over ``split``. With lengths, reviews are sorted by length so each
-    batch carries little padding (order does not change the result). ``probs`` (float32 [N, 2]),
-    when given, receives each review's class probabilities in the split's order."""
+    batch carries little padding (order does not change the result). ``probs`` (float32 [N, C]),
+    when given, receives each review's class probabilities in the split's order; ``confusion``
+    (int64 [C, C]) the count of each (true, predicted) class pair."""
     model.eval()
     t, use_lengths = cfg.trainer, cfg.model.use_lengths
     batches = eval_batches(split, t.eval_batch_size, use_lengths, t.eval_drop_last)
@@ -137,8 +141,11 @@ def evaluate(model: paddle.nn.Layer, split: Split, cfg: RunConfig,
             logits = _forward(model, batch.ids, batch.lengths, use_lengths)  # [B, C]
         labels = paddle.to_tensor(batch.labels)
         loss_sum += float(F.cross_entropy(logits.astype("float32"), labels, reduction="sum"))
-        correct += int((logits.argmax(axis=-1) == labels).sum())
+        predicted = logits.argmax(axis=-1)
+        correct += int((predicted == labels).sum())
         seen += len(batch.labels)
+        if confusion is not None:
+            add_to_confusion(confusion, batch.labels, predicted.numpy())
         if probs is not None:
             probs[index] = F.softmax(logits.astype("float32"), axis=-1).numpy()  # [B, C]
     return loss_sum / seen, correct / seen
@@ -194,12 +201,13 @@ def fit(state: TrainState, splits: DataSplits, cfg: RunConfig, callbacks: Sequen
         if not math.isfinite(train_loss):
             raise NonFiniteLossError(f"training loss is {train_loss} in epoch {epoch} (lr too high?)")
         start = time.perf_counter()
-        eval_loss, eval_acc = evaluate(model, splits.eval, cfg)
-        state.epoch = epoch
+        confusion = np.zeros((len(splits.class_names),) * 2, dtype=np.int64)
+        eval_loss, eval_acc = evaluate(model, splits.eval, cfg, confusion=confusion)
+        state.epoch, state.eval_confusion = epoch, confusion
         state.history.append(EpochMetrics(
             epoch=epoch, train_loss=train_loss, train_acc=int(correct) / max(seen, 1), eval_loss=eval_loss,
             eval_acc=eval_acc, train_time_s=train_time, eval_time_s=time.perf_counter() - start,
-            train_samples_per_s=seen / train_time if train_time > 0 else 0.0,
+            train_samples_per_s=seen / train_time if train_time > 0 else 0.0, eval_macro_f1=macro_f1(confusion),
         ))
         if eval_acc > state.best_eval_acc:
             state.best_epoch, state.best_eval_acc = epoch, eval_acc

@@ -19,10 +19,11 @@ from gru_exp.commands import REFUSED_FLAGS, check_no_searchpath, flag_value, fla
 from gru_exp.config.compose import Job, check_jobs, compose_job, job_overrides
 from gru_exp.config.paths import run_dir_problem
 from gru_exp.config.sources import CONF_DIR, user_config_dirs
+from gru_exp.config.choices import DataSource
 from gru_exp.config.knobs import keys as knob_keys
 from gru_exp.config.knobs import with_defaults
 from gru_exp.config.values import flatten, override, to_container
-from gru_exp.data.imdb import resolve_archive
+from gru_exp.data import sources
 from gru_exp.errors import ConfigError
 from gru_exp.train import device
 from gru_exp.train.preflight import check_resume
@@ -93,21 +94,20 @@ def precheck(argv: Sequence[str]) -> Plan:
                 plan.existing.add(run_dir)
         if resume is not None:  # refused now, not after the run it continues was touched
             _check_resume(cfg, resume)
-        if cfg.data.path:  # a missing or unreadable archive: refused before any folder is made
-            resolve_archive(cfg.data.path)
+        if cfg.data.source != DataSource.imdb or cfg.data.path:  # missing or unreadable data files (not paddle's
+            sources.find(cfg.data)  # download of the archive): refused before any folder is made
     return plan
 
 
 # Knobs a bare trainer.resume=<folder> does not take from the run's record: where this machine keeps
-# its outputs (the paths), the resume itself, and the data file (the recorded archive, when the
-# command line names none).
-_NOT_CARRIED = ("paths.", "data.cache_dir", "data.path", "trainer.resume")
+# its outputs (the paths) and the resume itself.
+_NOT_CARRIED = ("paths.", "data.cache_dir", "trainer.resume")
 
 
 def continued(overrides: Sequence[str]) -> list[str]:
     """``trainer.resume=<folder>`` without ``hydra.run.dir`` continues that run in its own folder with
-    its recorded configuration: every recorded knob first (a knob added since at its default), the
-    recorded archive as data.path, then the command line's overrides (knobs that may change on
+    its recorded configuration: every recorded knob first (a knob added since at its default; the
+    archive paddle downloaded when data.path was null), then the command line's overrides (knobs that may change on
     resume, such as trainer.epochs; a fixed knob given another value is refused by the resume
     check), then hydra.run.dir=<folder>. Any other command line is returned as it is."""
     parsed = {o.lstrip("+~").split("=", 1)[0]: o.split("=", 1)[1] if "=" in o else None for o in overrides}
@@ -122,8 +122,8 @@ def continued(overrides: Sequence[str]) -> list[str]:
     recorded = with_defaults(flatten(record.config))
     base = [override(k, recorded[k]) for k in knob_keys() if k in recorded and k not in parsed
             and not k.startswith(_NOT_CARRIED)]
-    if "data.path" not in parsed and record.archive:
-        base.append(override("data.path", record.archive))
+    if "data.path" not in parsed and recorded.get("data.path") is None and Path(record.archive).is_file():
+        base.append(override("data.path", record.archive))  # the archive paddle's download gave
     return [*base, *overrides, override("hydra.run.dir", str(folder.resolve()))]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from gru_exp.config.knobs import Direction, RunConfig, resume_fixed_keys, with_defaults
 from gru_exp.config.values import flatten
 from gru_exp.errors import ConfigError
-from gru_exp.data.cache import archive_sha256
+from gru_exp.data import sources
 from gru_exp.data.splits import DataSplits
 from gru_exp.train import device as devices
 from gru_exp.train.record import RecordError, RunRecord, Status
@@ -35,12 +35,12 @@ def check_resume(config: dict[str, Any], resume_dir: Path) -> tuple[Path, int]:
     if record.epochs_done > epochs or (record.epochs_done == epochs and record.status == Status.completed):
         raise ConfigError(f"trainer.epochs={epochs} but trainer.resume={str(resume_dir)!r} already has "
                           f"{record.epochs_done} epochs; raise trainer.epochs to continue it.")
-    path = config["data"].get("path")
-    if record.archive_sha256 and path and Path(path).expanduser().is_file() and \
-            archive_sha256(Path(path).expanduser()) != record.archive_sha256:
-        raise ConfigError(f"data.path={path!r} is not the data trainer.resume={str(resume_dir)!r} was trained on "
+    found = sources.present(config["data"])
+    if record.archive_sha256 and found is not None and found.sha256() != record.archive_sha256:
+        key = "data.path" if len(found.files) == 1 and "archive" in found.files else "the data"
+        raise ConfigError(f"{key}={found.what!r} is not the data trainer.resume={str(resume_dir)!r} was trained on "
                           f"({record.archive}, another SHA-256); a resumed run continues on the same data. Give "
-                          "data.path of that archive, or start a new run.")
+                          "the data of that run (data.path, data.train_file ...), or start a new run.")
     old, new = with_defaults(flatten(record.config)), flatten(config)
     fixed = set(resume_fixed_keys())
     changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(fixed) if old.get(k) != new.get(k)]

@@ -19,7 +19,7 @@ from gru_exp.train.rundir import RECORD_FILE
 
 RECORD_VERSION = 2  # 1: the untyped records before this class (same keys, no "version")
 SERIES_KEYS = ("epoch", "train_loss", "train_acc", "eval_loss", "eval_acc", "train_time_s", "eval_time_s",
-               "train_samples_per_s")
+               "train_samples_per_s", "eval_macro_f1")
 
 
 class Status(Choice):
@@ -49,7 +49,9 @@ class RunRecord:
     best_epoch: Optional[int] = None
     best_eval_acc: Optional[float] = None
     series: dict[str, list[float]] = field(default_factory=dict)  # per epoch, SERIES_KEYS
-    test: dict[str, float] = field(default_factory=dict)  # acc, loss, auc (ROC) of test_epoch (completed runs)
+    test: dict[str, float] = field(default_factory=dict)  # acc, loss, macro_f1, auc (ROC, binary) of test_epoch
+    test_classes: dict[str, dict[str, float]] = field(default_factory=dict)  # class -> precision, recall, f1, support
+    test_confusion: list[list[int]] = field(default_factory=list)  # [true class][predicted class] counts
     test_epoch: Optional[int] = None  # the epoch whose weights were scored: the best one, or the last (trainer.test_epoch)
     resumed_from: Optional[str] = None
     device: str = ""
@@ -65,6 +67,7 @@ class RunRecord:
     n_eval: int = 0
     n_test: int = 0
     classes: list[str] = field(default_factory=list)  # class number -> name (the labels' order)
+    test_from: str = ""  # where the test texts come from when held out of the training texts
     wall_time_s: Optional[float] = None
     stop_reason: Optional[str] = None
     error: Optional[str] = None

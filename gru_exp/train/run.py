@@ -14,13 +14,13 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import paddle
 from omegaconf import DictConfig
 
-from gru_exp.config.knobs import RunConfig, TestEpoch
+from gru_exp.config.knobs import DataSource, RunConfig, TestEpoch
 from gru_exp.config.validation import validate
 from gru_exp.config.values import flatten, override, run_config, to_container
 from gru_exp.errors import ConfigError, DiskFullError
@@ -35,8 +35,9 @@ from gru_exp.train.callbacks import (
     TerminalProgressBar,
 )
 from gru_exp.train.checkpoints import model_checkpoint
-from gru_exp.data.cache import archive_sha256
-from gru_exp.data.imdb import LABELS, load_imdb, resolve_archive
+from gru_exp.data import sources
+from gru_exp.data.cache import DataFiles
+from gru_exp.data.imdb import resolve_archive  # noqa: F401 (tests read an archive's path through this module)
 from gru_exp.data.splits import DataSplits, make_splits
 from gru_exp.data.tokens import write_vocabulary
 from gru_exp.train.loop import Callback, StopRun, TrainState, evaluate, fit, steps_per_epoch
@@ -45,6 +46,7 @@ from gru_exp.train.preflight import check_memory, check_resume
 from gru_exp.train.record import RunRecord, Status, package_versions
 from gru_exp.train.resume import carry_over, resume_from
 from gru_exp.train.rundir import BEST_CKPT, LAST_CKPT, RUN_LOG, VOCAB_FILE, claimed_run_dir, display_name_of
+from gru_exp.train.scores import macro_f1, per_class, positive_class
 from gru_exp.train.vdl_view import ensure_baseline, hparams, in_effect, run_display_name
 from gru_exp.train.visualdl import VisualDLTracker
 from gru_exp.train.visualdl_extras import roc_auc
@@ -52,10 +54,13 @@ from gru_exp.train.visualdl_extras import roc_auc
 log = logging.getLogger(__name__)
 
 
-def load_data(rc: RunConfig, archive: Path) -> DataSplits:
-    """The run's splits; ConfigError when a drop_last batch size leaves a split without a batch."""
+def load_data(rc: RunConfig, found: Union[DataFiles, Path]) -> DataSplits:
+    """The run's splits of the data ``found`` (or an IMDB archive's path); ConfigError when a
+    drop_last batch size leaves a split without a batch."""
     d, t = rc.data, rc.trainer
-    splits = make_splits(load_imdb(archive, d.cutoff, Path(d.cache_dir)), seq_len=d.seq_len, val_size=d.val_size,
+    if not isinstance(found, DataFiles):
+        found = DataFiles(str(found), {"archive": Path(found)})
+    splits = make_splits(sources.load(d, found), seq_len=d.seq_len, val_size=d.val_size,
                          train_limit=d.train_limit, test_limit=d.test_limit, seed=t.seed, val_split=d.val_split)
     for split, size, drop, key in ((splits.train, t.batch_size, t.drop_last, "batch_size"),
                                    (splits.eval, t.eval_batch_size, t.eval_drop_last, "eval_batch_size")):
@@ -85,7 +90,10 @@ def _score_on_test(state: TrainState, splits: DataSplits, rc: RunConfig, record:
     record.test_epoch = state.best_epoch if which == TestEpoch.best else state.epoch
     if splits.eval_name == "test":
         scored = state.history[record.test_epoch - 1]
-        record.test = {"acc": scored.eval_acc, "loss": scored.eval_loss}
+        record.test = {"acc": scored.eval_acc, "loss": scored.eval_loss, "macro_f1": scored.eval_macro_f1}
+        if state.eval_confusion is not None and record.test_epoch == state.epoch:
+            record.test_classes = per_class(state.eval_confusion, splits.class_names)
+            record.test_confusion = state.eval_confusion.tolist()
         return
     weights = state.run_dir / (BEST_CKPT if which == TestEpoch.best else LAST_CKPT)
     ckpt = model_checkpoint(state.model, weights)
@@ -94,10 +102,16 @@ def _score_on_test(state: TrainState, splits: DataSplits, rc: RunConfig, record:
                           "score on test: its checkpoints disagree. Resume it from its last.pdparams or start a new run.")
     state.model.set_state_dict(ckpt["model"])
     probs = np.zeros((len(splits.test), len(splits.class_names)), dtype=np.float32)
-    loss, acc = evaluate(state.model, splits.test, rc, probs=probs)
-    state.test_positive_prob = probs[:, LABELS["pos"]]
-    auc = roc_auc(splits.test.labels == LABELS["pos"], state.test_positive_prob)  # NaN: a test set of one class
-    record.test = {"acc": acc, "loss": loss, **({"auc": auc} if auc == auc else {})}
+    confusion = np.zeros((len(splits.class_names),) * 2, dtype=np.int64)
+    loss, acc = evaluate(state.model, splits.test, rc, probs=probs, confusion=confusion)
+    positive = positive_class(splits.class_names)
+    state.test_positive_prob = probs[:, positive] if positive is not None else None
+    record.test = {"acc": acc, "loss": loss, "macro_f1": macro_f1(confusion)}
+    if positive is not None:  # ROC AUC of the positive class (binary data only)
+        auc = roc_auc(splits.test.labels == positive, state.test_positive_prob)  # NaN: a test set of one class
+        if auc == auc:
+            record.test["auc"] = auc
+    record.test_classes, record.test_confusion = per_class(confusion, splits.class_names), confusion.tolist()
 
 
 def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
@@ -121,17 +135,19 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback], displa
     wall_start = time.perf_counter()
     validate(cfg)
     config, rc = to_container(cfg), run_config(cfg)  # rc: the typed config
-    archive = resolve_archive(rc.data.path)
+    found = sources.find(rc.data)  # the data's files, checked (the imdb source: the archive, or paddle's download)
     resume_dir = Path(rc.trainer.resume).expanduser() if rc.trainer.resume else None
     resume_ckpt, resume_done = check_resume(config, resume_dir) if resume_dir else (None, 0)
     device = devices.prepare(rc.trainer)
     devices.seed_everything(rc.trainer.seed)
 
     data_start = time.perf_counter()
-    splits = load_data(rc, archive)
+    splits = load_data(rc, found)
     data_time = time.perf_counter() - data_start
-    log.info("Data: %d train, %d %s, %d test reviews; vocabulary %d; %.2f s", len(splits.train), len(splits.eval),
-             splits.eval_name, len(splits.test), splits.vocab_size, data_time)
+    log.info("Data: %d train, %d %s, %d test texts; %d classes; vocabulary %d; %.2f s", len(splits.train),
+             len(splits.eval), splits.eval_name, len(splits.test), len(splits.class_names), splits.vocab_size, data_time)
+    if splits.test_from:
+        log.info("Test texts: %s", splits.test_from)
     check_memory(rc, splits)
     model, optimizer = build(rc, splits)
     state = TrainState(run_dir=run_dir, hparams={}, model=model, optimizer=optimizer, epochs=rc.trainer.epochs,
@@ -146,9 +162,9 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback], displa
         n_params = sum(int(p.numel()) for p in model.parameters())
         record = RunRecord(config=config, run_dir=run_dir, device=device, versions=package_versions(),
                            host=socket.gethostname(), pid=os.getpid(), command=redact_all(sys.argv), n_params=n_params,
-                           data_load_s=data_time, archive=str(archive), archive_sha256=archive_sha256(archive),
+                           data_load_s=data_time, archive=found.what, archive_sha256=found.sha256(),
                            n_train=len(splits.train), n_eval=len(splits.eval), n_test=len(splits.test),
-                           classes=list(splits.class_names))
+                           classes=list(splits.class_names), test_from=splits.test_from)
         checkpointer = Checkpointer(rc.trainer.keep_checkpoints)
         every: list[Callback] = [ProgressLogger(rc.trainer.progress_every_s), TerminalProgressBar(), checkpointer,
                                  MetricsRecorder(record)]
@@ -157,11 +173,11 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback], displa
             state.hparams = hparams(flatten(config), effect)
             name = run_display_name(display_name or display_name_of(run_dir, rc.paths.output_dir))
             every.append(VisualDLTracker(run_dir / "vdl", name, rc.logger, splits.words, splits.test,
-                                         splits.test.labels, Path(rc.paths.output_dir)))
+                                         splits.test.labels, Path(rc.paths.output_dir), splits.class_names))
         every.extend(callbacks)
         if rc.trainer.patience:
             every.append(EarlyStopping(rc.trainer.patience))  # last: every other callback sees the epoch
-        if rc.logger.baseline:
+        if rc.logger.baseline and rc.data.source == DataSource.imdb:  # the notebook's curves are IMDB's
             ensure_baseline(Path(rc.paths.baseline_dir), Path(rc.paths.output_dir) if rc.logger.visualdl else None)
         m = rc.model
         log.info("Model: %s GRU, %d layer(s), embedding %d, hidden %d, %s pooling, dropout %.2f, lengths %s%s: %d "
@@ -179,8 +195,8 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback], displa
                 log.info("Run stopped after epoch %d: %s", state.epoch, stop)
             if record.status == Status.completed and state.best_epoch is not None:
                 _score_on_test(state, splits, rc, record)
-                log.info("Test (%s epoch, %d): acc %.4f, loss %.4f", rc.trainer.test_epoch, record.test_epoch,
-                         record.test["acc"], record.test["loss"])
+                log.info("Test (%s epoch, %d): acc %.4f, loss %.4f, macro-F1 %.4f", rc.trainer.test_epoch,
+                         record.test_epoch, record.test["acc"], record.test["loss"], record.test["macro_f1"])
         except KeyboardInterrupt as exc:
             record.status, record.error, failing = Status.interrupted, type(exc).__name__, True
             raise

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import paddle
@@ -23,6 +23,7 @@ from visualdl import LogWriter
 from gru_exp.train import visualdl_extras as extras
 from gru_exp.train.loop import Callback, EpochMetrics, TrainState
 from gru_exp.train.record import RunRecord
+from gru_exp.train.scores import positive_class
 from gru_exp.train.vdl_view import link_into_view, logged_metrics
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,10 @@ class VisualDLTracker(Callback):
     records file of a folder, so a folder is never shared or reopened."""
 
     def __init__(self, logdir: Path, display_name: str, logger: Any, words: list[bytes], test_ids: Any,
-                 test_labels: np.ndarray, output_dir: Optional[Path] = None) -> None:
+                 test_labels: np.ndarray, output_dir: Optional[Path] = None,
+                 class_names: Sequence[str] = ("pos", "neg")) -> None:
         self.logdir, self.display_name, self.logger = Path(logdir), display_name, logger
+        self.class_names, self.positive = list(class_names), positive_class(class_names)
         self.words, self.test_ids, self.test_labels, self.output_dir = words, test_ids, test_labels, output_dir
         self.writer: Optional[LogWriter] = None
         self.grad_norms: dict[str, list[float]] = {}
@@ -42,9 +45,11 @@ class VisualDLTracker(Callback):
     def _log_epoch(self, h: EpochMetrics) -> None:
         assert self.writer is not None
         for tag, value in (("train/loss", h.train_loss), ("train/acc", h.train_acc), ("eval/loss", h.eval_loss),
-                           ("eval/acc", h.eval_acc), ("time/epoch_s", h.train_time_s + h.eval_time_s),
+                           ("eval/acc", h.eval_acc), ("eval/macro_f1", h.eval_macro_f1),
+                           ("time/epoch_s", h.train_time_s + h.eval_time_s),
                            ("time/train_samples_per_s", h.train_samples_per_s)):
-            self.writer.add_scalar(tag, value, h.epoch)
+            if value == value:  # not nan: an epoch of an older run has no macro-F1
+                self.writer.add_scalar(tag, value, h.epoch)
 
     def on_train_start(self, state: TrainState) -> None:
         earlier = _batch_losses(self.logdir, state.step)  # a run resumed in its own folder: its earlier records
@@ -84,14 +89,22 @@ class VisualDLTracker(Callback):
             self.writer.add_scalar("test/acc", record.test["acc"], step)
             self.writer.add_scalar("test/loss", record.test["loss"], step)
             self.writer.add_scalar("test_acc", record.test["acc"], step)
+            if "macro_f1" in record.test:
+                self.writer.add_scalar("test/macro_f1", record.test["macro_f1"], step)
         if "auc" in record.test:  # ROC AUC of the scored epoch's test predictions
             self.writer.add_scalar("test/auc", record.test["auc"], step)
         probs = state.test_positive_prob
-        if probs is not None and self.logger.roc_pr:
-            extras.write_roc_pr(self.writer, self.test_labels, probs, step)
-        if probs is not None and self.logger.text_samples:
-            extras.write_mistakes(self.writer, self.test_ids, self.test_labels, probs, self.words,
-                                  self.logger.text_samples, step)
+        if self.positive is None and "acc" in record.test and (self.logger.roc_pr or self.logger.text_samples):
+            log.info("ROC/PR curves and confident mistakes are drawn for two classes only; this run has %d: skipped",
+                     len(self.class_names))
+        if probs is not None and self.positive is not None:
+            names = [{"pos": "positive", "neg": "negative"}.get(n, n) for n in self.class_names]
+            other = names[1 - self.positive]
+            if self.logger.roc_pr:
+                extras.write_roc_pr(self.writer, self.test_labels, probs, step, self.positive)
+            if self.logger.text_samples:
+                extras.write_mistakes(self.writer, self.test_ids, self.test_labels, probs, self.words,
+                                      self.logger.text_samples, step, self.positive, (names[self.positive], other))
         if self.logger.embeddings and record.status == "completed":
             extras.write_embeddings(self.writer, state.model, self.words, self.logger.embeddings)
         metrics = logged_metrics(record.best_eval_acc is not None and record.eval_split == "val", "acc" in record.test)

@@ -2,7 +2,8 @@
 of the best epoch's test predictions, the most confident test mistakes as text, the learned word
 embeddings for the projector, and weight / gradient-norm histograms per epoch.
 
-The positive class is "positive review": paddle's IMDB labels it 0, so labels are flipped here.
+ROC, PR and the mistakes need two classes; the positive one is :func:`.scores.positive_class`'s
+("positive review" on IMDB, whose labels put it first: class 0). With more classes they are skipped.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import numpy as np
 import paddle
 from visualdl import LogWriter
 
-from gru_exp.data.imdb import LABELS
 
 THRESHOLDS = 101
 GROUPS = ("embedding", "gru", "classifier", "bigrams")  # parameter name prefixes (attention counts with gru)
@@ -60,11 +60,12 @@ def roc_counts(positive: np.ndarray, scores: np.ndarray, n: int = THRESHOLDS) ->
     return tp, fp, tn, fn, tp / np.maximum(tp + fn, 1e-7), fp / np.maximum(fp + tn, 1e-7)
 
 
-def write_roc_pr(writer: LogWriter, labels: np.ndarray, positive_prob: np.ndarray, step: int) -> None:
+def write_roc_pr(writer: LogWriter, labels: np.ndarray, positive_prob: np.ndarray, step: int,
+                 positive_class: int = 0) -> None:
     """test/pr_positive (VisualDL's PR curve) and test/roc_positive (counts computed here)."""
     from visualdl.component.base_component import roc_curve_raw
 
-    positive = (labels == LABELS["pos"]).astype(np.float64)
+    positive = (labels == positive_class).astype(np.float64)
     with _numpy_float_alias():
         writer.add_pr_curve("test/pr_positive", positive, positive_prob, step=step, num_thresholds=THRESHOLDS)
     tp, fp, tn, fn, tpr, fpr = roc_counts(positive, positive_prob)
@@ -81,16 +82,17 @@ def _text(ids: np.ndarray, words: list[bytes], limit: int = 400) -> str:
 
 
 def write_mistakes(writer: LogWriter, split: Any, labels: np.ndarray, positive_prob: np.ndarray,
-                   words: list[bytes], count: int, step: int) -> None:
+                   words: list[bytes], count: int, step: int, positive_class: int = 0,
+                   names: tuple[str, str] = ("positive", "negative")) -> None:
     """The ``count`` test reviews the model got wrong most confidently, as text samples: the review
     as the model read it (lower case, no punctuation, rare words as <unk>), true and predicted
-    label, and the model's confidence."""
-    positive = labels == LABELS["pos"]
+    label (``names``: the positive class's, the other's), and the model's confidence."""
+    positive = labels == positive_class
     predicted = positive_prob >= 0.5
     confidence = np.where(predicted, positive_prob, 1 - positive_prob)
     wrong = np.flatnonzero(predicted != positive)
     for rank, i in enumerate(wrong[np.argsort(-confidence[wrong], kind="stable")][:count], start=1):
-        truth, guess = ("positive" if positive[i] else "negative"), ("positive" if predicted[i] else "negative")
+        truth, guess = names[0 if positive[i] else 1], names[0 if predicted[i] else 1]
         text = (f"#{rank}: true {truth}, predicted {guess} with confidence {confidence[i]:.3f} (test review {i}).  "
                 + _text(split.dense(np.array([i]))[0], words))
         writer.add_text("test/confident_mistakes", text, step)
