@@ -168,7 +168,8 @@ def test_id_block_hold_out_keeps_blocks_of_consecutive_review_ids_together():
 
 def test_the_archive_keeps_review_ids_and_id_blocks_reach_the_run(tiny_cfg, tmp_path):
     from gru_exp.data.imdb import load_imdb
-    from gru_exp.train.run import load_data, resolve_archive
+    from gru_exp.data.imdb import resolve_archive
+    from gru_exp.train.run import load_data
 
     cfg = tiny_cfg("data.val_split=id_blocks")
     arrays = load_imdb(resolve_archive(cfg.data.path), cfg.data.cutoff, tmp_path / "cache")

@@ -37,7 +37,6 @@ from gru_exp.train.callbacks import (
 from gru_exp.train.checkpoints import model_checkpoint
 from gru_exp.data import sources
 from gru_exp.data.cache import DataFiles
-from gru_exp.data.imdb import resolve_archive  # noqa: F401 (tests read an archive's path through this module)
 from gru_exp.data.splits import DataSplits, make_splits
 from gru_exp.data.tokens import write_vocabulary
 from gru_exp.train.loop import Callback, StopRun, TrainState, evaluate, fit, steps_per_epoch
