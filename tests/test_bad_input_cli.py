@@ -6,29 +6,15 @@ status), with nothing lost, overwritten or written outside. Rows of docs/reliabi
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
-import subprocess
-import sys
-from pathlib import Path
 
 import optuna
 import pytest
-from conftest import REPO, tiny_overrides
+from conftest import REPO, cli, files_under, tiny_overrides
 from conftest import run_sweep as sweep
 
 from gru_exp.errors import ConfigError
-
-
-def cli(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    full = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})}
-    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=full, capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def files_under(root: Path) -> set[Path]:
-    return {p for p in root.rglob("*") if p.is_file()} if root.exists() else set()
 
 
 # -- names -> paths -------------------------------------------------------------------------------------------

@@ -6,26 +6,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, tiny_overrides
+from conftest import cli, files_under, tiny_overrides
 
 from gru_exp.errors import ConfigError
 
 HUGE_PICKLE = b"\x80\x04\x8e" + (2**62).to_bytes(8, "little") + b"xx"  # BINBYTES8 of 2**62 bytes: MemoryError
-
-
-def cli(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    full = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})}
-    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=full, capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def files_under(root: Path) -> set[Path]:
-    return {p for p in root.rglob("*") if p.is_file()} if root.exists() else set()
 
 
 # -- damaged files --------------------------------------------------------------------------------------------

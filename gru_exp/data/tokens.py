@@ -15,19 +15,10 @@ from gru_exp.errors import DataError
 from gru_exp.files import atomic_write_bytes
 
 
-@dataclass
-class TokenArrays:
-    """Token ids of every text, flat with offsets, per split ('train', 'test'), with the labels
-    as class numbers and the class names in class order."""
+class Vocabulary:
+    """The id rule of a vocabulary ``words`` (id order): ``<unk>`` = len(words), ``<pad>`` = len(words) + 1."""
 
-    ids: dict[str, np.ndarray]  # int32 [total tokens]
-    offsets: dict[str, np.ndarray]  # int64 [n_docs + 1]
-    labels: dict[str, np.ndarray]  # int64 [n_docs]
-    words: list[bytes]  # vocabulary in id order; '<unk>' = len(words), '<pad>' = len(words) + 1
-    review_ids: dict[str, np.ndarray]  # int64 [n_docs]: <id> of the file name <id>_<rating>.txt, -1 if none
-    class_names: list[str] = field(default_factory=lambda: ["pos", "neg"])  # class number -> name
-    groups: dict[str, np.ndarray] = field(default_factory=dict)  # int64 [n_docs]: group number (data.group_column)
-    test_from: str = ""  # where the test texts come from, when a source holds them out of its training texts
+    words: list[bytes]
 
     @property
     def unk_id(self) -> int:
@@ -40,6 +31,21 @@ class TokenArrays:
     @property
     def vocab_size(self) -> int:  # words + <unk> + <pad>
         return len(self.words) + 2
+
+
+@dataclass
+class TokenArrays(Vocabulary):
+    """Token ids of every text, flat with offsets, per split ('train', 'test'), with the labels
+    as class numbers and the class names in class order."""
+
+    ids: dict[str, np.ndarray]  # int32 [total tokens]
+    offsets: dict[str, np.ndarray]  # int64 [n_docs + 1]
+    labels: dict[str, np.ndarray]  # int64 [n_docs]
+    words: list[bytes]  # vocabulary in id order; '<unk>' = len(words), '<pad>' = len(words) + 1
+    review_ids: dict[str, np.ndarray]  # int64 [n_docs]: <id> of the file name <id>_<rating>.txt, -1 if none
+    class_names: list[str] = field(default_factory=lambda: ["pos", "neg"])  # class number -> name
+    groups: dict[str, np.ndarray] = field(default_factory=dict)  # int64 [n_docs]: group number (data.group_column)
+    test_from: str = ""  # where the test texts come from, when a source holds them out of its training texts
 
     @property
     def num_classes(self) -> int:

@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 from omegaconf import OmegaConf
 
 from gru_exp.config.knobs import RunConfig, TestEpoch
+from gru_exp.data.tokens import Vocabulary
 from gru_exp.errors import GruExpError
 from gru_exp.train.record import RecordError, RunRecord, Status
 from gru_exp.train.rundir import BEST_CKPT, LAST_CKPT, RECORD_FILE, VOCAB_FILE
@@ -24,7 +25,7 @@ WHAT = ("give a finished run folder (it holds metrics.json, vocab.txt and checkp
 
 
 @dataclass
-class UsableRun:
+class UsableRun(Vocabulary):
     """A finished run as predict and export need it: its typed config, vocabulary, class names and
     the checkpoint whose weights were scored on test (epoch ``epoch``)."""
 
@@ -35,18 +36,6 @@ class UsableRun:
     classes: list[str]  # class number -> name
     weights: Path
     epoch: int
-
-    @property
-    def unk_id(self) -> int:
-        return len(self.words)
-
-    @property
-    def pad_id(self) -> int:
-        return len(self.words) + 1
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.words) + 2
 
 
 def split_targets(args: Sequence[str]) -> tuple[dict[str, str], list[str]]:
