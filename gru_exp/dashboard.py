@@ -17,76 +17,28 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
+import importlib.util
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 from gru_exp.errors import GruExpError
 from gru_exp.config.paths import VIEW_DIR
 from gru_exp.port_owner import port_holder
+from gru_exp.ports import PORTS, DashboardError, address, check_bindable, parse_port, url
 
 log = logging.getLogger(__name__)
 START_TIMEOUT_S = 60.0
 STOP_WAIT_S = 10.0
 TAKEN_GRACE_S = 2.0  # another program holding the port this long while VisualDL starts: it never gets it
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-PORTS = "a TCP port number from 1 to 65535 that no other program listens on (default 8040)"
-
-
-class DashboardError(GruExpError):
-    """The dashboard cannot serve: a bad or busy host/port, or VisualDL did not come up."""
-
-
-def parse_port(text: str) -> int:
-    """``--port``'s value as a port number, or one paragraph naming it and what is allowed."""
-    try:
-        port = int(text.strip())
-    except ValueError:
-        port = -1
-    if not 1 <= port <= 65535:
-        raise DashboardError(f"--port {text!r} is not a port the dashboard can serve on: give {PORTS}, "
-                             "e.g. --port 8041.")
-    return port
-
-
-def check_bindable(host: str, port: int) -> None:
-    """Refuse, with one paragraph, a host this machine cannot listen on or a port already taken.
-    Binds as VisualDL's server does (SO_REUSEADDR: a port left in TIME_WAIT is free)."""
-    hosts = ("--host takes an address of this machine or a name that resolves to one: 127.0.0.1 (the default, "
-             "this machine only), 0.0.0.0 (every interface), :: or a local interface's address")
-    if not host.strip() or host != host.strip():
-        raise DashboardError(f"--host {host!r} is not a host name or address. {hosts}.")
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                             flags=socket.AI_PASSIVE)[0]
-    except (socket.gaierror, UnicodeError, ValueError) as exc:
-        raise DashboardError(f"--host {host!r} does not resolve ({exc}). {hosts}.") from None
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise DashboardError(
-                    f"--port {port} on {host} is in use by another program. Give {PORTS}, e.g. --port "
-                    f"{port + 1 if port < 65535 else 8040}, or stop that program (`ss -ltnp 'sport = :{port}'` shows "
-                    "it).") from None
-            if exc.errno == errno.EADDRNOTAVAIL:
-                raise DashboardError(f"--host {host!r} ({address[0]}) is not an address of this machine. "
-                                     f"{hosts}.") from None
-            if exc.errno == errno.EACCES:
-                raise DashboardError(f"--port {port} needs privileges this user lacks (ports below 1024 do). Give "
-                                     f"{PORTS}, above 1023.") from None
-            raise DashboardError(f"Cannot listen on {host}:{port} ({exc.strerror or exc}). Give {PORTS}; "
-                                 f"{hosts}.") from None
 
 
 def view_dir(output_dir: Path) -> Path:
@@ -109,9 +61,31 @@ def view_dir(output_dir: Path) -> Path:
     return view
 
 
-def visualdl_command(host: str, port: int) -> list[str]:
+@dataclass(frozen=True)
+class Server:
+    """A dashboard server to run: its name, command, folder, the URL path that answers once it
+    serves (with this status) and what it needs in its environment (a storage URL: never argv)."""
+
+    name: str
+    command: list[str]
+    cwd: Path
+    alive: str
+    status: int
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def visualdl(output_dir: Path, host: str, port: int) -> Server:
     exe = Path(sys.executable).with_name("visualdl")  # the console script of this environment
-    return [str(exe), "--logdir", VIEW_DIR, "--host", host, "--port", str(port), "--disable-telemetry", "-L", "en"]
+    return Server("VisualDL", [str(exe), "--logdir", VIEW_DIR, "--host", host, "--port", str(port),
+                               "--disable-telemetry", "-L", "en"], output_dir, "/alive", 204)
+
+
+def optuna_dashboard(storage: str, output_dir: Path, host: str, port: int) -> Server:
+    """optuna-dashboard over ``storage``, the URL in its environment (a password stays out of ``ps``)."""
+    code = ("import os, optuna_dashboard; optuna_dashboard.run_server(os.environ['GRU_EXP_DASHBOARD_STORAGE'], "
+            f"host={host!r}, port={port})")
+    return Server("optuna-dashboard", [sys.executable, "-c", code], output_dir, "/api/meta", 200,
+                  {"GRU_EXP_DASHBOARD_STORAGE": storage})
 
 
 def _die_with_parent() -> None:  # in VisualDL's process, before exec (Linux: prctl PR_SET_PDEATHSIG)
@@ -119,10 +93,6 @@ def _die_with_parent() -> None:  # in VisualDL's process, before exec (Linux: pr
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-
-
-def url(host: str, port: int) -> str:
-    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 def stop(proc: subprocess.Popen, wait_s: float = STOP_WAIT_S) -> None:
@@ -135,45 +105,47 @@ def stop(proc: subprocess.Popen, wait_s: float = STOP_WAIT_S) -> None:
 
 
 def start(output_dir: Path, host: str = "127.0.0.1", port: int = 8040, timeout_s: float = START_TIMEOUT_S,
-          log_file: Optional[Path] = None, stopping: Callable[[], bool] = lambda: False) -> subprocess.Popen:
-    """Start VisualDL over ``output_dir``'s dashboard folder, in its own process group, and wait
-    until it answers. On its exit, ``timeout_s`` without an answer, or ``stopping()``, the group
-    is stopped and DashboardError raised (nothing of it is left running)."""
+          log_file: Optional[Path] = None, stopping: Callable[[], bool] = lambda: False,
+          server: Optional[Server] = None) -> subprocess.Popen:
+    """Start ``server`` (default: VisualDL over ``output_dir``'s dashboard folder) in its own
+    process group, and wait until it answers. On its exit, ``timeout_s`` without an answer, or
+    ``stopping()``, the group is stopped and DashboardError raised (nothing of it is left running)."""
+    server = server or visualdl(output_dir, host, port)
     log_fh = open(log_file, "w") if log_file else None  # noqa: SIM115 (closed below; the child has its copy)
     try:  # its own group (stopped whole); SIGTERM to it if this process dies, even by SIGKILL
-        proc = subprocess.Popen(visualdl_command(host, port), cwd=output_dir, stdout=log_fh,
+        proc = subprocess.Popen(server.command, cwd=server.cwd, stdout=log_fh, env={**os.environ, **server.env},
                                 stderr=subprocess.STDOUT if log_fh else None, start_new_session=True,
                                 preexec_fn=_die_with_parent)  # noqa: PLW1509 (no other thread here)
     except OSError as exc:
-        raise DashboardError(f"Cannot start VisualDL ({visualdl_command(host, port)[0]}: {exc.strerror or exc}): "
-                             "install it into this environment (pip install visualdl).") from None
+        raise DashboardError(f"Cannot start {server.name} ({server.command[0]}: {exc.strerror or exc}): "
+                             f"install it into this environment (pip install {server.name.lower()}).") from None
     finally:
         if log_fh:
             log_fh.close()
     try:
-        address = _address(host, port)
+        where = address(host, port)
         deadline, taken_since = time.monotonic() + timeout_s, None
         while not stopping():
             if proc.poll() is not None:
-                raise DashboardError(f"VisualDL exited with status {proc.returncode} before it served "
+                raise DashboardError(f"{server.name} exited with status {proc.returncode} before it served "
                                      f"{url(host, port)}{f'; its log: {log_file}' if log_file else ''}.")
             if time.monotonic() > deadline:
-                raise DashboardError(f"VisualDL did not answer on {url(host, port)} within {timeout_s:g} s; it was "
+                raise DashboardError(f"{server.name} did not answer on {url(host, port)} within {timeout_s:g} s; it was "
                                      f"stopped. Try another --port ({PORTS}).")
             # Only an answer from a server of VisualDL's own process group counts (Linux: the
             # listening socket is one of its open files); where that cannot be told, any answer.
-            holder = port_holder(port, address, proc.pid) if address else "unknown"
+            holder = port_holder(port, where, proc.pid) if where else "unknown"
             taken_since = (taken_since or time.monotonic()) if holder == "other" else None
             if taken_since is not None and time.monotonic() - taken_since > TAKEN_GRACE_S:
                 raise DashboardError(
                     f"--port {port} on {host} was taken by another program (another dashboard started at the same "
-                    f"moment?) while VisualDL started, so {url(host, port)} is not this dashboard's; it was stopped. "
+                    f"moment?) while {server.name} started, so {url(host, port)} is not this dashboard's; it was stopped. "
                     f"Give {PORTS}, e.g. --port {port + 1 if port < 65535 else 8040}, or stop that program (`ss "
                     f"-ltnp 'sport = :{port}'` shows it).")
             if holder in ("ours", "unknown"):
                 with contextlib.suppress(OSError):
-                    with urllib.request.urlopen(f"{url(host, port)}/alive", timeout=2) as answer:
-                        if answer.status == 204:
+                    with urllib.request.urlopen(f"{url(host, port)}{server.alive}", timeout=2) as answer:
+                        if answer.status == server.status:
                             return proc
             time.sleep(0.3)
     except BaseException:
@@ -183,31 +155,25 @@ def start(output_dir: Path, host: str = "127.0.0.1", port: int = 8040, timeout_s
     return proc
 
 
-def _address(host: str, port: int) -> Optional[str]:
-    """The address VisualDL listens on for ``host`` (as check_bindable resolves it), or None."""
-    try:
-        return str(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][4][0])
-    except (OSError, UnicodeError, ValueError, IndexError):
-        return None
-
-
-def serve(output_dir: Path, host: str, port: int) -> int:
-    """Run VisualDL until it exits or this process gets SIGTERM/SIGINT/SIGHUP; stop its group either way."""
+def serve(output_dir: Path, host: str, port: int, server: Optional[Server] = None, what: str = "") -> int:
+    """Run ``server`` (default VisualDL) until it exits or this process gets SIGTERM/SIGINT/SIGHUP;
+    stop its group either way."""
+    server = server or visualdl(output_dir, host, port)
     received: list[int] = []
     previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum)) for sig in STOP_SIGNALS}
     proc: Optional[subprocess.Popen] = None
     try:
-        proc = start(output_dir, host, port, stopping=lambda: bool(received))
+        proc = start(output_dir, host, port, stopping=lambda: bool(received), server=server)
         if not received:
-            print(f"VisualDL over {output_dir / VIEW_DIR}: {url(host, port)} (Ctrl-C stops it)", file=sys.stderr,
-                  flush=True)
+            print(f"{server.name} over {what or output_dir / VIEW_DIR}: {url(host, port)} (Ctrl-C stops it)",
+                  file=sys.stderr, flush=True)
         while not received and proc.poll() is None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(0.5)
         if received:
-            log.info("signal %d: stopping VisualDL", received[0])
+            log.info("signal %d: stopping %s", received[0], server.name)
             return 128 + received[0]
-        print(f"gru_exp.dashboard: VisualDL exited with status {proc.returncode}; {url(host, port)} is no longer "
+        print(f"gru_exp.dashboard: {server.name} exited with status {proc.returncode}; {url(host, port)} is no longer "
               "served.", file=sys.stderr)
         return 0 if proc.returncode == 0 else 1
     finally:
@@ -229,15 +195,44 @@ def _output_dir() -> Path:
     return Path(str(cfg.paths.output_dir))
 
 
+def _study_storage(given: Optional[str]) -> tuple[str, str]:
+    """The storage optuna-dashboard shows (``--storage``, else $GRU_EXP_STORAGE, else the default
+    SQLite file of the sweeps) and how to name it in the terminal (password redacted); one paragraph
+    when the default file does not exist yet (it is never created here)."""
+    from gru_exp.config.compose import compose_config
+    from gru_exp.redact import redact
+
+    sc = compose_config([], config_name="sweep")
+    storage = given or sc.storage or f"sqlite:///{Path(str(sc.paths.sweeps_dir)) / 'optuna.db'}"
+    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).is_file():
+        raise DashboardError(f"{storage[len('sqlite:///'):]} does not exist yet: run a sweep first, or give the study "
+                             "storage with --storage URL (or $GRU_EXP_STORAGE).")
+    return storage, redact(storage)
+
+
 def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.dashboard") -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0],
-                                     epilog=f"example: {prog} --port 8040")
+                                     epilog=f"examples: {prog} --port 8040; {prog} --optuna")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     parser.add_argument("--port", default="8040", help="TCP port, 1-65535 and free (default 8040)")
+    parser.add_argument("--optuna", action="store_true",
+                        help="optuna-dashboard over the sweeps' storage instead (pip install optuna-dashboard)")
+    parser.add_argument("--storage", help="with --optuna: the study storage URL (default: $GRU_EXP_STORAGE, else "
+                                          "the sweeps' SQLite file)")
     args = parser.parse_args(argv)
     try:
         port = parse_port(args.port)
         output_dir = _output_dir()
+        if args.storage and not args.optuna:
+            raise DashboardError("--storage is for --optuna (optuna-dashboard over a study storage); VisualDL serves "
+                                 "the outputs folder's dashboard folder.")
+        if args.optuna:
+            if importlib.util.find_spec("optuna_dashboard") is None:
+                raise DashboardError("--optuna needs optuna-dashboard in this Python: pip install optuna-dashboard "
+                                     "(or pip install 'gru-exp[dashboard]').")
+            storage, shown = _study_storage(args.storage)
+            check_bindable(args.host, port)
+            return serve(output_dir, args.host, port, optuna_dashboard(storage, output_dir, args.host, port), shown)
         view_dir(output_dir)
         check_bindable(args.host, port)
         return serve(output_dir, args.host, port)

@@ -270,3 +270,52 @@ def test_two_dashboards_on_one_port_one_serves_the_other_is_refused(home):
         for proc in procs:
             _cleanup(proc, [])
         _cleanup(procs[0], pids + visualdl_pids(port))
+
+
+def _study(home: Path, name: str = "board") -> Path:
+    import optuna
+
+    db = home / "outputs" / "sweeps" / "optuna.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    study = optuna.create_study(study_name=name, storage=f"sqlite:///{db}")
+    study.add_trial(optuna.trial.create_trial(params={"x": 1.0}, distributions={
+        "x": optuna.distributions.FloatDistribution(0, 2)}, value=0.5))
+    return db
+
+
+def test_optuna_dashboard_serves_the_sweeps_storage_and_stops_with_the_command(home):
+    """gru-exp dashboard --optuna: optuna-dashboard over the default SQLite storage of the sweeps,
+    the storage URL in its environment (not in ps), stopped with the command (#27)."""
+    db = _study(home)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "gru_exp.dashboard", "--optuna", "--port", str(port)], cwd=REPO,
+                            env={**os.environ, "GRU_EXP_HOME": str(home)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, studies = time.monotonic() + HUNG_S, None
+        while time.monotonic() < deadline and proc.poll() is None and studies is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as answer:
+                    studies = answer.read().decode()
+            except OSError:
+                time.sleep(0.5)
+        assert studies is not None and '"board"' in studies, studies
+        for entry in Path("/proc").iterdir():  # the storage's path never stands in a command line
+            try:
+                args = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            assert str(db).encode() not in args or entry.name == str(os.getpid())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err[-2000:]
+    assert bindable(port)
+
+
+def test_optuna_dashboard_without_a_study_is_refused_and_creates_nothing(home):
+    proc = subprocess.run([sys.executable, "-m", "gru_exp.dashboard", "--optuna", "--port", str(free_port())],
+                          cwd=REPO, env={**os.environ, "GRU_EXP_HOME": str(home)}, capture_output=True, text=True,
+                          timeout=HUNG_S)
+    assert proc.returncode == 2 and "does not exist yet: run a sweep first" in proc.stderr, proc.stderr[-2000:]
+    assert not (home / "outputs" / "sweeps").exists()
