@@ -1,6 +1,7 @@
-"""``trainer.resume=<folder>`` alone continues a run (#27): with its recorded configuration and data,
-in its own folder and its own VisualDL run; only knobs that may change on resume are taken beside
-it, and a changed fixed knob is refused with the folder left byte for byte."""
+"""``trainer.resume=<folder>`` alone continues a run (#27) with its recorded configuration and data:
+an interrupted run in its own folder and VisualDL run, a finished one into a new folder (its result
+stays); only knobs that may change on resume are taken beside it, and a changed fixed knob is
+refused with the folder left byte for byte."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import REPO, tiny_overrides
 
@@ -19,24 +21,27 @@ def cli(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
-def test_a_bare_resume_continues_the_run_in_its_own_folder(tiny_archive, tmp_path):
+def test_a_bare_resume_of_a_finished_run_continues_into_a_new_folder_and_keeps_the_result(tiny_archive, tmp_path):
+    """A finished run's scored result and checkpoints stay as they are (an interrupted extension
+    never takes them); the longer run gets its own folder, with the recorded configuration."""
     home = tmp_path / "home"
     first = cli(*tiny_overrides(tiny_archive, home, "trainer.epochs=1", "model.hidden_size=8", "trainer.lr=0.003"))
     assert first.returncode == 0, first.stderr[-2000:]
     (run,) = first.stdout.split()
-    env_home = {"paths.root_dir": str(home)}
-    resumed = cli(f"trainer.resume={run}", "trainer.epochs=2", *(f"{k}={v}" for k, v in env_home.items()))
+    before = {p: p.read_bytes() for p in Path(run).rglob("*") if p.is_file() and p.name != ".run.lock"}
+    resumed = cli(f"trainer.resume={run}", "trainer.epochs=2", f"paths.root_dir={home}")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert resumed.stdout.split() == [run]  # the same folder, printed as the result
-    assert sorted(p.parent for p in home.rglob("metrics.json")) == [type(home)(run)]  # no second run folder
-    record = json.loads((type(home)(run) / "metrics.json").read_text())
-    assert record["series"]["epoch"] == [1, 2] and record["status"] == "completed"
+    (longer,) = resumed.stdout.split()
+    assert longer != run and "continued into a new folder" in resumed.stderr
+    assert {p: p.read_bytes() for p in Path(run).rglob("*") if p.is_file() and p.name != ".run.lock"} == before
+    record = json.loads((Path(longer) / "metrics.json").read_text())
+    assert record["series"]["epoch"] == [1, 2] and record["status"] == "completed" and record["resumed_from"] == run
     assert record["config"]["model"]["hidden_size"] == 8 and record["config"]["trainer"]["lr"] == 0.003
     assert record["config"]["data"]["path"] == str(tiny_archive)
-    views = list((home / "outputs" / "vdl").iterdir())
-    assert len([v for v in views if "baseline" not in v.name.lower() and "notebook" not in v.name.lower()]) == 1
-    log = (type(home)(run) / "run.log").read_text()
-    assert "epoch 1/1" in log and "epoch 2/2" in log  # one log, continued
+    # hydra.run.dir=<the run> extends it in place, with the recorded configuration too
+    in_place = cli(f"trainer.resume={run}", "trainer.epochs=3", f"hydra.run.dir={run}", f"paths.root_dir={home}")
+    assert in_place.returncode == 0 and in_place.stdout.split() == [run], in_place.stderr[-2000:]
+    assert json.loads((Path(run) / "metrics.json").read_text())["series"]["epoch"] == [1, 2, 3]
 
 
 def test_a_bare_resume_refuses_a_changed_fixed_knob_and_touches_nothing(tiny_archive, tmp_path):

@@ -8,6 +8,7 @@ a new or empty ``hydra.sweep.dir``, each job into a folder of its own."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from pathlib import Path
 from typing import Optional, Sequence
@@ -27,9 +28,10 @@ from gru_exp.data import sources
 from gru_exp.errors import ConfigError
 from gru_exp.train import device
 from gru_exp.train.preflight import check_resume
-from gru_exp.train.record import RecordError, RunRecord
+from gru_exp.train.record import RecordError, RunRecord, Status
 from gru_exp.train.rundir import in_use_problem, other_run_problem
 
+log = logging.getLogger(__name__)
 CONFIG_DIR_FLAGS = ("-cd", "--config-dir")
 
 
@@ -105,14 +107,16 @@ _NOT_CARRIED = ("paths.", "data.cache_dir", "trainer.resume")
 
 
 def continued(overrides: Sequence[str]) -> list[str]:
-    """``trainer.resume=<folder>`` without ``hydra.run.dir`` continues that run in its own folder with
-    its recorded configuration: every recorded knob first (a knob added since at its default; the
-    archive paddle downloaded when data.path was null), then the command line's overrides (knobs that may change on
-    resume, such as trainer.epochs; a fixed knob given another value is refused by the resume
-    check), then hydra.run.dir=<folder>. Any other command line is returned as it is."""
+    """``trainer.resume=<folder>`` continues that run with its recorded configuration: every recorded
+    knob first (a knob added since at its default; the archive paddle downloaded when data.path was
+    null), then the command line's overrides (knobs that may change on resume, such as
+    trainer.epochs; a fixed knob given another value is refused by the resume check). Without
+    ``hydra.run.dir`` a run that did not finish (interrupted, failed) continues in its own folder;
+    a finished one continues into a new folder, so its scored result and checkpoints stay as they
+    are until the longer run has its own. Any other command line is returned as it is."""
     parsed = {o.lstrip("+~").split("=", 1)[0]: o.split("=", 1)[1] if "=" in o else None for o in overrides}
     resume = parsed.get("trainer.resume")
-    if not resume or resume == "null" or "hydra.run.dir" in parsed:
+    if not resume or resume == "null":
         return list(overrides)
     folder = Path(resume.strip("'\"")).expanduser()
     try:
@@ -124,6 +128,12 @@ def continued(overrides: Sequence[str]) -> list[str]:
             and not k.startswith(_NOT_CARRIED)]
     if "data.path" not in parsed and recorded.get("data.path") is None and Path(record.archive).is_file():
         base.append(override("data.path", record.archive))  # the archive paddle's download gave
+    if "hydra.run.dir" in parsed:
+        return [*base, *overrides]
+    if record.status not in (Status.interrupted, Status.failed, Status.running):
+        log.info("%s is a %s run: it is continued into a new folder, so its result stays as it is (hydra.run.dir=<that "
+                 "folder> continues it in place)", folder, record.status)
+        return [*base, *overrides]
     return [*base, *overrides, override("hydra.run.dir", str(folder.resolve()))]
 
 
