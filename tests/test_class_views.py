@@ -98,3 +98,45 @@ def test_the_report_lists_macro_f1_per_class_scores_the_majority_and_draws_the_c
     assert f"macro-F1 {record['test']['macro_f1']:.4f}" in text and "![confusion matrix](confusion_matrix.png)" in text
     width, height = png_size((out / "confusion_matrix.png").read_bytes())
     assert width >= 300 and height >= 250
+
+
+# -- the linear baseline: model.gru=false ---------------------------------------------------------------------
+
+def test_the_linear_baseline_trains_the_bags_without_a_gru_and_beats_the_majority_class(tmp_path):
+    from gru_exp.train.checkpoints import load_checkpoint
+
+    run_dir = table_run(tmp_path, "linear", "experiment=linear_baseline", "trainer.epochs=3")
+    record = json.loads((run_dir / "metrics.json").read_text())
+    assert record["config"]["name"] == "linear_baseline" and record["config"]["model"]["gru"] is False
+    weights = load_checkpoint(run_dir / "checkpoints" / "best.pdparams")["model"]
+    assert sorted({k.split(".")[0] for k in weights}) == ["bigrams", "classifier", "embedding"]  # no GRU
+    assert list(weights["classifier.weight"].shape) == [16 + 16, 3]  # mean embedding + bigram bag -> 3 classes
+    assert record["test"]["acc"] > record["baselines"]["majority"]["acc"]  # the cue words are learnt
+
+
+def test_without_the_gru_the_model_is_a_mean_of_the_real_tokens_embeddings():
+    import paddle
+
+    from gru_exp.config.knobs import ModelConfig
+    from gru_exp.train.model import GRUClassifier
+
+    paddle.seed(0)
+    model = GRUClassifier(10, ModelConfig(gru=False, embedding_size=4, dropout=0.0), num_classes=3)
+    model.eval()
+    assert not hasattr(model, "gru") and model.classifier.weight.shape == [4, 3]
+    ids, padded = paddle.to_tensor([[1, 2, 3]]), paddle.to_tensor([[1, 2, 3, 9, 9]])
+    lengths = paddle.to_tensor([3])
+    out = model(ids, lengths).numpy()
+    assert np.allclose(model(padded, lengths).numpy(), out)  # padding is never averaged
+    mean = model.embedding.weight.numpy()[[1, 2, 3]].mean(axis=0)
+    assert np.allclose(out, mean @ model.classifier.weight.numpy() + model.classifier.bias.numpy(), atol=1e-6)
+    assert np.allclose(model(paddle.to_tensor([[3, 1, 2]]), lengths).numpy(), out, atol=1e-6)  # a bag: order-free
+
+
+def test_pooling_without_the_gru_is_refused():
+    from gru_exp.config.compose import compose_config
+    from gru_exp.config.validation import validate
+    from gru_exp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"model.pooling=attention has no effect with model.gru=false"):
+        validate(compose_config(["model.gru=false", "model.pooling=attention"]))

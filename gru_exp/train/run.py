@@ -40,7 +40,7 @@ from gru_exp.data.cache import DataFiles
 from gru_exp.data.splits import DataSplits, make_splits
 from gru_exp.data.tokens import write_vocabulary
 from gru_exp.train.loop import Callback, StopRun, TrainState, evaluate, fit, steps_per_epoch
-from gru_exp.train.model import GRUClassifier
+from gru_exp.train.model import GRUClassifier, describe
 from gru_exp.train.preflight import check_memory, check_resume
 from gru_exp.train.record import RunRecord, Status, package_versions
 from gru_exp.train.resume import carry_over, resume_from
@@ -181,11 +181,7 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback], displa
             every.append(EarlyStopping(rc.trainer.patience))  # last: every other callback sees the epoch
         if rc.logger.baseline and rc.data.source == DataSource.imdb:  # the notebook's curves are IMDB's
             ensure_baseline(Path(rc.paths.baseline_dir), Path(rc.paths.output_dir) if rc.logger.visualdl else None)
-        m = rc.model
-        log.info("Model: %s GRU, %d layer(s), embedding %d, hidden %d, %s pooling, dropout %.2f, lengths %s%s: %d "
-                 "parameters on %s", m.direction, m.num_layers, m.embedding_size, m.hidden_size, m.pooling, m.dropout,
-                 m.use_lengths, f", bigram bag {m.bigram_buckets} x {m.bigram_size}" if m.bigram_buckets else "",
-                 n_params, device)
+        log.info("Model: %s: %d parameters on %s", describe(rc.model), n_params, device)
 
         failing = False
         try:
