@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import tarfile
 from pathlib import Path
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -27,8 +28,11 @@ def _review(rng: np.random.Generator, positive: bool, mean_len: int) -> bytes:
     return (text.replace(" and ", ", and ") + "! <br /><br />It's (really) so.\n").encode()
 
 
-def make_imdb_archive(path: Path, n_per_class: int = 40, mean_len: int = 30, seed: int = 0) -> Path:
-    """Write ``path`` with ``n_per_class`` reviews in each of train/test x pos/neg."""
+def make_imdb_archive(path: Path, n_per_class: int = 40, mean_len: int = 30, seed: int = 0,
+                      file_name: Optional[Callable[[str, int], str]] = None) -> Path:
+    """Write ``path`` with ``n_per_class`` reviews in each of train/test x pos/neg; review ``i`` of a
+    label is named ``file_name(label, i)`` (default ``<i>_7.txt`` for pos, ``<i>_2.txt`` for neg:
+    IMDB's ``<id>_<rating>.txt``)."""
     rng = np.random.default_rng(seed)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -45,7 +49,8 @@ def make_imdb_archive(path: Path, n_per_class: int = 40, mean_len: int = 30, see
             add(tar, f"aclImdb/{split}/urls_pos.txt", b"http://example.invalid/\n")
             for label in ("pos", "neg"):
                 for i in range(n_per_class):
-                    add(tar, f"aclImdb/{split}/{label}/{i}_{7 if label == 'pos' else 2}.txt",
+                    name = file_name(label, i) if file_name else f"{i}_{7 if label == 'pos' else 2}.txt"
+                    add(tar, f"aclImdb/{split}/{label}/{name}",
                         _review(rng, label == "pos", mean_len))
         add(tar, "aclImdb/train/unsup/0_0.txt", _review(rng, True, mean_len))
     return path

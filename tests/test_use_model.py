@@ -23,6 +23,7 @@ VARIANTS = {
     "last_2layers_cut": ["model.num_layers=2", "data.seq_len=16"],
     "attention_bigram_forward": ["model.pooling=attention", "model.direction=forward", "model.bigram_buckets=64"],
     "mean_no_lengths": ["model.pooling=mean", "model.use_lengths=false", "data.bucket_size=0", "data.seq_len=48"],
+    "linear_no_gru": ["model.gru=false", "model.bigram_buckets=64"],  # the linear baseline (experiment=linear_baseline)
 }
 DOC = re.compile(r"aclImdb/(train|test)/(pos|neg)/.*\.txt$")  # the reviews gru_exp.data.imdb reads
 

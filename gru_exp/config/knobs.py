@@ -104,6 +104,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
+    gru: bool = knob(True, "false: no GRU, the token embeddings' mean [+ bigram bag] -> Linear (a linear baseline)", tag="gru")
     embedding_size: int = knob(256, "embedding width", low=1, tag="embed")
     hidden_size: int = knob(256, "GRU hidden units per direction", low=1, tag="hidden")
     num_layers: int = knob(2, "stacked GRU layers", low=1, tag="layers")

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from gru_exp.config.knobs import BIGRAM_HASH, DataSource, Knob, RunConfig, ValSplit, defaults, knobs
+from gru_exp.config.knobs import BIGRAM_HASH, DataSource, Knob, Pooling, RunConfig, ValSplit, defaults, knobs
 from gru_exp.config.names import name_problem
 from gru_exp.errors import ConfigError
 
@@ -24,6 +24,9 @@ def _cross_rules(cfg: DictConfig) -> list[str]:
     if m.layer_dropout is not None and m.num_layers == 1:
         problems.append(f"model.layer_dropout={m.layer_dropout} has no effect with model.num_layers=1 (it acts "
                         "between GRU layers); set it to null or use more layers")
+    if not m.gru and m.pooling != Pooling.last:
+        problems.append(f"model.pooling={m.pooling} has no effect with model.gru=false (it pools the GRU's outputs; "
+                        "without the GRU the token embeddings are averaged); leave model.pooling at last")
     if d.bucket_size > 0 and not m.use_lengths:
         problems.append(f"data.bucket_size={d.bucket_size} needs model.use_lengths=true: without lengths the GRU "
                         "reads the padding, so trimming batches would change the model; set data.bucket_size=0")

@@ -1,4 +1,5 @@
-"""PNG figures for reports (matplotlib, headless): curves against the notebook, and study plots."""
+"""PNG figures for reports (matplotlib, headless): curves against the notebook (IMDB) or the
+majority-class baseline (any data), a run's test confusion matrix, and study plots."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import numpy as np
 
 from gru_exp.config.sweep import is_accuracy
 from gru_exp.notebook import NOTEBOOK
+from gru_exp.report.classes import on_imdb
 from gru_exp.report.entries import Entry
+from gru_exp.train.record import RunRecord
 from gru_exp.report.names import FIGURES
 
 log = logging.getLogger(__name__)
@@ -55,8 +58,11 @@ def learning_curves(entries: Sequence[Entry], out: Path, top_k: int) -> Path:
     """Eval accuracy per epoch of the top entries: mean line and min-max band over repeats."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
-    _baseline(ax)
-    for e in [e for e in entries if e.series("eval_acc")][:top_k]:
+    shown = [e for e in entries if e.series("eval_acc")][:top_k]
+    imdb = any(on_imdb(e) for e in shown)
+    if imdb:  # the notebook's numbers are IMDB's
+        _baseline(ax)
+    for e in shown:
         curves = e.series("eval_acc")
         n = min(len(c) for c in curves)
         data = np.array([c[:n] for c in curves])
@@ -64,7 +70,11 @@ def learning_curves(entries: Sequence[Entry], out: Path, top_k: int) -> Path:
         line, = ax.plot(epochs, data.mean(axis=0), marker="o", ms=3, label=f"{e.name} ({len(curves)} run(s))")
         if len(curves) > 1:
             ax.fill_between(epochs, data.min(axis=0), data.max(axis=0), color=line.get_color(), alpha=0.2)
-    ax.set(xlabel="epoch", ylabel="eval accuracy", title="Eval accuracy per epoch: top runs vs the notebook")
+        most = next((r.baselines["majority"] for r in e.runs if r.baselines.get("majority")), None)
+        if not on_imdb(e) and most and most.get("acc") is not None:
+            ax.axhline(most["acc"], ls=":", color=line.get_color(), label=f"majority class '{most['class']}' (test)")
+    ax.set(xlabel="epoch", ylabel="eval accuracy",
+           title="Eval accuracy per epoch: top runs" + (" vs the notebook" if imdb else " vs the majority class"))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, out / "learning_curves.png")
@@ -77,11 +87,31 @@ def train_vs_eval(entry: Entry, out: Path) -> Path:
     run = entry.runs[0].series
     ax.plot(run["epoch"], run["train_acc"], marker="o", label="train acc")
     ax.plot(run["epoch"], run["eval_acc"], marker="o", label="eval acc")
-    ax.axhspan(*BAND, color="tab:red", alpha=0.12, label="notebook 84-85%")
+    if on_imdb(entry):
+        ax.axhspan(*BAND, color="tab:red", alpha=0.12, label="notebook 84-85%")
     ax.set(xlabel="epoch", ylabel="accuracy", title=f"Best: {entry.name}, train vs eval")
     ax.grid(alpha=0.3)
     ax.legend()
     return _save(fig, out / "best_train_vs_eval.png")
+
+
+def confusion_matrix(run: RunRecord, name: str, out: Path) -> Path:
+    """``run``'s test confusion matrix: counts in each cell, shaded by the share of the true class."""
+    plt = _pyplot()
+    counts = np.array(run.test_confusion, dtype=np.int64)
+    rows = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
+    c = len(run.classes)
+    fig, ax = plt.subplots(figsize=(min(2.5 + 0.6 * c, 14), min(2 + 0.6 * c, 13)))
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), n in np.ndenumerate(counts):
+        if c <= 20:  # beyond, the shading alone
+            ax.text(j, i, str(n), ha="center", va="center", fontsize=8, color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xticks(range(c), run.classes, rotation=45 if c > 4 else 0, ha="right" if c > 4 else "center")
+    ax.set_yticks(range(c), run.classes)
+    ax.set(xlabel="predicted class", ylabel="true class",
+           title=f"Test confusion matrix: {name}, epoch {run.test_epoch}")
+    return _save(fig, out / "confusion_matrix.png")
 
 
 def optimization_history(entries: Sequence[Entry], out: Path, maximize: bool, metric: str = "eval_acc") -> Path:

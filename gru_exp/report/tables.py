@@ -16,6 +16,7 @@ from optuna.importance import PedAnovaImportanceEvaluator
 from gru_exp.errors import GruExpError
 from gru_exp.files import atomic_write_text
 from gru_exp.notebook import NOTEBOOK_BEST_ACC, NOTEBOOK_FINAL_ACC
+from gru_exp.report.classes import drawn_run, f1_cell, majority_cell, on_imdb, per_class_lines
 from gru_exp.report.entries import Entry
 from gru_exp.report.epochs import cell_note, epoch_notes, objective_spec, scored_head
 from gru_exp.report.names import FIGURES
@@ -48,7 +49,8 @@ def table(entries: Sequence[Entry], top: int, objective_label: str, metric: str 
     params = sorted({k for e in entries for k in e.params})
     test_head = scored_head([r for e in entries[:top] for r in e.runs]).replace(" (", " (mean ± std; ", 1)
     header = ["rank", "run", "state", *params, objective_label, "best val acc % (mean ± std)",
-              test_head, "runs", "epochs", "wall min", "test − 84.50", "test − 87.10", "test ROC AUC"]
+              test_head, "test macro-F1", "majority class: test acc % / macro-F1", "runs", "epochs", "wall min",
+              "test − 84.50", "test − 87.10", "test ROC AUC"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for rank, e in enumerate(entries[:top], start=1):
         test, test_std = e.stat("test_acc")
@@ -58,9 +60,10 @@ def table(entries: Sequence[Entry], top: int, objective_label: str, metric: str 
         tested = _pct(test, test_std)
         cells = [str(rank), e.name, e.state, *(_fmt(e.params.get(p)) for p in params),
                  objective + (cell_note(on) if objective else ""), _pct(val, val_std),
-                 tested + (cell_note(tn) if tested else ""),
-                 str(len(e.runs)), str(e.epochs), f"{e.wall_s / 60:.1f}", _delta(test, NOTEBOOK_FINAL_ACC),
-                 _delta(test, NOTEBOOK_BEST_ACC), _auc(*e.stat("test_auc"))]
+                 tested + (cell_note(tn) if tested else ""), f1_cell(e), majority_cell(e),
+                 str(len(e.runs)), str(e.epochs), f"{e.wall_s / 60:.1f}",
+                 *((_delta(test, NOTEBOOK_FINAL_ACC), _delta(test, NOTEBOOK_BEST_ACC)) if on_imdb(e) else ("", "")),
+                 _auc(*e.stat("test_auc"))]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -167,7 +170,7 @@ def write_report(entries: list[Entry], out: Path, top: int, study=None) -> Path:
         lines.append(f"{len(entries)} configuration(s), {sum(len(e.runs) for e in entries)} run(s).")
     lines += [f"Compute: {epochs} epochs, {hours:.2f} h of training wall time.", "",
               f"{REFERENCE} was 84.50% after 10 epochs (its best, 87.10%, after "
-              "epoch 2); differences below are in points.", ""]
+              "epoch 2); differences below are in points, for runs on IMDB's archive only.", ""]
     if study is not None:
         lines += table(entries, top, metric_head(metric, direction), metric, objective_spec(study)[1], direction)
     else:  # run folders: ranked by their mean best validation accuracy
@@ -179,6 +182,9 @@ def write_report(entries: list[Entry], out: Path, top: int, study=None) -> Path:
         lines += [f"- `{k}`: {v:.3f}" for k, v in importances.items()]
     if study is not None and withheld:
         lines += ["", f"Parameter importances ({IMPORTANCE_EVALUATOR}, for {metric}) withheld: {withheld}"]
+    drawn = drawn_run(entries[:top])
+    if drawn is not None:  # the best-ranked run with a test confusion matrix: per class, and its figure
+        lines += per_class_lines(*drawn, figures.confusion_matrix(drawn[1], drawn[0].name, out).name)
     lines += ["", "Figures:", ""] + [f"![{p.stem}]({p.name})" for p in figs if p is not None]
     report = out / "report.md"
     atomic_write_text(report, "\n".join(lines) + "\n")

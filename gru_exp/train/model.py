@@ -1,5 +1,6 @@
 """The notebook's GRU sentiment classifier, with true lengths, word dropout, pooling over time and
-an optional bag of hashed bigrams beside the GRU (fastText's bigram features)."""
+an optional bag of hashed bigrams beside the GRU (fastText's bigram features); without the GRU
+(``model.gru=false``) a linear bag-of-words/bigrams baseline for any data."""
 
 from __future__ import annotations
 
@@ -26,6 +27,14 @@ def real_steps(steps: paddle.Tensor, lengths: Optional[paddle.Tensor]) -> paddle
     return (paddle.arange(width).unsqueeze(0) < lengths.unsqueeze(1)).astype(steps.dtype).unsqueeze(-1)
 
 
+def describe(m: ModelConfig) -> str:
+    """The model in words, for logs and an export's README."""
+    core = (f"{m.direction} GRU, {m.num_layers} layer(s), hidden {m.hidden_size}, {m.pooling} pooling" if m.gru
+            else "no GRU (linear: the tokens' mean embedding)")
+    return (f"{core}, embedding {m.embedding_size}, dropout {m.dropout:.2f}, lengths {m.use_lengths}"
+            + (f", bigram bag {m.bigram_buckets} x {m.bigram_size}" if m.bigram_buckets else ""))
+
+
 class GRUClassifier(nn.Layer):
     """Embedding -> word dropout -> Dropout -> GRU -> pooling [+ bigram bag] -> Dropout -> Linear,
     as the model knobs (:class:`~gru_exp.config.knobs.ModelConfig`) say, ``num_classes`` wide.
@@ -37,6 +46,9 @@ class GRUClassifier(nn.Layer):
     ``dropout`` is used after the embedding, between GRU layers (only when num_layers > 1) and
     before the classifier, as in the notebook; ``layer_dropout`` overrides it between layers.
     ``word_dropout`` zeroes whole tokens' embeddings (training only), scaled like dropout.
+    ``gru`` false leaves the GRU out: the mean of the real tokens' embeddings (a bag of words) [+ the
+    bigram bag] -> Dropout -> Linear, a linear model of the text's word and bigram counts (fastText's
+    classifier) that trains in seconds; the GRU knobs (hidden size, layers, direction) then do nothing.
     ``bigram_buckets`` > 0 adds fastText's bigram features: each pair of neighbouring tokens is
     hashed into one of ``bigram_buckets`` rows of a ``bigram_size``-wide table, the rows of a
     review's real pairs (never one that reads padding: it needs ``lengths``) are averaged, and the
@@ -51,10 +63,12 @@ class GRUClassifier(nn.Layer):
         self.embedding = nn.Embedding(vocab_size, m.embedding_size)
         self.dropout = nn.Dropout(m.dropout)
         between = m.dropout if m.layer_dropout is None else m.layer_dropout  # null: model.dropout
-        self.gru = nn.GRU(m.embedding_size, m.hidden_size, num_layers=m.num_layers, direction=str(m.direction),
-                          dropout=between if m.num_layers > 1 else 0.0)
-        features = m.hidden_size * self.num_directions
-        if self.pooling == Pooling.attention:  # score_t = v . tanh(W h_t)
+        self.use_gru = m.gru
+        if m.gru:
+            self.gru = nn.GRU(m.embedding_size, m.hidden_size, num_layers=m.num_layers, direction=str(m.direction),
+                              dropout=between if m.num_layers > 1 else 0.0)
+        features = m.hidden_size * self.num_directions if m.gru else m.embedding_size
+        if m.gru and self.pooling == Pooling.attention:  # score_t = v . tanh(W h_t)
             self.attention = nn.Sequential(nn.Linear(features, features), nn.Tanh(), nn.Linear(features, 1))
         self.bigram_buckets = m.bigram_buckets
         if m.bigram_buckets > 0:
@@ -69,15 +83,20 @@ class GRUClassifier(nn.Layer):
             keep = F.dropout(paddle.ones([x.shape[0], x.shape[1], 1], dtype=x.dtype), p=self.word_dropout)
             x = x * keep  # [B, T, E]: whole tokens dropped
         x = self.dropout(x)  # [B, T, E]
+        if not self.use_gru:  # the bag of words: the real tokens' mean embedding
+            features = masked_mean(x, real_steps(x, lengths))  # [B, E]
+        else:
+            features = self._gru_features(x, lengths)  # [B, dirs * H]
+        if self.bigram_buckets > 0:
+            features = paddle.concat([features, self._bigram_bag(ids, lengths)], axis=-1)  # [B, F + S]
+        return self.classifier(self.dropout(features))  # [B, num_classes] logits
+
+    def _gru_features(self, x: paddle.Tensor, lengths: Optional[paddle.Tensor]) -> paddle.Tensor:
         outputs, final = self.gru(x, sequence_length=lengths)  # outputs: [B, T, dirs * H]; final: [layers * dirs, B, H]
         if self.pooling == Pooling.last:
             last = final[-self.num_directions :]  # [dirs, B, H]: the last layer's fwd (and bwd) states
-            features = paddle.concat(list(last), axis=-1)  # [B, dirs * H]
-        else:
-            features = self._pool(outputs, lengths)  # [B, dirs * H]
-        if self.bigram_buckets > 0:
-            features = paddle.concat([features, self._bigram_bag(ids, lengths)], axis=-1)  # [B, dirs * H + S]
-        return self.classifier(self.dropout(features))  # [B, num_classes] logits
+            return paddle.concat(list(last), axis=-1)  # [B, dirs * H]
+        return self._pool(outputs, lengths)  # [B, dirs * H]
 
     def _bigram_bag(self, ids: paddle.Tensor, lengths: Optional[paddle.Tensor]) -> paddle.Tensor:
         # ids: [B, T]; pair t = (ids[t], ids[t + 1]) is real when t + 1 < length (all pairs without lengths)

@@ -52,6 +52,7 @@ class RunRecord:
     test: dict[str, float] = field(default_factory=dict)  # acc, loss, macro_f1, auc (ROC, binary) of test_epoch
     test_classes: dict[str, dict[str, float]] = field(default_factory=dict)  # class -> precision, recall, f1, support
     test_confusion: list[list[int]] = field(default_factory=list)  # [true class][predicted class] counts
+    baselines: dict[str, dict[str, Any]] = field(default_factory=dict)  # majority: class, acc, macro_f1 on test
     test_epoch: Optional[int] = None  # the epoch whose weights were scored: the best one, or the last (trainer.test_epoch)
     resumed_from: Optional[str] = None
     device: str = ""
@@ -76,6 +77,16 @@ class RunRecord:
     @property
     def test_acc(self) -> Optional[float]:
         return self.test.get("acc")
+
+    @property
+    def test_macro_f1(self) -> Optional[float]:
+        """Macro-F1 of the scored epoch's test predictions (records before it: None)."""
+        return self.test.get("macro_f1")
+
+    @property
+    def data_source(self) -> str:
+        """The run's data.source ("imdb" in records written before the knob)."""
+        return str((self.config.get("data") or {}).get("source") or "imdb")
 
     @property
     def test_auc(self) -> Optional[float]:

@@ -40,12 +40,12 @@ from gru_exp.data.cache import DataFiles
 from gru_exp.data.splits import DataSplits, make_splits
 from gru_exp.data.tokens import write_vocabulary
 from gru_exp.train.loop import Callback, StopRun, TrainState, evaluate, fit, steps_per_epoch
-from gru_exp.train.model import GRUClassifier
+from gru_exp.train.model import GRUClassifier, describe
 from gru_exp.train.preflight import check_memory, check_resume
 from gru_exp.train.record import RunRecord, Status, package_versions
 from gru_exp.train.resume import carry_over, resume_from
 from gru_exp.train.rundir import BEST_CKPT, LAST_CKPT, RUN_LOG, VOCAB_FILE, claimed_run_dir, display_name_of
-from gru_exp.train.scores import macro_f1, per_class, positive_class
+from gru_exp.train.scores import macro_f1, majority, per_class, positive_class
 from gru_exp.train.vdl_view import ensure_baseline, hparams, in_effect, run_display_name
 from gru_exp.train.visualdl import VisualDLTracker
 from gru_exp.train.visualdl_extras import roc_auc
@@ -147,6 +147,9 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback], displa
              len(splits.eval), splits.eval_name, len(splits.test), len(splits.class_names), splits.vocab_size, data_time)
     if splits.test_from:
         log.info("Test texts: %s", splits.test_from)
+    most = majority(splits.train.labels, splits.test.labels, splits.class_names)  # the floor any model must beat
+    log.info("Majority-class baseline ('%s' for every text): test acc %.4f, macro-F1 %.4f", most["class"], most["acc"],
+             most["macro_f1"])
     check_memory(rc, splits)
     model, optimizer = build(rc, splits)
     state = TrainState(run_dir=run_dir, hparams={}, model=model, optimizer=optimizer, epochs=rc.trainer.epochs,
@@ -163,7 +166,7 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback], displa
                            host=socket.gethostname(), pid=os.getpid(), command=redact_all(sys.argv), n_params=n_params,
                            data_load_s=data_time, archive=found.what, archive_sha256=found.sha256(),
                            n_train=len(splits.train), n_eval=len(splits.eval), n_test=len(splits.test),
-                           classes=list(splits.class_names), test_from=splits.test_from)
+                           classes=list(splits.class_names), test_from=splits.test_from, baselines={"majority": most})
         checkpointer = Checkpointer(rc.trainer.keep_checkpoints)
         every: list[Callback] = [ProgressLogger(rc.trainer.progress_every_s), TerminalProgressBar(), checkpointer,
                                  MetricsRecorder(record)]
@@ -178,11 +181,7 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback], displa
             every.append(EarlyStopping(rc.trainer.patience))  # last: every other callback sees the epoch
         if rc.logger.baseline and rc.data.source == DataSource.imdb:  # the notebook's curves are IMDB's
             ensure_baseline(Path(rc.paths.baseline_dir), Path(rc.paths.output_dir) if rc.logger.visualdl else None)
-        m = rc.model
-        log.info("Model: %s GRU, %d layer(s), embedding %d, hidden %d, %s pooling, dropout %.2f, lengths %s%s: %d "
-                 "parameters on %s", m.direction, m.num_layers, m.embedding_size, m.hidden_size, m.pooling, m.dropout,
-                 m.use_lengths, f", bigram bag {m.bigram_buckets} x {m.bigram_size}" if m.bigram_buckets else "",
-                 n_params, device)
+        log.info("Model: %s: %d parameters on %s", describe(rc.model), n_params, device)
 
         failing = False
         try:

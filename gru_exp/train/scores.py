@@ -1,10 +1,10 @@
 """Scores of a classifier from its confusion matrix, for any number of classes: macro-F1 and each
-class's precision, recall and F1; and which class counts as "positive" for binary-only views (ROC,
-PR, the confident mistakes)."""
+class's precision, recall and F1; the majority-class baseline of any data; and which class counts
+as "positive" for binary-only views (ROC, PR, the confident mistakes)."""
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -34,6 +34,18 @@ def macro_f1(confusion: np.ndarray) -> float:
     present = (confusion.sum(axis=0) + confusion.sum(axis=1)) > 0
     f1 = [scores[str(i)]["f1"] for i in np.flatnonzero(present)]
     return float(np.mean(f1)) if f1 else 0.0
+
+
+def majority(train_labels: np.ndarray, test_labels: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
+    """The majority-class baseline: the class most frequent among the training labels (the first in
+    class order on a tie) predicted for every test text; its name, test accuracy and macro-F1."""
+    c = len(class_names)
+    top = int(np.bincount(np.asarray(train_labels, dtype=np.int64), minlength=c).argmax())
+    truth = np.asarray(test_labels, dtype=np.int64)
+    confusion = np.zeros((c, c), dtype=np.int64)
+    add_to_confusion(confusion, truth, np.full(len(truth), top, dtype=np.int64))
+    acc = float(np.mean(truth == top)) if len(truth) else float("nan")
+    return {"class": str(class_names[top]), "acc": acc, "macro_f1": macro_f1(confusion)}
 
 
 def positive_class(class_names: Sequence[str]) -> Optional[int]:

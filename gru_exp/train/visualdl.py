@@ -91,6 +91,9 @@ class VisualDLTracker(Callback):
             self.writer.add_scalar("test_acc", record.test["acc"], step)
             if "macro_f1" in record.test:
                 self.writer.add_scalar("test/macro_f1", record.test["macro_f1"], step)
+        for name, score in (record.baselines.get("majority") or {}).items():  # the floor beside test/acc
+            if name in ("acc", "macro_f1") and score == score:
+                self.writer.add_scalar(f"test/majority_{name}", score, step)
         if "auc" in record.test:  # ROC AUC of the scored epoch's test predictions
             self.writer.add_scalar("test/auc", record.test["auc"], step)
         probs = state.test_positive_prob
@@ -105,6 +108,8 @@ class VisualDLTracker(Callback):
             if self.logger.text_samples:
                 extras.write_mistakes(self.writer, self.test_ids, self.test_labels, probs, self.words,
                                       self.logger.text_samples, step, self.positive, (names[self.positive], other))
+        if record.test_confusion:  # the scored epoch's (every class count); after the mistakes, on the text page
+            extras.write_confusion(self.writer, np.array(record.test_confusion), self.class_names, step)
         if self.logger.embeddings and record.status == "completed":
             extras.write_embeddings(self.writer, state.model, self.words, self.logger.embeddings)
         metrics = logged_metrics(record.best_eval_acc is not None and record.eval_split == "val", "acc" in record.test)

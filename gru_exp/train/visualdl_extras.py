@@ -1,6 +1,7 @@
 """VisualDL views beyond the curves, written by the tracker of :mod:`.visualdl`: ROC and PR curves
-of the best epoch's test predictions, the most confident test mistakes as text, the learned word
-embeddings for the projector, and weight / gradient-norm histograms per epoch.
+of the best epoch's test predictions, the most confident test mistakes as text, the test confusion
+matrix (an image drawn with numpy, and its counts as text), the learned word embeddings for the
+projector, and weight / gradient-norm histograms per epoch.
 
 ROC, PR and the mistakes need two classes; the positive one is :func:`.scores.positive_class`'s
 ("positive review" on IMDB, whose labels put it first: class 0). With more classes they are skipped.
@@ -17,6 +18,7 @@ from visualdl import LogWriter
 
 
 THRESHOLDS = 101
+CELL = 32  # pixels a side of one confusion-matrix cell in VisualDL's image (C classes: C * CELL pixels a side)
 GROUPS = ("embedding", "gru", "classifier", "bigrams")  # parameter name prefixes (attention counts with gru)
 
 
@@ -73,6 +75,29 @@ def write_roc_pr(writer: LogWriter, labels: np.ndarray, positive_prob: np.ndarra
     writer._get_file_writer().add_record(roc_curve_raw(  # noqa: SLF001
         "test/roc_positive", tp.astype(int).tolist(), fp.astype(int).tolist(), tn.astype(int).tolist(),
         fn.astype(int).tolist(), tpr.tolist(), fpr.tolist(), step, 0))
+
+
+def confusion_image(confusion: np.ndarray, cell: int = CELL) -> np.ndarray:
+    """uint8 [C * cell, C * cell, 3]: row = true class, column = predicted class, each cell shaded by
+    its share of the true class (white 0 to dark blue 1), with a grey 1-pixel grid."""
+    counts = np.asarray(confusion, dtype=np.float64)
+    rows = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)[..., None]  # [C, C, 1]
+    white, blue = np.array([255.0, 255.0, 255.0]), np.array([8.0, 48.0, 107.0])
+    image = np.repeat(np.repeat(np.round(white + share * (blue - white)).astype(np.uint8), cell, 0), cell, 1)
+    image[::cell, :], image[:, ::cell] = 160, 160  # the grid: each cell's top and left edge
+    return image
+
+
+def write_confusion(writer: LogWriter, confusion: np.ndarray, class_names: list[str], step: int) -> None:
+    """test/confusion: the scored epoch's test confusion matrix as an image (rows: true class,
+    columns: predicted, in class order); test/confusion_counts: the class names and counts, one line
+    (VisualDL's text view joins lines)."""
+    writer.add_image("test/confusion", confusion_image(confusion), step)
+    counts = "; ".join(f"{name}: {', '.join(str(int(v)) for v in row)}"
+                       for name, row in zip(class_names, np.asarray(confusion)))
+    writer.add_text("test/confusion_counts", f"rows: true class, columns: predicted class, in the order "
+                    f"{', '.join(class_names)}. {counts}", step)
 
 
 def _text(ids: np.ndarray, words: list[bytes], limit: int = 400) -> str:

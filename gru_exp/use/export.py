@@ -118,6 +118,7 @@ def write_folder(run: UsableRun, folder: Path, out: Path) -> None:
     """Everything but the model: vocabulary, settings, the run's config and record, script, README."""
     import paddle
 
+    from gru_exp.train.model import describe
     from gru_exp.train.rundir import RECORD_FILE, VOCAB_FILE
 
     prep = settings(run)
@@ -127,8 +128,7 @@ def write_folder(run: UsableRun, folder: Path, out: Path) -> None:
     (folder / "run_config.json").write_text(json.dumps(run.record.config, indent=2, default=str) + "\n")
     (folder / "use_model.py").write_text(USE_MODEL)
     m = run.config.model
-    model = (f"{m.direction} {m.num_layers}-layer GRU, hidden {m.hidden_size}, {m.pooling} pooling"
-             + (f", bigram bag {m.bigram_buckets} x {m.bigram_size}" if m.bigram_buckets else ""))
+    model = describe(m)
     lengths = '\npredictor.get_input_handle("lengths").copy_from_cpu(np.array([3], dtype="int64"))'
     (folder / "README.md").write_text(README.format(
         name=out.name, model=model, date=time.strftime("%Y-%m-%d"), run_dir=run.run_dir, epoch=run.epoch,
