@@ -22,22 +22,24 @@ def files(run_dir) -> list[str]:
     return sorted(f"checkpoints/{p.name}" for p in folder.iterdir()) if folder.exists() else []
 
 
-@pytest.mark.parametrize("keep, kept, best_has_optimizer", [
-    ("all", [BEST, LAST], False), ("last", [LAST], None), ("best", [BEST], False), ("none", [], None)])
-def test_a_finished_run_keeps_what_keep_checkpoints_says_after_its_test_score(tiny_cfg, tmp_path, keep, kept,
-                                                                              best_has_optimizer):
-    for test_epoch in ("best", "last"):  # scoring reads best.pdparams or last.pdparams: both before removal
-        run_dir = tmp_path / f"{keep}_{test_epoch}"
-        record = run_training(tiny_cfg(f"trainer.keep_checkpoints={keep}", f"trainer.test_epoch={test_epoch}"), run_dir)
-        assert record.status == "completed" and record.test["acc"] is not None
-        assert files(run_dir) == kept
-        assert (run_dir / "metrics.json").is_file()
-        if best_has_optimizer is not None:  # only last.pdparams, which a resume reads, holds the optimizer
-            assert bool(paddle.load(str(run_dir / BEST))["optimizer"]) == best_has_optimizer
-        if LAST in kept:
-            assert paddle.load(str(run_dir / LAST))["optimizer"]
-        if keep == "none":
-            assert not (run_dir / "checkpoints").exists()
+@pytest.mark.parametrize("keep, test_epoch, kept, best_has_optimizer", [
+    ("all", "best", [BEST, LAST], False), ("all", "last", [BEST, LAST], False),
+    ("last", "last", [LAST], None),  # last with the best epoch scored is refused (tests/test_keep_scored.py)
+    ("best", "best", [BEST], False), ("best", "last", [LAST], None),  # best: the scored weights
+    ("none", "best", [], None), ("none", "last", [], None)])
+def test_a_finished_run_keeps_what_keep_checkpoints_says_after_its_test_score(tiny_cfg, tmp_path, keep, test_epoch,
+                                                                              kept, best_has_optimizer):
+    run_dir = tmp_path / f"{keep}_{test_epoch}"  # scoring reads best.pdparams or last.pdparams: both before removal
+    record = run_training(tiny_cfg(f"trainer.keep_checkpoints={keep}", f"trainer.test_epoch={test_epoch}"), run_dir)
+    assert record.status == "completed" and record.test["acc"] is not None
+    assert files(run_dir) == kept
+    assert (run_dir / "metrics.json").is_file()
+    if best_has_optimizer is not None:  # only last.pdparams, which a resume reads, holds the optimizer
+        assert bool(paddle.load(str(run_dir / BEST))["optimizer"]) == best_has_optimizer
+    if LAST in kept:
+        assert paddle.load(str(run_dir / LAST))["optimizer"]
+    if keep == "none":
+        assert not (run_dir / "checkpoints").exists()
 
 
 class _Fail(Callback):

@@ -76,6 +76,6 @@ class KeepCheckpoints(Choice):
     """What a finished run keeps of its checkpoints (trainer.keep_checkpoints)."""
 
     all = "all"  # best.pdparams and last.pdparams, both with the optimizer state (resume continues last)
-    last = "last"  # last.pdparams only: the run can still be continued
-    best = "best"  # best.pdparams only, weights without optimizer state (nothing resumes from it)
+    last = "last"  # last.pdparams only: the run can still be continued (needs trainer.test_epoch=last: it is the scored one)
+    best = "best"  # only the weights scored on test: best.pdparams (or last.pdparams with trainer.test_epoch=last)
     none = "none"  # neither

@@ -147,7 +147,7 @@ class TrainerConfig:
     resume: Optional[str] = knob(None, "run folder whose last checkpoint to continue", null="a new run",
                                  in_name=False, **HOW)
     keep_checkpoints: KeepCheckpoints = knob(KeepCheckpoints.all, "kept once the run finished: all | last (resumable) | "
-                                             "best (weights only) | none; sweeps: best", in_name=False, **HOW)
+                                             "best (the scored weights) | none; sweeps: best", in_name=False, **HOW)
     progress_every_s: float = knob(15.0, "seconds between progress lines; 0 = per epoch only", low=0.0, **HOW)
 
 

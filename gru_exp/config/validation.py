@@ -21,6 +21,10 @@ def _cross_rules(cfg: DictConfig) -> list[str]:
     """Rules between knobs; each names the knobs involved and how to fix them."""
     d, m, t = cfg.data, cfg.model, cfg.trainer
     problems = []
+    if str(t.keep_checkpoints) == "last" and str(t.test_epoch) == "best":
+        problems.append("trainer.keep_checkpoints=last removes best.pdparams, the weights trainer.test_epoch=best scores "
+                        "(and that predict, export and a resume need); keep all, or best (only the scored weights), "
+                        "or score the last epoch (trainer.test_epoch=last)")
     if m.layer_dropout is not None and m.num_layers == 1:
         problems.append(f"model.layer_dropout={m.layer_dropout} has no effect with model.num_layers=1 (it acts "
                         "between GRU layers); set it to null or use more layers")

@@ -118,8 +118,8 @@ class Checkpointer(Callback):
     finished (completed or pruned), been scored and recorded; only files this run wrote are removed.
     best.pdparams holds no optimizer state: only last.pdparams, written in full, is ever resumed."""
 
-    def __init__(self, keep: str = "all") -> None:
-        self.keep = str(keep)
+    def __init__(self, keep: str = "all", scored: str = BEST_CKPT) -> None:
+        self.keep, self.scored = str(keep), scored  # scored: the file the test score is read from
         self.written: set[str] = set()
 
     def on_train_start(self, state: TrainState) -> None:
@@ -140,7 +140,7 @@ class Checkpointer(Callback):
         """Keep what ``keep`` says, once the run finished; an interrupted or failed run keeps all."""
         if record.status not in (Status.completed, Status.pruned) or self.keep == "all":
             return
-        removed = keep_only(state.run_dir, self.keep, self.written)
+        removed = keep_only(state.run_dir, self.keep, self.written, self.scored)
         if removed:
             log.info("trainer.keep_checkpoints=%s: removed %s", self.keep, ", ".join(removed))
 

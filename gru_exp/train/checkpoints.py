@@ -63,10 +63,12 @@ def save_checkpoint(state: TrainState, path: Path, optimizer: bool = True) -> No
     crash_point(path.name)
 
 
-def keep_only(run_dir: Path, keep: str, written: set[str]) -> list[str]:
+def keep_only(run_dir: Path, keep: str, written: set[str], scored: str = BEST_CKPT) -> list[str]:
     """After a finished run: remove the checkpoints ``keep`` (trainer.keep_checkpoints) does not keep,
-    of those this run wrote (``written``); returns the removed names. Nothing else is touched."""
-    drop = {"all": (), "last": (BEST_CKPT,), "best": (LAST_CKPT,), "none": (BEST_CKPT, LAST_CKPT)}[str(keep)]
+    of those this run wrote (``written``); ``best`` keeps the ``scored`` one (the file the test score
+    was read from). Returns the removed names. Nothing else is touched."""
+    other = LAST_CKPT if scored == BEST_CKPT else BEST_CKPT
+    drop = {"all": (), "last": (BEST_CKPT,), "best": (other,), "none": (BEST_CKPT, LAST_CKPT)}[str(keep)]
     removed = []
     for name in drop:
         if name in written and (run_dir / name).is_file():

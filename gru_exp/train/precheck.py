@@ -20,7 +20,7 @@ from gru_exp.commands import REFUSED_FLAGS, check_no_searchpath, flag_value, fla
 from gru_exp.config.compose import Job, check_jobs, compose_job, job_overrides
 from gru_exp.config.paths import run_dir_problem
 from gru_exp.config.sources import CONF_DIR, user_config_dirs
-from gru_exp.config.choices import DataSource
+from gru_exp.config.choices import DataSource, TestEpoch
 from gru_exp.config.knobs import keys as knob_keys
 from gru_exp.config.knobs import with_defaults
 from gru_exp.config.values import flatten, override, to_container
@@ -160,7 +160,7 @@ def _check_resume(cfg: DictConfig, resume: Path) -> None:
     device.limit_threads(cfg.trainer.num_threads)  # before paddle is imported: it sizes its pools once
     from gru_exp.train.resume import check_continuable
 
-    check_continuable(resume, done)
+    check_continuable(resume, done, best_needed=cfg.trainer.test_epoch == TestEpoch.best)
 
 
 def _multirun_dir(cfg: DictConfig) -> bool:

@@ -24,14 +24,17 @@ from gru_exp.train.rundir import LAST_CKPT, RECORD_FILE
 log = logging.getLogger(__name__)
 
 
-def resume_from(state: TrainState, ckpt: Path, done: int) -> bool:
+def resume_from(state: TrainState, ckpt: Path, done: int, best_needed: bool = True) -> bool:
     """Restore ``state`` from ``ckpt``, whose run's record has ``done`` finished epochs, and check
     its best checkpoint against it (ConfigError for a damaged or mismatched one); nothing is
-    written. Returns whether the best checkpoint lags the last one (repaired by :func:`carry_over`)."""
+    written; without ``best_needed`` (trainer.test_epoch=last) a missing best checkpoint is no loss.
+    Returns whether the best checkpoint lags the last one (repaired by :func:`carry_over`)."""
     restore_checkpoint(state, ckpt)
     _check_epoch(ckpt, state.epoch, done)
     state.resumed_from = str(ckpt.parent.parent)
     best = ckpt.parent.parent / BEST_CKPT
+    if not best.is_file() and not best_needed:
+        return False
     found = model_checkpoint(state.model, best)["epoch"] if best.is_file() else None  # damaged: refused now
     return _best_lags(best, found, state.best_epoch, state.epoch)
 
@@ -63,7 +66,7 @@ def _copy_whole(source: Path, target: Path) -> None:
         raise
 
 
-def check_continuable(resume_dir: Path, done: int) -> None:
+def check_continuable(resume_dir: Path, done: int, best_needed: bool = True) -> None:
     """What :func:`resume_from` will check of ``resume_dir``'s checkpoints, read without building the
     model (ConfigError, one paragraph): last.pdparams readable, of an epoch its record knows, and a
     best.pdparams of the best epoch it names, or one epoch behind it (repaired on resume)."""
@@ -71,6 +74,8 @@ def check_continuable(resume_dir: Path, done: int) -> None:
     last = load_checkpoint(ckpt)
     _check_epoch(ckpt, last["epoch"], done)
     best = resume_dir / BEST_CKPT
+    if not best.is_file() and not best_needed:
+        return
     found = load_checkpoint(best)["epoch"] if best.is_file() else None
     _best_lags(best, found, last["best_epoch"], last["epoch"])
 

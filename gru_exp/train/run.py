@@ -154,7 +154,8 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback], displa
     model, optimizer = build(rc, splits)
     state = TrainState(run_dir=run_dir, hparams={}, model=model, optimizer=optimizer, epochs=rc.trainer.epochs,
                        steps_per_epoch=steps_per_epoch(len(splits.train), rc), eval_name=splits.eval_name)
-    best_lags = resume_from(state, resume_ckpt, resume_done) if resume_ckpt is not None else False
+    best_needed = rc.trainer.test_epoch == TestEpoch.best  # test_epoch=last: a run that kept only last.pdparams resumes
+    best_lags = resume_from(state, resume_ckpt, resume_done, best_needed) if resume_ckpt is not None else False
     with claimed_run_dir(run_dir, resume_dir):  # from here on this run writes there, and no other
         run_log.open(run_dir / RUN_LOG)
         write_vocabulary(run_dir / VOCAB_FILE, splits.words)  # what predict and export tokenize new texts with
@@ -167,7 +168,8 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback], displa
                            data_load_s=data_time, archive=found.what, archive_sha256=found.sha256(),
                            n_train=len(splits.train), n_eval=len(splits.eval), n_test=len(splits.test),
                            classes=list(splits.class_names), test_from=splits.test_from, baselines={"majority": most})
-        checkpointer = Checkpointer(rc.trainer.keep_checkpoints)
+        checkpointer = Checkpointer(rc.trainer.keep_checkpoints,
+                                    BEST_CKPT if rc.trainer.test_epoch == TestEpoch.best else LAST_CKPT)
         every: list[Callback] = [ProgressLogger(rc.trainer.progress_every_s), TerminalProgressBar(), checkpointer,
                                  MetricsRecorder(record)]
         if rc.logger.visualdl:

@@ -94,8 +94,12 @@ def usable_run(run_dir: Path) -> UsableRun:
     rc = recorded_config(record, run_dir / RECORD_FILE)
     weights = run_dir / (BEST_CKPT if rc.trainer.test_epoch == TestEpoch.best else LAST_CKPT)
     if not weights.is_file():
+        keep = str(rc.trainer.keep_checkpoints)
+        why = (f"the run kept none of its weights (trainer.keep_checkpoints={keep})" if keep == "none" else
+               f"the folder is incomplete (copied in part?)")
         raise GruExpError(f"{weights}: no such checkpoint, though {run_dir}'s record says epoch {record.test_epoch} was "
-                          "scored from it; the folder is incomplete (copied in part?). Give a complete run folder.")
+                          f"scored from it: {why}. Give a run folder that kept its scored weights (trainer."
+                          "keep_checkpoints=all or best).")
     return UsableRun(run_dir, record, rc, words, list(record.classes), weights, record.test_epoch)
 
 
