@@ -247,3 +247,16 @@ def test_outputs_and_runs_never_nest(tiny_archive, tmp_path):
     fresh = tmp_path / "fresh"
     proc = cli("gru_exp.train", *tiny_overrides(tiny_archive, fresh, "hydra.run.dir=${paths.output_dir}"))
     assert proc.returncode == 2 and "would hold paths." in proc.stderr and not fresh.exists(), proc.stderr
+
+
+def test_a_refused_job_removes_only_the_folders_this_command_made(tmp_path):
+    """A job refused while it runs (here: the archive is not a tar file) leaves no folder of its own,
+    but an empty folder the user made before, on the way to its folder, stays (adversarial finding)."""
+    home = tmp_path / "home"
+    keep = home / "outputs" / "keepme"
+    keep.mkdir(parents=True)
+    damaged = tmp_path / "damaged.tar.gz"
+    damaged.write_bytes(b"not a tar archive" * 100)
+    proc = cli("gru_exp.train", f"data.path={damaged}", f"paths.root_dir={home}", f"hydra.run.dir={keep / 'x' / 'y'}")
+    assert proc.returncode == 2 and "is not a readable IMDB archive" in proc.stderr, proc.stderr[-2000:]
+    assert keep.is_dir() and not any(keep.iterdir())

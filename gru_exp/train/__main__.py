@@ -80,8 +80,8 @@ class _Jobs:
     def _drop_if_new(self, run_dir: Path, cfg: DictConfig) -> None:
         """A job that wrote nothing leaves no folder: the empty one Hydra made for it goes, unless it
         was there before this command."""
-        if self.plan is None or Path(os.path.abspath(run_dir)) not in self.plan.existing:
-            remove_new_empty(run_dir, stop_at=Path(cfg.paths.output_dir))
+        existed = frozenset(self.plan.existing) if self.plan else frozenset()
+        remove_new_empty(run_dir, Path(os.path.abspath(cfg.paths.output_dir)), existed)
 
     def tidy(self) -> None:
         """A multirun whose every job was refused leaves no folder holding only multirun.yaml."""
@@ -91,7 +91,8 @@ class _Jobs:
         (folder / "multirun.yaml").unlink()  # Hydra wrote it for this command (the folder was new or empty)
         if self.plan is not None and self.plan.multirun_dir_existed:
             return
-        remove_new_empty(folder, stop_at=self.plan.output_dir if self.plan else folder.parent)
+        remove_new_empty(folder, self.plan.output_dir if self.plan else folder.parent,
+                         frozenset(self.plan.existing) if self.plan else frozenset())
 
 
 def _resume_args(run_dir: Path) -> list[str]:

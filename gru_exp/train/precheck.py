@@ -7,6 +7,7 @@ a new or empty ``hydra.sweep.dir``, each job into a folder of its own."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -38,8 +39,9 @@ CONFIG_DIR_FLAGS = ("-cd", "--config-dir")
 @dataclasses.dataclass
 class Plan:
     """What the checks found: the command line Hydra is to run (a resume completed from the run's
-    record), the jobs (composed), the run folders that existed before this command (a refused job
-    never removes them), whether the multirun folder did, and the outputs folder."""
+    record), the jobs (composed), the folders on the way to each job's folder (and the multirun
+    folder) that existed before this command (a refused job never removes them), whether the
+    multirun folder did, and the outputs folder."""
 
     argv: list[str]
     jobs: list[Job]
@@ -79,6 +81,9 @@ def precheck(argv: Sequence[str]) -> Plan:
     check_jobs(jobs)
     existed = _multirun_dir(first.cfg) if multirun else False
     plan = Plan(list(argv), jobs, set(), existed, Path(os.path.abspath(first.task.paths.output_dir)))
+    if multirun:
+        with contextlib.suppress(OmegaConfBaseException):  # its date folder may be there already
+            plan.existing.update(_existing(Path(os.path.abspath(first.cfg.hydra.sweep.dir))))
     seen: set[Path] = set()
     for job in jobs:  # before Hydra writes into their folders
         cfg, run_dir = job.task, _folder(job.cfg, multirun)
@@ -92,8 +97,7 @@ def precheck(argv: Sequence[str]) -> Plan:
                      or in_use_problem(run_dir))
             if taken:
                 raise ConfigError(taken)
-            if run_dir.is_dir():
-                plan.existing.add(run_dir)
+            plan.existing.update(_existing(run_dir))
         if resume is not None:  # refused now, not after the run it continues was touched
             _check_resume(cfg, resume)
         if cfg.data.source != DataSource.imdb or cfg.data.path:  # missing or unreadable data files (not paddle's
@@ -135,6 +139,11 @@ def continued(overrides: Sequence[str]) -> list[str]:
                  "folder> continues it in place)", folder, record.status)
         return [*base, *overrides]
     return [*base, *overrides, override("hydra.run.dir", str(folder.resolve()))]
+
+
+def _existing(folder: Path) -> set[Path]:
+    """``folder`` and its parents, those that exist now."""
+    return {p for p in (folder, *folder.parents) if p.is_dir()}
 
 
 def _folder(cfg: DictConfig, multirun: bool) -> Optional[Path]:

@@ -169,13 +169,13 @@ def in_use_problem(run_dir: Path) -> Optional[str]:
     return None
 
 
-def remove_new_empty(run_dir: Path, stop_at: Path) -> None:
+def remove_new_empty(run_dir: Path, stop_at: Path, existed: frozenset[Path] = frozenset()) -> None:
     """After a job refused before it wrote anything: the empty folder made for it (Hydra makes a
     job's folder before the job starts), then its parents up to ``stop_at`` that it leaves empty.
-    Call only for a folder that did not exist before this command; a folder with anything in it stays."""
+    A folder in ``existed`` (there before this command) or with anything in it stays, and so do its
+    parents."""
+    folder = Path(os.path.abspath(run_dir))
     with contextlib.suppress(OSError):
-        Path(run_dir).rmdir()  # only an empty folder can go
-        parent = Path(run_dir).parent
-        while parent != stop_at and stop_at in parent.parents:
-            parent.rmdir()
-            parent = parent.parent
+        while folder != stop_at and stop_at in folder.parents and folder not in existed:
+            folder.rmdir()  # only an empty folder can go
+            folder = folder.parent

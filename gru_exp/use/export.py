@@ -145,9 +145,10 @@ def export(run: UsableRun, out: Path) -> None:
     if tokenizer(run.config.data) is not tokenize:
         raise GruExpError(f"{run.run_dir} tokenizes with {tokenizer(run.config.data).__name__}, but an exported "
                           "folder's use_model.py implements paddle's IMDB word tokenizer only; use gru-exp predict.")
+    out = Path(os.path.abspath(out))  # "." or "dir/": the folder itself, whose parent holds the temporary one
     tmp = out.parent / f".{out.name}.export-{os.getpid()}.tmp"
-    tmp.mkdir()
     try:
+        tmp.mkdir()
         save_static(run, tmp)
         write_folder(run, tmp, out)
         if not out.exists():
@@ -160,7 +161,7 @@ def export(run: UsableRun, out: Path) -> None:
     except OSError as exc:
         raise GruExpError(f"--out {out} cannot be written: {exc.strerror or exc}. Nothing was written.") from None
     finally:
-        if tmp.exists():
+        if tmp.is_dir() and not tmp.is_symlink():
             shutil.rmtree(tmp)  # this command's own temporary folder
 
 
