@@ -242,3 +242,12 @@ def test_a_negative_sampler_seed_is_named_as_such(sweep_env, capsys):
     err = capsys.readouterr().err
     assert "sampler.seed=-1 must be in [0, 4294967295] or null (unseeded)" in err and "cannot be opened" not in err
     assert not (sweep_env.sweeps_dir / "optuna.db").exists()
+
+
+@pytest.mark.parametrize("override, says", [("hydra.output_subdir=.hydra", "leave hydra.output_subdir unset"),
+                                            ("hydra.job.chdir=true", "leave hydra.job.chdir unset")])
+def test_hydra_settings_a_run_cannot_keep_are_refused_before_anything_is_written(tiny_archive, tmp_path, override,
+                                                                               says):
+    proc = cli("gru_exp.train", *tiny_overrides(tiny_archive, tmp_path / "home"), override)
+    assert proc.returncode == 2 and says in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "home").exists()

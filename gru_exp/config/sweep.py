@@ -117,8 +117,8 @@ class SweepConfig:
     timeout: Optional[float] = knob(None, "seconds; no new trial starts after it", low=0.0, open_low=True,
                                     null="no limit")
     n_workers: int = knob(1, "worker processes on this machine, one CPU thread each", low=1)
-    gpus: Optional[str] = knob(None, "GPU ids the local workers are spread over, round robin (e.g. 0,1)",
-                               null="every GPU this machine shows; none on a CPU machine")
+    gpus: Optional[list[str]] = knob(None, "GPU ids the local workers are spread over, round robin (e.g. [0,1])",
+                                     null="every GPU this machine shows; none on a CPU machine")
     repeats: int = knob(1, "seeds per configuration; the objective is their mean", low=1)
     enqueue_baseline: bool = False  # the notebook's configuration as the study's first trial
     base: list[str] = field(default_factory=list)  # training overrides every trial starts from

@@ -79,6 +79,7 @@ def precheck(argv: Sequence[str]) -> Plan:
         first = compose_job(job_overrides(overrides, multirun)[0], 0, dirs)
     jobs = [first, *(compose_job(job, num, dirs) for num, job in enumerate(job_overrides(overrides, multirun)) if num)]
     check_jobs(jobs)
+    _check_hydra(first.cfg)
     existed = _multirun_dir(first.cfg) if multirun else False
     plan = Plan(list(argv), jobs, set(), existed, Path(os.path.abspath(first.task.paths.output_dir)))
     if multirun:
@@ -139,6 +140,18 @@ def continued(overrides: Sequence[str]) -> list[str]:
                  "folder> continues it in place)", folder, record.status)
         return [*base, *overrides]
     return [*base, *overrides, override("hydra.run.dir", str(folder.resolve()))]
+
+
+def _check_hydra(cfg: DictConfig) -> None:
+    """Hydra settings a run cannot keep: Hydra writing its own .hydra/ into the run folder before the
+    run's checks (the run writes it itself), or changing into the run folder (relative paths would
+    then point into it)."""
+    if cfg.hydra.output_subdir is not None:
+        raise ConfigError(f"hydra.output_subdir={cfg.hydra.output_subdir!r}: a run writes its config records "
+                          "(.hydra/) itself, once its checks passed; leave hydra.output_subdir unset (null).")
+    if cfg.hydra.job.chdir:
+        raise ConfigError("hydra.job.chdir=true: a run reads and writes by the paths it was given, never from inside "
+                          "its own folder; leave hydra.job.chdir unset (false).")
 
 
 def _existing(folder: Path) -> set[Path]:
