@@ -80,3 +80,19 @@ def test_the_default_search_space_costs_about_an_hour_on_two_cores():
     hours = sc.n_trials * sc.repeats * epochs * per_epoch / min(sc.n_workers, 2) / 3600
     assert 0.4 <= hours <= 1.1  # unloaded, unpruned: the comment in sweeps/default.yaml explains the margin
     assert sc.timeout is not None and sc.timeout <= 3600 and sc.n_workers <= 2
+
+
+def test_no_imdb_based_estimate_is_given_for_other_data():
+    """The estimate knows IMDB's sizes only: for a table or folder source the cost line says the
+    seconds come from the first trial instead of an IMDB figure (adversarial finding)."""
+    from omegaconf import OmegaConf
+
+    from gru_exp.config.compose import compose_config
+    from gru_exp.sweep.cost import cost_line, space_estimate
+
+    base = compose_config(["data.source=table", "data.train_file=/tmp/t.csv"])
+    sc = OmegaConf.create({"params": {}, "study_name": "t", "n_trials": 4, "repeats": 1, "n_workers": 1,
+                           "launcher": {"name": "local"}})
+    epochs, seconds = space_estimate(sc, base)
+    line = cost_line(sc, [], epochs, seconds)
+    assert "measured once the first trial has trained" in line and not re.search(r"\d s per epoch", line), line

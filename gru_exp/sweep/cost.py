@@ -80,7 +80,10 @@ def _draw(spec: DictConfig, rng: random.Random) -> Any:
 
 def space_estimate(sc: DictConfig, base: DictConfig, draws: int = 64) -> tuple[float, float]:
     """(epochs per run, seconds per epoch), averaged over ``draws`` random points of the search
-    space (seeded: the same figures every time)."""
+    space (seeded: the same figures every time). The seconds are NaN for data other than IMDB's
+    archive: the estimate knows IMDB's sizes only, and the first trial measures them."""
+    if str(base.data.source) != "imdb":
+        return float(base.trainer.epochs), math.nan
     rng = random.Random(0)
     samples = []
     for _ in range(draws if sc.params else 1):
@@ -134,6 +137,10 @@ def cost_line(sc: DictConfig, trials: list, epochs: float, estimate_s: float, *,
     runs = epochs * sc.repeats
     if trained:
         source = f"measured over the {trained} epoch(s) trained so far, start-up and test scoring included"
+    elif not math.isfinite(estimate_s):
+        return (f"Cost of study {sc.study_name!r}: {left} trial(s) to run (of {sc.n_trials}) x {runs:g} epoch(s); the "
+                "seconds per epoch are measured once the first trial has trained (no estimate before it for data "
+                "other than IMDB's archive)")
     else:
         per_epoch = estimate_s
         source = "estimated from the data size and the GRU's size before any epoch ran; docs/performance.md"

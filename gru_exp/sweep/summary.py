@@ -155,8 +155,9 @@ def write_summary(study: optuna.Study, out: Path) -> None:
         lines += [
             f"**Best: trial {best['number']}**, {metric} {show_metric(best['value'], metric)} ({direction}; "
             f"+/- {show_metric(best['std'] or 0.0, metric)}{f'; epoch {on}' if on else ''}), test accuracy "
-            f"{_fmt(best['test_acc'], True)}% ({scored_phrase(scored)}{f': epoch {tn}' if tn else ''}): "
-            f"{_delta(best['test_acc'])}.", "",
+            f"{_fmt(best['test_acc'], True)}% ({scored_phrase(scored)}{f': epoch {tn}' if tn else ''})"
+            f"{': ' + _delta(best['test_acc']) if all(_on_imdb(r) for r in records.get(best['number'], [])) else ''}.",
+            "",
             f"Reproduce (the trial's exact values and its base, in [best.yaml](best.yaml)): "
             f"`{run_command(out, study.study_name)}`", "",
         ]
@@ -199,6 +200,11 @@ def front_table(study: optuna.Study) -> list[str]:
     trials = [t for t in _sorted_trials(study) if t.state == TrialState.COMPLETE]
     head = scored_head([r for t in trials for r in trial_records(t)])
     return _front_lines(trial_rows(trials, [m for m, _ in objs], pareto_numbers(study)), objs, head)
+
+
+def _on_imdb(record: Any) -> bool:
+    """Whether a trial's run trained on IMDB's archive (the notebook's numbers compare only there)."""
+    return str(((record.config or {}).get("data") or {}).get("source", "imdb")) == "imdb"
 
 
 def _delta(test_acc: Any) -> str:
