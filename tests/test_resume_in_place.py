@@ -66,6 +66,9 @@ def test_an_interrupted_run_says_the_one_override_that_continues_it(tiny_archive
     assert proc.returncode != 0
     (run,) = [p.parent for p in home.rglob("metrics.json")]
     assert f"python -m gru_exp.train trainer.resume={run}\n" in proc.stderr, proc.stderr[-2000:]
+    first_wall = json.loads((run / "metrics.json").read_text())["wall_time_s"]
     resumed = cli(f"trainer.resume={run}", f"paths.root_dir={home}")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert json.loads((run / "metrics.json").read_text())["series"]["epoch"] == [1, 2, 3]
+    record = json.loads((run / "metrics.json").read_text())
+    assert record["series"]["epoch"] == [1, 2, 3]
+    assert record["wall_time_s"] > first_wall > 0  # every session of the run, not the last one alone

@@ -69,7 +69,7 @@ class RunRecord:
     n_test: int = 0
     classes: list[str] = field(default_factory=list)  # class number -> name (the labels' order)
     test_from: str = ""  # where the test texts come from when held out of the training texts
-    wall_time_s: Optional[float] = None
+    wall_time_s: Optional[float] = None  # every session of the run (a resume adds the run it continues)
     stop_reason: Optional[str] = None
     error: Optional[str] = None
     version: int = RECORD_VERSION

@@ -137,6 +137,7 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback], displa
     found = sources.find(rc.data)  # the data's files, checked (the imdb source: the archive, or paddle's download)
     resume_dir = Path(rc.trainer.resume).expanduser() if rc.trainer.resume else None
     resume_ckpt, resume_done = check_resume(config, resume_dir) if resume_dir else (None, 0)
+    earlier_s = (RunRecord.read(resume_dir).wall_time_s or 0.0) if resume_dir else 0.0  # the run it continues
     device = devices.prepare(rc.trainer)
     devices.seed_everything(rc.trainer.seed)
 
@@ -212,7 +213,7 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback], displa
                                     f": the run stopped, and {kept}.") from None
             raise
         finally:
-            record.wall_time_s = time.perf_counter() - wall_start
+            record.wall_time_s = earlier_s + time.perf_counter() - wall_start  # every session of the run
             _finish(every, state, record, failing)
         checkpointer.finish(state, record)  # scored and recorded: now the checkpoints it does not keep go
     return record
