@@ -33,6 +33,7 @@ def test_a_bare_resume_of_a_finished_run_continues_into_a_new_folder_and_keeps_t
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     (longer,) = resumed.stdout.split()
     assert longer != run and "continued into a new folder" in resumed.stderr
+    assert Path(longer).name.endswith("_run_trainer.epochs-2")  # named by the command line's own overrides
     assert {p: p.read_bytes() for p in Path(run).rglob("*") if p.is_file() and p.name != ".run.lock"} == before
     record = json.loads((Path(longer) / "metrics.json").read_text())
     assert record["series"]["epoch"] == [1, 2] and record["status"] == "completed" and record["resumed_from"] == run

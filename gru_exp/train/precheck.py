@@ -23,7 +23,7 @@ from gru_exp.config.paths import run_dir_problem
 from gru_exp.config.sources import CONF_DIR, user_config_dirs
 from gru_exp.config.choices import DataSource, TestEpoch
 from gru_exp.config.knobs import keys as knob_keys
-from gru_exp.config.knobs import with_defaults
+from gru_exp.config.knobs import name_excluded_keys, with_defaults
 from gru_exp.config.values import flatten, override, to_container
 from gru_exp.data import sources
 from gru_exp.errors import ConfigError
@@ -138,7 +138,9 @@ def continued(overrides: Sequence[str]) -> list[str]:
     if record.status not in (Status.interrupted, Status.failed, Status.running):
         log.info("%s is a %s run: it is continued into a new folder, so its result stays as it is (hydra.run.dir=<that "
                  "folder> continues it in place)", folder, record.status)
-        return [*base, *overrides]
+        carried = [o.split("=", 1)[0] for o in base]  # the new folder is named by the command line's own overrides
+        return [*base, *overrides, override("hydra.job.config.override_dirname.exclude_keys",
+                                            [*name_excluded_keys(), *carried])]
     return [*base, *overrides, override("hydra.run.dir", str(folder.resolve()))]
 
 
