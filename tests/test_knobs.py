@@ -216,3 +216,29 @@ def test_test_epoch_scores_the_best_or_the_last_epochs_weights(tiny_cfg, tmp_pat
     held = pair()
     assert held["best"].test_epoch == held["best"].best_epoch < 4 and held["last"].test_epoch == 4
     assert held["best"].test["acc"] != held["last"].test["acc"] or held["best"].test["loss"] != held["last"].test["loss"]
+
+
+def test_the_amp_path_gives_the_callbacks_unscaled_gradients(tiny_cfg, tmp_path, monkeypatch):
+    """trainer.amp: the loss-scaling path calls on_backward too (the gradient-norm histograms used to
+    be dropped silently), after unscale_. paddle 3.3.1 runs AMP on GPUs only (its autocast says it
+    "makes no effect" on a CPU, where its GradScaler does not scale either, and a run refuses
+    trainer.amp=true there), so the device check is lifted here and the loop's AMP path runs on the
+    CPU: the callbacks' wiring is tested, the unscaling itself needs a GPU."""
+    from gru_exp.train import device
+    from gru_exp.train.loop import Callback
+
+    monkeypatch.setattr(device, "select_device", lambda requested: "cpu")  # the only stand-in: no GPU here
+    calls, grads = [], []
+
+    class Spy(Callback):
+        def on_backward(self, state):
+            calls.append(state.step)
+            grads.append(max(float(p.grad.abs().max()) for p in state.model.parameters() if p.grad is not None))
+
+    prepare = device.prepare
+    monkeypatch.setattr(device, "prepare", lambda trainer: (setattr(trainer, "amp", False), prepare(trainer),
+                                                            setattr(trainer, "amp", True))[1])
+    record = run_training(tiny_cfg("logger.visualdl=false", "logger.baseline=false", "trainer.amp=true"),
+                          tmp_path / "amp", callbacks=[Spy()])
+    assert record.status == "completed" and len(calls) == record.series["epoch"][-1] * (64 // 16)
+    assert all(g > 0 for g in grads), grads  # gradients present when the callbacks read them

@@ -180,8 +180,11 @@ def fit(state: TrainState, splits: DataSplits, cfg: RunConfig, callbacks: Sequen
             with paddle.amp.auto_cast(enable=t.amp):
                 logits = _forward(model, batch.ids, batch.lengths, use_lengths)  # [B, C]
                 loss = F.cross_entropy(logits.astype("float32"), labels)  # [] mean over the batch
-            if scaler is not None:
+            if scaler is not None:  # AMP: the gradients are unscaled before the callbacks read them
                 scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                for cb in callbacks:
+                    cb.on_backward(state)
                 scaler.step(optimizer)
                 scaler.update()
             else:
