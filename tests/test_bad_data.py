@@ -149,3 +149,31 @@ def test_the_train_commands_precheck_refuses_missing_data_files_before_hydra_wri
     with pytest.raises(DataError, match=r"data.path='.*nowhere' is not a folder"):
         precheck(["data.source=folder", f"data.path={tmp_path / 'nowhere'}", f"paths.root_dir={tmp_path / 'out'}"])
     assert not (tmp_path / "out").exists()
+
+
+def _refused(proc: subprocess.CompletedProcess, out: Path, *wanted: str) -> str:
+    """The one-paragraph refusal of a real command line: exit 2, no traceback, nothing written."""
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    message = proc.stderr.strip().splitlines()[-1]
+    for part in wanted:
+        assert part in message, message
+    assert "Traceback" not in proc.stderr and message.startswith("gru_exp.train: error:")
+    assert not [p for p in out.rglob("*") if p.is_file()] and not list(out.rglob("*_run_*"))  # not even a folder
+    return message
+
+
+def test_a_group_hold_out_that_takes_every_text_is_refused_before_anything_is_written(tmp_path):
+    path = write_csv(tmp_path / "one.csv", [(t, lab, "c1") for t, lab, _ in rows(20)])
+    out = tmp_path / "out"
+    _refused(train(out, "data.source=table", f"data.train_file={path}", "data.group_column=user", "data.val_size=2"),
+             out, "one.csv", "would take every text", "the largest group, 'c1', holds 20 of the 20 texts",
+             "data.test_share=0.2: 4 of the 20")
+
+
+def test_a_test_share_that_leaves_one_label_for_training_says_so(tmp_path):
+    data = [(t, "login", g) for t, _, g in rows(98)] + [("card refund", "billing", "u"), ("parcel late", "shipping", "u")]
+    path = write_csv(tmp_path / "t.csv", data)
+    out = tmp_path / "out"
+    _refused(train(out, "data.source=table", f"data.train_file={path}", "data.test_share=0.97", "data.val_size=1"),
+             out, "t.csv' has 3 labels ('billing', 'login', 'shipping')", "data.test_share=0.97: 97 of the 100 texts",
+             "the 3 texts left for training hold only one label, 'login'", "smaller data.test_share")

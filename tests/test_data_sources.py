@@ -176,3 +176,34 @@ def test_macro_f1_and_per_class_scores():
     assert macro_f1(confusion) == pytest.approx((6 / 7 + 2 * 0.8 / 1.8) / 2)
     assert positive_class(["pos", "neg"]) == 0 and positive_class(["neg", "pos"]) == 1
     assert positive_class(["0", "1"]) == 1 and positive_class(["a", "b", "c"]) is None
+
+
+# -- labels equal as numbers; whole-group hold-outs far larger than asked ----------------------------------------
+
+def test_numeric_labels_equal_as_numbers_are_one_class_named_by_their_first_spelling(tmp_path):
+    data = [(t, [1, 1.0, 2, "2.00"][i % 4], g) for i, (t, _, g) in enumerate(rows(40))]
+    arrays = load(data_cfg(tmp_path, train_file=str(write_jsonl(tmp_path / "n.jsonl", data))))
+    assert arrays.class_names == ["1", "2"]
+    assert len(arrays.labels["train"]) + len(arrays.labels["test"]) == 40
+
+
+def test_a_whole_group_test_part_far_larger_than_asked_is_a_warning(tmp_path, caplog):
+    data = [(t, lab, "big" if i < 14 else "small") for i, (t, lab, _) in enumerate(rows(20))]
+    cfg = data_cfg(tmp_path, train_file=str(write_jsonl(tmp_path / "g.jsonl", data)), group_column="user",
+                   test_share=0.1)
+    with caplog.at_level("WARNING"):
+        arrays = load(cfg)
+    n_test = len(arrays.labels["test"])
+    assert n_test in (6, 14) and f"The held-out test part has {n_test} texts, 2 asked" in caplog.text
+    assert "the largest group, 'big', holds 14" in caplog.text
+
+
+def test_a_whole_group_validation_far_larger_than_asked_is_a_warning(tmp_path, caplog):
+    data = [(t, lab, "a" if i < 40 else "b") for i, (t, lab, _) in enumerate(rows(60))]
+    cfg = data_cfg(tmp_path, train_file=str(write_jsonl(tmp_path / "g.jsonl", data)),
+                   test_file=str(write_jsonl(tmp_path / "gt.jsonl", rows(6))), group_column="user")
+    with caplog.at_level("WARNING"):
+        splits = make_splits(load(cfg), seq_len=None, val_size=3, train_limit=None, test_limit=None, seed=0,
+                             val_split=ValSplit.groups)
+    assert len(splits.eval) in (20, 40)  # one whole group, for 3 asked
+    assert f"Validation has {len(splits.eval)} texts, 3 asked" in caplog.text and "largest holds 40" in caplog.text
