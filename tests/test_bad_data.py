@@ -177,3 +177,27 @@ def test_a_test_share_that_leaves_one_label_for_training_says_so(tmp_path):
     _refused(train(out, "data.source=table", f"data.train_file={path}", "data.test_share=0.97", "data.val_size=1"),
              out, "t.csv' has 3 labels ('billing', 'login', 'shipping')", "data.test_share=0.97: 97 of the 100 texts",
              "the 3 texts left for training hold only one label, 'login'", "smaller data.test_share")
+
+
+def test_a_stray_quote_in_a_csv_that_swallows_rows_is_refused_with_its_lines(tmp_path):
+    lines = ["text,label,user"] + [f"{t.replace(',', '')},{lab},{g}" for t, lab, g in rows(30)]
+    lines[3] = '"a stray quote opens here,good,user2'
+    lines[20] = 'and closes here" at last,bad,user9'
+    path = tmp_path / "q.csv"
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    _refused(train(out, "data.source=table", f"data.train_file={path}"), out,
+             "q.csv', lines 4-21: one quoted field spans 18 lines", "a stray '\"' at line 4")
+
+
+@pytest.mark.parametrize("copy", [False, True], ids=["same path", "same content"])
+def test_a_test_file_that_is_the_training_file_is_refused(tmp_path, copy):
+    path = write_csv(tmp_path / "t.csv", rows(30))
+    other = tmp_path / "sub" / "t2.csv"
+    other.parent.mkdir()
+    other.write_bytes(path.read_bytes())
+    out = tmp_path / "out"
+    test = other if copy else Path(os.path.relpath(path, REPO))  # the same file by another spelling
+    message = _refused(train(out, "data.source=table", f"data.train_file={path}", f"data.test_file={test}"), out,
+                       f"data.test_file='{test}' is", f"data.train_file='{path}'", "measured on training texts")
+    assert ("a copy (the same SHA-256" in message) == copy and ("the same file as" in message) != copy

@@ -207,3 +207,13 @@ def test_a_whole_group_validation_far_larger_than_asked_is_a_warning(tmp_path, c
                              val_split=ValSplit.groups)
     assert len(splits.eval) in (20, 40)  # one whole group, for 3 asked
     assert f"Validation has {len(splits.eval)} texts, 3 asked" in caplog.text and "largest holds 40" in caplog.text
+
+
+def test_a_tsv_is_read_without_quote_processing_one_line_a_row(tmp_path):
+    data = rows(30)
+    data[2] = ('"Great great fine love', "good", "user2")  # a stray quote: csv quoting would merge lines 4..21
+    data[19] = ('so ok" average so', "meh", "user9")
+    path = write_csv(tmp_path / "q.tsv", data, header="text\tlabel\tuser", sep="\t")
+    arrays = load(data_cfg(tmp_path, train_file=str(path)))
+    assert len(arrays.labels["train"]) + len(arrays.labels["test"]) == 30
+    assert b'"great' not in arrays.words and b"great" in arrays.words  # the quote is text (dropped as punctuation)

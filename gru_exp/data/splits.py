@@ -160,8 +160,8 @@ def make_splits(
                 raise DataError(f"data.val_size={val_size} with data.val_split=groups takes every group of the "
                                 f"{len(train)} training texts; use a smaller data.val_size.")
             if len(val_idx) > 2 * val_size:
-                log.warning("Validation has %d texts, %d asked (data.val_size=%d, data.val_split=groups): it takes whole "
-                            "groups of data.group_column and the largest holds %d texts", len(val_idx), val_size,
+                log.warning("Validation has %d texts, %d asked (data.val_size=%d, data.val_split=groups): it takes "
+                            "whole groups of data.group_column and the largest holds %d texts", len(val_idx), val_size,
                             val_size, int(np.unique(arrays.groups["train"], return_counts=True)[1].max()))
         elif val_split != ValSplit.id_blocks:
             val_idx, train_idx = stratified_split(train.labels, val_size, rng)
