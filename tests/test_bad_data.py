@@ -201,3 +201,12 @@ def test_a_test_file_that_is_the_training_file_is_refused(tmp_path, copy):
     message = _refused(train(out, "data.source=table", f"data.train_file={path}", f"data.test_file={test}"), out,
                        f"data.test_file='{test}' is", f"data.train_file='{path}'", "measured on training texts")
     assert ("a copy (the same SHA-256" in message) == copy and ("the same file as" in message) != copy
+
+
+def test_a_label_folder_without_texts_is_refused(tmp_path):
+    root = make_folder(tmp_path / "data", ("train",), n=30)
+    (root / "train" / "neutral").mkdir()
+    (root / "train" / "neutral" / "README.md").write_text("to do")
+    out = tmp_path / "out"
+    _refused(train(out, "data.source=folder", f"data.path={root}"), out,
+             "train/neutral' holds no texts (train/neutral/*.txt)", "remove the folder")

@@ -143,6 +143,24 @@ def test_a_folder_of_any_labels(tmp_path):
     assert len(held.labels["test"]) == 6 and "held out" in held.test_from
 
 
+def test_a_folder_ignores_hidden_entries_and_counts_every_other_file_it_skips(tmp_path, caplog):
+    root = make_folder(tmp_path / "data", ("train",), n=30)
+    (root / "train" / ".ipynb_checkpoints").mkdir()
+    (root / "train" / ".ipynb_checkpoints" / "0_3-checkpoint.txt").write_text("a notebook's copy")
+    (root / "train" / "good" / ".hidden.txt").write_text("hidden")
+    (root / "train" / "good" / "LOUD.TXT").write_text("skipped")
+    (root / "train" / "good" / "more").mkdir()
+    (root / "train" / "good" / "more" / "1.txt").write_text("in a sub-folder: skipped")
+    (root / "train" / "notes.md").write_text("beside the label folders")
+    with caplog.at_level("WARNING"):
+        arrays = load(data_cfg(tmp_path, source=DataSource.folder, path=str(root)))
+    assert arrays.class_names == ["bad", "good", "meh"]
+    assert len(arrays.labels["train"]) + len(arrays.labels["test"]) == 30
+    assert "Skipped 3 files under" in caplog.text and "'train/good/LOUD.TXT'" in caplog.text
+    assert "'train/good/more/1.txt'" in caplog.text and "'train/notes.md'" in caplog.text
+    assert "hidden" not in caplog.text.split("(e.g.")[1].split(")")[0]
+
+
 # -- cache ---------------------------------------------------------------------------------------------------
 
 def test_the_cache_is_keyed_by_content_and_every_option(tmp_path, caplog):
