@@ -210,3 +210,17 @@ def test_a_label_folder_without_texts_is_refused(tmp_path):
     out = tmp_path / "out"
     _refused(train(out, "data.source=folder", f"data.path={root}"), out,
              "train/neutral' holds no texts (train/neutral/*.txt)", "remove the folder")
+
+
+def test_a_bare_resume_from_another_folder_finds_a_table_given_by_a_relative_path(tmp_path):
+    (tmp_path / "d").mkdir()
+    write_csv(tmp_path / "d" / "t.csv", rows(60))
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    first = subprocess.run([sys.executable, "-m", "gru_exp.train", f"paths.root_dir={tmp_path / 'out'}", *TINY,
+                            "trainer.epochs=1", "data.source=table", "data.train_file=d/t.csv"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=300)
+    rec = record_of(first)
+    assert rec["config"]["data"]["train_file"] == str(tmp_path / "d" / "t.csv")  # recorded absolute
+    run_dir = first.stdout.strip().splitlines()[-1]
+    again = record_of(train(tmp_path / "elsewhere", f"trainer.resume={run_dir}", "trainer.epochs=2"))
+    assert again["epochs_done"] == 2 and again["archive_sha256"] == rec["archive_sha256"]

@@ -235,3 +235,14 @@ def test_a_tsv_is_read_without_quote_processing_one_line_a_row(tmp_path):
     arrays = load(data_cfg(tmp_path, train_file=str(path)))
     assert len(arrays.labels["train"]) + len(arrays.labels["test"]) == 30
     assert b'"great' not in arrays.words and b"great" in arrays.words  # the quote is text (dropped as punctuation)
+
+
+def test_the_recorded_config_names_the_data_by_absolute_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_folder(tmp_path / "f", ("train",))
+    write_csv(tmp_path / "t.csv", rows(10))
+    cfg = data_cfg(tmp_path, source=DataSource.folder, path="f")
+    assert sources.recorded_paths(cfg, sources.find(cfg)) == {"path": str(tmp_path / "f")}
+    cfg = data_cfg(tmp_path, train_file="t.csv")
+    assert sources.recorded_paths(cfg, sources.find(cfg)) == {"train_file": str(tmp_path / "t.csv")}
+    assert sources.recorded_paths(data_cfg(tmp_path, source=DataSource.imdb), None) == {}
