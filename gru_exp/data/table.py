@@ -165,8 +165,9 @@ def _delimited(path: Path, data: Any, fmt: DataFormat) -> Iterator[tuple[int, st
             if numbers[0] > start:
                 _check_spanning(path, row, len(header), start, numbers[0])
             if len(row) != len(header):
+                why = "a tab inside a text" if fmt == DataFormat.tsv else "a CSV quoting problem"
                 raise DataError(f"{str(path)!r}, line {numbers[0]}: {len(row)} fields, but the header has "
-                                f"{len(header)} (a {fmt.value.upper()} quoting problem or a missing field?).")
+                                f"{len(header)} ({why} or a missing field?).")
             group = row[at[data.group_column]] if data.group_column else None
             yield _row(path, numbers[0], row[at[data.text_column]], row[at[data.label_column]], group, data)
     except csv.Error as exc:
@@ -184,7 +185,7 @@ def _check_spanning(path: Path, row: list[str], width: int, first: int, last: in
         if len(inner) >= MERGED_ROWS:
             raise DataError(f"{str(path)!r}, lines {first}-{last}: one quoted field spans {last - first + 1} lines, and "
                             f"{len(inner)} of them read as rows of their own ({width} fields, as the header), e.g. "
-                            f"{inner[0][:60]!r}: a stray '\"' at line {first} opens a quote that only closes at line "
+                            f"{inner[0][:60]!r}: a stray '\"' at line {first} opens a quote that runs to line "
                             f"{last}? Double a quote inside a quoted text (\"\"), or remove the stray one.")
         if len(field) > BIG_FIELD:
             log.warning("%r, lines %d-%d: one quoted field of %d characters spans %d lines (a stray '\"' at line %d?)",
