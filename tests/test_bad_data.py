@@ -63,8 +63,12 @@ def test_bad_tables_name_the_file_the_line_and_what_is_wrong(tmp_path, case, nam
 
 
 def test_a_missing_file_and_a_folder_without_the_layout(tmp_path):
-    with pytest.raises(DataError, match=r"data.train_file='.*nope.csv': no such file"):
+    with pytest.raises(DataError, match=r"data.train_file='.*nope.csv': no such file") as info:
         sources.find(data_cfg(tmp_path, train_file=str(tmp_path / "nope.csv")))
+    assert "runs in)" in str(info.value)
+    with pytest.raises(DataError, match=r"data.test_file='d/t.csv': no such file") as info:
+        sources.find(data_cfg(tmp_path, train_file=str(write_csv(tmp_path / "t.csv", rows(3))), test_file="d/t.csv"))
+    assert f"relative paths are read from the folder the command runs in, here {os.getcwd()!r}" in str(info.value)
     (tmp_path / "f" / "train").mkdir(parents=True)
     with pytest.raises(DataError, match=r"no texts under train/<label>/\*.txt"):
         sources.find(data_cfg(tmp_path, source=DataSource.folder, path=str(tmp_path / "f")))

@@ -30,8 +30,10 @@ MERGED_ROWS = 3  # inner lines of one quoted CSV field that read as whole rows: 
 def _file(key: str, value: Optional[str]) -> Path:
     p = Path(str(value)).expanduser()
     if not p.is_file():
+        where = "" if p.is_absolute() else (f", here {os.getcwd()!r}; a run records its files' absolute paths, so "
+                                            "its resume finds them from any folder")
         raise DataError(f"data.{key}={value!r}: no such file. Give the path of a .csv, .tsv or .jsonl file "
-                        "(relative paths are read from the folder the command runs in).")
+                        f"(relative paths are read from the folder the command runs in{where}).")
     if not os.access(p, os.R_OK):
         raise DataError(f"data.{key}={value!r} exists but is not readable (check its permissions).")
     return p.resolve()
@@ -183,9 +185,9 @@ def _check_spanning(path: Path, row: list[str], width: int, first: int, last: in
             continue
         inner = [line for line in field.split("\n")[1:] if len(next(csv.reader([line]), [])) == width]
         if len(inner) >= MERGED_ROWS:
-            raise DataError(f"{str(path)!r}, lines {first}-{last}: one quoted field spans {last - first + 1} lines, and "
-                            f"{len(inner)} of them read as rows of their own ({width} fields, as the header), e.g. "
-                            f"{inner[0][:60]!r}: a stray '\"' at line {first} opens a quote that runs to line "
+            raise DataError(f"{str(path)!r}, lines {first}-{last}: one quoted field spans {last - first + 1} lines, "
+                            f"and {len(inner)} of them read as rows of their own ({width} fields, as the header), "
+                            f"e.g. {inner[0][:60]!r}: a stray '\"' at line {first} opens a quote that runs to line "
                             f"{last}? Double a quote inside a quoted text (\"\"), or remove the stray one.")
         if len(field) > BIG_FIELD:
             log.warning("%r, lines %d-%d: one quoted field of %d characters spans %d lines (a stray '\"' at line %d?)",

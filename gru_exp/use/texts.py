@@ -1,7 +1,8 @@
 """Texts in, token ids out, as training reads them: input files (plain lines, or JSONL, CSV or TSV
-with a text column, the format by the suffix as in training) read as bytes, tokenized by the tokenizer the run's data config chooses, encoded with
-the run's vocabulary (unknown words -> <unk>) and cut to ``data.seq_len``, kept as a
-:class:`~gru_exp.data.splits.Split` so prediction batches exactly as evaluation does. No paddle."""
+with a text column, the format by the suffix as in training) read as bytes, tokenized by the
+tokenizer the run's data config chooses, encoded with the run's vocabulary (unknown words ->
+<unk>) and cut to ``data.seq_len``, kept as a :class:`~gru_exp.data.splits.Split` so prediction
+batches exactly as evaluation does. No paddle."""
 
 from __future__ import annotations
 
@@ -84,7 +85,8 @@ def parse_texts(data: bytes, fmt: str, column: str, source: str) -> list[bytes]:
     else:
         reader = csv.DictReader(io.StringIO(text, newline=""))
     if reader.fieldnames is None or column not in reader.fieldnames:
-        found = f"its columns are {', '.join(map(repr, reader.fieldnames))}" if reader.fieldnames else "it has no header"
+        names = reader.fieldnames
+        found = f"its columns are {', '.join(map(repr, names))}" if names else "it has no header"
         raise GruExpError(f"The input {source} has no column {column!r} in its {fmt.upper()} header ({found}); name "
                           "the text column with --text-column.")
     return [_field(row, column, source, f"row {number}") for number, row in enumerate(reader, 2)]
