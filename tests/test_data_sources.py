@@ -246,3 +246,16 @@ def test_the_recorded_config_names_the_data_by_absolute_paths(tmp_path, monkeypa
     cfg = data_cfg(tmp_path, train_file="t.csv")
     assert sources.recorded_paths(cfg, sources.find(cfg)) == {"train_file": str(tmp_path / "t.csv")}
     assert sources.recorded_paths(data_cfg(tmp_path, source=DataSource.imdb), None) == {}
+
+
+def test_a_csv_text_over_several_lines_is_read_and_a_huge_one_reported(tmp_path, caplog, monkeypatch):
+    body = "".join(f'"{t}",{lab},{g}\n' for t, lab, g in rows(20))
+    path = tmp_path / "m.csv"
+    path.write_text('text,label,user\n"first line, with commas, many\nsecond, line, here\nthird, and last",good,u1\n'
+                    + body)
+    arrays = load(data_cfg(tmp_path, train_file=str(path)))  # two inner lines that read as rows: not a stray quote
+    assert len(arrays.labels["train"]) + len(arrays.labels["test"]) == 21
+    monkeypatch.setattr(table, "BIG_FIELD", 40)
+    with caplog.at_level("WARNING"):
+        table.parse(data_cfg(tmp_path, train_file=str(path)), sources.find(data_cfg(tmp_path, train_file=str(path))))
+    assert "m.csv', lines 2-4: one quoted field of 64 characters spans 3 lines" in caplog.text
