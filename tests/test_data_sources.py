@@ -259,3 +259,12 @@ def test_a_csv_text_over_several_lines_is_read_and_a_huge_one_reported(tmp_path,
     with caplog.at_level("WARNING"):
         table.parse(data_cfg(tmp_path, train_file=str(path)), sources.find(data_cfg(tmp_path, train_file=str(path))))
     assert "m.csv', lines 2-4: one quoted field of 64 characters spans 3 lines" in caplog.text
+
+
+def test_the_reading_rules_are_in_the_cache_key(tmp_path, monkeypatch):
+    cfg = data_cfg(tmp_path, train_file=str(write_csv(tmp_path / "t.tsv", rows(20), header="text\tlabel\tuser", sep="\t")))
+    load(cfg)
+    assert [json.loads(p.read_text()).get("reader") for p in (tmp_path / "cache").glob("*.json")] == [2]
+    monkeypatch.setattr(table, "READER", 3)  # entries of other reading rules (a TSV read with quotes) are not reused
+    load(cfg)
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2

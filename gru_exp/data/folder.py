@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gru_exp.data.cache import CACHE_FORMAT, DataFiles, cached, options_key
-from gru_exp.data.texts import Collector
+from gru_exp.data.texts import READER, Collector
 from gru_exp.data.tokenize import tokenizer
 from gru_exp.data.tokens import TokenArrays
 from gru_exp.errors import DataError
@@ -69,7 +69,7 @@ def find(data: Any) -> DataFiles:
 
 
 def load(data: Any, found: DataFiles) -> TokenArrays:
-    options = {"source": "folder", "data_sha256": found.sha256(), "cutoff": data.cutoff,
+    options = {"source": "folder", "reader": READER, "data_sha256": found.sha256(), "cutoff": data.cutoff,
                "tokenizer": str(data.tokenizer), "lowercase": bool(data.lowercase),
                "test_share": None if any(k.startswith("test/") for k in found.files) else data.test_share}
     npz = Path(data.cache_dir) / f"folder-{options_key(options)}-v{CACHE_FORMAT}.npz"

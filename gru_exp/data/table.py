@@ -13,7 +13,7 @@ from typing import Any, Iterator, Optional
 
 from gru_exp.config.choices import DataFormat
 from gru_exp.data.cache import CACHE_FORMAT, DataFiles, archive_sha256, cached, options_key
-from gru_exp.data.texts import Collector
+from gru_exp.data.texts import READER, Collector
 from gru_exp.data.tokenize import tokenizer
 from gru_exp.data.tokens import TokenArrays
 from gru_exp.errors import DataError
@@ -75,7 +75,7 @@ def file_format(data: Any, key: str, path: Path) -> DataFormat:
 
 
 def load(data: Any, found: DataFiles) -> TokenArrays:
-    options = {"source": "table", "data_sha256": found.sha256(), "cutoff": data.cutoff,
+    options = {"source": "table", "reader": READER, "data_sha256": found.sha256(), "cutoff": data.cutoff,
                "formats": {k: file_format(data, k, p).value for k, p in found.files.items()},
                "text_column": data.text_column, "label_column": data.label_column, "group_column": data.group_column,
                "tokenizer": str(data.tokenizer), "lowercase": bool(data.lowercase),

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "test")
 HOLD_OUT_SEED = 0  # the held-out test part does not change with trainer.seed
+READER = 2  # the folder and table sources' reading rules, in their cache key (2: 1 and 1.0 one class, TSV unquoted)
 
 
 def _number(label: str) -> Optional[float]:
