@@ -63,8 +63,12 @@ def test_bad_tables_name_the_file_the_line_and_what_is_wrong(tmp_path, case, nam
 
 
 def test_a_missing_file_and_a_folder_without_the_layout(tmp_path):
-    with pytest.raises(DataError, match=r"data.train_file='.*nope.csv': no such file"):
+    with pytest.raises(DataError, match=r"data.train_file='.*nope.csv': no such file") as info:
         sources.find(data_cfg(tmp_path, train_file=str(tmp_path / "nope.csv")))
+    assert "runs in)" in str(info.value)
+    with pytest.raises(DataError, match=r"data.test_file='d/t.csv': no such file") as info:
+        sources.find(data_cfg(tmp_path, train_file=str(write_csv(tmp_path / "t.csv", rows(3))), test_file="d/t.csv"))
+    assert f"relative paths are read from the folder the command runs in, here {os.getcwd()!r}" in str(info.value)
     (tmp_path / "f" / "train").mkdir(parents=True)
     with pytest.raises(DataError, match=r"no texts under train/<label>/\*.txt"):
         sources.find(data_cfg(tmp_path, source=DataSource.folder, path=str(tmp_path / "f")))
@@ -149,3 +153,78 @@ def test_the_train_commands_precheck_refuses_missing_data_files_before_hydra_wri
     with pytest.raises(DataError, match=r"data.path='.*nowhere' is not a folder"):
         precheck(["data.source=folder", f"data.path={tmp_path / 'nowhere'}", f"paths.root_dir={tmp_path / 'out'}"])
     assert not (tmp_path / "out").exists()
+
+
+def _refused(proc: subprocess.CompletedProcess, out: Path, *wanted: str) -> str:
+    """The one-paragraph refusal of a real command line: exit 2, no traceback, nothing written."""
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    message = proc.stderr.strip().splitlines()[-1]
+    for part in wanted:
+        assert part in message, message
+    assert "Traceback" not in proc.stderr and message.startswith("gru_exp.train: error:")
+    assert not [p for p in out.rglob("*") if p.is_file()] and not list(out.rglob("*_run_*"))  # not even a folder
+    return message
+
+
+def test_a_group_hold_out_that_takes_every_text_is_refused_before_anything_is_written(tmp_path):
+    path = write_csv(tmp_path / "one.csv", [(t, lab, "c1") for t, lab, _ in rows(20)])
+    out = tmp_path / "out"
+    _refused(train(out, "data.source=table", f"data.train_file={path}", "data.group_column=user", "data.val_size=2"),
+             out, "one.csv", "would take every text", "the largest group, 'c1', holds 20 of the 20 texts",
+             "data.test_share=0.2: 4 of the 20")
+
+
+def test_a_test_share_that_leaves_one_label_for_training_says_so(tmp_path):
+    data = [(t, "login", g) for t, _, g in rows(98)] + [("card refund", "billing", "u"), ("parcel late", "shipping", "u")]
+    path = write_csv(tmp_path / "t.csv", data)
+    out = tmp_path / "out"
+    _refused(train(out, "data.source=table", f"data.train_file={path}", "data.test_share=0.97", "data.val_size=1"),
+             out, "t.csv' has 3 labels ('billing', 'login', 'shipping')", "data.test_share=0.97: 97 of the 100 texts",
+             "the 3 texts left for training hold only one label, 'login'", "smaller data.test_share")
+
+
+def test_a_stray_quote_in_a_csv_that_swallows_rows_is_refused_with_its_lines(tmp_path):
+    lines = ["text,label,user"] + [f"{t.replace(',', '')},{lab},{g}" for t, lab, g in rows(30)]
+    lines[3] = '"a stray quote opens here,good,user2'
+    lines[20] = 'and closes here" at last,bad,user9'
+    path = tmp_path / "q.csv"
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    _refused(train(out, "data.source=table", f"data.train_file={path}"), out,
+             "q.csv', lines 4-21: one quoted field spans 18 lines", "a stray '\"' at line 4")
+
+
+@pytest.mark.parametrize("copy", [False, True], ids=["same path", "same content"])
+def test_a_test_file_that_is_the_training_file_is_refused(tmp_path, copy):
+    path = write_csv(tmp_path / "t.csv", rows(30))
+    other = tmp_path / "sub" / "t2.csv"
+    other.parent.mkdir()
+    other.write_bytes(path.read_bytes())
+    out = tmp_path / "out"
+    test = other if copy else Path(os.path.relpath(path, REPO))  # the same file by another spelling
+    message = _refused(train(out, "data.source=table", f"data.train_file={path}", f"data.test_file={test}"), out,
+                       f"data.test_file='{test}' is", f"data.train_file='{path}'", "measured on training texts")
+    assert ("a copy (the same SHA-256" in message) == copy and ("the same file as" in message) != copy
+
+
+def test_a_label_folder_without_texts_is_refused(tmp_path):
+    root = make_folder(tmp_path / "data", ("train",), n=30)
+    (root / "train" / "neutral").mkdir()
+    (root / "train" / "neutral" / "README.md").write_text("to do")
+    out = tmp_path / "out"
+    _refused(train(out, "data.source=folder", f"data.path={root}"), out,
+             "train/neutral' holds no texts (train/neutral/*.txt)", "remove the folder")
+
+
+def test_a_bare_resume_from_another_folder_finds_a_table_given_by_a_relative_path(tmp_path):
+    (tmp_path / "d").mkdir()
+    write_csv(tmp_path / "d" / "t.csv", rows(60))
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    first = subprocess.run([sys.executable, "-m", "gru_exp.train", f"paths.root_dir={tmp_path / 'out'}", *TINY,
+                            "trainer.epochs=1", "data.source=table", "data.train_file=d/t.csv"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=300)
+    rec = record_of(first)
+    assert rec["config"]["data"]["train_file"] == str(tmp_path / "d" / "t.csv")  # recorded absolute
+    run_dir = first.stdout.strip().splitlines()[-1]
+    again = record_of(train(tmp_path / "elsewhere", f"trainer.resume={run_dir}", "trainer.epochs=2"))
+    assert again["epochs_done"] == 2 and again["archive_sha256"] == rec["archive_sha256"]

@@ -143,6 +143,24 @@ def test_a_folder_of_any_labels(tmp_path):
     assert len(held.labels["test"]) == 6 and "held out" in held.test_from
 
 
+def test_a_folder_ignores_hidden_entries_and_counts_every_other_file_it_skips(tmp_path, caplog):
+    root = make_folder(tmp_path / "data", ("train",), n=30)
+    (root / "train" / ".ipynb_checkpoints").mkdir()
+    (root / "train" / ".ipynb_checkpoints" / "0_3-checkpoint.txt").write_text("a notebook's copy")
+    (root / "train" / "good" / ".hidden.txt").write_text("hidden")
+    (root / "train" / "good" / "LOUD.TXT").write_text("skipped")
+    (root / "train" / "good" / "more").mkdir()
+    (root / "train" / "good" / "more" / "1.txt").write_text("in a sub-folder: skipped")
+    (root / "train" / "notes.md").write_text("beside the label folders")
+    with caplog.at_level("WARNING"):
+        arrays = load(data_cfg(tmp_path, source=DataSource.folder, path=str(root)))
+    assert arrays.class_names == ["bad", "good", "meh"]
+    assert len(arrays.labels["train"]) + len(arrays.labels["test"]) == 30
+    assert "Skipped 3 files under" in caplog.text and "'train/good/LOUD.TXT'" in caplog.text
+    assert "'train/good/more/1.txt'" in caplog.text and "'train/notes.md'" in caplog.text
+    assert "hidden" not in caplog.text.split("(e.g.")[1].split(")")[0]
+
+
 # -- cache ---------------------------------------------------------------------------------------------------
 
 def test_the_cache_is_keyed_by_content_and_every_option(tmp_path, caplog):
@@ -176,3 +194,77 @@ def test_macro_f1_and_per_class_scores():
     assert macro_f1(confusion) == pytest.approx((6 / 7 + 2 * 0.8 / 1.8) / 2)
     assert positive_class(["pos", "neg"]) == 0 and positive_class(["neg", "pos"]) == 1
     assert positive_class(["0", "1"]) == 1 and positive_class(["a", "b", "c"]) is None
+
+
+# -- labels equal as numbers; whole-group hold-outs far larger than asked ----------------------------------------
+
+def test_numeric_labels_equal_as_numbers_are_one_class_named_by_their_first_spelling(tmp_path):
+    data = [(t, [1, 1.0, 2, "2.00"][i % 4], g) for i, (t, _, g) in enumerate(rows(40))]
+    arrays = load(data_cfg(tmp_path, train_file=str(write_jsonl(tmp_path / "n.jsonl", data))))
+    assert arrays.class_names == ["1", "2"]
+    assert len(arrays.labels["train"]) + len(arrays.labels["test"]) == 40
+
+
+def test_a_whole_group_test_part_far_larger_than_asked_is_a_warning(tmp_path, caplog):
+    data = [(t, lab, "big" if i < 14 else "small") for i, (t, lab, _) in enumerate(rows(20))]
+    cfg = data_cfg(tmp_path, train_file=str(write_jsonl(tmp_path / "g.jsonl", data)), group_column="user",
+                   test_share=0.1)
+    with caplog.at_level("WARNING"):
+        arrays = load(cfg)
+    n_test = len(arrays.labels["test"])
+    assert n_test in (6, 14) and f"The held-out test part has {n_test} texts, 2 asked" in caplog.text
+    assert "the largest group, 'big', holds 14" in caplog.text
+
+
+def test_a_whole_group_validation_far_larger_than_asked_is_a_warning(tmp_path, caplog):
+    data = [(t, lab, "a" if i < 40 else "b") for i, (t, lab, _) in enumerate(rows(60))]
+    cfg = data_cfg(tmp_path, train_file=str(write_jsonl(tmp_path / "g.jsonl", data)),
+                   test_file=str(write_jsonl(tmp_path / "gt.jsonl", rows(6))), group_column="user")
+    with caplog.at_level("WARNING"):
+        splits = make_splits(load(cfg), seq_len=None, val_size=3, train_limit=None, test_limit=None, seed=0,
+                             val_split=ValSplit.groups)
+    assert len(splits.eval) in (20, 40)  # one whole group, for 3 asked
+    assert f"Validation has {len(splits.eval)} texts, 3 asked" in caplog.text and "largest holds 40" in caplog.text
+
+
+def test_a_tsv_is_read_without_quote_processing_one_line_a_row(tmp_path):
+    data = rows(30)
+    data[2] = ('"Great great fine love', "good", "user2")  # a stray quote: csv quoting would merge lines 4..21
+    data[19] = ('so ok" average so', "meh", "user9")
+    path = write_csv(tmp_path / "q.tsv", data, header="text\tlabel\tuser", sep="\t")
+    arrays = load(data_cfg(tmp_path, train_file=str(path)))
+    assert len(arrays.labels["train"]) + len(arrays.labels["test"]) == 30
+    assert b'"great' not in arrays.words and b"great" in arrays.words  # the quote is text (dropped as punctuation)
+
+
+def test_the_recorded_config_names_the_data_by_absolute_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_folder(tmp_path / "f", ("train",))
+    write_csv(tmp_path / "t.csv", rows(10))
+    cfg = data_cfg(tmp_path, source=DataSource.folder, path="f")
+    assert sources.recorded_paths(cfg, sources.find(cfg)) == {"path": str(tmp_path / "f")}
+    cfg = data_cfg(tmp_path, train_file="t.csv")
+    assert sources.recorded_paths(cfg, sources.find(cfg)) == {"train_file": str(tmp_path / "t.csv")}
+    assert sources.recorded_paths(data_cfg(tmp_path, source=DataSource.imdb), None) == {}
+
+
+def test_a_csv_text_over_several_lines_is_read_and_a_huge_one_reported(tmp_path, caplog, monkeypatch):
+    body = "".join(f'"{t}",{lab},{g}\n' for t, lab, g in rows(20))
+    path = tmp_path / "m.csv"
+    path.write_text('text,label,user\n"first line, with commas, many\nsecond, line, here\nthird, and last",good,u1\n'
+                    + body)
+    arrays = load(data_cfg(tmp_path, train_file=str(path)))  # two inner lines that read as rows: not a stray quote
+    assert len(arrays.labels["train"]) + len(arrays.labels["test"]) == 21
+    monkeypatch.setattr(table, "BIG_FIELD", 40)
+    with caplog.at_level("WARNING"):
+        table.parse(data_cfg(tmp_path, train_file=str(path)), sources.find(data_cfg(tmp_path, train_file=str(path))))
+    assert "m.csv', lines 2-4: one quoted field of 64 characters spans 3 lines" in caplog.text
+
+
+def test_the_reading_rules_are_in_the_cache_key(tmp_path, monkeypatch):
+    cfg = data_cfg(tmp_path, train_file=str(write_csv(tmp_path / "t.tsv", rows(20), header="text\tlabel\tuser", sep="\t")))
+    load(cfg)
+    assert [json.loads(p.read_text()).get("reader") for p in (tmp_path / "cache").glob("*.json")] == [2]
+    monkeypatch.setattr(table, "READER", 3)  # entries of other reading rules (a TSV read with quotes) are not reused
+    load(cfg)
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2

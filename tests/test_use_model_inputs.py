@@ -137,3 +137,40 @@ def test_a_study_names_its_best_trial_or_the_trial_given(run, tmp_path):
     refused(cli("predict", "study_name=single", f"storage={storage}", "trial=7", "-", env=env), "trial=7",
             "does not exist")
     assert not (tmp_path / "e").exists()
+
+
+def test_input_formats_by_suffix_as_training_reads_them():
+    from types import SimpleNamespace
+
+    from gru_exp.config.choices import DataSource
+    from gru_exp.use.texts import input_format, parse_texts, text_column
+
+    assert [input_format(f"x{s}", None) for s in (".tsv", ".TAB", ".csv", ".json", ".jsonl", ".txt", "")] == \
+        ["tsv", "tsv", "csv", "jsonl", "jsonl", "lines", "lines"]
+    tsv = b'review\tstars\n"quoted, kept\t5\nplain one\t1\n'  # a stray quote is text: one line, one row
+    assert parse_texts(tsv, "tsv", "review", "in.tsv") == [b'"quoted, kept', b"plain one"]
+    with pytest.raises(Exception, match=r"no column 'text' in its TSV header \(its columns are 'review', 'stars'\)"):
+        parse_texts(tsv, "tsv", "text", "in.tsv")
+    table = SimpleNamespace(source=DataSource.table, text_column="review")
+    assert text_column(None, table) == "review" and text_column("body", table) == "body"
+    assert text_column(None, SimpleNamespace(source=DataSource.imdb, text_column="text")) == "text"
+
+
+def test_predict_reads_a_tsv_with_the_text_column_the_run_trained_on(tmp_path):
+    from test_bad_data import record_of, train
+    from test_data_sources import rows, write_csv
+
+    data = write_csv(tmp_path / "t.tsv", rows(60), header="review\tstars\tuser", sep="\t")
+    proc = train(tmp_path / "out", "data.source=table", f"data.train_file={data}", "data.text_column=review",
+                 "data.label_column=stars", "trainer.epochs=1", "logger.visualdl=false")
+    record_of(proc)
+    run = proc.stdout.strip().splitlines()[-1]
+    new = write_csv(tmp_path / "new.tsv", rows(5, seed=3), header="user\treview\tstars", sep="\t")
+    out = cli("predict", run, str(new))
+    assert out.returncode == 0, out.stderr.decode()[-2000:]
+    lines = out.stdout.decode().splitlines()
+    assert len(lines) == 5 and {json.loads(line)["label"] for line in lines} <= {"bad", "good", "meh"}
+    (tmp_path / "other.tsv").write_text("body\tstars\nnice\tgood\n")
+    refused(cli("predict", run, str(tmp_path / "other.tsv")), "no column 'review' in its TSV header",
+            "its columns are 'body', 'stars'", "--text-column")
+    assert cli("predict", run, str(tmp_path / "other.tsv"), "--text-column", "body").returncode == 0

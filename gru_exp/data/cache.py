@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -53,6 +53,7 @@ class DataFiles:
 
     what: str
     files: dict[str, Path]
+    skipped: list[str] = field(default_factory=list)  # files found but not read (the source logs them)
 
     def sha256(self) -> str:
         """The data's identity: a single file's SHA-256, else the SHA-256 of every name and file SHA-256."""

@@ -4,22 +4,48 @@ file, any labels (the sub-folder names). Without test/, a test part is held out 
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
 from gru_exp.data.cache import CACHE_FORMAT, DataFiles, cached, options_key
-from gru_exp.data.texts import Collector
+from gru_exp.data.texts import READER, Collector
 from gru_exp.data.tokenize import tokenizer
 from gru_exp.data.tokens import TokenArrays
 from gru_exp.errors import DataError
 
+log = logging.getLogger(__name__)
+
 LAYOUT = "<data.path>/train/<label>/*.txt (and optionally <data.path>/test/<label>/*.txt)"
 
 
-def _texts(root: Path, split: str) -> dict[str, Path]:
-    """Every <split>/<label>/*.txt under ``root`` by its path relative to it, in sorted order."""
-    return {f"{split}/{label.name}/{f.name}": f for label in sorted((root / split).iterdir()) if label.is_dir()
-            for f in sorted(label.glob("*.txt")) if f.is_file()}
+def _texts(root: Path, split: str, skipped: list[str]) -> dict[str, Path]:
+    """Every <split>/<label>/*.txt under ``root`` by its path relative to it, in sorted order. Hidden
+    entries (names starting with '.', e.g. .ipynb_checkpoints) are ignored; any other file that is
+    not a label folder's *.txt (a.TXT, a file in a label's sub-folder or beside the label folders)
+    is added to ``skipped``. DataError for a label folder without texts."""
+    files: dict[str, Path] = {}
+    for label in sorted((root / split).iterdir()):
+        if label.name.startswith("."):
+            continue
+        if not label.is_dir():
+            skipped.append(f"{split}/{label.name}")
+            continue
+        texts = 0
+        for folder, dirs, names in os.walk(label):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(n for n in names if not n.startswith(".")):
+                path, relative = Path(folder) / name, Path(folder, name).relative_to(root).as_posix()
+                if Path(folder) == label and name.endswith(".txt") and path.is_file():
+                    files[relative], texts = path, texts + 1
+                else:
+                    skipped.append(relative)
+        if not texts:
+            raise DataError(f"{str(label)!r} holds no texts ({split}/{label.name}/*.txt): every label folder needs at "
+                            "least one; add its texts or remove the folder (hidden folders, names starting with '.', "
+                            f"are ignored). data.source=folder reads {LAYOUT}.")
+    return files
 
 
 def find(data: Any) -> DataFiles:
@@ -28,24 +54,30 @@ def find(data: Any) -> DataFiles:
         raise DataError(f"data.path={data.path!r} is not a folder; data.source=folder reads {LAYOUT}.")
     if not (root / "train").is_dir():
         raise DataError(f"data.path={data.path!r} has no train/ folder; data.source=folder reads {LAYOUT}.")
-    files = _texts(root, "train")
+    skipped: list[str] = []
+    files = _texts(root, "train", skipped)
     if not files:
         raise DataError(f"data.path={data.path!r} has no texts under train/<label>/*.txt; data.source=folder reads "
                         f"{LAYOUT}.")
     if (root / "test").is_dir():
-        test = _texts(root, "test")
+        test = _texts(root, "test", skipped)
         if not test:
             raise DataError(f"data.path={data.path!r} has a test/ folder without texts (test/<label>/*.txt); fill it "
                             "or remove it (then a test part is held out of train: data.test_share).")
         files.update(test)
-    return DataFiles(str(root.resolve()), files)
+    return DataFiles(str(root.resolve()), files, skipped)
 
 
 def load(data: Any, found: DataFiles) -> TokenArrays:
-    options = {"source": "folder", "data_sha256": found.sha256(), "cutoff": data.cutoff,
+    options = {"source": "folder", "reader": READER, "data_sha256": found.sha256(), "cutoff": data.cutoff,
                "tokenizer": str(data.tokenizer), "lowercase": bool(data.lowercase),
                "test_share": None if any(k.startswith("test/") for k in found.files) else data.test_share}
     npz = Path(data.cache_dir) / f"folder-{options_key(options)}-v{CACHE_FORMAT}.npz"
+    if found.skipped:
+        log.warning("Skipped %d file%s under %s that %s not <split>/<label>/*.txt (e.g. %s); only a label folder's "
+                    "*.txt files are texts (hidden entries, names starting with '.', are ignored)", len(found.skipped),
+                    "s" if len(found.skipped) > 1 else "", found.what, "are" if len(found.skipped) > 1 else "is",
+                    ", ".join(map(repr, found.skipped[:3])))
     return cached(npz, {**options, "folder": found.what}, lambda: parse(data, found), found.what)
 
 

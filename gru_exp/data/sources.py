@@ -35,6 +35,18 @@ def load(data: Any, found: DataFiles) -> TokenArrays:
     return source_module(data).load(data, found)
 
 
+def recorded_paths(data: Any, found: DataFiles) -> dict[str, str]:
+    """The ``data`` knobs naming ``found``'s files, as absolute paths, for the run's recorded config
+    (a bare resume from any folder finds them): the table's files, the folder source's root. The
+    imdb source's path is recorded as given."""
+    source = DataSource(str(getattr(data, "source", "imdb")))
+    if source == DataSource.table:
+        return {f"{split}_file": str(path) for split, path in found.files.items()}
+    if source == DataSource.folder:
+        return {"path": found.what}
+    return {}
+
+
 def present(data: Any) -> Optional[DataFiles]:
     """The files ``data`` names when they are all there (never a download), else None: for checks
     that compare the data with a record's (resume, a study's identity). ``data`` may be plain."""

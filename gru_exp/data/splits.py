@@ -3,6 +3,7 @@ subsets of a dataset's token ids, kept ragged until a batch is built."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -11,6 +12,8 @@ import numpy as np
 from gru_exp.config.choices import ValSplit
 from gru_exp.errors import DataError
 from gru_exp.data.tokens import TokenArrays
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -156,6 +159,10 @@ def make_splits(
             if len(train_idx) == 0:
                 raise DataError(f"data.val_size={val_size} with data.val_split=groups takes every group of the "
                                 f"{len(train)} training texts; use a smaller data.val_size.")
+            if len(val_idx) > 2 * val_size:
+                log.warning("Validation has %d texts, %d asked (data.val_size=%d, data.val_split=groups): it takes "
+                            "whole groups of data.group_column and the largest holds %d texts", len(val_idx), val_size,
+                            val_size, int(np.unique(arrays.groups["train"], return_counts=True)[1].max()))
         elif val_split != ValSplit.id_blocks:
             val_idx, train_idx = stratified_split(train.labels, val_size, rng)
         elif (arrays.review_ids["train"] < 0).any():

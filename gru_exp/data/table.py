@@ -6,27 +6,34 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from gru_exp.config.choices import DataFormat
-from gru_exp.data.cache import CACHE_FORMAT, DataFiles, cached, options_key
-from gru_exp.data.texts import Collector
+from gru_exp.data.cache import CACHE_FORMAT, DataFiles, archive_sha256, cached, options_key
+from gru_exp.data.texts import READER, Collector
 from gru_exp.data.tokenize import tokenizer
 from gru_exp.data.tokens import TokenArrays
 from gru_exp.errors import DataError
 
 SUFFIXES = {".csv": DataFormat.csv, ".tsv": DataFormat.tsv, ".tab": DataFormat.tsv, ".jsonl": DataFormat.jsonl,
             ".ndjson": DataFormat.jsonl}
+log = logging.getLogger(__name__)
+
 MAX_FIELD = 1 << 30  # characters in one CSV field (Python's csv stops at 131,072 by default)
+BIG_FIELD = 1 << 20  # a CSV field longer than this is reported (a stray quote that swallowed the file?)
+MERGED_ROWS = 3  # inner lines of one quoted CSV field that read as whole rows: refused as a stray quote
 
 
 def _file(key: str, value: Optional[str]) -> Path:
     p = Path(str(value)).expanduser()
     if not p.is_file():
+        where = "" if p.is_absolute() else (f", here {os.getcwd()!r}; a run records its files' absolute paths, so "
+                                            "its resume finds them from any folder")
         raise DataError(f"data.{key}={value!r}: no such file. Give the path of a .csv, .tsv or .jsonl file "
-                        "(relative paths are read from the folder the command runs in).")
+                        f"(relative paths are read from the folder the command runs in{where}).")
     if not os.access(p, os.R_OK):
         raise DataError(f"data.{key}={value!r} exists but is not readable (check its permissions).")
     return p.resolve()
@@ -38,7 +45,22 @@ def find(data: Any) -> DataFiles:
         files["test"] = _file("test_file", data.test_file)
     for key, path in files.items():
         file_format(data, key, path)
+    if "test" in files:
+        _not_the_training_file(data, files["train"], files["test"])
     return DataFiles(" and ".join(str(p) for p in files.values()), files)
+
+
+def _not_the_training_file(data: Any, train: Path, test: Path) -> None:
+    """DataError when the test file is the training file (one resolved path, or the same SHA-256)."""
+    if test == train:
+        same = "the same file as"
+    elif archive_sha256(test) == archive_sha256(train):
+        same = f"a copy (the same SHA-256, {archive_sha256(test)[:12]}...) of"
+    else:
+        return
+    raise DataError(f"data.test_file={data.test_file!r} is {same} data.train_file={data.train_file!r} "
+                    f"({str(train)!r}): the test score would be measured on training texts. Give a test file of other "
+                    "texts, or no data.test_file (then data.test_share of the training texts is held out for test).")
 
 
 def file_format(data: Any, key: str, path: Path) -> DataFormat:
@@ -53,7 +75,7 @@ def file_format(data: Any, key: str, path: Path) -> DataFormat:
 
 
 def load(data: Any, found: DataFiles) -> TokenArrays:
-    options = {"source": "table", "data_sha256": found.sha256(), "cutoff": data.cutoff,
+    options = {"source": "table", "reader": READER, "data_sha256": found.sha256(), "cutoff": data.cutoff,
                "formats": {k: file_format(data, k, p).value for k, p in found.files.items()},
                "text_column": data.text_column, "label_column": data.label_column, "group_column": data.group_column,
                "tokenizer": str(data.tokenizer), "lowercase": bool(data.lowercase),
@@ -119,7 +141,10 @@ def _delimited(path: Path, data: Any, fmt: DataFormat) -> Iterator[tuple[int, st
             numbers[0] = number
             yield text
 
-    reader = csv.reader(texts(), delimiter="\t" if fmt == DataFormat.tsv else ",")
+    if fmt == DataFormat.tsv:  # one line a row, quotes kept as text: what most TSV writers mean
+        reader = csv.reader(texts(), delimiter="\t", quoting=csv.QUOTE_NONE)
+    else:
+        reader = csv.reader(texts(), delimiter=",")
     try:
         header = next(reader, None)
         if header is None:
@@ -132,16 +157,41 @@ def _delimited(path: Path, data: Any, fmt: DataFormat) -> Iterator[tuple[int, st
                             f"{', '.join(map(repr, header))}. Set data.text_column / data.label_column / "
                             "data.group_column to the header's names.")
         at = {c: header.index(c) for c in wanted}
-        for row in reader:
+        while True:
+            start = numbers[0] + 1
+            row = next(reader, None)
+            if row is None:
+                break
             if not row:
                 continue  # a blank line
+            if numbers[0] > start:
+                _check_spanning(path, row, len(header), start, numbers[0])
             if len(row) != len(header):
+                why = "a tab inside a text" if fmt == DataFormat.tsv else "a CSV quoting problem"
                 raise DataError(f"{str(path)!r}, line {numbers[0]}: {len(row)} fields, but the header has "
-                                f"{len(header)} (a {fmt.value.upper()} quoting problem or a missing field?).")
+                                f"{len(header)} ({why} or a missing field?).")
             group = row[at[data.group_column]] if data.group_column else None
             yield _row(path, numbers[0], row[at[data.text_column]], row[at[data.label_column]], group, data)
     except csv.Error as exc:
         raise DataError(f"{str(path)!r}, line {numbers[0]}: not readable as {fmt.value.upper()}: {exc}.") from None
+
+
+def _check_spanning(path: Path, row: list[str], width: int, first: int, last: int) -> None:
+    """A CSV row whose quoted field spans lines ``first``..``last``: DataError when that field holds
+    ``MERGED_ROWS`` or more lines that read as rows of their own (a stray '"' that swallowed the rows
+    after it); a WARNING when a field is longer than ``BIG_FIELD`` characters."""
+    for field in row:
+        if "\n" not in field:
+            continue
+        inner = [line for line in field.split("\n")[1:] if len(next(csv.reader([line]), [])) == width]
+        if len(inner) >= MERGED_ROWS:
+            raise DataError(f"{str(path)!r}, lines {first}-{last}: one quoted field spans {last - first + 1} lines, "
+                            f"and {len(inner)} of them read as rows of their own ({width} fields, as the header), "
+                            f"e.g. {inner[0][:60]!r}: a stray '\"' at line {first} opens a quote that runs to line "
+                            f"{last}? Double a quote inside a quoted text (\"\"), or remove the stray one.")
+        if len(field) > BIG_FIELD:
+            log.warning("%r, lines %d-%d: one quoted field of %d characters spans %d lines (a stray '\"' at line %d?)",
+                        str(path), first, last, len(field), last - first + 1, first)
 
 
 def _jsonl(path: Path, data: Any) -> Iterator[tuple[int, str, str, Optional[str]]]:

@@ -10,8 +10,10 @@ and gives each token its final id.
 
 from __future__ import annotations
 
+import logging
 import math
 from array import array
+from decimal import Decimal, InvalidOperation
 from typing import Callable, Optional, Union
 
 import numpy as np
@@ -20,8 +22,11 @@ from gru_exp.data.splits import group_split, ragged_take, stratified_split
 from gru_exp.data.tokens import TokenArrays
 from gru_exp.errors import DataError
 
+log = logging.getLogger(__name__)
+
 SPLITS = ("train", "test")
 HOLD_OUT_SEED = 0  # the held-out test part does not change with trainer.seed
+READER = 2  # the folder and table sources' reading rules, in their cache key (2: 1 and 1.0 one class, TSV unquoted)
 
 
 def _number(label: str) -> Optional[float]:
@@ -30,6 +35,15 @@ def _number(label: str) -> Optional[float]:
     except ValueError:
         return None
     return value if math.isfinite(value) else None
+
+
+def _numeric_key(label: str) -> Optional[Decimal]:
+    """The label's exact value when it is a finite number ("1", "1.0" and "1e0" alike), else None."""
+    try:
+        value = Decimal(label)
+    except (InvalidOperation, ValueError):
+        return None
+    return value.normalize() if value.is_finite() else None
 
 
 def class_order(labels: list[str]) -> list[str]:
@@ -53,6 +67,7 @@ class Collector:
         self.labels = {s: array("i") for s in SPLITS}
         self.groups = {s: array("q") for s in SPLITS}
         self.label_ids: dict[str, int] = {}
+        self.spelling: dict[Decimal, str] = {}  # a numeric label's value -> its first spelling (1 and 1.0: one class)
         self.group_ids: dict[str, int] = {}
         self.first_seen: dict[tuple[str, int], Union[int, str]] = {}
 
@@ -62,6 +77,9 @@ class Collector:
         index = self.index
         self.ids[split].extend([index.setdefault(t, len(index)) for t in tokens])
         self.lengths[split].append(len(tokens))
+        value = _numeric_key(label)
+        if value is not None:
+            label = self.spelling.setdefault(value, label)
         number = self.label_ids.setdefault(label, len(self.label_ids))
         self.labels[split].append(number)
         self.first_seen.setdefault((split, number), where)
@@ -84,10 +102,13 @@ class Collector:
         labels = {s: np.asarray(self.labels[s], dtype=np.int64) for s in SPLITS}
         groups = {s: np.asarray(self.groups[s], dtype=np.int64) for s in SPLITS if len(self.groups[s])}
         names = list(self.label_ids)
-        test_from = ""
+        test_from, before = "", np.unique(labels["train"])
         if self.count("test") == 0:
             flat, offsets, labels, groups, test_from = self._hold_out(flat, offsets, labels, groups, test_share)
         seen = np.unique(labels["train"])
+        if len(seen) < 2 and len(before) > 1:
+            raise DataError(self._one_label_left(names, seen, before, len(labels["train"]), len(labels["test"]),
+                                                 test_share))
         if len(seen) < 2:
             raise DataError(f"{self.names['train']!r} holds only one label, {names[int(seen[0])]!r} (first at "
                             f"{self.where('train', int(seen[0]))}): a classifier needs at least two classes. Check "
@@ -108,6 +129,16 @@ class Collector:
             words=words, review_ids={s: np.full(len(labels[s]), -1, dtype=np.int64) for s in SPLITS},
             class_names=order, groups=groups, test_from=test_from)
 
+    def _one_label_left(self, names: list[str], seen: np.ndarray, before: np.ndarray, n_train: int, n_test: int,
+                        share: float) -> str:
+        """The message for a training part of one label left after the test part was held out."""
+        shown = class_order([names[int(i)] for i in before])
+        return (f"{self.names['train']!r} has {len(before)} labels ({', '.join(map(repr, shown[:5]))}"
+                f"{', ...' if len(before) > 5 else ''}), but after holding out the test part (data.test_share={share}: "
+                f"{n_test} of the {n_train + n_test} texts) the {n_train} text{'s' if n_train != 1 else ''} left for "
+                f"training hold only one label, {names[int(seen[0])]!r}: a classifier needs at least two classes. Use "
+                "a smaller data.test_share or give a test file (data.test_file).")
+
     def _hold_out(self, flat, offsets, labels, groups, share):
         """(flat, offsets, labels, groups, note) with a seeded test part taken out of train."""
         n_train = len(labels["train"])
@@ -119,6 +150,7 @@ class Collector:
         if "train" in groups:
             test_idx, train_idx = group_split(groups["train"], n, rng)
             how = "whole groups"
+            self._check_groups(groups["train"], len(test_idx), len(train_idx), n, share)
         else:
             test_idx, train_idx = stratified_split(labels["train"], n, rng)
             how = "stratified"
@@ -132,6 +164,23 @@ class Collector:
         note = (f"{len(test_idx)} of the {n_train} texts of {self.names['train']} held out for test (data.test_share="
                 f"{share}, {how}, seed {HOLD_OUT_SEED}; no test file)")
         return out_flat, out_off, out_labels, out_groups, note
+
+    def _check_groups(self, groups: np.ndarray, n_test: int, n_train: int, asked: int, share: float) -> None:
+        """DataError when the whole-group test part leaves no training text; a warning when it is
+        more than twice the size asked."""
+        ids, sizes = np.unique(groups, return_counts=True)
+        names = {v: k for k, v in self.group_ids.items()}
+        largest = f"the largest group, {names[int(ids[sizes.argmax()])]!r}, holds {int(sizes.max())}"
+        total = n_test + n_train
+        if n_train == 0:
+            raise DataError(f"{self.names['train']!r}: the held-out test part (data.test_share={share}: {asked} of the "
+                            f"{total} texts, whole groups of data.group_column) would take every text, as {largest} "
+                            f"of the {total} texts ({len(ids)} group{'s' if len(ids) != 1 else ''} in all). Give a "
+                            "test file (data.test_file), more or smaller groups, or no data.group_column.")
+        if n_test > 2 * asked:
+            log.warning("The held-out test part has %d texts, %d asked (data.test_share=%s of the %d texts of %s): it "
+                        "takes whole groups and %s texts", n_test, asked, share, total, self.names["train"],
+                        largest)
 
     def _vocabulary(self, train_ids: np.ndarray, cutoff: int, what: str) -> tuple[list[bytes], np.ndarray]:
         """Words seen more than ``cutoff`` times in the training texts, most frequent first (ties in

@@ -135,6 +135,7 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback], displa
     validate(cfg)
     config, rc = to_container(cfg), run_config(cfg)  # rc: the typed config
     found = sources.find(rc.data)  # the data's files, checked (the imdb source: the archive, or paddle's download)
+    config["data"].update(sources.recorded_paths(rc.data, found))  # absolute: a resume from anywhere finds them
     resume_dir = Path(rc.trainer.resume).expanduser() if rc.trainer.resume else None
     resume_ckpt, resume_done = check_resume(config, resume_dir) if resume_dir else (None, 0)
     earlier_s = (RunRecord.read(resume_dir).wall_time_s or 0.0) if resume_dir else 0.0  # the run it continues

@@ -31,7 +31,7 @@ import numpy as np
 from gru_exp.errors import GruExpError
 from gru_exp.logs import setup_cli_logging
 from gru_exp.use.runs import find_run
-from gru_exp.use.texts import FORMATS, encode_texts, input_format, parse_texts, read_bytes
+from gru_exp.use.texts import FORMATS, encode_texts, input_format, parse_texts, read_bytes, text_column
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,11 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.pr
                              "file, or - (or nothing) for stdin")
     parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="output format (default jsonl)")
     parser.add_argument("--out", type=Path, help="a new file to write (default: stdout)")
-    parser.add_argument("--input-format", choices=FORMATS, help="lines, jsonl or csv (default: by extension; lines)")
-    parser.add_argument("--text-column", default="text", help="the text's key (JSONL) or column (CSV); default text")
+    parser.add_argument("--input-format", choices=FORMATS,
+                        help="lines, jsonl, csv or tsv (default: by suffix as training: .jsonl/.json, .csv, .tsv; "
+                             "else lines)")
+    parser.add_argument("--text-column", help="the text's key (JSONL) or column (CSV, TSV); default: the run's "
+                                              "data.text_column when it trained on a table, else text")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for paddle (default 1)")
     args = parser.parse_args(argv)
     setup_cli_logging()
@@ -100,7 +103,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.pr
             raise GruExpError(f"{' '.join(rest)}: give one input file (or - for stdin), not {len(rest)}.")
         source = rest[0] if rest else "-"
         fmt = input_format(source, args.input_format)
-        texts = parse_texts(read_bytes(source), fmt, args.text_column, source)
+        texts = parse_texts(read_bytes(source), fmt, text_column(args.text_column, run.config.data), source)
         split = encode_texts(texts, run.config.data, run.words, run.pad_id)
         from gru_exp.train import device
 

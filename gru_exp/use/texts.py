@@ -1,7 +1,8 @@
-"""Texts in, token ids out, as training reads them: input files (plain lines, JSONL or CSV with a
-text column) read as bytes, tokenized by the tokenizer the run's data config chooses, encoded with
-the run's vocabulary (unknown words -> <unk>) and cut to ``data.seq_len``, kept as a
-:class:`~gru_exp.data.splits.Split` so prediction batches exactly as evaluation does. No paddle."""
+"""Texts in, token ids out, as training reads them: input files (plain lines, or JSONL, CSV or TSV
+with a text column, the format by the suffix as in training) read as bytes, tokenized by the
+tokenizer the run's data config chooses, encoded with the run's vocabulary (unknown words ->
+<unk>) and cut to ``data.seq_len``, kept as a :class:`~gru_exp.data.splits.Split` so prediction
+batches exactly as evaluation does. No paddle."""
 
 from __future__ import annotations
 
@@ -14,21 +15,34 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from gru_exp.config.choices import DataSource
 from gru_exp.config.knobs import DataConfig
 from gru_exp.data.splits import Split
 from gru_exp.data.tokenize import tokenizer
 from gru_exp.data.tokens import encode
 from gru_exp.errors import GruExpError
 
-FORMATS = ("lines", "jsonl", "csv")
+FORMATS = ("lines", "jsonl", "csv", "tsv")
+SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv", ".tab": "tsv"}
 
 
 def input_format(source: str, given: Optional[str]) -> str:
-    """The input's format: as given, else by the file's extension (.jsonl/.json, .csv), else lines."""
+    """The input's format: as given, else by the file's suffix as training reads it (.jsonl/.json/
+    .ndjson, .csv, .tsv/.tab), else lines."""
     if given:
         return given
     suffix = Path(source).suffix.lower() if source != "-" else ""
-    return {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}.get(suffix, "lines")
+    return SUFFIXES.get(suffix, "lines")
+
+
+def text_column(given: Optional[str], data: DataConfig) -> str:
+    """The text's column or key: as given (--text-column), else the run's data.text_column when it
+    trained on a table, else "text"."""
+    if given:
+        return given
+    if DataSource(str(getattr(data, "source", "imdb"))) == DataSource.table:
+        return str(data.text_column)
+    return "text"
 
 
 def read_bytes(source: str) -> bytes:
@@ -44,7 +58,8 @@ def read_bytes(source: str) -> bytes:
 
 def parse_texts(data: bytes, fmt: str, column: str, source: str) -> list[bytes]:
     """One text (bytes) per input: each line of a plain file (an empty line is an empty text), or
-    ``column`` of each JSONL record (blank lines skipped) or CSV row (after the header)."""
+    ``column`` of each JSONL record (blank lines skipped) or CSV or TSV row (after the header; a TSV
+    as training reads it: tab-separated, one line a row, quotes are text)."""
     if fmt == "lines":
         lines = data.split(b"\n")
         return lines[:-1] if lines and lines[-1] == b"" else lines  # no text after the final newline
@@ -65,11 +80,15 @@ def parse_texts(data: bytes, fmt: str, column: str, source: str) -> list[bytes]:
                                   f"object per line with the text under {column!r} (--text-column).") from None
             texts.append(_field(record, column, source, f"line {number}"))
         return texts
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if fmt == "tsv":
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
+    else:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
     if reader.fieldnames is None or column not in reader.fieldnames:
-        raise GruExpError(f"The input {source} has no column {column!r} in its CSV header "
-                          f"({', '.join(reader.fieldnames or []) or 'no header'}); name the text column with "
-                          "--text-column.")
+        names = reader.fieldnames
+        found = f"its columns are {', '.join(map(repr, names))}" if names else "it has no header"
+        raise GruExpError(f"The input {source} has no column {column!r} in its {fmt.upper()} header ({found}); name "
+                          "the text column with --text-column.")
     return [_field(row, column, source, f"row {number}") for number, row in enumerate(reader, 2)]
 
 
