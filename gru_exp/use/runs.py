@@ -96,7 +96,7 @@ def usable_run(run_dir: Path) -> UsableRun:
     if not weights.is_file():
         keep = str(rc.trainer.keep_checkpoints)
         why = (f"the run kept none of its weights (trainer.keep_checkpoints={keep})" if keep == "none" else
-               f"the folder is incomplete (copied in part?)")
+               "the folder is incomplete (copied in part?)")
         raise GruExpError(f"{weights}: no such checkpoint, though {run_dir}'s record says epoch {record.test_epoch} was "
                           f"scored from it: {why}. Give a run folder that kept its scored weights (trainer."
                           "keep_checkpoints=all or best).")
