@@ -26,8 +26,11 @@ def test_changed_knobs_come_first_and_constants_last():
     changed = [tags["model.hidden_size"], tags["model.pooling"], tags["trainer.lr"]]
     assert sorted(order[:3]) == sorted(changed) and order[:3] == [t for t in tags.values() if t in changed]
     assert out[tags["trainer.lr"]] == 0.003056 and out[tags["model.hidden_size"]] == 32.0
-    assert set(order[3:]) == set(tags.values()) - set(changed)
+    table_only = {tags[k] for k in ("data.text_column", "data.label_column", "data.group_column", "data.test_share")}
+    assert set(order[3:]) == set(tags.values()) - set(changed) - table_only  # an IMDB run reads no table columns
     assert out[tags["model.num_layers"]] == float(defaults()["model.num_layers"])
+    table = hparams({"data.source": "table", "data.train_file": "/t.csv"}, {})
+    assert table_only <= set(table)
 
 
 class _Prune(Callback):

@@ -52,6 +52,7 @@ class Knob:
     resume: bool = False
     in_name: bool = True
     tag: str = ""  # result knobs: the short name VisualDL shows (no dots; its columns fit ~8 characters)
+    sources: tuple[str, ...] = ()  # data knobs read by these data.source values only ("" = every source)
 
 
 def knob(default: Any, help: str, **meta: Any) -> Any:
@@ -71,7 +72,7 @@ MAX_THREADS = 256  # more only oversubscribes (OpenMP aborts when it cannot star
 
 
 # Data sources, tokenizers, splits: gru_exp/data/ (docs/your-data.md). ``source`` names the module that reads it.
-TABLE = dict(in_name=False, **HOW)  # a file: its SHA-256 is the data's identity (record, resume, studies), not its path
+TABLE = dict(in_name=False, sources=("table",), **HOW)  # a file: its SHA-256 is the data's identity (record, resume, studies), not its path
 
 
 @dataclass
@@ -81,12 +82,14 @@ class DataConfig:
                                null="$GRU_EXP_IMDB, else paddle's download", in_name=False, **HOW)
     train_file: Optional[str] = knob(None, "table source: the training texts (.csv, .tsv, .jsonl)", null="none", **TABLE)
     test_file: Optional[str] = knob(None, "table source: the test texts", null="data.test_share of train_file held out", **TABLE)
-    format: DataFormat = knob(DataFormat.auto, "table files: csv | tsv | jsonl | auto (by suffix)", result=False, in_name=False)
-    text_column: str = knob("text", "table files: the column (JSONL: key) holding each text", tag="text_col")
-    label_column: str = knob("label", "table files: the column holding each label (any strings or numbers)", tag="labl_col")
-    group_column: Optional[str] = knob(None, "table files: group ids kept whole by data.val_split=groups", null="none", tag="grp_col")
+    format: DataFormat = knob(DataFormat.auto, "table files: csv | tsv | jsonl | auto (by suffix)", result=False, in_name=False,
+                              sources=("table",))
+    text_column: str = knob("text", "table files: the column (JSONL: key) holding each text", tag="text_col", sources=("table",))
+    label_column: str = knob("label", "table files: the column holding each label (any strings or numbers)", tag="labl_col", sources=("table",))
+    group_column: Optional[str] = knob(None, "table files: group ids kept whole by data.val_split=groups", null="none", tag="grp_col",
+                                          sources=("table",))
     test_share: float = knob(0.2, "no test file/folder: share of train held out for test (stratified or whole groups, seed 0)",
-                             low=0.0, high=1.0, open_low=True, open_high=True, tag="test_shr")
+                             low=0.0, high=1.0, open_low=True, open_high=True, tag="test_shr", sources=("folder", "table"))
     tokenizer: Tokenizer = knob(Tokenizer.words, "words (paddle's IMDB tokenizer) | chars (each non-space character)", tag="tokenize")
     lowercase: bool = knob(True, "lower-case before tokenizing (words: ASCII letters, as paddle's)", tag="lower")
     cache_dir: str = knob("${paths.cache_dir}", "token ids cached by the data's SHA-256 and the options", in_name=False, **HOW)
@@ -196,6 +199,12 @@ def knobs(schema: type = RunConfig, prefix: str = "") -> Iterator[tuple[str, dat
 def keys(**role: bool) -> list[str]:
     """Dotted keys of the knobs whose roles match, e.g. ``keys(result=True)``."""
     return [k for k, _, info in knobs() if all(getattr(info, r) == v for r, v in role.items())]
+
+
+def read_by(key: str, source: str) -> bool:
+    """Whether data source ``source`` reads knob ``key`` (its declaration's ``sources``)."""
+    info = {k: i for k, _, i in knobs()}.get(key)
+    return info is None or not info.sources or str(source) in info.sources
 
 
 def hparam_tags() -> dict[str, str]:

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from visualdl import LogWriter
 
-from gru_exp.config.knobs import defaults, hparam_tags
+from gru_exp.config.knobs import defaults, hparam_tags, read_by
 from gru_exp.config.paths import BASELINE_MARK, BASELINE_NAME, VIEW_DIR, baseline_dir_problem, is_baseline_run
 from gru_exp.config.values import hparam_value
 from gru_exp.errors import ConfigError, GruExpError
@@ -45,11 +45,14 @@ def hparams(flat: dict[str, Any], in_effect: dict[str, Any]) -> dict[str, Any]:
     """The knobs that change results (``flat``: a flattened config), by their VisualDL tags, as
     VisualDL can compare them (:func:`axis_value`), a null replaced by the value in effect. The
     knobs set away from their declared defaults (a sweep's searched and base knobs, an experiment's)
-    come first, in the register's order; those at their defaults after them."""
+    come first, in the register's order; those at their defaults after them. Data knobs its data
+    source does not read are left out."""
     declared = defaults()
     flat = {**declared, **flat}
     changed, constant = {}, {}
     for key, tag in hparam_tags().items():
+        if not read_by(key, flat["data.source"]):  # e.g. the table's columns on an IMDB run: not a setting of it
+            continue
         value = flat.get(key)
         (constant if value == declared.get(key) else changed)[tag] = axis_value(
             in_effect.get(key, "null") if value is None else value)
