@@ -73,3 +73,19 @@ def test_own_reports_are_replaced_marked_or_written_before_the_mark(tmp_path, ho
     assert report([str(run), "--out", str(out)]) == 0 and (out / "report.md").read_text() == text
     (out / "report.md").write_text(old.replace(f"# Report: {out}", "# Report: elsewhere", 1))  # another title
     assert report([str(run), "--out", str(out)]) == 2
+
+
+def test_a_file_of_the_users_under_a_figures_name_beside_an_earlier_report_is_never_replaced(home, tmp_path, capsys):
+    """An earlier gru-exp report.md in --out makes only the figures it shows gru-exp's (adversarial
+    finding: a user's slice.png beside it was replaced by a study report's figure)."""
+    fake_run(tmp_path / "runs" / "a", [0.80, 0.85], test_acc=0.84)
+    out = tmp_path / "rep"
+    assert report([str(tmp_path / "runs" / "a"), "--out", str(out)]) == 0
+    (out / "slice.png").write_bytes(b"MY SLICE NOTES")
+    (out / "learning_curves.png").write_bytes(b"old figure of the earlier report")  # shown by report.md: gru-exp's
+    assert report([str(tmp_path / "runs" / "a"), "--out", str(out)]) == 2
+    assert "slice.png" in capsys.readouterr().err
+    assert (out / "slice.png").read_bytes() == b"MY SLICE NOTES"
+    (out / "slice.png").unlink()
+    assert report([str(tmp_path / "runs" / "a"), "--out", str(out)]) == 0  # its own figures are replaced
+    assert (out / "learning_curves.png").read_bytes().startswith(b"\x89PNG")

@@ -131,6 +131,13 @@ def check_own_files(out: Path, title: str) -> None:
         raise GruExpError(f"{out} already holds {', '.join(taken)}, which gru-exp did not write (no report of its "
                           f"own there: gru-exp's reports start with '{REPORT_HEAD}...' and the line {REPORT_MARK}); "
                           "the report would replace them. Give another folder with --out DIR.")
+    if ours:  # a figure is the earlier report's only when that report shows it
+        shown = (out / "report.md").read_text(errors="replace")
+        foreign = [n for n in taken if n != "report.md" and f"({n})" not in shown]
+        if foreign:
+            raise GruExpError(f"{out} holds {', '.join(foreign)}, which its gru-exp report.md does not show (a file of "
+                              "yours under a figure's name?); the report would replace it. Move it, or give another "
+                              "folder with --out DIR.")
 
 
 def write_report(entries: list[Entry], out: Path, top: int, study=None) -> Path:
