@@ -260,3 +260,19 @@ def test_a_refused_job_removes_only_the_folders_this_command_made(tmp_path):
     proc = cli("gru_exp.train", f"data.path={damaged}", f"paths.root_dir={home}", f"hydra.run.dir={keep / 'x' / 'y'}")
     assert proc.returncode == 2 and "is not a readable IMDB archive" in proc.stderr, proc.stderr[-2000:]
     assert keep.is_dir() and not any(keep.iterdir())
+
+
+def test_refused_jobs_outside_the_outputs_folder_leave_nothing_behind(tmp_path):
+    """Jobs refused while they run (a damaged archive), with their folders outside the outputs
+    folder: a new run folder goes, and a multirun folder that existed (empty) is left empty, so the
+    same command with good data runs (second adversarial pass)."""
+    damaged = tmp_path / "damaged.tar.gz"
+    damaged.write_bytes(b"not a tar archive" * 100)
+    new = tmp_path / "elsewhere" / "new1"
+    proc = cli("gru_exp.train", f"data.path={damaged}", f"paths.root_dir={tmp_path / 'home'}", f"hydra.run.dir={new}")
+    assert proc.returncode == 2 and not (tmp_path / "elsewhere").exists(), proc.stderr[-2000:]
+    before = tmp_path / "preexist" / "sw"
+    before.mkdir(parents=True)
+    proc = cli("gru_exp.train", "-m", f"data.path={damaged}", f"paths.root_dir={tmp_path / 'home'}", "trainer.seed=1,2",
+               f"hydra.sweep.dir={before}")
+    assert proc.returncode == 2 and before.is_dir() and not any(before.iterdir()), proc.stderr[-2000:]

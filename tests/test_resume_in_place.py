@@ -73,3 +73,27 @@ def test_an_interrupted_run_says_the_one_override_that_continues_it(tiny_archive
     record = json.loads((run / "metrics.json").read_text())
     assert record["series"]["epoch"] == [1, 2, 3]
     assert record["wall_time_s"] > first_wall > 0  # every session of the run, not the last one alone
+
+
+def test_an_experiment_beside_a_bare_resume_is_refused(tiny_archive, tmp_path):
+    home = tmp_path / "home"
+    first = cli(*tiny_overrides(tiny_archive, home, "trainer.epochs=1"))
+    assert first.returncode == 0, first.stderr[-2000:]
+    (run,) = first.stdout.split()
+    proc = cli(f"trainer.resume={run}", "experiment=linear_baseline", "trainer.epochs=2", f"paths.root_dir={home}")
+    assert proc.returncode == 2 and "experiment=linear_baseline beside trainer.resume" in proc.stderr, proc.stderr
+    assert len(list(home.rglob("metrics.json"))) == 1
+
+
+def test_a_run_inside_a_run_or_a_study_folder_is_refused(tiny_archive, tmp_path):
+    home = tmp_path / "home"
+    first = cli(*tiny_overrides(tiny_archive, home, "trainer.epochs=1"))
+    (run,) = first.stdout.split()
+    inside = cli(*tiny_overrides(tiny_archive, home, "trainer.epochs=1"), f"hydra.run.dir={run}/sub")
+    assert inside.returncode == 2 and "is inside the run folder" in inside.stderr, inside.stderr[-2000:]
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "study.json").write_text('{"study_name": "s", "storage": "sqlite:///x.db"}')
+    trial = cli(*tiny_overrides(tiny_archive, home, "trainer.epochs=1"), f"hydra.run.dir={study}/trial_0/seed_44")
+    assert trial.returncode == 2 and "is inside the study folder" in trial.stderr, trial.stderr[-2000:]
+    assert not (study / "trial_0").exists() and not (Path(run) / "sub").exists()

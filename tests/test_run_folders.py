@@ -51,17 +51,26 @@ def test_a_rejected_run_never_deletes_a_folder_it_did_not_make(tiny_archive, tmp
 def test_a_refused_jobs_folder_goes_only_while_empty(tmp_path):
     from gru_exp.train.rundir import remove_new_empty
 
+    existed = frozenset({tmp_path, *tmp_path.parents})  # what the checks saw before the command
     made = tmp_path / "out" / "runs" / "day" / "run"
     made.mkdir(parents=True)
     (tmp_path / "out" / "other.txt").write_text("x")
-    remove_new_empty(made, stop_at=tmp_path / "out")
+    remove_new_empty(made, existed)
     assert not (tmp_path / "out" / "runs").exists()  # the folder Hydra made, and its empty parents
     assert (tmp_path / "out" / "other.txt").is_file()
     kept = tmp_path / "kept"
     (kept / ".hydra").mkdir(parents=True)
     (kept / "notes.txt").write_text("x")
-    remove_new_empty(kept, stop_at=tmp_path)
+    remove_new_empty(kept, existed)
     assert sorted(p.name for p in kept.iterdir()) == [".hydra", "notes.txt"]
+    mine = tmp_path / "mine"  # an empty folder of the user's, there before the command
+    (mine / "a" / "b").mkdir(parents=True)
+    remove_new_empty(mine / "a" / "b", existed | {mine})
+    assert mine.is_dir() and not (mine / "a").exists()
+    unseen = tmp_path / "elsewhere" / "x"
+    unseen.mkdir(parents=True)
+    remove_new_empty(unseen, frozenset())  # nothing known of what existed: nothing removed
+    assert unseen.is_dir()
 
 
 def test_a_finished_run_is_never_overwritten_by_a_new_run(finished_run, tiny_archive, tmp_path):

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 BASELINE_MARK = "gru-exp-baseline.txt"  # written into every baseline run folder: only such a folder is replaced
 BASELINE_NAME = "notebook baseline (published)"  # its display name in VisualDL, also in its records
 VIEW_DIR = "vdl"  # under paths.output_dir: one readable link per run, served by python -m gru_exp.dashboard
+STUDY_FILE = "study.json"  # a study folder's pointer to its study (gru_exp/sweep/study_file.py)
 RUN_RECORD = "metrics.json"
 
 
@@ -127,4 +128,10 @@ def run_dir_problem(run_dir: Path, cfg: DictConfig) -> Optional[str]:
     for inside in (values["output_dir"] / VIEW_DIR, values["baseline_dir"]):
         if run_dir == inside or inside in run_dir.parents:
             return f"The run folder {run_dir} is inside {inside}; a run gets a folder of its own (hydra.run.dir=<new folder>)"
+    outer = run_folder_around(run_dir.parent)
+    study = next((p for p in run_dir.parents if (p / STUDY_FILE).is_file()), None)
+    if outer is not None or study is not None:
+        what = f"the run folder {outer}" if outer is not None else f"the study folder {study} (its trials are the study's)"
+        return (f"The run folder {run_dir} is inside {what}; reports would count it as part of it. A run gets a folder "
+                "of its own (hydra.run.dir=<new folder>)")
     return None

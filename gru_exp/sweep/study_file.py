@@ -7,9 +7,8 @@ import json
 from pathlib import Path
 from typing import Optional
 
+from gru_exp.config.paths import STUDY_FILE
 from gru_exp.files import write_json
-
-STUDY_FILE = "study.json"
 
 
 def is_study_folder(folder: Path) -> bool:

@@ -80,8 +80,8 @@ class _Jobs:
     def _drop_if_new(self, run_dir: Path, cfg: DictConfig) -> None:
         """A job that wrote nothing leaves no folder: the empty one Hydra made for it goes, unless it
         was there before this command."""
-        existed = frozenset(self.plan.existing) if self.plan else frozenset()
-        remove_new_empty(run_dir, Path(os.path.abspath(cfg.paths.output_dir)), existed)
+        if self.plan is not None:  # what existed before this command is known: the folders it made go
+            remove_new_empty(run_dir, frozenset(self.plan.existing))
 
     def tidy(self) -> None:
         """A multirun whose every job was refused leaves no folder holding only multirun.yaml."""
@@ -91,8 +91,8 @@ class _Jobs:
         (folder / "multirun.yaml").unlink()  # Hydra wrote it for this command (the folder was new or empty)
         if self.plan is not None and self.plan.multirun_dir_existed:
             return
-        remove_new_empty(folder, self.plan.output_dir if self.plan else folder.parent,
-                         frozenset(self.plan.existing) if self.plan else frozenset())
+        if self.plan is not None:
+            remove_new_empty(folder, frozenset(self.plan.existing))
 
 
 def _resume_args(run_dir: Path) -> list[str]:

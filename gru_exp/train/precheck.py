@@ -128,6 +128,10 @@ def continued(overrides: Sequence[str]) -> list[str]:
         record = RunRecord.read(folder)
     except RecordError:
         return list(overrides)  # not a run: the resume check says so in one paragraph
+    if "experiment" in parsed:
+        raise ConfigError(f"experiment={parsed['experiment']} beside trainer.resume: a resumed run continues with its "
+                          "recorded configuration, so an experiment file could not change it. Drop experiment= (or "
+                          "start a new run with it).")
     recorded = with_defaults(flatten(record.config))
     base = [override(k, recorded[k]) for k in knob_keys() if k in recorded and k not in parsed
             and not k.startswith(_NOT_CARRIED)]

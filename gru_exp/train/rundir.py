@@ -169,13 +169,15 @@ def in_use_problem(run_dir: Path) -> Optional[str]:
     return None
 
 
-def remove_new_empty(run_dir: Path, stop_at: Path, existed: frozenset[Path] = frozenset()) -> None:
+def remove_new_empty(run_dir: Path, existed: frozenset[Path]) -> None:
     """After a job refused before it wrote anything: the empty folder made for it (Hydra makes a
-    job's folder before the job starts), then its parents up to ``stop_at`` that it leaves empty.
-    A folder in ``existed`` (there before this command) or with anything in it stays, and so do its
-    parents."""
+    job's folder before the job starts), then its parents that this command made and that it leaves
+    empty. A folder in ``existed`` (there before this command: see train/precheck.py) or with
+    anything in it stays, and so do its parents."""
     folder = Path(os.path.abspath(run_dir))
+    if not any(parent in existed for parent in folder.parents):
+        return  # a folder the checks never saw (named by what only Hydra's launcher knows): left as it is
     with contextlib.suppress(OSError):
-        while folder != stop_at and stop_at in folder.parents and folder not in existed:
+        while folder not in existed and folder != folder.parent:
             folder.rmdir()  # only an empty folder can go
             folder = folder.parent
