@@ -32,6 +32,7 @@ from typing import Callable, Optional, Sequence
 from gru_exp.errors import GruExpError
 from gru_exp.config.paths import VIEW_DIR
 from gru_exp.port_owner import port_holder
+from gru_exp.optuna_board import study_storage
 from gru_exp.ports import PORTS, DashboardError, address, check_bindable, parse_port, url
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,8 @@ def visualdl(output_dir: Path, host: str, port: int) -> Server:
 
 def optuna_dashboard(storage: str, output_dir: Path, host: str, port: int) -> Server:
     """optuna-dashboard over ``storage``, the URL in its environment (a password stays out of ``ps``)."""
-    code = ("import os, optuna_dashboard; optuna_dashboard.run_server(os.environ['GRU_EXP_DASHBOARD_STORAGE'], "
-            f"host={host!r}, port={port})")
+    code = ("import os, optuna_dashboard; from gru_exp.sweep.urls import readonly_storage; optuna_dashboard.run_server("
+            f"readonly_storage(os.environ['GRU_EXP_DASHBOARD_STORAGE']), host={host!r}, port={port})")
     return Server("optuna-dashboard", [sys.executable, "-c", code], output_dir, "/api/meta", 200,
                   {"GRU_EXP_DASHBOARD_STORAGE": storage})
 
@@ -195,21 +196,6 @@ def _output_dir() -> Path:
     return Path(str(cfg.paths.output_dir))
 
 
-def _study_storage(given: Optional[str]) -> tuple[str, str]:
-    """The storage optuna-dashboard shows (``--storage``, else $GRU_EXP_STORAGE, else the default
-    SQLite file of the sweeps) and how to name it in the terminal (password redacted); one paragraph
-    when the default file does not exist yet (it is never created here)."""
-    from gru_exp.config.compose import compose_config
-    from gru_exp.redact import redact
-
-    sc = compose_config([], config_name="sweep")
-    storage = given or sc.storage or f"sqlite:///{Path(str(sc.paths.sweeps_dir)) / 'optuna.db'}"
-    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).is_file():
-        raise DashboardError(f"{storage[len('sqlite:///'):]} does not exist yet: run a sweep first, or give the study "
-                             "storage with --storage URL (or $GRU_EXP_STORAGE).")
-    return storage, redact(storage)
-
-
 def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.dashboard") -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0],
                                      epilog=f"examples: {prog} --port 8040; {prog} --optuna")
@@ -230,7 +216,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.da
             if importlib.util.find_spec("optuna_dashboard") is None:
                 raise DashboardError("--optuna needs optuna-dashboard in this Python: pip install optuna-dashboard "
                                      "(or pip install 'gru-exp[dashboard]').")
-            storage, shown = _study_storage(args.storage)
+            storage, shown = study_storage(args.storage)
             check_bindable(args.host, port)
             return serve(output_dir, args.host, port, optuna_dashboard(storage, output_dir, args.host, port), shown)
         view_dir(output_dir)

@@ -319,3 +319,39 @@ def test_optuna_dashboard_without_a_study_is_refused_and_creates_nothing(home):
                           timeout=HUNG_S)
     assert proc.returncode == 2 and "does not exist yet: run a sweep first" in proc.stderr, proc.stderr[-2000:]
     assert not (home / "outputs" / "sweeps").exists()
+
+
+@pytest.mark.parametrize("storage", ["journal:{j}", "sqlite:///{notadb}"])
+def test_optuna_dashboard_reads_a_journal_and_refuses_an_unreadable_storage_in_one_paragraph(home, tmp_path, storage):
+    """--storage journal:<file> (the sweeps' own syntax) is shown; a file that is not a study
+    database is one paragraph, exit 2, and is never written (second adversarial pass)."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    journal = tmp_path / "j.log"
+    optuna.create_study(study_name="jj", storage=optuna.storages.JournalStorage(JournalFileBackend(str(journal))))
+    notadb = tmp_path / "notadb.db"
+    notadb.write_bytes(b"not a db\n")
+    url = storage.format(j=journal, notadb=notadb)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "gru_exp.dashboard", "--optuna", "--storage", url, "--port", str(port)],
+                            cwd=REPO, env={**os.environ, "GRU_EXP_HOME": str(home)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        if url.startswith("sqlite"):
+            _, err = proc.communicate(timeout=HUNG_S)
+            assert proc.returncode == 2 and "cannot be read as a study storage" in err and "Traceback" not in err, err
+            assert notadb.read_bytes() == b"not a db\n"
+            return
+        deadline, studies = time.monotonic() + HUNG_S, None
+        while time.monotonic() < deadline and proc.poll() is None and studies is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as answer:
+                    studies = answer.read().decode()
+            except OSError:
+                time.sleep(0.5)
+        assert studies is not None and '"jj"' in studies
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=60)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import optuna
-from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from gru_exp.config.knobs import grouping_keys, with_defaults
@@ -22,7 +21,7 @@ from gru_exp.errors import GruExpError
 from gru_exp.redact import redact
 from gru_exp.report.copies import SeenRuns
 from gru_exp.sweep.study_file import read_pointer
-from gru_exp.sweep.urls import check_storage_url, in_memory, sqlite_path
+from gru_exp.sweep.urls import readonly_storage
 from gru_exp.train.record import RecordError, RunRecord
 from gru_exp.train.rundir import RECORD_FILE
 
@@ -131,19 +130,7 @@ def open_study_readonly(study_name: str, storage: str):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            check_storage_url(storage)
-            if in_memory(storage):
-                raise GruExpError(f"storage={redact(storage)!r} is an in-memory database: it holds no study once the "
-                                  "sweep that used it has ended. Give the storage the study was run with.")
-            if storage.startswith("journal:"):
-                path = Path(storage[len("journal:"):])
-                if not path.is_file():
-                    raise GruExpError(f"storage={redact(storage)!r}: no such journal file.")
-                backend = optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-            else:
-                if storage.startswith("sqlite:///") and not sqlite_path(storage).is_file():
-                    raise GruExpError(f"storage={redact(storage)!r}: no such SQLite file.")
-                backend = optuna.storages.RDBStorage(storage, skip_table_creation=True, skip_compatibility_check=True)
+            backend = readonly_storage(storage)
             return optuna.load_study(study_name=study_name, storage=backend)
         except KeyError as exc:
             names = [s.study_name for s in optuna.get_all_study_summaries(backend)]

@@ -99,3 +99,24 @@ def in_memory(url: str) -> bool:
     path = unquote(url[len("sqlite:///"):].partition("?")[0])
     bare = path[len("file:"):] if path.startswith("file:") else path
     return bare in ("", ":memory:") or _query(url).get("mode") == "memory"
+
+
+def readonly_storage(storage: str) -> Any:
+    """The study storage at ``storage`` opened without creating tables or migrating (safe beside
+    running workers, and never writing into a file that is not a study database); GruExpError, one
+    paragraph, for an in-memory URL or a missing file."""
+    import optuna  # not at import time: config checks use this module too
+    from optuna.storages.journal import JournalFileBackend
+
+    check_storage_url(storage)
+    if in_memory(storage):
+        raise ConfigError(f"storage={redact(storage)!r} is an in-memory database: it holds no study once the sweep "
+                          "that used it has ended. Give the storage the study was run with.")
+    if storage.startswith("journal:"):
+        path = Path(storage[len("journal:"):])
+        if not path.is_file():
+            raise ConfigError(f"storage={redact(storage)!r}: no such journal file.")
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    if storage.startswith("sqlite:///") and not sqlite_path(storage).is_file():
+        raise ConfigError(f"storage={redact(storage)!r}: no such SQLite file.")
+    return optuna.storages.RDBStorage(storage, skip_table_creation=True, skip_compatibility_check=True)
