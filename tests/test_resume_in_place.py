@@ -97,3 +97,17 @@ def test_a_run_inside_a_run_or_a_study_folder_is_refused(tiny_archive, tmp_path)
     trial = cli(*tiny_overrides(tiny_archive, home, "trainer.epochs=1"), f"hydra.run.dir={study}/trial_0/seed_44")
     assert trial.returncode == 2 and "is inside the study folder" in trial.stderr, trial.stderr[-2000:]
     assert not (study / "trial_0").exists() and not (Path(run) / "sub").exists()
+
+
+def test_a_grid_of_bare_resumes_takes_the_recorded_configuration(tiny_archive, tmp_path):
+    home = tmp_path / "home"
+    first = cli(*tiny_overrides(tiny_archive, home, "trainer.epochs=1", "model.hidden_size=8"))
+    (run,) = first.stdout.split()
+    grid = cli("-m", f"trainer.resume={run}", "trainer.epochs=2,3", f"paths.root_dir={home}")
+    assert grid.returncode == 0, grid.stderr[-2000:]
+    folders = grid.stdout.split()
+    assert [Path(f).name.split("_", 1)[1] for f in folders] == ["trainer.epochs-2", "trainer.epochs-3"]
+    for folder, epochs in zip(folders, (2, 3)):
+        record = json.loads((Path(folder) / "metrics.json").read_text())
+        assert record["series"]["epoch"] == list(range(1, epochs + 1))
+        assert record["config"]["model"]["hidden_size"] == 8

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -97,7 +98,7 @@ class _Jobs:
 
 def _resume_args(run_dir: Path) -> list[str]:
     """The command line that continues ``run_dir`` in place, with its recorded configuration."""
-    return [override("trainer.resume", str(run_dir))]
+    return [shlex.quote(override("trainer.resume", str(run_dir)))]  # pastes into a shell as it is
 
 
 def _terminate(signum: int, frame: object) -> None:

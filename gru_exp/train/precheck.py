@@ -70,9 +70,8 @@ def precheck(argv: Sequence[str]) -> Plan:
             raise ConfigError(f"--config-dir {extra!r} is not a folder.")
         dirs = [CONF_DIR, *map(str, user_config_dirs([extra]))]
     multirun = bool({"-m", "--multirun"} & set(argv))
-    if not multirun:
-        overrides = continued(overrides)
-        argv = [*(a for a, flag in zip(argv, is_flag) if flag), *overrides]
+    overrides = continued(overrides, multirun)
+    argv = [*(a for a, flag in zip(argv, is_flag) if flag), *overrides]
     first = compose_job(job_overrides(overrides, multirun)[0], 0 if multirun else None, dirs)
     if not multirun and first.cfg is not None and str(first.cfg.hydra.mode) == "RunMode.MULTIRUN":
         multirun = True  # hydra.mode=MULTIRUN (on the command line or in an experiment file): a grid after all
@@ -111,7 +110,7 @@ def precheck(argv: Sequence[str]) -> Plan:
 _NOT_CARRIED = ("paths.", "data.cache_dir", "trainer.resume")
 
 
-def continued(overrides: Sequence[str]) -> list[str]:
+def continued(overrides: Sequence[str], multirun: bool = False) -> list[str]:
     """``trainer.resume=<folder>`` continues that run with its recorded configuration: every recorded
     knob first (a knob added since at its default; the archive paddle downloaded when data.path was
     null), then the command line's overrides (knobs that may change on resume, such as
@@ -121,8 +120,8 @@ def continued(overrides: Sequence[str]) -> list[str]:
     are until the longer run has its own. Any other command line is returned as it is."""
     parsed = {o.lstrip("+~").split("=", 1)[0]: o.split("=", 1)[1] if "=" in o else None for o in overrides}
     resume = parsed.get("trainer.resume")
-    if not resume or resume == "null":
-        return list(overrides)
+    if not resume or resume == "null" or (multirun and "," in resume.strip("'\"")):
+        return list(overrides)  # no resume, or a grid over several runs: each job's own check says what is wrong
     folder = Path(resume.strip("'\"")).expanduser()
     try:
         record = RunRecord.read(folder)
@@ -137,14 +136,17 @@ def continued(overrides: Sequence[str]) -> list[str]:
             and not k.startswith(_NOT_CARRIED)]
     if "data.path" not in parsed and recorded.get("data.path") is None and Path(record.archive).is_file():
         base.append(override("data.path", record.archive))  # the archive paddle's download gave
+    # a new folder is named by the command line's own overrides, not by the carried ones
+    named = override("hydra.job.config.override_dirname.exclude_keys",
+                     [*name_excluded_keys(), *(o.split("=", 1)[0] for o in base)])
     if "hydra.run.dir" in parsed:
         return [*base, *overrides]
+    if multirun:  # a grid: each job into a folder of its own
+        return [*base, *overrides, named]
     if record.status not in (Status.interrupted, Status.failed, Status.running):
         log.info("%s is a %s run: it is continued into a new folder, so its result stays as it is (hydra.run.dir=<that "
                  "folder> continues it in place)", folder, record.status)
-        carried = [o.split("=", 1)[0] for o in base]  # the new folder is named by the command line's own overrides
-        return [*base, *overrides, override("hydra.job.config.override_dirname.exclude_keys",
-                                            [*name_excluded_keys(), *carried])]
+        return [*base, *overrides, named]
     return [*base, *overrides, override("hydra.run.dir", str(folder.resolve()))]
 
 
