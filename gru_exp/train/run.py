@@ -181,7 +181,8 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback], displa
         m = rc.model
         log.info("Model: %s GRU, %d layer(s), embedding %d, hidden %d, %s pooling, dropout %.2f, lengths %s%s: %d "
                  "parameters on %s", m.direction, m.num_layers, m.embedding_size, m.hidden_size, m.pooling, m.dropout,
-                 m.use_lengths, f", bigram bag {m.bigram_buckets} x {m.bigram_size}" if m.bigram_buckets else "",
+                 m.use_lengths, f", bigram bag {m.bigram_buckets} x {m.bigram_size}"
+                 f"{' + trigrams' if m.ngram_order == 3 else ''}" if m.bigram_buckets else "",
                  n_params, device)
 
         failing = False

@@ -128,7 +128,7 @@ def write_folder(run: UsableRun, folder: Path, out: Path) -> None:
     (folder / "use_model.py").write_text(USE_MODEL)
     m = run.config.model
     model = (f"{m.direction} {m.num_layers}-layer GRU, hidden {m.hidden_size}, {m.pooling} pooling"
-             + (f", bigram bag {m.bigram_buckets} x {m.bigram_size}" if m.bigram_buckets else ""))
+             + (f", bigram bag {m.bigram_buckets} x {m.bigram_size}{' + trigrams' if m.ngram_order == 3 else ''}" if m.bigram_buckets else ""))
     lengths = '\npredictor.get_input_handle("lengths").copy_from_cpu(np.array([3], dtype="int64"))'
     (folder / "README.md").write_text(README.format(
         name=out.name, model=model, date=time.strftime("%Y-%m-%d"), run_dir=run.run_dir, epoch=run.epoch,
