@@ -110,6 +110,7 @@ def test_bad_values_are_rejected_with_key_value_and_allowed(override, named, all
      "model.bigram_buckets=64 needs model.use_lengths=true"),
     (["model.bigram_buckets=2000006"], "model.bigram_buckets=2000006 is a multiple of the bigram hash's multiplier"),
     (["model.bigram_size=32"], "model.bigram_size=32 has no effect with model.bigram_buckets=0"),
+    (["model.ngram_order=3"], "model.ngram_order=3 has no effect with model.bigram_buckets=0"),
 ])
 def test_bigram_bag_rules(overrides, named):
     """The bag needs true lengths (else it averages padding pairs), a bucket count the hash spreads
@@ -119,7 +120,7 @@ def test_bigram_bag_rules(overrides, named):
     with pytest.raises(ConfigError, match=re.escape(named)):
         check_overrides(overrides)
     check_overrides(["model.bigram_buckets=64", "model.bigram_size=32", "model.use_lengths=true"])
-    check_overrides(["model.bigram_buckets=2000007"])
+    check_overrides(["model.bigram_buckets=2000007", "model.ngram_order=3"])
 
 
 def test_all_problems_are_reported_together():

@@ -1,6 +1,6 @@
 """The model and training knobs of the 'beyond 90%' search: pooling, word dropout, weight decay,
 learning-rate schedules, whole reviews (seq_len=null), small vocabulary cutoffs, the bag of hashed
-bigrams. Each test fails without its knob."""
+bigrams and its trigrams (model.ngram_order). Each test fails without its knob."""
 
 from __future__ import annotations
 
@@ -117,6 +117,38 @@ def test_the_bigram_bag_averages_the_hashed_rows_of_real_pairs_only():
     one_token = model._bigram_bag(paddle.to_tensor(ids[:, :1]), paddle.to_tensor(np.ones(3, dtype=np.int64)))
     np.testing.assert_array_equal(one_token.numpy(), np.zeros((3, 5)))  # a batch of one-token reviews: no pair
     assert not hasattr(_model("attention"), "bigrams")  # 0 buckets (the default): no table, as before the knob
+
+
+def test_ngram_order_3_adds_the_hashed_rows_of_real_triples_to_the_bag():
+    """model.ngram_order=3: the bag is the mean of the rows of a review's real pairs and real
+    triples (triple (a, b, c) -> ((a, b)'s row * BIGRAM_HASH + c) mod buckets); padding triples never
+    count; order 2 (the default) keeps the pairs-only bag of the same weights."""
+    import paddle
+
+    from gru_exp.train.model import BIGRAM_HASH
+
+    model = _model("attention", bigram_buckets=37, bigram_size=5, ngram_order=3)
+    pairs_only = _model("attention", bigram_buckets=37, bigram_size=5)  # paddle.seed(0): the same table
+    table = model.bigrams.weight.numpy()
+    np.testing.assert_array_equal(pairs_only.bigrams.weight.numpy(), table)
+    ids = np.array([[3, 9, 4, 9, 49, 49], [7, 8, 49, 49, 49, 49], [1, 2, 3, 4, 5, 6], [5, 49, 49, 49, 49, 49]])
+    lengths = np.array([4, 2, 6, 1])
+    bag = model._bigram_bag(paddle.to_tensor(ids), paddle.to_tensor(lengths)).numpy()
+    for row, n in enumerate(lengths):
+        pair = [(a * BIGRAM_HASH + b) % 37 for a, b in zip(ids[row, : n - 1], ids[row, 1:n])]
+        triple = [(p * BIGRAM_HASH + c) % 37 for p, c in zip(pair[:-1], ids[row, 2:n])]
+        expected = table[pair + triple].mean(axis=0) if pair else np.zeros(5)
+        np.testing.assert_allclose(bag[row], expected, rtol=1e-5, atol=1e-7)
+    two = pairs_only._bigram_bag(paddle.to_tensor(ids), paddle.to_tensor(lengths)).numpy()
+    assert not np.allclose(bag[[0, 2]], two[[0, 2]])  # reviews with a triple: another bag than pairs only
+    np.testing.assert_allclose(bag[[1, 3]], two[[1, 3]], rtol=1e-6)  # no triple: the pairs' bag
+    longer = np.concatenate([ids, np.full((4, 3), 49)], axis=1)
+    a = model(paddle.to_tensor(ids), paddle.to_tensor(lengths)).numpy()
+    np.testing.assert_allclose(model(paddle.to_tensor(longer), paddle.to_tensor(lengths)).numpy(), a, rtol=1e-5,
+                               atol=1e-6)  # padding appended changes nothing
+    short = model._bigram_bag(paddle.to_tensor(ids[:, :2]), paddle.to_tensor(np.minimum(lengths, 2)))
+    np.testing.assert_allclose(short.numpy(), pairs_only._bigram_bag(paddle.to_tensor(ids[:, :2]),
+                               paddle.to_tensor(np.minimum(lengths, 2))).numpy())  # a 2-token batch: pairs only
 
 
 def test_lr_schedules():

@@ -67,7 +67,8 @@ def knob(default: Any, help: str, **meta: Any) -> Any:
 HOW = dict(result=False, resume=True)
 MAX_SEQ_LEN = 5000  # IMDB's longest review has 2,470 tokens (paddle's tokenizer); more only pads
 MAX_SEED = 2**32 - 1  # numpy's seeds; paddle's, Python's and Optuna's take these too
-BIGRAM_HASH = 1_000_003  # model.bigram_buckets: pair (a, b) -> row (a * BIGRAM_HASH + b) mod buckets (int64)
+BIGRAM_HASH = 1_000_003  # model.bigram_buckets: pair (a, b) -> row p = (a * BIGRAM_HASH + b) mod buckets (int64);
+# model.ngram_order=3: triple (a, b, c) -> row (p * BIGRAM_HASH + c) mod buckets
 MAX_THREADS = 256  # more only oversubscribes (OpenMP aborts when it cannot start them all)
 
 
@@ -123,6 +124,7 @@ class ModelConfig:
     bigram_buckets: int = knob(0, "hash rows of a bag of bigrams beside the GRU (fastText's bigram features); 0 = off",
                                low=0, tag="bigrams")
     bigram_size: int = knob(16, "width of a bigram row (with model.bigram_buckets > 0)", low=1, tag="bg_size")
+    ngram_order: int = knob(2, "longest n-gram in the hashed bag: 2 = bigrams; 3 adds trigrams to the same table", low=2, high=3, tag="ngrams")
 
 
 @dataclass

@@ -47,6 +47,9 @@ def _cross_rules(cfg: DictConfig) -> list[str]:
         problems.append(f"model.bigram_size={m.bigram_size} has no effect with model.bigram_buckets=0 (no bigram "
                         "bag); set model.bigram_buckets > 0 or leave model.bigram_size at its default (in a sweep file: "
                         "give model.bigram_size `when: {model.bigram_buckets: [...]}`)")
+    if m.bigram_buckets == 0 and m.ngram_order != defaults()["model.ngram_order"]:
+        problems.append(f"model.ngram_order={m.ngram_order} has no effect with model.bigram_buckets=0 (no n-gram bag); "
+                        "set model.bigram_buckets > 0 or leave model.ngram_order at its default")
     if d.val_size == 0 and (t.patience or t.test_epoch != "last"):
         chosen = [f"trainer.patience={t.patience} would stop on the test accuracy"] if t.patience else []
         if t.test_epoch != "last":

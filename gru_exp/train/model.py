@@ -32,7 +32,8 @@ def describe(m: ModelConfig) -> str:
     core = (f"{m.direction} GRU, {m.num_layers} layer(s), hidden {m.hidden_size}, {m.pooling} pooling" if m.gru
             else "no GRU (linear: the tokens' mean embedding)")
     return (f"{core}, embedding {m.embedding_size}, dropout {m.dropout:.2f}, lengths {m.use_lengths}"
-            + (f", bigram bag {m.bigram_buckets} x {m.bigram_size}" if m.bigram_buckets else ""))
+            + (f", bigram bag {m.bigram_buckets} x {m.bigram_size}{' + trigrams' if m.ngram_order == 3 else ''}"
+               if m.bigram_buckets else ""))
 
 
 class GRUClassifier(nn.Layer):
@@ -52,7 +53,10 @@ class GRUClassifier(nn.Layer):
     ``bigram_buckets`` > 0 adds fastText's bigram features: each pair of neighbouring tokens is
     hashed into one of ``bigram_buckets`` rows of a ``bigram_size``-wide table, the rows of a
     review's real pairs (never one that reads padding: it needs ``lengths``) are averaged, and the
-    average joins the pooled GRU features before the classifier. The table's rows start near zero
+    average joins the pooled GRU features before the classifier. ``ngram_order`` 3 also hashes each
+    triple of neighbouring tokens into the same table (its pair's row, times the multiplier, plus the
+    third id) and averages pairs and triples together (n-1 + n-2 rows for n tokens); 2 is the
+    bigram bag alone, the same operations as before the knob. The table's rows start near zero
     (paddle's Xavier default, std sqrt(2 / (buckets + size))) and get dense gradients.
     """
 
@@ -70,7 +74,7 @@ class GRUClassifier(nn.Layer):
         features = m.hidden_size * self.num_directions if m.gru else m.embedding_size
         if m.gru and self.pooling == Pooling.attention:  # score_t = v . tanh(W h_t)
             self.attention = nn.Sequential(nn.Linear(features, features), nn.Tanh(), nn.Linear(features, 1))
-        self.bigram_buckets = m.bigram_buckets
+        self.bigram_buckets, self.ngram_order = m.bigram_buckets, m.ngram_order
         if m.bigram_buckets > 0:
             self.bigrams = nn.Embedding(m.bigram_buckets, m.bigram_size)
             features += m.bigram_size
@@ -106,7 +110,12 @@ class GRUClassifier(nn.Layer):
         hashed = (ids[:, :-1] * BIGRAM_HASH + ids[:, 1:]) % self.bigram_buckets  # [B, T-1]
         rows = self.bigrams(hashed)  # [B, T-1, S]
         mask = real_steps(rows, None if lengths is None else lengths - 1)  # [B, T-1, 1]: n tokens, n-1 pairs
-        return masked_mean(rows, mask)  # [B, S]
+        if self.ngram_order == 2 or ids.shape[1] < 3:  # bigrams only (the order-2 path is unchanged)
+            return masked_mean(rows, mask)  # [B, S]
+        triples = (hashed[:, :-1] * BIGRAM_HASH + ids[:, 2:]) % self.bigram_buckets  # [B, T-2]: (a, b, c) from (a, b)'s row
+        rows3 = self.bigrams(triples)  # [B, T-2, S]
+        mask3 = real_steps(rows3, None if lengths is None else lengths - 2)  # [B, T-2, 1]: n-2 triples
+        return masked_mean(paddle.concat([rows, rows3], axis=1), paddle.concat([mask, mask3], axis=1))  # [B, S]
 
     def _pool(self, outputs: paddle.Tensor, lengths: Optional[paddle.Tensor]) -> paddle.Tensor:
         # outputs: [B, T, D]; mask: [B, T, 1], 1 on real tokens (all ones without lengths)
