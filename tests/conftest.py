@@ -265,3 +265,14 @@ def report_table(text: str) -> list[dict[str, str]]:
     assert lines, text
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     return [dict(zip(header, (c.strip() for c in line.strip("|").split("|")))) for line in lines[1:]]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """With GRU_EXP_REQUIRE_NO_SKIPS=1 (CI: every service is there) a skipped test fails the run: a
+    test that skipped itself is a promise nobody checked."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter is not None else 0
+    if os.environ.get("GRU_EXP_REQUIRE_NO_SKIPS") == "1" and skipped and session.exitstatus == 0:
+        session.exitstatus = 1
+        reporter.write_line(f"GRU_EXP_REQUIRE_NO_SKIPS=1: {skipped} test(s) skipped; here every test must run.",
+                            red=True)

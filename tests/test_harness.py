@@ -3,6 +3,7 @@ and children whose pipes are drained while a test waits, with a deadline on ever
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -58,3 +59,19 @@ def test_a_line_never_written_fails_as_soon_as_the_output_ends():
     proc = start([sys.executable, "-c", "print('bye')"])
     with pytest.raises(AssertionError, match="the output ended before a line with 'never'"):
         proc.out.wait_for("never", timeout=60)
+
+
+def test_a_skipped_test_fails_the_run_under_the_no_skips_flag(tmp_path):
+    """CI sets GRU_EXP_REQUIRE_NO_SKIPS=1: a test that skipped itself fails the run (#29)."""
+    import shutil
+
+    for name in ("conftest.py", "synthetic_imdb.py"):
+        shutil.copy(REPO / "tests" / name, tmp_path / name)
+    (tmp_path / "test_probe.py").write_text("import pytest\n\ndef test_ok():\n    pass\n\n"
+                                            "def test_skipped():\n    pytest.skip('probe')\n")
+    base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_probe.py"]
+    env = {k: v for k, v in os.environ.items() if k != "GRU_EXP_REQUIRE_NO_SKIPS"}
+    assert subprocess.run(base, cwd=tmp_path, env=env, capture_output=True, timeout=120).returncode == 0
+    flagged = subprocess.run(base, cwd=tmp_path, env={**env, "GRU_EXP_REQUIRE_NO_SKIPS": "1"}, capture_output=True,
+                             text=True, timeout=120)
+    assert flagged.returncode == 1 and "1 test(s) skipped" in flagged.stdout, flagged.stdout[-2000:]
