@@ -272,6 +272,18 @@ def test_two_dashboards_on_one_port_one_serves_the_other_is_refused(home):
         _cleanup(procs[0], pids + visualdl_pids(port))
 
 
+def _studies_served(proc: subprocess.Popen, port: int):
+    """optuna-dashboard's answer to /api/studies once it serves (None if it never did within HUNG_S)."""
+    deadline = time.monotonic() + HUNG_S
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as answer:
+                return answer.read().decode()
+        except OSError:
+            time.sleep(0.5)
+    return None
+
+
 def _study(home: Path, name: str = "board") -> Path:
     import optuna
 
@@ -292,13 +304,7 @@ def test_optuna_dashboard_serves_the_sweeps_storage_and_stops_with_the_command(h
                             env={**os.environ, "GRU_EXP_HOME": str(home)}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        deadline, studies = time.monotonic() + HUNG_S, None
-        while time.monotonic() < deadline and proc.poll() is None and studies is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as answer:
-                    studies = answer.read().decode()
-            except OSError:
-                time.sleep(0.5)
+        studies = _studies_served(proc, port)
         assert studies is not None and '"board"' in studies, studies
         for entry in Path("/proc").iterdir():  # the storage's path never stands in a command line
             try:
@@ -343,13 +349,7 @@ def test_optuna_dashboard_reads_a_journal_and_refuses_an_unreadable_storage_in_o
             assert proc.returncode == 2 and "cannot be read as a study storage" in err and "Traceback" not in err, err
             assert notadb.read_bytes() == b"not a db\n"
             return
-        deadline, studies = time.monotonic() + HUNG_S, None
-        while time.monotonic() < deadline and proc.poll() is None and studies is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as answer:
-                    studies = answer.read().decode()
-            except OSError:
-                time.sleep(0.5)
+        studies = _studies_served(proc, port)
         assert studies is not None and '"jj"' in studies
     finally:
         if proc.poll() is None:
