@@ -15,7 +15,6 @@ the run's own model on probe texts before the folder is written.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -28,7 +27,7 @@ from typing import Optional, Sequence
 from gru_exp.config.paths import run_folder_around
 from gru_exp.errors import GruExpError
 from gru_exp.logs import setup_cli_logging
-from gru_exp.use.runs import UsableRun, find_run
+from gru_exp.use.runs import MODEL_HELP, UsableRun, doc_parser, find_run
 from gru_exp.use.standalone import README, USE_MODEL
 
 log = logging.getLogger(__name__)
@@ -156,6 +155,9 @@ def export(run: UsableRun, out: Path) -> None:
         else:
             check_out(out)  # still empty?
             for entry in sorted(tmp.iterdir()):
+                if os.path.lexists(out / entry.name):  # appeared meanwhile: not this command's to replace
+                    raise GruExpError(f"--out {out}: {entry.name} appeared there while exporting; export never "
+                                      "overwrites it (the files moved before it stay there).")
                 os.rename(entry, out / entry.name)
             tmp.rmdir()
     except OSError as exc:
@@ -166,12 +168,9 @@ def export(run: UsableRun, out: Path) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.export") -> int:
-    summary, _, details = (__doc__ or "").partition("\n\n")
-    parser = argparse.ArgumentParser(prog=prog, description=summary.split(": ", 1)[-1],
-                                     epilog=details.replace("gru-exp export", prog),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = doc_parser(__doc__, prog, "gru-exp export")
     parser.add_argument("args", nargs="+", metavar="MODEL",
-                        help="a run folder, a study folder or study_name=... [storage=...] [trial=N]")
+                        help=MODEL_HELP)
     parser.add_argument("--out", type=Path, required=True, help="a new or empty folder to write")
     args = parser.parse_args(argv)
     setup_cli_logging()

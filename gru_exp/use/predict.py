@@ -15,7 +15,6 @@ input text, in input order: JSONL {"label": <class>, "probs": {<class>: p, ...}}
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -30,7 +29,7 @@ import numpy as np
 
 from gru_exp.errors import GruExpError
 from gru_exp.logs import setup_cli_logging
-from gru_exp.use.runs import find_run
+from gru_exp.use.runs import MODEL_HELP, doc_parser, find_run
 from gru_exp.use.texts import FORMATS, encode_texts, input_format, parse_texts, read_bytes, text_column
 
 log = logging.getLogger(__name__)
@@ -76,13 +75,9 @@ def write_new_file(out: Path, lines: Sequence[str]) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.predict") -> int:
-    summary, _, details = (__doc__ or "").partition("\n\n")
-    parser = argparse.ArgumentParser(prog=prog, description=summary.split(": ", 1)[-1],
-                                     epilog=details.replace("gru-exp predict", prog),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = doc_parser(__doc__, prog, "gru-exp predict")
     parser.add_argument("args", nargs="*", metavar="MODEL [INPUT]",
-                        help="a run folder, a study folder or study_name=... [storage=...] [trial=N]; then the input "
-                             "file, or - (or nothing) for stdin")
+                        help=f"{MODEL_HELP}; then the input file, or - (or nothing) for stdin")
     parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="output format (default jsonl)")
     parser.add_argument("--out", type=Path, help="a new file to write (default: stdout)")
     parser.add_argument("--input-format", choices=FORMATS,

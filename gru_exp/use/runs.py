@@ -4,6 +4,7 @@ path, or a study's best trial (or the trial named), checked before any model is 
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 from dataclasses import dataclass
@@ -171,3 +172,15 @@ def find_run(targets: Sequence[str]) -> tuple[UsableRun, list[str]]:
     if first is None:
         raise GruExpError(f"No model named; {WHAT}.")
     return usable_run(first), rest[1:]
+
+
+MODEL_HELP = "a run folder, a study folder or study_name=... [storage=...] [trial=N]"
+
+
+def doc_parser(doc: Optional[str], prog: str, command: str) -> argparse.ArgumentParser:
+    """A command's parser from its module docstring: the first paragraph (after "...: ") as the
+    description, the rest as the epilog with ``command`` spelled as ``prog``."""
+    summary, _, details = (doc or "").partition("\n\n")
+    return argparse.ArgumentParser(prog=prog, description=summary.split(": ", 1)[-1],
+                                   epilog=details.replace(command, prog),
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
