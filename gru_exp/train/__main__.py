@@ -63,12 +63,12 @@ class _Jobs:
             else:
                 print("gru_exp.train: interrupted before the first epoch ended; nothing to continue, start it "
                       "again.", file=sys.stderr)
-            self._drop_if_new(run_dir, cfg)
+            self._drop_if_new(run_dir)
             raise
         except GruExpError as exc:  # a user error, or a NaN loss (NonFiniteLossError)
             log.error("%s", exc)
             print(f"gru_exp.train: error: {exc}", file=sys.stderr)
-            self._drop_if_new(run_dir, cfg)
+            self._drop_if_new(run_dir)
             if os.getpid() != self.pid:  # a launcher running jobs in other processes: fail the job visibly
                 raise
             self.failures.append(str(exc))
@@ -78,7 +78,7 @@ class _Jobs:
         print(os.path.abspath(run_dir), flush=True)  # stdout carries the result, one line per run; logs go to stderr
         return record.best_eval_acc  # Hydra's objective: the best eval accuracy
 
-    def _drop_if_new(self, run_dir: Path, cfg: DictConfig) -> None:
+    def _drop_if_new(self, run_dir: Path) -> None:
         """A job that wrote nothing leaves no folder: the empty one Hydra made for it goes, unless it
         was there before this command."""
         if self.plan is not None:  # what existed before this command is known: the folders it made go

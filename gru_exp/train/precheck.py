@@ -40,14 +40,13 @@ CONFIG_DIR_FLAGS = ("-cd", "--config-dir")
 class Plan:
     """What the checks found: the command line Hydra is to run (a resume completed from the run's
     record), the jobs (composed), the folders on the way to each job's folder (and the multirun
-    folder) that existed before this command (a refused job never removes them), whether the
-    multirun folder did, and the outputs folder."""
+    folder) that existed before this command (a refused job never removes them), and whether the
+    multirun folder did."""
 
     argv: list[str]
     jobs: list[Job]
     existing: set[Path]
     multirun_dir_existed: bool
-    output_dir: Path
 
 
 def precheck(argv: Sequence[str]) -> Plan:
@@ -80,7 +79,7 @@ def precheck(argv: Sequence[str]) -> Plan:
     check_jobs(jobs)
     _check_hydra(first.cfg)
     existed = _multirun_dir(first.cfg) if multirun else False
-    plan = Plan(list(argv), jobs, set(), existed, Path(os.path.abspath(first.task.paths.output_dir)))
+    plan = Plan(list(argv), jobs, set(), existed)
     if multirun:
         with contextlib.suppress(OmegaConfBaseException):  # its date folder may be there already
             plan.existing.update(_existing(Path(os.path.abspath(first.cfg.hydra.sweep.dir))))
