@@ -195,9 +195,18 @@ def test_an_array_finishes_exactly_n_trials_with_folders_records_and_a_report(sl
     if not NO_ACCOUNTING:  # the final states come from sacct (slurmdbd), which answered when this file loaded
         assert "Unable to connect to database" not in out, out[-3000:]
         assert re.search(rf"Slurm job {array_id} ended: COMPLETED: {array_id}_0, {array_id}_1", out), out[-3000:]
+    # What it costs, before anything is queued; stdout is the study's result alone, as a local sweep's
+    assert re.search(rf"Cost of study '{name}': 4 trial\(s\) to run \(of 4\) x 2 epoch\(s\).* on 2 worker\(s\)",
+                     proc.stderr.split("Submitted Slurm job")[0]), proc.stderr[-3000:]
+    (line,) = proc.stdout.splitlines()
+    where, number, value = line.split("\t")
+    best = load(name).best_trial
+    assert (os.path.realpath(where), int(number), float(value)) == (str(folder.resolve()), best.number, best.value), line
     for task in (0, 1):  # each task ran the same worker loop as a local worker, and logged beside the study
         log = task_log(folder, f"{array_id}_{task}").read_text()
         assert "launcher.name=local n_workers=1" in log and "Worker done:" in log, log[-2000:]
+        # its cost lines count the array's two tasks, measured as trials end
+        assert re.search(r"Cost of study .* x \d+ s per epoch \(measured .* on 2 worker\(s\)", log), log[-2000:]
     assert make_url(PG_URL).password not in out
     report = subprocess.run([sys.executable, "-m", "gru_exp.report", str(folder), f"storage={PG_URL}"], cwd=REPO,
                             capture_output=True, text=True, timeout=300)

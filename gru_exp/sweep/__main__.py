@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 
 from omegaconf import DictConfig
 
-from gru_exp.commands import INFO_FLAGS, flags, print_quietly, run_hydra, version_text
+from gru_exp.commands import INFO_FLAGS, flags, run_hydra, version_text
 from gru_exp.config.compose import compose_config, composition_error
 from gru_exp.config.sources import conf_snapshot
 from gru_exp.config.paths import path_problems
@@ -73,18 +73,6 @@ def _spawn_workers(argv: Sequence[str], n: int, storage: Optional[str], gpus: Se
     return 0 if not any(codes) else 130 if interrupted else 1
 
 
-def print_result(study: object, folder: object) -> None:
-    """The sweep's result on stdout, one line, tab-separated: the study folder, the trial summary.md
-    puts first (the best, or the Pareto front's best in the first objective) and its objective
-    value(s), comma-separated; ``-`` for both before any trial completed. Logs stay on stderr."""
-    from gru_exp.sweep.summary import chosen_trial
-
-    best = chosen_trial(study)
-    where = os.path.abspath(str(folder))
-    fields = [where, "-", "-"] if best is None else [where, str(best.number), ",".join(repr(float(v)) for v in best.values)]
-    print_quietly("\t".join(fields))  # a reader that closed stdout: exit 141, as train does
-
-
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -130,6 +118,7 @@ def run_sweep(sc: DictConfig, argv: Sequence[str]) -> int:
         from gru_exp.sweep.cost import log_cost, space_estimate
         from gru_exp.sweep.gpus import visible_gpus
         from gru_exp.sweep.storage import open_study, study_dir
+        from gru_exp.sweep.summary import print_result
         from gru_exp.sweep.worker import run_worker
 
         if sc.n_workers > 1:
@@ -152,6 +141,8 @@ def run_sweep(sc: DictConfig, argv: Sequence[str]) -> int:
         return 130
     log.info("Worker done: %d trials run here (%d failed). Summary: %s", ran["trials"], ran["failed"],
              study_dir(sc) / "summary.md")
+    from gru_exp.sweep.summary import print_result
+
     print_result(ran["study"], study_dir(sc))
     if ran["stopped"]:
         print(f"gru_exp.sweep: stopped early: {ran['stopped']}", file=sys.stderr)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 from pathlib import Path
 from typing import Any, Optional
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from gru_exp.commands import print_quietly
 from gru_exp.config.sweep import is_accuracy, show_metric
 from gru_exp.files import atomic_write_text
 from gru_exp.notebook import NOTEBOOK_BEST_ACC, NOTEBOOK_FINAL_ACC
@@ -212,3 +214,13 @@ def _delta(test_acc: Any) -> str:
         return "no test accuracy"
     return (f"{100 * (test_acc - NOTEBOOK_FINAL_ACC):+.2f} points vs the notebook's final 84.50%, "
             f"{100 * (test_acc - NOTEBOOK_BEST_ACC):+.2f} vs its best 87.10%")
+
+
+def print_result(study: object, folder: object) -> None:
+    """The sweep's result on stdout, one line, tab-separated: the study folder, the trial summary.md
+    puts first (the best, or the Pareto front's best in the first objective) and its objective
+    value(s), comma-separated; ``-`` for both before any trial completed. Logs stay on stderr."""
+    best = chosen_trial(study)
+    where = os.path.abspath(str(folder))
+    fields = [where, "-", "-"] if best is None else [where, str(best.number), ",".join(repr(float(v)) for v in best.values)]
+    print_quietly("\t".join(fields))  # a reader that closed stdout: exit 141, as train does

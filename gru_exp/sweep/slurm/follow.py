@@ -59,12 +59,25 @@ def _progress(study: Any, sc: DictConfig, started: float) -> str:
     return re.sub(r"; this worker ([\d.]+) min", r"; \1 min since submission", line)
 
 
-def follow(sc: DictConfig, study: Any, jobs: Sequence[Any], array_id: str) -> int:
-    """Print the study's progress and the tasks' queue states until no task is left in the queue;
-    then the tasks' final states, and an exit code like a local run's."""
+def follow(sc: DictConfig, study: Any, jobs: Sequence[Any], array_id: str, estimate: tuple[float, float]) -> int:
+    """Log the study's progress, its cost as trials end, and the tasks' queue states until no task is
+    left in the queue; then the tasks' final states. Prints the study's result on stdout (as a local
+    sweep does) unless the array was cancelled, and returns an exit code like a local run's."""
+    code = _follow(sc, study, jobs, array_id, estimate)
+    if code != 130:
+        from gru_exp.sweep.storage import study_dir
+        from gru_exp.sweep.summary import print_result
+
+        print_result(study, study_dir(sc))
+    return code
+
+
+def _follow(sc: DictConfig, study: Any, jobs: Sequence[Any], array_id: str, estimate: tuple[float, float]) -> int:
+    from gru_exp.sweep.cost import log_cost
     from gru_exp.sweep.storage import study_dir, with_storage_retry
 
     started, last_line, last_queue, gone = time.monotonic(), "", None, 0
+    deadline = started + (sc.timeout or math.inf)
     while True:
         queue = _squeue(array_id)
         if queue is not None and queue != last_queue:
@@ -74,6 +87,8 @@ def follow(sc: DictConfig, study: Any, jobs: Sequence[Any], array_id: str) -> in
                                   sc.storage_retry_s)
         if line.split("; ")[0] != last_line.split("; ")[0]:
             log.info("%s", line)
+            if last_line:  # a trial ended: what is left, measured
+                log_cost(sc, study, estimate, deadline - time.monotonic())
             last_line = line
         gone = gone + 1 if queue == [] else 0
         if gone >= 2:  # twice empty: not a requeue in between

@@ -118,6 +118,8 @@ def _submit(ex: Any, task: SweepTask, n: int, folder: Path) -> list[Any]:
 
 def launch(sc: DictConfig, argv: Sequence[str]) -> int:
     """Submit the sweep's workers as a Slurm job array; with launcher.wait, follow it to its end."""
+    from gru_exp.config.compose import compose_config
+    from gru_exp.sweep.cost import log_cost, space_estimate
     from gru_exp.sweep.storage import claim_study_dir, open_study, storage_url, study_dir
 
     url = storage_url(sc)
@@ -130,6 +132,8 @@ def launch(sc: DictConfig, argv: Sequence[str]) -> int:
                     "%s with the password in PGPASSWORD or ~/.pgpass", STORAGE_ENV)
     study, _ = open_study(sc)  # schema and study created once, before the tasks race to do it
     out = claim_study_dir(sc, study)
+    estimate = space_estimate(sc, compose_config(list(sc.base)))
+    log_cost(sc, study, estimate)  # before anything is queued
     logs = _submission_folder(check_study_folder(out))
     try:
         ex = _executor(sc, logs)
@@ -138,14 +142,14 @@ def launch(sc: DictConfig, argv: Sequence[str]) -> int:
         raise
     submitted = time.monotonic()
     with _storage_for_the_job(url):
-        jobs = _submit(ex, SweepTask(argv), int(sc.n_workers), logs)
+        jobs = _submit(ex, SweepTask(argv, int(sc.n_workers)), int(sc.n_workers), logs)
     array_id = jobs[0].job_id.split("_")[0]
     lc = sc.launcher
     where = jobs[0].paths.stdout if len(jobs) == 1 else f"{logs}/{array_id}_<task>/{array_id}_<task>_0_log.out"
     print(f"Submitted Slurm job {array_id}: {len(jobs)} task(s) of study {sc.study_name!r} (partition "
           f"{lc.partition or 'default'}, {lc.cpus_per_task} CPU{'s' if lc.cpus_per_task > 1 else ''}"
           f"{f', {lc.gpus_per_task} GPU(s)' if lc.gpus_per_task else ''} and {lc.timeout_min} min each). "
-          f"Logs: {where}", flush=True)
+          f"Logs: {where}", file=sys.stderr if lc.wait else sys.stdout, flush=True)  # stdout: the result, one line
     log.info("Follow: squeue -j %s; stop: scancel %s (the study stays consistent; the same command resumes it)",
              array_id, array_id)
     log.info("Study %r in %s; run folders in %s (submitted in %.1f s)", sc.study_name, redact(storage_url(sc)), out,
@@ -153,7 +157,7 @@ def launch(sc: DictConfig, argv: Sequence[str]) -> int:
     if not lc.wait:
         return 0
     try:
-        return follow(sc, study, jobs, array_id)
+        return follow(sc, study, jobs, array_id, estimate)
     except KeyboardInterrupt:
         print(f"gru_exp.sweep: stopped following; Slurm job {array_id} keeps running (squeue -j {array_id}; "
               f"scancel {array_id} stops it, and the same command resumes the study)", file=sys.stderr)

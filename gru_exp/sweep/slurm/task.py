@@ -12,6 +12,7 @@ import time
 from typing import Any, Optional, Sequence
 
 from gru_exp.redact import redact_all
+from gru_exp.sweep.cost import WORKERS_ENV
 
 STOP_WAIT_S = 60  # after USR2: how long the worker may take to record its trial before it is killed
 STORAGE_ENV = "GRU_EXP_STORAGE"  # the launcher puts the study's storage URL there for sbatch to pass on
@@ -44,12 +45,16 @@ class SweepTask:
     process. The child ignores USR2 (submitit's timeout signal, sent to every process of the task);
     this process gets it, stops the worker like SIGTERM does, and has submitit requeue the task."""
 
-    def __init__(self, argv: Sequence[str]) -> None:
+    def __init__(self, argv: Sequence[str], n_workers: int = 0) -> None:
         self.argv = without_storage(argv)  # pickled into the study folder: no URL, no password
+        self.n_workers = n_workers  # the array's tasks: the workers sharing the study (0: not known)
         self._proc: Optional[subprocess.Popen] = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"argv": self.argv, "_proc": None}
+        return {"argv": self.argv, "n_workers": self.n_workers, "_proc": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({"n_workers": 0, **state})  # a task pickled before n_workers was kept
 
     def __call__(self, index: int) -> int:
         if not os.environ.get(STORAGE_ENV):
@@ -59,7 +64,10 @@ class SweepTask:
         cmd = worker_command(self.argv)
         print(f"gru_exp.sweep.slurm: task {index} on {socket.gethostname()}: {' '.join(redact_all(cmd))}",
               flush=True)
-        self._proc = subprocess.Popen(cmd, preexec_fn=_ignore_usr2)  # noqa: PLW1509 (no other thread here)
+        env = dict(os.environ)
+        if self.n_workers:  # the worker logs the study's cost for all the tasks; the launcher logged it first
+            env[WORKERS_ENV] = str(self.n_workers)
+        self._proc = subprocess.Popen(cmd, env=env, preexec_fn=_ignore_usr2)  # noqa: PLW1509 (no other thread here)
         # Poll instead of wait(): a signal handler (checkpoint) must be able to wait for the child.
         while self._proc.poll() is None:
             time.sleep(0.5)
@@ -83,4 +91,4 @@ class SweepTask:
             except subprocess.TimeoutExpired:  # its trial is then failed by heartbeat and retried
                 proc.kill()
                 proc.wait()
-        return submitit.helpers.DelayedSubmission(SweepTask(self.argv), index)
+        return submitit.helpers.DelayedSubmission(SweepTask(self.argv, self.n_workers), index)
