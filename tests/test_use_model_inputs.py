@@ -81,6 +81,9 @@ def test_existing_out_and_unreadable_input_are_refused(run, tmp_path):
     folder = tmp_path / "export"
     folder.mkdir()
     (folder / "keep.txt").write_text("mine")
+    # a folder as --out: said to be a folder, with a file name to use instead
+    refused(cli("predict", str(run), "-", "--out", str(folder), stdin=b"good\n"), f"--out {folder} is a folder",
+            str(folder / "predictions.jsonl"))
     refused(cli("export", str(run), "--out", str(folder)), str(folder), "not empty")
     assert snapshot(folder) == {"keep.txt": b"mine"}
     refused(cli("export", str(run), "--out", str(run / "inside")), "inside the run folder")

@@ -51,6 +51,9 @@ def output_lines(probs: np.ndarray, classes: Sequence[str], fmt: str) -> list[st
 
 def check_new_file(out: Path) -> None:
     """GruExpError unless ``out`` is a file that does not exist yet in an existing folder."""
+    if out.is_dir():
+        raise GruExpError(f"--out {out} is a folder; --out names the file to write, e.g. --out "
+                          f"{out / 'predictions.jsonl'} (a new file: predict never overwrites one). Nothing was written.")
     if out.exists() or out.is_symlink():
         raise GruExpError(f"--out {out} exists; predict never overwrites a file. Give a new file name (or leave "
                           "--out out to write to stdout). Nothing was written.")
