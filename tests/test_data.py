@@ -186,3 +186,20 @@ def test_the_archive_keeps_review_ids_and_id_blocks_reach_the_run(tiny_cfg, tmp_
     assert sorted(held_ids(blocks.eval).tolist()) == sorted(list(range(8)) * 2)
     assert sorted(held_ids(plain.eval).tolist()) != sorted(list(range(8)) * 2)
     assert blocks.eval.labels.sum() == plain.eval.labels.sum() == 8
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 4096])
+def test_ragged_take_gathers_the_texts_asked_in_order_whatever_the_chunk(chunk):
+    from gru_exp.data.splits import ragged_take
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        lengths = rng.integers(0, 6, size=int(rng.integers(1, 40)))  # empty texts included
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        ids = rng.integers(0, 100, size=int(offsets[-1])).astype(np.int32)
+        index = rng.permutation(len(lengths))[: int(rng.integers(0, len(lengths) + 1))]
+        taken, out = ragged_take(ids, offsets, index, chunk=chunk)
+        texts = [ids[offsets[i]:offsets[i + 1]] for i in index]
+        assert taken.dtype == np.int32 and out.dtype == np.int64
+        assert [taken[out[k]:out[k + 1]].tolist() for k in range(len(index))] == [t.tolist() for t in texts]
+        assert out[0] == 0 and out[-1] == len(taken) == sum(len(t) for t in texts)

@@ -97,6 +97,7 @@ class Collector:
         """The token arrays; a test part held out of train when no test texts were added."""
         flat = {s: np.frombuffer(self.ids[s], dtype=np.int32) if len(self.ids[s]) else np.zeros(0, np.int32)
                 for s in SPLITS}
+        self.ids = {}  # the arrays live on in ``flat`` only: freed as soon as they are gathered or remapped
         offsets = {s: np.concatenate([[0], np.cumsum(np.asarray(self.lengths[s], dtype=np.int64))]).astype(np.int64)
                    for s in SPLITS}
         labels = {s: np.asarray(self.labels[s], dtype=np.int64) for s in SPLITS}
@@ -124,8 +125,11 @@ class Collector:
         to_class = np.full(len(names), -1, dtype=np.int64)
         to_class[[self.label_ids[n] for n in order]] = np.arange(len(order))
         words, remap = self._vocabulary(flat["train"], cutoff, what)
+        ids = {}
+        for s in SPLITS:  # one split's provisional ids at a time beside the final ones
+            ids[s] = remap[flat.pop(s)]
         return TokenArrays(
-            ids={s: remap[flat[s]] for s in SPLITS}, offsets=offsets, labels={s: to_class[labels[s]] for s in SPLITS},
+            ids=ids, offsets=offsets, labels={s: to_class[labels[s]] for s in SPLITS},
             words=words, review_ids={s: np.full(len(labels[s]), -1, dtype=np.int64) for s in SPLITS},
             class_names=order, groups=groups, test_from=test_from)
 
