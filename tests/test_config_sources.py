@@ -108,3 +108,32 @@ def test_a_user_searchpath_and_nested_configs_cannot_hide_which_file_ran(tiny_ar
     proc = cli("gru_exp.train", *tiny_overrides(tiny_archive, tmp_path / "out", "experiment=sub/x"),
                env_extra={"GRU_EXP_CONFIG_PATH": f"{a}{os.pathsep}{b}"})
     assert proc.returncode == 2 and "are both experiment/sub/x.yaml" in proc.stderr, proc.stderr
+
+
+def test_a_name_that_is_not_a_config_says_what_there_is_and_where_a_file_of_that_name_must_go(tmp_path):
+    """A user's ./sweeps/mine.yaml (or ./experiment/mine.yaml, or a path as the name) that no config
+    folder holds: one paragraph with the options, the folder to set and the name to give; exit 2,
+    nothing written. With that folder set, the same name composes."""
+    (tmp_path / "sweeps").mkdir()
+    (tmp_path / "sweeps" / "mine.yaml").write_text("study_name: mine\nn_trials: 1\n")
+    experiment(tmp_path, "small", 8)
+    env = {k: v for k, v in os.environ.items() if k not in ("GRU_EXP_CONFIG_PATH", "GRU_EXP_SWEEPS_PATH")}
+    env["GRU_EXP_HOME"] = str(tmp_path / "home")
+
+    def run(*args: str, **extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", *args], cwd=tmp_path, env={**env, **extra}, capture_output=True,
+                              text=True, timeout=300)
+
+    for module, arg, folder in (("gru_exp.sweep", "sweep=mine", "sweeps"), ("gru_exp.sweep", "sweep=sweeps/mine.yaml", "sweeps"),
+                                ("gru_exp.train", "experiment=small", "experiment")):
+        proc = run(module, arg)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        error = proc.stderr.splitlines()[0]
+        assert f"there is no {arg.split('=')[0]} of that name; available: " in error, error
+        assert f"set GRU_EXP_CONFIG_PATH={tmp_path} (the folder that holds {folder}/" in error, error
+        assert "default" in error if module == "gru_exp.sweep" else "cpu_quick" in error
+    proc = run("gru_exp.sweep", "sweep=nowhere")
+    assert proc.returncode == 2 and "Your own files go to <folder>/sweeps/nowhere.yaml" in proc.stderr, proc.stderr
+    assert not (tmp_path / "home").exists()  # nothing written
+    proc = run("gru_exp.sweep", "sweep=mine", "--cfg", "job", GRU_EXP_CONFIG_PATH=str(tmp_path))
+    assert proc.returncode == 0 and "study_name: mine" in proc.stdout, proc.stderr

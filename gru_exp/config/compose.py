@@ -21,7 +21,8 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 from gru_exp.config.knobs import RunConfig, name_excluded_keys
 from gru_exp.config.names import folder_name, run_leaf
 from gru_exp.config.paths import path_problems
-from gru_exp.config.sources import CONF_DIR, project_root, searchpath_override, sweep_files, user_config_dirs
+from gru_exp.config.sources import (CONF_DIR, missing_option, project_root, searchpath_override, sweep_files,
+                                    user_config_dirs)
 from gru_exp.config.sweep import SweepConfig
 from gru_exp.config.validation import validate
 from gru_exp.config.values import without_hydra
@@ -109,6 +110,9 @@ def composition_error(exc: BaseException, schema: type = RunConfig) -> ConfigErr
             return _problem(key, f"{key} is not a knob{hint}")
         return _problem(key, f"{key}: {text}")
     text = redact(" ".join(str(exc).split()))
+    missing = missing_option(text)
+    if missing:
+        return _problem(*missing)
     hint = ("; a value with spaces or characters such as # @ , [ ] must be quoted ('key=\"a b#c\"'), and a storage "
             "URL can come from $GRU_EXP_STORAGE instead") if "Lexer" in text or "mismatched input" in text else ""
     error = ConfigError(f"Invalid command line: {text}{hint}")

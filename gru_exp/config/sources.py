@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 from gru_exp.config.values import override
 from gru_exp.errors import ConfigError
@@ -124,3 +125,30 @@ def conf_snapshot(cache_dir: str) -> list[str]:
         except OSError:  # another worker made the same copy first
             shutil.rmtree(staging, ignore_errors=True)
     return [str(target / str(i)) for i in range(len(sources))]
+
+
+def missing_option(text: str) -> Optional[tuple[str, str]]:
+    """For Hydra's "Could not find 'group/name'" (a config group option that does not exist):
+    (group, problem), the problem in one sentence with the options there are and, for experiments
+    and search spaces, where a file of that name the user has (``./sweeps/name.yaml``, a path given
+    as the name) would have to be to be found. None for any other error."""
+    listed = re.search(r"Available options in '([^']+)':\s*(.*?)\s*Config search path", text)
+    found = listed and re.search(rf"Could not find '{re.escape(listed.group(1))}/([^']+)'", text)
+    if not found:
+        return None
+    group, name = listed.group(1), found.group(1)
+    folder = "sweeps" if group == "sweep" else group  # the folder a config folder holds them in
+    stem = Path(name).name.removesuffix(".yaml")
+    problem = (f"{group}={name!r}: there is no {group} of that name; available: "
+               f"{', '.join(listed.group(2).split()) or 'none'}")
+    mine = next((p.absolute() for p in (Path(name), Path(f"{name}.yaml"), Path(folder) / f"{stem}.yaml",
+                                        Path(group) / f"{stem}.yaml") if p.is_file()), None)
+    if group not in ("experiment", "sweep"):  # Hydra's own groups (hydra/launcher, ...): no files of the user's
+        return group, problem
+    if mine is not None and mine.parent.name == folder:
+        return group, (f"{problem}. Your {mine} is not in a config folder gru-exp reads: set {CONFIG_PATH_ENV}="
+                       f"{mine.parent.parent} (the folder that holds {folder}/; several: {os.pathsep!r}-separated) "
+                       f"and give {group}={stem}")
+    where = f"Your {mine} is not in a config folder gru-exp reads: " if mine is not None else "Your own files go "
+    return group, (f"{problem}. {where}{'move it ' if mine is not None else ''}to <folder>/{folder}/{stem}.yaml, "
+                   f"set {CONFIG_PATH_ENV}=<folder> and give {group}={stem}")
