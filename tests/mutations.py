@@ -132,15 +132,14 @@ MUTATIONS: list[Mutation] = [
         'eval_loss, eval_acc = evaluate(model, splits.test, cfg, confusion=confusion)',
         "each epoch is evaluated on the test split, so the best epoch is chosen by a test score",
         "No epoch is ever chosen by a test score: the per-epoch evaluation is on the validation hold-out.",
-        ("tests/test_train.py::test_smoke_run_leaves_a_complete_record",
-         "tests/test_protocol.py::test_a_report_never_shows_a_test_score_as_validation")),
+        ("tests/test_protocol.py::test_the_best_epoch_is_chosen_on_the_validation_hold_out_never_on_test",)),
     Mutation(
         "imdb-cache-key", "gru_exp/data/imdb.py",
         'npz = Path(cache_dir) / f"imdb-{digest[:16]}-cutoff{cutoff}{key}-v{CACHE_FORMAT}.npz"',
         'npz = Path(cache_dir) / f"imdb-{digest[:16]}-cutoff{cutoff}-v{CACHE_FORMAT}.npz"',
         "the IMDB cache entry's name leaves out the tokenizer knobs",
         "Cached token ids are reused only for the same data and the same tokenizer options.",
-        ("tests/test_data.py::test_cache_miss_then_hit",)),
+        ("tests/test_data.py::test_the_imdb_cache_is_keyed_by_the_tokenizer_knobs",)),
     Mutation(
         "table-cache-key", "gru_exp/data/table.py",
         '"tokenizer": str(data.tokenizer), "lowercase": bool(data.lowercase),',
@@ -168,8 +167,7 @@ MUTATIONS: list[Mutation] = [
         'rng = np.random.default_rng([0, 0])',
         "the validation split ignores trainer.seed",
         "trainer.seed fixes the split: the same seed draws the same validation texts, another seed others.",
-        ("tests/test_data.py::test_splits_hold_out_validation_from_train",
-         "tests/test_train.py::test_same_seed_same_metrics_other_seed_differs")),
+        ("tests/test_data.py::test_each_seed_draws_its_own_validation_split_and_the_same_seed_the_same",)),
     Mutation(
         "class-order", "gru_exp/data/texts.py",
         'order = class_order([names[int(i)] for i in seen])',
@@ -183,7 +181,7 @@ MUTATIONS: list[Mutation] = [
         'tokenize, index = tokenizer(data.tokenizer), {w: i for i, w in enumerate(words)}',
         "predict passes the knob, not the data config: always the lower-casing word tokenizer",
         "predict tokenizes new texts exactly as the run's training did (its data.tokenizer and data.lowercase).",
-        ("tests/test_use_model_inputs.py::test_predict_reads_a_tsv_with_the_text_column_the_run_trained_on",)),
+        ("tests/test_use_model_inputs.py::test_predict_tokenizes_as_the_run_trained_cased_words",)),
     Mutation(
         "predict-seq-len", "gru_exp/use/texts.py",
         'docs = [encode(tokenize(t), index)[: data.seq_len] for t in texts]',
@@ -218,7 +216,7 @@ MUTATIONS: list[Mutation] = [
         'if done >= sc.n_trials or failed >= max_failures:',
         "trials running on other workers are not counted against n_trials",
         "n_trials is the study's total, exactly, however many workers run it.",
-        ("tests/test_sweep.py::test_two_workers_share_one_sqlite_study_exactly",)),
+        ("tests/test_trial_budget.py::test_a_trial_running_on_another_worker_counts_toward_n_trials",)),
     Mutation(
         "study-folder-by-name", "gru_exp/sweep/storage.py",
         'if owner is not None and owner.get("uid") != uid:',
@@ -319,8 +317,19 @@ def passes(node: str, passed: dict[str, bool]) -> bool:
     return bool(cases) and all(cases)
 
 
+def _reason(bad: ET.Element) -> str:
+    """One line on why a test failed: pytest's rewritten ``assert ...`` line of the report when there is
+    one (an assertion's own message may be a whole stderr), else the exception's message."""
+    for line in (bad.text or "").splitlines():
+        if line.startswith("E ") and line[1:].strip().startswith("assert "):
+            return _one_line(line[1:])
+    return _one_line(bad.get("message") or bad.text or "")
+
+
 def _one_line(text: str, limit: int = 160) -> str:
-    line = next((ln.strip() for ln in (text or "").splitlines() if ln.strip()), "")
+    """The first line of ``text`` (with the next one when the first only introduces it, "AssertionError:")."""
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    line = " ".join(lines[:2]) if len(lines) > 1 and lines[0].endswith(":") else (lines[0] if lines else "")
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
@@ -352,7 +361,7 @@ def run_tests(root: Path, nodes: Sequence[str], timeout_s: float, stop_first: bo
             skipped = case.find("skipped")
             passed[node] = bad is None and skipped is None
             if bad is not None and first is None:
-                first, reason = node, _one_line(bad.get("message") or bad.text or "")
+                first, reason = node, _reason(bad)
             elif skipped is not None and not reason:
                 reason = "skipped: " + _one_line(skipped.get("message") or "")
     if status == "TIMEOUT":
