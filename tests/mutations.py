@@ -113,6 +113,13 @@ MUTATIONS: list[Mutation] = [
         "A run folder is held by one run at a time; another training is refused while it is held.",
         ("tests/test_run_folders.py::test_a_run_folder_that_another_process_holds_is_refused",)),
     Mutation(
+        "resume-data-by-path", "gru_exp/train/preflight.py",
+        'if record.archive_sha256 and found is not None and found.sha256() != record.archive_sha256:',
+        'if record.archive_sha256 and found is not None and found.what != record.archive:',
+        "a resume compares the data's path with the record's, not its SHA-256",
+        "A resumed run continues on the very data it was trained on (the same content, wherever it lies).",
+        ("tests/test_train.py::test_a_resume_knows_its_data_by_content_not_by_path",)),
+    Mutation(
         "score-last-not-best", "gru_exp/train/run.py",
         'weights = state.run_dir / (BEST_CKPT if which == TestEpoch.best else LAST_CKPT)',
         'weights = state.run_dir / LAST_CKPT',
@@ -224,6 +231,13 @@ MUTATIONS: list[Mutation] = [
         "a study folder is claimed by study name instead of the study's id",
         "A second study of the same name (other storage, emptied database) never writes into the first's folder.",
         ("tests/test_bad_input_cli.py::test_a_second_study_of_the_same_name_never_writes_into_the_first",)),
+    Mutation(
+        "best-yaml-values", "gru_exp/sweep/best_yaml.py",
+        'values.update(trial.params)',
+        'pass  # mutation: the trial\'s sampled values are left out',
+        "best.yaml is written without the trial's sampled values",
+        "best.yaml composes the best trial's configuration exactly and runs as printed.",
+        ("tests/test_best_yaml.py::test_best_yaml_composes_the_best_trials_config_exactly_and_runs_as_printed",)),
     Mutation(
         "report-test-as-val", "gru_exp/report/entries.py",
         'runs = [r for r in self.runs if key != "best_eval_acc" or r.eval_split == "val"]',
