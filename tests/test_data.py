@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -43,6 +44,25 @@ def test_cache_miss_then_hit(tiny_archive, tmp_path, caplog):
     assert len(list(tmp_path.glob("*.npz"))) == 1
     load_imdb(tiny_archive, 3, tmp_path)  # another cutoff is another entry
     assert len(list(tmp_path.glob("*.npz"))) == 2
+
+
+def test_the_imdb_cache_is_keyed_by_the_tokenizer_knobs(tiny_cfg, tiny_archive):
+    """Runs sharing one cache folder with other tokenizer knobs (data.lowercase, data.tokenizer) each
+    get the token ids of their own tokenizer, never another's cached entry (issue #29's mutation
+    check: the entry's name once left the knobs out, and a cased run trained on lower-cased ids)."""
+    from gru_exp.config.values import run_config
+    from gru_exp.data.tokenize import chars, tokenize_cased
+    from gru_exp.train.run import load_data
+
+    lower = load_data(run_config(tiny_cfg("data.cutoff=0")), tiny_archive)  # cached first, as the default
+    cased = load_data(run_config(tiny_cfg("data.cutoff=0", "data.lowercase=false")), tiny_archive)
+    by_chars = load_data(run_config(tiny_cfg("data.cutoff=0", "data.tokenizer=chars")), tiny_archive)
+    assert all(w == w.lower() for w in lower.words)
+    assert cased.words == parse_archive(tiny_archive, 0, tokenize_cased).words  # capitals kept ("It's" -> b"Its")
+    assert any(w != w.lower() for w in cased.words)
+    assert by_chars.words == parse_archive(tiny_archive, 0, chars).words
+    entries = sorted(p.name for p in Path(tiny_cfg().data.cache_dir).glob("*.npz"))  # the runs' one cache folder
+    assert len(entries) == 3, entries
 
 
 def test_corrupt_cache_entry_is_rebuilt_not_used(tiny_archive, tmp_path, caplog):
@@ -130,6 +150,25 @@ def test_splits_hold_out_validation_from_train(tiny_archive):
     assert not any(r.tobytes() in train_rows for r in splits.eval.ids if (r != arrays.pad_id).sum() > 5)
     on_test = make_splits(arrays, seq_len=20, val_size=0, train_limit=None, test_limit=None, seed=3)
     assert on_test.eval_name == "test" and on_test.eval is on_test.test and len(on_test.train) == 80
+
+
+def test_each_seed_draws_its_own_validation_split_and_the_same_seed_the_same(tiny_cfg, tiny_archive):
+    """trainer.seed fixes the split (docs/results.md: "each seed also draws its own validation
+    split"): the reviews a run holds out are the same for the same seed and others for another seed,
+    stratified either way, and never in training."""
+    from gru_exp.config.values import run_config
+    from gru_exp.train.run import load_data
+
+    def held_out(seed: int) -> tuple[list[int], list[int], int]:
+        splits = load_data(run_config(tiny_cfg(f"trainer.seed={seed}")), tiny_archive)
+        return sorted(splits.eval.starts.tolist()), sorted(splits.train.starts.tolist()), int(splits.eval.labels.sum())
+
+    one, one_train, one_neg = held_out(1)
+    assert held_out(1) == (one, one_train, one_neg)
+    for seed in (2, 3):
+        other, other_train, other_neg = held_out(seed)
+        assert other != one and len(other) == len(one) == 16 and other_neg == one_neg == 8
+        assert not set(other) & set(other_train)
 
 
 def test_bucketed_batches_cover_the_split_with_little_padding(tiny_archive):

@@ -44,3 +44,31 @@ def test_a_report_never_shows_a_test_score_as_validation(tiny_archive, tmp_path)
     assert "data.val_size=16" in first and f"{100 * held.best_eval_acc:.2f}" in first  # ranked by validation only
     assert "data.val_size=0" in second and f"| last |  |  | {100 * refit.test['acc']:.2f}" in second, second
     assert json.loads((runs / "refit" / "metrics.json").read_text())["eval_split"] == "test"
+
+
+def test_the_best_epoch_is_chosen_on_the_validation_hold_out_never_on_test(tiny_cfg, tmp_path):
+    """Each epoch's recorded eval loss and accuracy (what picks the best epoch, early stopping and a
+    sweep's objective) are the validation hold-out's: the best and the last checkpoint, evaluated
+    again on the validation split the run drew, give their epochs' recorded numbers, and on the test
+    split they do not (issue #29's mutation check: evaluating each epoch on test went unnoticed)."""
+    from pathlib import Path
+
+    from gru_exp.config.values import run_config
+    from gru_exp.train.checkpoints import load_checkpoint
+    from gru_exp.train.loop import evaluate
+    from gru_exp.train.run import build, load_data, run_training
+
+    cfg = tiny_cfg("trainer.epochs=3", "logger.visualdl=false", "logger.baseline=false")
+    run_training(cfg, tmp_path / "run")
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert (record["eval_split"], record["n_eval"], record["n_test"]) == ("val", 16, 80)
+    rc = run_config(cfg)
+    splits = load_data(rc, Path(rc.data.path))
+    model, _ = build(rc, splits)
+    for name in ("best", "last"):
+        ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / f"{name}.pdparams")
+        model.set_state_dict(ckpt["model"])
+        recorded = (record["series"]["eval_loss"][ckpt["epoch"] - 1], record["series"]["eval_acc"][ckpt["epoch"] - 1])
+        assert evaluate(model, splits.eval, rc) == pytest.approx(recorded, rel=1e-6), name
+        assert evaluate(model, splits.test, rc)[0] != pytest.approx(recorded[0], rel=1e-6), name
+    assert record["best_eval_acc"] == max(record["series"]["eval_acc"])

@@ -109,6 +109,31 @@ def test_a_resume_on_other_data_is_refused(tiny_cfg, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_a_resume_knows_its_data_by_content_not_by_path(tiny_cfg, tiny_archive, tmp_path):
+    """The data's identity is its SHA-256: the run's archive copied elsewhere continues it, and other
+    reviews under the run's own path are refused before anything is written (issue #29's mutation
+    check: a check by path let an archive regenerated under the old name through)."""
+    import shutil
+
+    from gru_exp.errors import ConfigError
+    from synthetic_imdb import make_imdb_archive
+
+    archive, moved = tmp_path / "data" / "aclImdb_v1.tar.gz", tmp_path / "moved" / "aclImdb_v1.tar.gz"
+    for path in (archive, moved):
+        path.parent.mkdir()
+        shutil.copy(tiny_archive, path)
+    run_training(tiny_cfg("trainer.epochs=1", f"data.path={archive}"), tmp_path / "part")
+    resumed = run_training(tiny_cfg("trainer.epochs=2", f"data.path={moved}", f"trainer.resume={tmp_path / 'part'}"),
+                           tmp_path / "resumed")
+    assert (resumed.status, resumed.series["epoch"]) == ("completed", [1, 2])
+    archive.unlink()
+    make_imdb_archive(archive, n_per_class=40, seed=1)  # other reviews under the run's own path
+    with pytest.raises(ConfigError, match="is not the data trainer.resume="):
+        run_training(tiny_cfg("trainer.epochs=2", f"data.path={archive}", f"trainer.resume={tmp_path / 'part'}"),
+                     tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
 def test_resume_with_a_different_model_is_rejected(tiny_cfg, tmp_path):
     from gru_exp.errors import ConfigError
 

@@ -177,3 +177,50 @@ def test_predict_reads_a_tsv_with_the_text_column_the_run_trained_on(tmp_path):
     refused(cli("predict", run, str(tmp_path / "other.tsv")), "no column 'review' in its TSV header",
             "its columns are 'body', 'stars'", "--text-column")
     assert cli("predict", run, str(tmp_path / "other.tsv"), "--text-column", "body").returncode == 0
+
+
+def test_predict_tokenizes_as_the_run_trained_cased_words(tmp_path):
+    """A run trained with data.lowercase=false, where "GREAT", "Great" and "great" are three words,
+    predicts with that same tokenizer: predict over its test file gives training's own evaluation of
+    those texts, probability for probability, and its recorded test accuracy (issue #29's mutation
+    check: a predict that lower-cased every text went unnoticed)."""
+    import numpy as np
+    from test_bad_data import record_of, train
+    from test_data_sources import CUES, write_csv
+
+    from gru_exp.data import sources
+    from gru_exp.train.loop import evaluate
+    from gru_exp.train.run import load_data
+    from gru_exp.use.infer import load_model
+    from gru_exp.use.runs import usable_run
+
+    def cased_rows(n: int, seed: int) -> list[tuple[str, str, str]]:
+        rng = np.random.default_rng(seed)
+        out = []
+        for i in range(n):
+            label = ("good", "bad")[i % 2]
+            words = [str(rng.choice(CUES[label].split() + ["the", "film"])) for _ in range(8)]
+            words = [w.upper() if r < 0.3 else w.capitalize() if r < 0.6 else w for w, r in zip(words, rng.random(8))]
+            out.append((" ".join(words), label, f"user{i % 10}"))
+        return out
+
+    train_csv = write_csv(tmp_path / "train.csv", cased_rows(80, 0))
+    test_csv = write_csv(tmp_path / "test.csv", cased_rows(20, 1))
+    proc = train(tmp_path / "out", "data.source=table", f"data.train_file={train_csv}", f"data.test_file={test_csv}",
+                 "data.lowercase=false", "trainer.lr=0.01", "logger.visualdl=false")
+    record = record_of(proc)
+    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    vocab = set((run_dir / "vocab.txt").read_text().split())
+    assert {"GREAT", "Great", "great"} <= vocab  # three words to this run
+    out = cli("predict", str(run_dir), str(test_csv))
+    assert out.returncode == 0, out.stderr.decode()[-2000:]
+    preds = [json.loads(line) for line in out.stdout.decode().splitlines()]
+
+    run = usable_run(run_dir)  # training's own evaluation of the same weights on its test split
+    splits = load_data(run.config, sources.find(run.config.data))
+    probs = np.zeros((len(splits.test), len(run.classes)), dtype=np.float32)
+    evaluate(load_model(run), splits.test, run.config, probs=probs)
+    ours = np.array([[p["probs"][c] for c in run.classes] for p in preds])
+    np.testing.assert_allclose(ours, probs, rtol=1e-6, atol=1e-7)  # printed with 7 significant digits
+    labels = [label for _, label, _ in cased_rows(20, 1)]
+    assert sum(p["label"] == label for p, label in zip(preds, labels)) / 20 == pytest.approx(record["test"]["acc"])
