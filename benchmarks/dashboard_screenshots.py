@@ -16,6 +16,7 @@ small PNG of each (1200x800 viewport, 1800x800 for the table; 256-colour palette
     pr_curve.png            PR curve of the best epoch's test predictions
     roc_curve.png           ROC curve of the same predictions
     text_samples.png        the most confident test mistakes (Text samples)
+    confusion.png           each run's test confusion matrix (Samples, image tab)
     histograms.png          the GRU's weight / gradient-norm histograms per epoch
     embeddings.png          the word embeddings in the projector (High Dimensional)
 
@@ -153,6 +154,13 @@ def text_samples(page, base, timeout_ms):
     time.sleep(1)
 
 
+def confusion(page, base, timeout_ms):
+    """Samples, image tab: each run's test confusion matrix (``test/confusion``)."""
+    page.goto(f"{base}/app/sample/image", wait_until="load")
+    page.wait_for_selector("img", timeout=timeout_ms)
+    time.sleep(2)
+
+
 def embeddings(page, base, timeout_ms):
     page.goto(f"{base}/app/high-dimensional", wait_until="load")
     page.wait_for_selector("canvas", timeout=timeout_ms)
@@ -173,6 +181,7 @@ VIEWS = {
     "pr_curve": _chart("pr-curve"),
     "roc_curve": _chart("roc-curve"),
     "text_samples": text_samples,
+    "confusion": confusion,
     "histograms": _chart("histogram", "gru", settle_s=8.0),
     "embeddings": embeddings,
 }
