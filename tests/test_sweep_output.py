@@ -26,12 +26,14 @@ def sweep_process(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=900)
 
 
-def test_a_sweep_prints_its_cost_first_then_measured_and_its_result_on_stdout(sweep_env, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_sweep_prints_its_cost_first_then_measured_and_its_result_on_stdout(sweep_env, tmp_path, workers):
     name = sweep_env(n_trials=3, epochs=2, pruner="{name: none}")
-    done = sweep_process(f"sweep={name}", cwd=tmp_path)
+    done = sweep_process(f"sweep={name}", f"n_workers={workers}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    # stdout: one line, tab-separated: study folder, best trial, its value; the logs are on stderr
-    assert done.stdout.count("\n") == 1 and "INFO" not in done.stdout
+    # stdout: one line, tab-separated: study folder, best trial, its value (once, not once per
+    # worker); the logs are on stderr
+    assert done.stdout.count("\n") == 1 and "INFO" not in done.stdout, done.stdout
     folder, number, value = done.stdout.rstrip("\n").split("\t")
     study = load(sweep_env.sweeps_dir, name)
     assert Path(folder) == (sweep_env.sweeps_dir / name).resolve()
@@ -44,7 +46,9 @@ def test_a_sweep_prints_its_cost_first_then_measured_and_its_result_on_stdout(sw
     assert re.search(r"3 trial\(s\) to run \(of 3\) x 2 epoch\(s\) x \d+ s per epoch \(estimated from the data "
                      r"size", lines[cost[0]]) and "finishes about" in lines[cost[0]]
     after = [lines[i] for i in cost[1:]]
-    assert len(after) == 3  # one per finished trial
+    assert len(after) == 3  # one per finished trial, whichever worker ran it
+    if workers > 1:  # the workers' lines interleave: the figures below are one worker's order
+        return
     assert "2 trial(s) to run (of 3)" in after[0] and "measured over the 2 epoch(s) trained so far" in after[0]
     assert "0 trial(s) to run (of 3)" in after[-1] and "measured over the 6 epoch(s)" in after[-1]
     trained = [t.user_attrs for t in study.trials]

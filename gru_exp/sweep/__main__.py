@@ -141,9 +141,11 @@ def run_sweep(sc: DictConfig, argv: Sequence[str]) -> int:
         return 130
     log.info("Worker done: %d trials run here (%d failed). Summary: %s", ran["trials"], ran["failed"],
              study_dir(sc) / "summary.md")
+    from gru_exp.sweep.cost import WORKERS_ENV
     from gru_exp.sweep.summary import print_result
 
-    print_result(ran["study"], study_dir(sc))
+    if not os.environ.get(WORKERS_ENV):  # one of several workers: the command that started them prints it, once
+        print_result(ran["study"], study_dir(sc))
     if ran["stopped"]:
         print(f"gru_exp.sweep: stopped early: {ran['stopped']}", file=sys.stderr)
         return 1
