@@ -54,6 +54,7 @@ def test_best_yaml_composes_the_best_trials_config_exactly_and_runs_as_printed(s
     assert loaded["trainer"]["lr"] == best.params["trainer.lr"]  # exact, not rounded
     assert loaded["model"]["dropout"] == best.params["model.dropout"]
     assert loaded["data"]["bucket_size"] == 0
+    assert loaded["name"] == f"best_{name}"  # its runs' folders say best_<study>, not the base's cpu_quick
 
     # composed through GRU_EXP_CONFIG_PATH, it is the trial's config, key for key
     trial = json.loads((folder / f"trial_{best.number}" / "metrics.json").read_text())["config"]

@@ -88,6 +88,8 @@ def best_text(study: optuna.Study, trial: FrozenTrial, out: Path) -> str:
              "# Values are the trial's own, exactly (the shortest decimals that read back as them; ~ rounded)."]
     lines += [f"# Not carried over (not a value): {' '.join(other)}"] if other else []
     lines += ["defaults:", f"  - {experiment}" if experiment else "", "  - _self_"]
+    # its runs are named after it, not after the experiment it started from (their folders, the dashboard)
+    lines += [] if "name" in values else [f"name: {_scalar(experiment_name(study.study_name))}"]
     tree: dict[str, Any] = {}
     for key, value in values.items():
         node = tree
