@@ -7,8 +7,8 @@ small PNG of each (1200x800 viewport, 1800x800 for the table; 256-colour palette
 ``--out``:
 
     scalars.png             Scalars: every run's curves (train/eval loss and accuracy, ...)
-    hparams_table.png       HParams, table view: hidden, dropout, lr and the metrics best_val, test_acc
-    hparams_table_more.png  the same table showing embed, dir, seq_len, epochs, n_train instead
+    hparams_table.png       HParams, table view: hidden, dropout, lr (--table-columns) and the metrics
+    hparams_table_more.png  the same table showing embed, dir, seq_len, epochs, n_train (--more-columns) instead
                             (the other hyperparameters unchecked in VisualDL's side panel; the
                             Trial ID column widened by dragging its border)
     hparams_parallel.png    HParams, parallel coordinates view
@@ -113,6 +113,10 @@ def _show_only(page, base, keep):
 TO_TOP = "() => { for (const e of [document.scrollingElement, ...document.querySelectorAll('*')]) e.scrollTop = 0; }"
 
 
+TABLE_COLUMNS = ["hidden", "dropout", "lr"]  # the hyperparameters each table screenshot keeps (--table-columns)
+MORE_COLUMNS = ["embed", "dir", "seq_len", "epochs", "n_train"]  # (--more-columns)
+
+
 def _table(keep):
     def view(page, base, timeout_ms):
         _hparams(page, base, timeout_ms)
@@ -174,8 +178,8 @@ def embeddings(page, base, timeout_ms):
 
 VIEWS = {
     "scalars": scalars,
-    "hparams_table": _table(("hidden", "dropout", "lr")),  # and the two metrics
-    "hparams_table_more": _table(("embed", "dir", "seq_len", "epochs", "n_train")),
+    "hparams_table": _table(TABLE_COLUMNS),  # and the metrics
+    "hparams_table_more": _table(MORE_COLUMNS),
     "hparams_parallel": hparams_parallel,
     "hparams_scatter": hparams_scatter,
     "pr_curve": _chart("pr-curve"),
@@ -194,7 +198,12 @@ def main() -> int:
     parser.add_argument("--chromium", default=os.environ.get("GRU_EXP_CHROMIUM", "/usr/bin/chromium"))
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds a view may take to draw")
     parser.add_argument("--only", nargs="+", choices=sorted(VIEWS), help="only these views")
+    parser.add_argument("--table-columns", help=f"hparams_table's columns, comma-separated (default {','.join(TABLE_COLUMNS)})")
+    parser.add_argument("--more-columns", help=f"hparams_table_more's (default {','.join(MORE_COLUMNS)})")
     args = parser.parse_args()
+    for given, columns in ((args.table_columns, TABLE_COLUMNS), (args.more_columns, MORE_COLUMNS)):
+        if given:
+            columns[:] = given.split(",")
 
     from playwright.sync_api import sync_playwright
 

@@ -104,6 +104,10 @@ def test_study_by_name_and_storage(study_folder, tmp_path):
         assert row["test acc % (mean ± std; epoch with the best val acc)"] == f"{100 * value - 1:.2f} ± 0.00"
         assert row["test − 84.50"] == f"{100 * value - 1 - 84.50:+.2f}" and row["runs"] == "1"
     assert rows[-1]["eval_acc % (maximize)"] == "" and rows[-1]["runs"] == "0"
+    # beside the notebook's reference, the linear peers measured on the same split, pinned as published
+    assert ("Linear peers on the same split (benchmarks/peers.py, docs/results.md section 10), test accuracy: "
+            "TF-IDF uni+bigrams + logistic regression 90.65%; NB log-count ratios on binarized uni+bi+trigrams + "
+            "logistic regression 91.50%.") in text
 
 
 def test_run_folders_are_grouped_over_seeds(tmp_path):

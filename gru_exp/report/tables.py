@@ -15,7 +15,7 @@ from optuna.importance import PedAnovaImportanceEvaluator
 
 from gru_exp.errors import GruExpError
 from gru_exp.files import atomic_write_text
-from gru_exp.notebook import NOTEBOOK_BEST_ACC, NOTEBOOK_FINAL_ACC
+from gru_exp.notebook import NOTEBOOK_BEST_ACC, NOTEBOOK_FINAL_ACC, PEERS
 from gru_exp.report.classes import drawn_run, f1_cell, majority_cell, on_imdb, per_class_lines
 from gru_exp.report.entries import Entry
 from gru_exp.report.epochs import cell_note, epoch_notes, objective_spec, scored_head
@@ -180,7 +180,9 @@ def write_report(entries: list[Entry], out: Path, top: int, study=None) -> Path:
     lines += [f"Compute: {epochs} epochs, {hours:.2f} h of training wall time.", ""]
     if any(on_imdb(e) for e in entries):  # the notebook's numbers are IMDB sentiment's, shown only beside it
         lines += [f"{REFERENCE} was 84.50% after 10 epochs (its best, 87.10%, after "
-                  "epoch 2); differences below are in points, for runs on IMDB's archive only.", ""]
+                  "epoch 2); differences below are in points, for runs on IMDB's archive only.",
+                  "Linear peers on the same split (benchmarks/peers.py, docs/results.md section 10), test accuracy: "
+                  + "; ".join(f"{name} {100 * acc:.2f}%" for name, acc in PEERS.items()) + ".", ""]
     if study is not None:
         lines += table(entries, top, metric_head(metric, direction), metric, objective_spec(study)[1], direction)
     else:  # run folders: ranked by their mean best validation accuracy
