@@ -242,3 +242,45 @@ def test_ragged_take_gathers_the_texts_asked_in_order_whatever_the_chunk(chunk):
         assert taken.dtype == np.int32 and out.dtype == np.int64
         assert [taken[out[k]:out[k + 1]].tolist() for k in range(len(index))] == [t.tolist() for t in texts]
         assert out[0] == 0 and out[-1] == len(taken) == sum(len(t) for t in texts)
+
+
+def test_id_blocks_over_several_blocks_end_to_end(tmp_path):
+    """A training from the command line with data.val_split=id_blocks on an archive of 350 reviews
+    per class (ids 0-349: blocks 0-3 of 100): the run's validation set, rebuilt from its own recorded
+    config, holds whole blocks of each class but the last one drawn, more than one block per class,
+    and as many reviews as the run says it evaluated."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import REPO, tiny_overrides
+    from synthetic_imdb import make_imdb_archive
+
+    from gru_exp.config.compose import compose_config
+    from gru_exp.data.splits import ID_BLOCK
+    from gru_exp.train.run import load_data
+
+    archive = make_imdb_archive(tmp_path / "imdb.tar.gz", n_per_class=350, mean_len=8)
+    overrides = tiny_overrides(archive, tmp_path / "out", "data.val_split=id_blocks", "data.val_size=420",
+                               "trainer.epochs=1", "model.embedding_size=8", "model.hidden_size=8")
+    proc = subprocess.run([sys.executable, "-m", "gru_exp.train", *overrides], cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    record = json.loads((Path(proc.stdout.strip()) / "metrics.json").read_text())
+    assert record["config"]["data"]["val_split"] == "id_blocks" and record["n_eval"] == 420
+
+    cfg = compose_config(overrides)
+    arrays = load_imdb(resolve_archive(cfg.data.path), cfg.data.cutoff, tmp_path / "cache")
+    splits = load_data(cfg, resolve_archive(cfg.data.path))
+    assert len(splits.eval) == record["n_eval"] and len(splits.train) == record["n_train"] == 700 - 420
+
+    def held(split):  # the archive's review ids and labels of a split's texts
+        rows = np.searchsorted(arrays.offsets["train"], split.starts)
+        return arrays.review_ids["train"][rows], arrays.labels["train"][rows]
+
+    (val_ids, val_labels), (train_ids, train_labels) = held(splits.eval), held(splits.train)
+    for c in (0, 1):
+        val_blocks = {int(i) // ID_BLOCK for i in val_ids[val_labels == c]}
+        train_blocks = {int(i) // ID_BLOCK for i in train_ids[train_labels == c]}
+        assert len(val_blocks) >= 3 and len(val_blocks & train_blocks) <= 1, (c, val_blocks, train_blocks)
+        assert (val_labels == c).sum() == 210  # stratified: half of the 420 per class
