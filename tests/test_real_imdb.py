@@ -19,12 +19,12 @@ def test_small_model_on_a_subset_learns_imdb(tmp_path):
 
     cfg = compose_config([
         "experiment=cpu_quick", f"data.path={REAL_IMDB}", f"paths.root_dir={tmp_path}",
-        "data.train_limit=10000", "data.val_size=500", "data.test_limit=5000", "model.embedding_size=64",
-        "model.hidden_size=64", "trainer.epochs=3", "trainer.progress_every_s=0",
+        "data.train_limit=6000", "data.val_size=500", "data.test_limit=2000", "data.seq_len=200",
+        "model.embedding_size=64", "model.hidden_size=64", "trainer.epochs=2", "trainer.progress_every_s=0",
     ])
     result = run_training(cfg, tmp_path / "run")
     assert result.status == "completed"
-    assert result.n_train == 10000 and result.n_test == 5000
+    assert result.n_train == 6000 and result.n_test == 2000
     assert result.test["acc"] >= 0.75, result.test
 
 
