@@ -140,9 +140,10 @@ Knobs (key = default, what it does):
                        f"{', '.join(_space_keys(p)) or '(no params)'}" for p in sweep_files())
     return f"""gru-exp sweep: run (or resume: the same command again) an Optuna study whose trials are
 trainings. A search space is a YAML file (sweep=<name>); any of its keys can be overridden.
-Without sweep=, sweeps/default.yaml: about half an hour on 2 cores (at most an hour). The cost (trials x epochs x seconds
-per epoch, and the finish time) is logged before the first trial and after each one; the result is
-one line on stdout: study folder, best trial, its value(s), tab-separated.
+Without sweep=, sweeps/default.yaml: about half an hour on 2 cores (at most an hour). The cost
+(trials x epochs x seconds per epoch, and the finish time) is logged before the first trial and
+after each one; the result is one line on stdout: study folder, best trial, its value(s),
+tab-separated.
 Also: python -m gru_exp.sweep ...
 
 Examples:

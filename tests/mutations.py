@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -258,7 +259,11 @@ def checkout_files() -> list[str]:
 
 
 def make_copy(files: Sequence[str], parent: Path, name: str) -> Path:
+    """A new folder ``parent/name`` (never one that exists: it is removed whole afterwards) holding ``files``."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
+        raise ValueError(f"{name!r} cannot name a copy's folder (lower-case letters, digits and '-')")
     root = parent / name
+    root.mkdir()
     for rel in files:
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -421,6 +426,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ids = [m.id for m in MUTATIONS]
     if len(set(ids)) != len(ids):
         parser.error("duplicate mutation ids")
+    bad = [i for i in ids if i == "unmutated" or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", i)]
+    if bad:  # each names a new folder of its copy: "unmutated" is the sanity pass's
+        parser.error(f"mutation ids that cannot name a copy's folder: {', '.join(bad)}")
     chosen = [m for m in MUTATIONS if not args.only or m.id in args.only]
     unknown = sorted(set(args.only or ()) - set(ids))
     if unknown:
