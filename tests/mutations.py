@@ -246,6 +246,27 @@ MUTATIONS: list[Mutation] = [
         "a refit run's per-epoch test accuracy counts as its best validation accuracy",
         "A report never shows or ranks by a test score as a validation score.",
         ("tests/test_protocol.py::test_a_report_never_shows_a_test_score_as_validation",)),
+    Mutation(
+        "rows-bias-correction", "gru_exp/train/optim.py",
+        "lr_t = lr * correction / (1.0 - BETA1**t)",
+        "lr_t = lr  # mutation: no bias correction",
+        "the lazy bag update leaves out Adam's bias correction",
+        "trainer.bag_update=rows applies paddle's Adam arithmetic to the rows a batch read.",
+        ("tests/test_fast_ops.py::test_rows_update_is_adams_arithmetic_when_every_row_is_read",)),
+    Mutation(
+        "rows-moments-resume", "gru_exp/train/optim.py",
+        "self.rows.set_state_dict(state)",
+        "pass  # mutation: the bag rows' moments are not restored",
+        "a resumed run's lazy bag update starts its moments again from zero",
+        "A resumed run with trainer.bag_update=rows continues the rows' Adam moments.",
+        ("tests/test_fast_ops.py::test_fast_knobs_resume_to_the_uninterrupted_result_and_train",)),
+    Mutation(
+        "fast-dropout-scale", "gru_exp/train/model.py",
+        "np.multiply(rng.random(shape, dtype=np.float32) >= p, np.float32(1.0 / (1.0 - p)), out=mask)",
+        "np.multiply(rng.random(shape, dtype=np.float32) >= p, np.float32(1.0), out=mask)  # mutation: no upscale",
+        "model.fast_ops's dropout keeps elements unscaled (eval then sees larger activations than training)",
+        "model.fast_ops's dropout masks have paddle's distribution: keep 1 - p, scaled by 1 / (1 - p).",
+        ("tests/test_fast_ops.py::test_fast_dropout_masks_keep_the_distribution_and_follow_paddles_seed",)),
 ]
 
 

@@ -24,6 +24,9 @@ VARIANTS = {
     "attention_bigram_forward": ["model.pooling=attention", "model.direction=forward", "model.bigram_buckets=64"],
     "mean_no_lengths": ["model.pooling=mean", "model.use_lengths=false", "data.bucket_size=0", "data.seq_len=48"],
     "linear_no_gru": ["model.gru=false", "model.bigram_buckets=64"],  # the linear baseline (experiment=linear_baseline)
+    # issue #28's knobs, with trigrams in the bag (an export of ngram_order=3 broke once while they were written)
+    "fast_ops_rows_trigrams": ["model.pooling=attention", "model.bigram_buckets=64", "model.ngram_order=3",
+                               "model.fast_ops=true", "trainer.bag_update=rows", "model.word_dropout=0.2"],
 }
 DOC = re.compile(r"aclImdb/(train|test)/(pos|neg)/.*\.txt$")  # the reviews gru_exp.data.imdb reads
 

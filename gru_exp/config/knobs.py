@@ -18,6 +18,7 @@ from enum import Enum
 from typing import Any, Iterator, Optional
 
 from gru_exp.config.choices import (  # noqa: F401 (Choice: re-exported)
+    BagUpdate,
     Choice,
     DataFormat,
     DataSource,
@@ -125,6 +126,9 @@ class ModelConfig:
                                low=0, tag="bigrams")
     bigram_size: int = knob(16, "width of a bigram row (with model.bigram_buckets > 0)", low=1, tag="bg_size")
     ngram_order: int = knob(2, "longest n-gram in the hashed bag: 2 = bigrams; 3 adds trigrams to the same table", low=2, high=3, tag="ngrams")
+    fast_ops: bool = knob(False, "the same model through cheaper CPU ops: dropout masks drawn by numpy (word and "
+                          "embedding dropout one multiply), attention and bag averages as batched matmuls; other random "
+                          "draws and rounding than false", tag="fast_ops")
 
 
 @dataclass
@@ -139,6 +143,9 @@ class TrainerConfig:
     seed: int = knob(42, "fixes split, init and order", low=0, high=MAX_SEED, replicate=True, tag="seed")
     device: Device = knob(Device.auto, "auto picks a GPU when paddle has one", **HOW)
     grad_clip: float = knob(0.0, "global-norm gradient clip; 0 = off", low=0.0, tag="clip")
+    bag_update: BagUpdate = knob(BagUpdate.dense, "the n-gram bag's table: dense (every row every step, as paddle's "
+                                 "Adam/AdamW) | rows (only the rows the batch read: lazy Adam; untouched rows keep "
+                                 "their moments and get no weight decay)", tag="bag_upd")
     amp: bool = knob(False, "float16 autocast + loss scaling (GPU only)", tag="amp")
     drop_last: bool = knob(True, "drop the last incomplete training batch", tag="drop_lst")
     eval_drop_last: bool = knob(False, "drop the last incomplete eval batch (the notebook did)", tag="ev_drop")

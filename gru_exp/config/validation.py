@@ -50,6 +50,12 @@ def _cross_rules(cfg: DictConfig) -> list[str]:
     if m.bigram_buckets == 0 and m.ngram_order != defaults()["model.ngram_order"]:
         problems.append(f"model.ngram_order={m.ngram_order} has no effect with model.bigram_buckets=0 (no n-gram bag); "
                         "set model.bigram_buckets > 0 or leave model.ngram_order at its default")
+    if t.bag_update == "rows" and (m.bigram_buckets == 0 or t.grad_clip > 0 or t.amp):
+        why = ("there is no n-gram bag (model.bigram_buckets=0)" if m.bigram_buckets == 0 else
+               f"trainer.grad_clip={t.grad_clip} clips by the global norm of the gradients the dense optimizer sees, "
+               "and the bag's rows are not among them" if t.grad_clip > 0 else
+               "trainer.amp=true scales the loss for the dense optimizer only")
+        problems.append(f"trainer.bag_update=rows cannot be used here: {why}; use trainer.bag_update=dense")
     if d.val_size == 0 and (t.patience or t.test_epoch != "last"):
         chosen = [f"trainer.patience={t.patience} would stop on the test accuracy"] if t.patience else []
         if t.test_epoch != "last":

@@ -22,6 +22,7 @@ from gru_exp.config.knobs import LrSchedule, RunConfig
 from gru_exp.data.batches import batch_order, iter_batches
 from gru_exp.data.splits import DataSplits, Split
 from gru_exp.errors import GruExpError
+from gru_exp.train.optim import Optimizer
 from gru_exp.train.record import RunRecord
 from gru_exp.train.scores import add_to_confusion, macro_f1
 
@@ -61,7 +62,7 @@ class TrainState:
     run_dir: Path
     hparams: dict[str, Any]  # the flat config, for trackers
     model: paddle.nn.Layer
-    optimizer: paddle.optimizer.Optimizer
+    optimizer: Optimizer  # paddle's, or with trainer.bag_update=rows a WithRowAdam
     epochs: int
     steps_per_epoch: int
     eval_name: str  # "val" or "test"

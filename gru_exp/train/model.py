@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 import paddle
 import paddle.nn.functional as F
 from paddle import nn
@@ -13,9 +14,11 @@ from paddle import nn
 from gru_exp.config.knobs import BIGRAM_HASH, Direction, ModelConfig, Pooling
 
 
-def masked_mean(values: paddle.Tensor, mask: paddle.Tensor) -> paddle.Tensor:
-    """[B, D] mean of ``values`` [B, T, D] over the steps where ``mask`` [B, T, 1] is 1 (0 when none)."""
-    return (values * mask).sum(axis=1) / mask.sum(axis=1).clip(min=1.0)
+def masked_mean(values: paddle.Tensor, mask: paddle.Tensor, bmm: bool = False) -> paddle.Tensor:
+    """[B, D] mean of ``values`` [B, T, D] over the steps where ``mask`` [B, T, 1] is 1 (0 when none);
+    ``bmm``: the sum as a batched matmul (paddle's CPU backward of a broadcast multiply is slow)."""
+    total = paddle.matmul(mask, values, transpose_x=True).squeeze(1) if bmm else (values * mask).sum(axis=1)  # [B, D]
+    return total / mask.sum(axis=1).clip(min=1.0)
 
 
 def real_steps(steps: paddle.Tensor, lengths: Optional[paddle.Tensor]) -> paddle.Tensor:
@@ -25,6 +28,20 @@ def real_steps(steps: paddle.Tensor, lengths: Optional[paddle.Tensor]) -> paddle
     if lengths is None:
         return paddle.ones([batch, width, 1], dtype=steps.dtype)
     return (paddle.arange(width).unsqueeze(0) < lengths.unsqueeze(1)).astype(steps.dtype).unsqueeze(-1)
+
+
+def dropout_mask(shape: list[int], p: float, word_p: float = 0.0) -> np.ndarray:
+    """float32 ``shape`` ([B, T, E] or [B, F]) mask for ``model.fast_ops``: each element kept
+    with probability 1 - ``p`` and scaled by 1 / (1 - p), as paddle's dropout (upscale in train);
+    ``word_p`` > 0 also drops whole rows of the last axis (tokens) with that probability, scaled
+    alike. Drawn by numpy's PCG64 from a seed drawn from paddle's generator: ``paddle.seed``
+    fixes it and a checkpoint's RNG state continues it, as for paddle's own dropout."""
+    rng = np.random.default_rng(paddle.randint(0, 2**31 - 1, [2]).numpy().tolist())  # a 62-bit seed
+    mask = np.empty(shape, dtype=np.float32)
+    np.multiply(rng.random(shape, dtype=np.float32) >= p, np.float32(1.0 / (1.0 - p)), out=mask)
+    if word_p > 0:
+        mask *= (rng.random(shape[:-1] + [1], dtype=np.float32) >= word_p) * np.float32(1.0 / (1.0 - word_p))
+    return mask
 
 
 def describe(m: ModelConfig) -> str:
@@ -57,11 +74,18 @@ class GRUClassifier(nn.Layer):
     triple of neighbouring tokens into the same table (its pair's row, times the multiplier, plus the
     third id) and averages pairs and triples together (n-1 + n-2 rows for n tokens); 2 is the
     bigram bag alone, the same operations as before the knob. The table's rows start near zero
-    (paddle's Xavier default, std sqrt(2 / (buckets + size))) and get dense gradients.
+    (paddle's Xavier default, std sqrt(2 / (buckets + size))) and get dense gradients; with
+    ``read_rows`` (``trainer.bag_update=rows``) a training forward instead reads the batch's distinct
+    rows into a leaf tensor, left in :attr:`rows_read` as (row ids, rows) for
+    :class:`~gru_exp.train.optim.RowAdam`, so backward never builds the table's dense gradient.
+    ``fast_ops`` computes the same model through cheaper ops: on a CPU the dropout masks are drawn
+    with numpy (:func:`dropout_mask`; word and embedding dropout become one mask and one multiply;
+    elsewhere paddle's dropout runs), and attention pooling and the averages are batched matmuls.
     """
 
-    def __init__(self, vocab_size: int, m: ModelConfig, num_classes: int = 2) -> None:
+    def __init__(self, vocab_size: int, m: ModelConfig, num_classes: int = 2, read_rows: bool = False) -> None:
         super().__init__()
+        self.fast_ops, self.p = m.fast_ops, m.dropout
         self.num_directions = 2 if m.direction == Direction.bidirectional else 1
         self.pooling, self.word_dropout = Pooling(m.pooling), m.word_dropout
         self.embedding = nn.Embedding(vocab_size, m.embedding_size)
@@ -78,22 +102,35 @@ class GRUClassifier(nn.Layer):
         if m.bigram_buckets > 0:
             self.bigrams = nn.Embedding(m.bigram_buckets, m.bigram_size)
             features += m.bigram_size
+        self.read_rows = read_rows and m.bigram_buckets > 0
+        if self.read_rows:
+            self.bigrams.weight.stop_gradient = True  # RowAdam updates the rows read; no dense gradient
+        self.rows_read: Optional[tuple[paddle.Tensor, paddle.Tensor]] = None
         self.classifier = nn.Linear(features, num_classes)
 
     def forward(self, ids: paddle.Tensor, lengths: Optional[paddle.Tensor] = None) -> paddle.Tensor:
         # ids: [B, T] int64, lengths: [B] int64 or None (the GRU then also reads the padding)
         x = self.embedding(ids)  # [B, T, E]
-        if self.training and self.word_dropout > 0:
-            keep = F.dropout(paddle.ones([x.shape[0], x.shape[1], 1], dtype=x.dtype), p=self.word_dropout)
-            x = x * keep  # [B, T, E]: whole tokens dropped
-        x = self.dropout(x)  # [B, T, E]
+        if self._host_dropout(x, max(self.p, self.word_dropout)):  # one mask: whole tokens (word dropout) and elements
+            x = x * paddle.to_tensor(dropout_mask(x.shape, self.p, self.word_dropout))  # [B, T, E]
+        else:
+            if self.training and self.word_dropout > 0:
+                keep = F.dropout(paddle.ones([x.shape[0], x.shape[1], 1], dtype=x.dtype), p=self.word_dropout)
+                x = x * keep  # [B, T, E]: whole tokens dropped
+            x = self.dropout(x)  # [B, T, E]
         if not self.use_gru:  # the bag of words: the real tokens' mean embedding
-            features = masked_mean(x, real_steps(x, lengths))  # [B, E]
+            features = masked_mean(x, real_steps(x, lengths), self.fast_ops)  # [B, E]
         else:
             features = self._gru_features(x, lengths)  # [B, dirs * H]
         if self.bigram_buckets > 0:
             features = paddle.concat([features, self._bigram_bag(ids, lengths)], axis=-1)  # [B, F + S]
+        if self._host_dropout(features, self.p):
+            return self.classifier(features * paddle.to_tensor(dropout_mask(features.shape, self.p)))  # [B, C] logits
         return self.classifier(self.dropout(features))  # [B, num_classes] logits
+
+    def _host_dropout(self, x: paddle.Tensor, p: float) -> bool:
+        """Whether a dropout of ``p`` draws its mask with numpy: ``fast_ops``, training, p > 0, on a CPU."""
+        return self.fast_ops and self.training and p > 0 and x.place.is_cpu_place()
 
     def _gru_features(self, x: paddle.Tensor, lengths: Optional[paddle.Tensor]) -> paddle.Tensor:
         outputs, final = self.gru(x, sequence_length=lengths)  # outputs: [B, T, dirs * H]; final: [layers * dirs, B, H]
@@ -108,20 +145,45 @@ class GRUClassifier(nn.Layer):
             return paddle.zeros([ids.shape[0], self.bigrams.weight.shape[1]], dtype=self.bigrams.weight.dtype)
         ids = ids.astype("int64")  # a * BIGRAM_HASH + b < 2**63 for any vocabulary below 9e12 words
         hashed = (ids[:, :-1] * BIGRAM_HASH + ids[:, 1:]) % self.bigram_buckets  # [B, T-1]
+        if self.read_rows and self.training:  # trainer.bag_update=rows: the distinct rows read, in a leaf
+            return self._bag_of_rows_read(ids, hashed, lengths)  # [B, S]
         rows = self.bigrams(hashed)  # [B, T-1, S]
         mask = real_steps(rows, None if lengths is None else lengths - 1)  # [B, T-1, 1]: n tokens, n-1 pairs
         if self.ngram_order == 2 or ids.shape[1] < 3:  # bigrams only (the order-2 path is unchanged)
-            return masked_mean(rows, mask)  # [B, S]
+            return masked_mean(rows, mask, self.fast_ops)  # [B, S]
         triples = (hashed[:, :-1] * BIGRAM_HASH + ids[:, 2:]) % self.bigram_buckets  # [B, T-2]: (a, b, c) from (a, b)'s row
         rows3 = self.bigrams(triples)  # [B, T-2, S]
         mask3 = real_steps(rows3, None if lengths is None else lengths - 2)  # [B, T-2, 1]: n-2 triples
-        return masked_mean(paddle.concat([rows, rows3], axis=1), paddle.concat([mask, mask3], axis=1))  # [B, S]
+        return masked_mean(paddle.concat([rows, rows3], axis=1), paddle.concat([mask, mask3], axis=1),
+                           self.fast_ops)  # [B, S]
+
+    def _bag_of_rows_read(self, ids: paddle.Tensor, hashed: paddle.Tensor,
+                          lengths: Optional[paddle.Tensor]) -> paddle.Tensor:
+        # ids: [B, T] int64, hashed: [B, T-1] pair rows; training only (never exported: no paddle.jit here)
+        index = hashed
+        if self.ngram_order == 3 and ids.shape[1] >= 3:  # and the triples' rows: [B, T-1 + T-2]
+            index = paddle.concat([hashed, (hashed[:, :-1] * BIGRAM_HASH + ids[:, 2:]) % self.bigram_buckets], axis=1)
+        rows = self._read_rows(index)  # [B, N, S]: pairs, then triples
+        mask = real_steps(rows[:, : hashed.shape[1]], None if lengths is None else lengths - 1)  # [B, T-1, 1]
+        if index.shape[1] > hashed.shape[1]:
+            mask = paddle.concat([mask, real_steps(rows[:, hashed.shape[1]:],
+                                                   None if lengths is None else lengths - 2)], axis=1)  # [B, N, 1]
+        return masked_mean(rows, mask, self.fast_ops)  # [B, S]
+
+    def _read_rows(self, index: paddle.Tensor) -> paddle.Tensor:
+        # index: [B, N] row ids -> [B, N, S] rows, through a leaf holding each distinct row once
+        distinct, inverse = np.unique(index.numpy().ravel(), return_inverse=True)  # numpy: paddle.unique takes 0.3 s
+        ids = paddle.to_tensor(distinct)  # [U]
+        read = paddle.gather(self.bigrams.weight, ids).detach()  # [U, S]
+        read.stop_gradient = False
+        self.rows_read = (ids, read)
+        return F.embedding(paddle.to_tensor(inverse.reshape(index.shape)), read)  # [B, N, S]
 
     def _pool(self, outputs: paddle.Tensor, lengths: Optional[paddle.Tensor]) -> paddle.Tensor:
         # outputs: [B, T, D]; mask: [B, T, 1], 1 on real tokens (all ones without lengths)
         mask = real_steps(outputs, lengths)  # [B, T, 1]
         if self.pooling == Pooling.mean:
-            return masked_mean(outputs, mask)  # [B, D]
+            return masked_mean(outputs, mask, self.fast_ops)  # [B, D]
         if self.pooling == Pooling.max:
             masked = outputs + (mask - 1.0) * 1e9  # [B, T, D]: padding can never be the max
             # max_pool1d, not .max(axis=1): paddle 3.3.1's reduce-max backward takes 20 s on CPU for a
@@ -129,4 +191,6 @@ class GRUClassifier(nn.Layer):
             return F.adaptive_max_pool1d(masked.transpose([0, 2, 1]), 1).squeeze(-1)  # [B, D]
         scores = self.attention(outputs) + (mask - 1.0) * 1e9  # [B, T, 1]
         weights = F.softmax(scores, axis=1)  # [B, T, 1], zero on padding
+        if self.fast_ops:
+            return paddle.matmul(weights, outputs, transpose_x=True).squeeze(1)  # [B, D]
         return (weights * outputs).sum(axis=1)  # [B, D]

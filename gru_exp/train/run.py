@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
-import paddle
 from omegaconf import DictConfig
 
-from gru_exp.config.knobs import DataSource, RunConfig, TestEpoch
+from gru_exp.config.knobs import BagUpdate, DataSource, RunConfig, TestEpoch
 from gru_exp.config.validation import validate
 from gru_exp.config.values import flatten, override, run_config, to_container
 from gru_exp.errors import ConfigError, DiskFullError
@@ -41,6 +40,7 @@ from gru_exp.data.splits import DataSplits, make_splits
 from gru_exp.data.tokens import write_vocabulary
 from gru_exp.train.loop import Callback, StopRun, TrainState, evaluate, fit, steps_per_epoch
 from gru_exp.train.model import GRUClassifier, describe
+from gru_exp.train.optim import Optimizer, make_optimizer
 from gru_exp.train.preflight import check_memory, check_resume
 from gru_exp.train.record import RunRecord, Status, package_versions
 from gru_exp.train.resume import carry_over, resume_from
@@ -69,17 +69,11 @@ def load_data(rc: RunConfig, found: Union[DataFiles, Path]) -> DataSplits:
     return splits
 
 
-def build(rc: RunConfig, splits: DataSplits) -> tuple[GRUClassifier, paddle.optimizer.Optimizer]:
+def build(rc: RunConfig, splits: DataSplits) -> tuple[GRUClassifier, Optimizer]:
     """The model and its optimizer, as the config says."""
-    t = rc.trainer
-    model = GRUClassifier(splits.vocab_size, rc.model, num_classes=len(splits.class_names))
-    clip = paddle.nn.ClipGradByGlobalNorm(t.grad_clip) if t.grad_clip > 0 else None
-    if t.weight_decay > 0:  # decoupled weight decay; plain Adam otherwise, bit for bit as before the knob
-        optimizer = paddle.optimizer.AdamW(learning_rate=t.lr, parameters=model.parameters(), grad_clip=clip,
-                                           weight_decay=t.weight_decay)
-    else:
-        optimizer = paddle.optimizer.Adam(learning_rate=t.lr, parameters=model.parameters(), grad_clip=clip)
-    return model, optimizer
+    model = GRUClassifier(splits.vocab_size, rc.model, num_classes=len(splits.class_names),
+                          read_rows=rc.trainer.bag_update == BagUpdate.rows)
+    return model, make_optimizer(rc, model)
 
 
 def _score_on_test(state: TrainState, splits: DataSplits, rc: RunConfig, record: RunRecord) -> None:

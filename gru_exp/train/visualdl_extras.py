@@ -141,12 +141,18 @@ def _group(parameter_name: str) -> str:
 
 
 def gradient_norms(model: paddle.nn.Layer) -> dict[str, float]:
-    """L2 norm of each parameter group's gradient (embedding, GRU, classifier, bigram bag), now."""
+    """L2 norm of each parameter group's gradient (embedding, GRU, classifier, bigram bag), now. With
+    trainer.bag_update=rows the bag's table has no dense gradient: its norm is that of the rows the
+    batch read (the same number: the dense gradient is zero on every other row)."""
+    grads = [(name, p.grad) for name, p in model.named_parameters()]
+    rows_read = getattr(model, "rows_read", None)
+    if rows_read is not None and rows_read[1].grad is not None:
+        grads.append(("bigrams.weight", rows_read[1].grad))
     squares: dict[str, float] = {}
-    for name, p in model.named_parameters():
-        if p.grad is not None:
+    for name, grad in grads:
+        if grad is not None:
             group = _group(name)
-            squares[group] = squares.get(group, 0.0) + float((p.grad.astype("float32") ** 2).sum())
+            squares[group] = squares.get(group, 0.0) + float((grad.astype("float32") ** 2).sum())
     return {g: s ** 0.5 for g, s in squares.items()}
 
 
