@@ -1,0 +1,125 @@
+"""A finished gru-exp IMDB run and the NB-LR peer, their probabilities averaged (issue #30): how far
+the combination gets, with every choice made on the run's own validation split.
+
+For each run folder (a finished run on the IMDB archive, e.g. ``experiment=imdb_bigram``):
+
+1. the run's splits rebuilt from its record (its seed, validation split and test set), and the
+   GRU's class probabilities on validation and test from the checkpoint it was scored with
+   (``gru_exp.use.infer``, as ``gru-exp predict`` computes them);
+2. benchmarks/peers.py's NB-LR (NB log-count ratios on binarized uni+bi+trigrams, logistic
+   regression; every word kept, gru-exp's tokenizer) fitted on the run's training reviews only,
+   its C chosen on the run's validation split among 0.1, 0.3, 1, 3;
+3. P = w P_gru + (1 - w) P_nb, w in 0, 0.05, ..., 1 chosen by validation accuracy (ties: the
+   smaller w), scored once on test.
+
+    pip install -e '.[peers]'
+    python benchmarks/ensemble_peer.py RUN_DIR [RUN_DIR ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers import NBRatios, _lr  # noqa: E402 (the peer exactly as measured there)
+
+C_GRID = (0.1, 0.3, 1.0, 3.0)
+WEIGHTS = np.linspace(0.0, 1.0, 21)
+_DOC = re.compile(r"aclImdb/(train|test)/(pos|neg)/[^/]+\.txt$")
+
+
+def read_tokens(archive: Path) -> dict[str, list[list[str]]]:
+    """Each split's reviews as token lists, in gru-exp's order (all pos, then all neg, archive order)."""
+    from gru_exp.data.tokenize import tokenize
+
+    found: dict[tuple[str, str], list[list[str]]] = {(s, c): [] for s in ("train", "test") for c in ("pos", "neg")}
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            match = _DOC.match(member.name)
+            fh = tar.extractfile(member) if match else None
+            if match and fh is not None:
+                found[(match.group(1), match.group(2))].append([t.decode("latin-1") for t in tokenize(fh.read())])
+    return {s: found[(s, "pos")] + found[(s, "neg")] for s in ("train", "test")}
+
+
+def documents(split, offsets: np.ndarray) -> np.ndarray:
+    """The archive split's document numbers of ``split``'s reviews (their first tokens' offsets)."""
+    starts = offsets[:-1]
+    if (np.diff(starts) <= 0).any():
+        sys.exit("a review without tokens makes the documents ambiguous; this script needs IMDB's archive")
+    return np.searchsorted(starts, split.starts)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="+", type=Path)
+    args = ap.parse_args()
+    from gru_exp.train import device as runtime
+
+    runtime.limit_threads(1)
+    runtime.import_paddle()
+    runtime.flush_denormals()
+    from gru_exp.data import sources
+    from gru_exp.data.imdb import load_imdb
+    from gru_exp.train.run import load_data
+    from gru_exp.use.infer import load_model, probabilities
+    from gru_exp.use.runs import usable_run
+
+    tokens: dict[str, dict[str, list[list[str]]]] = {}
+    rows = []
+    for run_dir in args.runs:
+        run = usable_run(run_dir)
+        rc = run.config
+        found = sources.find(rc.data)
+        archive = Path(rc.data.path)
+        splits = load_data(rc, found)
+        arrays = load_imdb(archive, rc.data.cutoff, Path(rc.data.cache_dir))
+        if str(archive) not in tokens:
+            tokens[str(archive)] = read_tokens(archive)
+        docs = tokens[str(archive)]
+        train_i, val_i = documents(splits.train, arrays.offsets["train"]), documents(splits.eval, arrays.offsets["train"])
+        test_i = documents(splits.test, arrays.offsets["test"])
+        y_train, y_val, y_test = splits.train.labels, splits.eval.labels, splits.test.labels
+        assert (arrays.labels["train"][train_i] == y_train).all() and (arrays.labels["train"][val_i] == y_val).all()
+        assert (arrays.labels["test"][test_i] == y_test).all() and not set(train_i) & set(val_i)
+
+        model = load_model(run)
+        size = rc.trainer.eval_batch_size
+        gru_val, gru_test = (probabilities(model, s, rc.model.use_lengths, size) for s in (splits.eval, splits.test))
+
+        start = time.perf_counter()
+        nb = NBRatios()
+        x_train = nb.fit_transform([docs["train"][i] for i in train_i], y_train)
+        x_val, x_test = nb.transform([docs["train"][i] for i in val_i]), nb.transform([docs["test"][i] for i in test_i])
+        fitted = {c: _lr(c).fit(x_train, y_train) for c in C_GRID}
+        c = max(C_GRID, key=lambda c: (fitted[c].score(x_val, y_val), -c))
+        nb_val, nb_test = fitted[c].predict_proba(x_val), fitted[c].predict_proba(x_test)
+        nb_s = time.perf_counter() - start
+
+        def acc(p: np.ndarray, y: np.ndarray) -> float:
+            return float((p.argmax(axis=1) == y).mean())
+
+        val = [acc(w * gru_val + (1 - w) * nb_val, y_val) for w in WEIGHTS]
+        w = float(WEIGHTS[int(np.argmax(val))])
+        row = dict(run=run_dir.name, seed=rc.trainer.seed, gru_val=acc(gru_val, y_val), gru_test=acc(gru_test, y_test),
+                   nb_c=c, nb_val=acc(nb_val, y_val), nb_test=acc(nb_test, y_test), w=w, val=max(val),
+                   test=acc(w * gru_test + (1 - w) * nb_test, y_test), nb_s=nb_s)
+        rows.append(row)
+        print(f"{row['run']} (seed {row['seed']}): GRU val {100 * row['gru_val']:.2f} test {100 * row['gru_test']:.2f}; "
+              f"NB-LR C={c:g} val {100 * row['nb_val']:.2f} test {100 * row['nb_test']:.2f} ({nb_s:.0f} s); average "
+              f"w={w:.2f} val {100 * row['val']:.2f} -> test {100 * row['test']:.2f}", flush=True)
+    if len(rows) > 1:
+        for key in ("gru_test", "nb_test", "test"):
+            values = 100 * np.array([r[key] for r in rows])
+            print(f"{key}: {values.mean():.2f} ± {values.std(ddof=1):.2f} over {len(rows)} runs")
+
+
+if __name__ == "__main__":
+    main()
