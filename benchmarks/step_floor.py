@@ -214,7 +214,8 @@ def main() -> None:
     args = ap.parse_args()
     variants = [_variant(v) for v in args.variants]
     if args.json and not args.child and args.json.exists():
-        sys.exit(f"--json {args.json} exists; give a new file (this script never overwrites one)")
+        print(f"--json {args.json} exists; give a new file (this script never overwrites one)", file=sys.stderr)
+        sys.exit(2)
     if args.child:
         sizes = [int(x) for x in args.eval_batch_sizes.split(",") if x]
         print(json.dumps(child(args.child, variants, args.steps, args.rounds, args.warmup, sizes)))
