@@ -279,9 +279,12 @@ def checkout_files() -> list[str]:
     return sorted({name for name in out.decode().split("\0") if name and (REPO / name).is_file()})
 
 
+COPY_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")  # what may name a copy's new folder (a mutation id, "unmutated")
+
+
 def make_copy(files: Sequence[str], parent: Path, name: str) -> Path:
     """A new folder ``parent/name`` (never one that exists: it is removed whole afterwards) holding ``files``."""
-    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
+    if not COPY_NAME.fullmatch(name):
         raise ValueError(f"{name!r} cannot name a copy's folder (lower-case letters, digits and '-')")
     root = parent / name
     root.mkdir()
@@ -447,7 +450,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ids = [m.id for m in MUTATIONS]
     if len(set(ids)) != len(ids):
         parser.error("duplicate mutation ids")
-    bad = [i for i in ids if i == "unmutated" or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", i)]
+    bad = [i for i in ids if i == "unmutated" or not COPY_NAME.fullmatch(i)]
     if bad:  # each names a new folder of its copy: "unmutated" is the sanity pass's
         parser.error(f"mutation ids that cannot name a copy's folder: {', '.join(bad)}")
     chosen = [m for m in MUTATIONS if not args.only or m.id in args.only]

@@ -14,11 +14,15 @@ from paddle import nn
 from gru_exp.config.knobs import BIGRAM_HASH, Direction, ModelConfig, Pooling
 
 
+def weighted_sum(values: paddle.Tensor, weights: paddle.Tensor, bmm: bool = False) -> paddle.Tensor:
+    """[B, D] sum over time of ``values`` [B, T, D] times ``weights`` [B, T, 1]; ``bmm``: as a batched
+    matmul (``model.fast_ops``: paddle's CPU backward of a broadcast multiply is slow)."""
+    return paddle.matmul(weights, values, transpose_x=True).squeeze(1) if bmm else (values * weights).sum(axis=1)
+
+
 def masked_mean(values: paddle.Tensor, mask: paddle.Tensor, bmm: bool = False) -> paddle.Tensor:
-    """[B, D] mean of ``values`` [B, T, D] over the steps where ``mask`` [B, T, 1] is 1 (0 when none);
-    ``bmm``: the sum as a batched matmul (paddle's CPU backward of a broadcast multiply is slow)."""
-    total = paddle.matmul(mask, values, transpose_x=True).squeeze(1) if bmm else (values * mask).sum(axis=1)  # [B, D]
-    return total / mask.sum(axis=1).clip(min=1.0)
+    """[B, D] mean of ``values`` [B, T, D] over the steps where ``mask`` [B, T, 1] is 1 (0 when none)."""
+    return weighted_sum(values, mask, bmm) / mask.sum(axis=1).clip(min=1.0)
 
 
 def real_steps(steps: paddle.Tensor, lengths: Optional[paddle.Tensor]) -> paddle.Tensor:
@@ -151,18 +155,21 @@ class GRUClassifier(nn.Layer):
         mask = real_steps(rows, None if lengths is None else lengths - 1)  # [B, T-1, 1]: n tokens, n-1 pairs
         if self.ngram_order == 2 or ids.shape[1] < 3:  # bigrams only (the order-2 path is unchanged)
             return masked_mean(rows, mask, self.fast_ops)  # [B, S]
-        triples = (hashed[:, :-1] * BIGRAM_HASH + ids[:, 2:]) % self.bigram_buckets  # [B, T-2]: (a, b, c) from (a, b)'s row
-        rows3 = self.bigrams(triples)  # [B, T-2, S]
+        rows3 = self.bigrams(self._triples(ids, hashed))  # [B, T-2, S]
         mask3 = real_steps(rows3, None if lengths is None else lengths - 2)  # [B, T-2, 1]: n-2 triples
         return masked_mean(paddle.concat([rows, rows3], axis=1), paddle.concat([mask, mask3], axis=1),
                            self.fast_ops)  # [B, S]
+
+    def _triples(self, ids: paddle.Tensor, hashed: paddle.Tensor) -> paddle.Tensor:
+        # ids: [B, T] int64, hashed: [B, T-1] pair rows -> [B, T-2]: triple (a, b, c) hashed from (a, b)'s row
+        return (hashed[:, :-1] * BIGRAM_HASH + ids[:, 2:]) % self.bigram_buckets
 
     def _bag_of_rows_read(self, ids: paddle.Tensor, hashed: paddle.Tensor,
                           lengths: Optional[paddle.Tensor]) -> paddle.Tensor:
         # ids: [B, T] int64, hashed: [B, T-1] pair rows; training only (never exported: no paddle.jit here)
         index = hashed
         if self.ngram_order == 3 and ids.shape[1] >= 3:  # and the triples' rows: [B, T-1 + T-2]
-            index = paddle.concat([hashed, (hashed[:, :-1] * BIGRAM_HASH + ids[:, 2:]) % self.bigram_buckets], axis=1)
+            index = paddle.concat([hashed, self._triples(ids, hashed)], axis=1)
         rows = self._read_rows(index)  # [B, N, S]: pairs, then triples
         mask = real_steps(rows[:, : hashed.shape[1]], None if lengths is None else lengths - 1)  # [B, T-1, 1]
         if index.shape[1] > hashed.shape[1]:
@@ -191,6 +198,4 @@ class GRUClassifier(nn.Layer):
             return F.adaptive_max_pool1d(masked.transpose([0, 2, 1]), 1).squeeze(-1)  # [B, D]
         scores = self.attention(outputs) + (mask - 1.0) * 1e9  # [B, T, 1]
         weights = F.softmax(scores, axis=1)  # [B, T, 1], zero on padding
-        if self.fast_ops:
-            return paddle.matmul(weights, outputs, transpose_x=True).squeeze(1)  # [B, D]
-        return (weights * outputs).sum(axis=1)  # [B, D]
+        return weighted_sum(outputs, weights, self.fast_ops)  # [B, D]
