@@ -10,7 +10,9 @@ For each run folder (a finished run on the IMDB archive, e.g. ``experiment=imdb_
    regression; every word kept, gru-exp's tokenizer) fitted on the run's training reviews only,
    its C chosen on the run's validation split among 0.1, 0.3, 1, 3;
 3. P = w P_gru + (1 - w) P_nb, w in 0, 0.05, ..., 1 chosen by validation accuracy (ties: the
-   smaller w), scored once on test.
+   smaller w), scored once on test. Runs trained on the same reviews (the same seed and data knobs:
+   the same training, validation and test documents) are one group: their GRU probabilities are
+   averaged with equal weights first, and the peer is fitted once per group.
 
     pip install -e '.[peers]'
     python benchmarks/ensemble_peer.py RUN_DIR [RUN_DIR ...]
@@ -57,6 +59,10 @@ def documents(split, offsets: np.ndarray) -> np.ndarray:
     return np.searchsorted(starts, split.starts)
 
 
+def acc(p: np.ndarray, y: np.ndarray) -> float:
+    return float((p.argmax(axis=1) == y).mean())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", type=Path)
@@ -73,7 +79,7 @@ def main() -> None:
     from gru_exp.use.runs import usable_run
 
     tokens: dict[str, dict[str, list[list[str]]]] = {}
-    rows = []
+    groups: dict[tuple, dict] = {}  # runs on the same reviews (split identity) -> their members
     for run_dir in args.runs:
         run = usable_run(run_dir)
         rc = run.config
@@ -81,44 +87,53 @@ def main() -> None:
         archive = Path(rc.data.path)
         splits = load_data(rc, found)
         arrays = load_imdb(archive, rc.data.cutoff, Path(rc.data.cache_dir))
-        if str(archive) not in tokens:
-            tokens[str(archive)] = read_tokens(archive)
-        docs = tokens[str(archive)]
         train_i, val_i = documents(splits.train, arrays.offsets["train"]), documents(splits.eval, arrays.offsets["train"])
         test_i = documents(splits.test, arrays.offsets["test"])
         y_train, y_val, y_test = splits.train.labels, splits.eval.labels, splits.test.labels
         assert (arrays.labels["train"][train_i] == y_train).all() and (arrays.labels["train"][val_i] == y_val).all()
         assert (arrays.labels["test"][test_i] == y_test).all() and not set(train_i) & set(val_i)
-
         model = load_model(run)
         size = rc.trainer.eval_batch_size
         gru_val, gru_test = (probabilities(model, s, rc.model.use_lengths, size) for s in (splits.eval, splits.test))
+        key = (str(archive), train_i.tobytes(), val_i.tobytes(), test_i.tobytes())
+        group = groups.setdefault(key, dict(archive=archive, seed=rc.trainer.seed, train_i=train_i, val_i=val_i,
+                                            test_i=test_i, y=(y_train, y_val, y_test), members=[]))
+        group["members"].append((run_dir.name, gru_val, gru_test))
+        print(f"{run_dir.name} (seed {rc.trainer.seed}): GRU val {100 * acc(gru_val, y_val):.2f} "
+              f"test {100 * acc(gru_test, y_test):.2f}", flush=True)
 
+    rows = []
+    for group in groups.values():
+        archive, (y_train, y_val, y_test) = group["archive"], group["y"]
+        if str(archive) not in tokens:
+            tokens[str(archive)] = read_tokens(archive)
+        docs = tokens[str(archive)]
         start = time.perf_counter()
         nb = NBRatios()
-        x_train = nb.fit_transform([docs["train"][i] for i in train_i], y_train)
-        x_val, x_test = nb.transform([docs["train"][i] for i in val_i]), nb.transform([docs["test"][i] for i in test_i])
+        x_train = nb.fit_transform([docs["train"][i] for i in group["train_i"]], y_train)
+        x_val = nb.transform([docs["train"][i] for i in group["val_i"]])
+        x_test = nb.transform([docs["test"][i] for i in group["test_i"]])
         fitted = {c: _lr(c).fit(x_train, y_train) for c in C_GRID}
         c = max(C_GRID, key=lambda c: (fitted[c].score(x_val, y_val), -c))
         nb_val, nb_test = fitted[c].predict_proba(x_val), fitted[c].predict_proba(x_test)
         nb_s = time.perf_counter() - start
-
-        def acc(p: np.ndarray, y: np.ndarray) -> float:
-            return float((p.argmax(axis=1) == y).mean())
-
+        # the GRU runs on these reviews averaged with equal weights, then w chosen on validation
+        gru_val = np.mean([m[1] for m in group["members"]], axis=0)
+        gru_test = np.mean([m[2] for m in group["members"]], axis=0)
         val = [acc(w * gru_val + (1 - w) * nb_val, y_val) for w in WEIGHTS]
         w = float(WEIGHTS[int(np.argmax(val))])
-        row = dict(run=run_dir.name, seed=rc.trainer.seed, gru_val=acc(gru_val, y_val), gru_test=acc(gru_test, y_test),
-                   nb_c=c, nb_val=acc(nb_val, y_val), nb_test=acc(nb_test, y_test), w=w, val=max(val),
-                   test=acc(w * gru_test + (1 - w) * nb_test, y_test), nb_s=nb_s)
+        row = dict(seed=group["seed"], n=len(group["members"]), gru_val=acc(gru_val, y_val),
+                   gru_test=acc(gru_test, y_test), nb_c=c, nb_val=acc(nb_val, y_val), nb_test=acc(nb_test, y_test),
+                   w=w, val=max(val), test=acc(w * gru_test + (1 - w) * nb_test, y_test), nb_s=nb_s)
         rows.append(row)
-        print(f"{row['run']} (seed {row['seed']}): GRU val {100 * row['gru_val']:.2f} test {100 * row['gru_test']:.2f}; "
-              f"NB-LR C={c:g} val {100 * row['nb_val']:.2f} test {100 * row['nb_test']:.2f} ({nb_s:.0f} s); average "
-              f"w={w:.2f} val {100 * row['val']:.2f} -> test {100 * row['test']:.2f}", flush=True)
+        print(f"seed {row['seed']}, {row['n']} GRU run(s): GRU{'s averaged' if row['n'] > 1 else ''} val "
+              f"{100 * row['gru_val']:.2f} test {100 * row['gru_test']:.2f}; NB-LR C={c:g} val {100 * row['nb_val']:.2f} "
+              f"test {100 * row['nb_test']:.2f} ({nb_s:.0f} s); average w={w:.2f} val {100 * row['val']:.2f} "
+              f"-> test {100 * row['test']:.2f}", flush=True)
     if len(rows) > 1:
         for key in ("gru_test", "nb_test", "test"):
             values = 100 * np.array([r[key] for r in rows])
-            print(f"{key}: {values.mean():.2f} ± {values.std(ddof=1):.2f} over {len(rows)} runs")
+            print(f"{key}: {values.mean():.2f} ± {values.std(ddof=1):.2f} over {len(rows)} splits")
 
 
 if __name__ == "__main__":

@@ -102,16 +102,22 @@ def _same(cell: str, value) -> bool:
 
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory, learnable_archive):
-    """Two runs, a 2-trial sweep and the baseline in one outputs folder, served by gru_exp.dashboard."""
+    """Two runs, a run pruned after its first epoch (no test score), a 2-trial sweep and the
+    baseline in one outputs folder, served by gru_exp.dashboard."""
     from gru_exp import dashboard
     from gru_exp.config.compose import compose_config
+    from gru_exp.train.loop import Callback, StopRun
     from gru_exp.train.run import run_training
 
+    class Prune(Callback):  # what a sweep's pruner does: stop the run after an epoch, unscored
+        def on_epoch_end(self, state):
+            raise StopRun("pruned", "pruned after epoch 1")
+
     home = tmp_path_factory.mktemp("home")
-    for hidden in (8, 16):
+    for hidden in (8, 16, 12):
         cfg = compose_config(tiny_overrides(learnable_archive, home, f"model.hidden_size={hidden}",
                                             "trainer.epochs=2", "data.val_size=40", f"name=run_h{hidden}"))
-        run_training(cfg, Path(cfg.paths.output_dir) / "runs" / f"h{hidden}")
+        run_training(cfg, Path(cfg.paths.output_dir) / "runs" / f"h{hidden}", callbacks=[Prune()] if hidden == 12 else [])
     sweeps = home / "sweeps"
     sweeps.mkdir()
     (sweeps / "dash.yaml").write_text(f"""
@@ -179,7 +185,7 @@ def test_scalars_view_lists_every_run_with_a_readable_name(dashboard, page):
     page.wait_for_selector(".echarts canvas", timeout=BOUND_S * 1000)
     text = page.inner_text("body")
     page.screenshot(path=str(SHOTS / "scalars.png"))
-    assert len(runs) == 6  # 2 runs, 2 trials, the study's best-so-far curve, the baseline
+    assert len(runs) == 7  # 3 runs (one pruned), 2 trials, the study's best-so-far curve, the baseline
     assert all(not r.startswith("/") and not r.endswith("/vdl") for r in runs), runs
     assert any("notebook baseline" in r for r in runs) and any("dash trial 1: lr=" in r for r in runs)
     assert all(r in text for r in runs) and page.errors == []
@@ -190,14 +196,14 @@ def test_hparams_table_shows_every_value(dashboard, page):
     base, _ = dashboard
     indicators, runs = _api(base, "hparams/indicators"), _api(base, "hparams/list")
     names = [i["name"] for i in indicators["hparams"]] + [i["name"] for i in indicators["metrics"]]
-    assert [i["name"] for i in indicators["metrics"]] == ["best_val", "test_acc"]
+    assert [i["name"] for i in indicators["metrics"]] == ["best_val"]  # no test score where runs are chosen
     page.goto(f"{base}/app/hyper-parameter", wait_until="load")
     page.wait_for_selector("div.table[role=table] .tbody [role=row] [role=cell]", timeout=BOUND_S * 1000)
     headers = page.eval_on_selector_all("div.table[role=table] .thead .th", "els => els.map(e => e.innerText.trim())")
     rows = page.eval_on_selector_all("div.table[role=table] .tbody [role=row]", """rows => rows.map(r =>
         Array.from(r.querySelectorAll('[role=cell]')).map(c => c.innerText.trim()))""")
     page.screenshot(path=str(SHOTS / "hparams_table.png"), full_page=True)
-    assert headers[1:] == names and len(rows) == len(runs) == 5  # best-so-far logs no hparams
+    assert headers[1:] == names and len(rows) == len(runs) == 6  # best-so-far logs no hparams
     by_id = {r["name"]: r for r in runs}
     bad = []
     for row in rows:
@@ -236,8 +242,8 @@ def test_parallel_coordinates_and_scatter_matrix_render_within_a_bound(dashboard
 
 def _best_epochs(output_dir: Path) -> dict[str, int]:
     """Each run's and trial's best epoch, from its own metrics.json, by its name in the dashboard."""
-    epochs = {f"runs/{p.parent.name}": json.loads(p.read_text())["best_epoch"]
-              for p in (output_dir / "runs").glob("*/metrics.json")}
+    records = {p.parent.name: json.loads(p.read_text()) for p in (output_dir / "runs").glob("*/metrics.json")}
+    epochs = {f"runs/{name}": r["best_epoch"] for name, r in records.items() if r["status"] == "completed"}
     for p in (output_dir / "sweeps" / "dash").glob("trial_*/metrics.json"):
         epochs[f"dash trial {p.parent.name.split('_')[1]}:"] = json.loads(p.read_text())["best_epoch"]
     return epochs
@@ -263,13 +269,14 @@ def _check_curves(page, base: str, output_dir: Path, route: str, requested: list
 
 
 def _check_histograms(page, base: str, output_dir: Path, route: str, requested: list[str]) -> None:
-    """Two groups (weights, grad_norm) of 3 parameter groups x 4 runs; the open group draws all 12."""
+    """Two groups (weights, grad_norm) of 3 parameter groups x 5 runs (the pruned run's first epoch
+    too); the open group draws all 15."""
     text = " ".join(page.inner_text("body").split())
-    assert "grad_norm 12" in text and "weights 12" in text, text[:400]
-    page.wait_for_function("n => document.querySelectorAll('.echarts canvas').length === n", arg=12,
+    assert "grad_norm 15" in text and "weights 15" in text, text[:400]
+    page.wait_for_function("n => document.querySelectorAll('.echarts canvas').length === n", arg=15,
                            timeout=BOUND_S * 1000)
     asked = {u.split("histogram/list?", 1)[1] for u in requested if "histogram/list?" in u}
-    assert len(asked) == 12 and all("grad_norm" in u for u in asked), sorted(asked)
+    assert len(asked) == 15 and all("grad_norm" in u for u in asked), sorted(asked)
 
 
 def _check_projector(page, base: str, output_dir: Path, route: str, requested: list[str]) -> None:

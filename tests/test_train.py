@@ -210,8 +210,9 @@ def test_notebook_protocol_scores_the_last_epoch_on_test(tiny_cfg, tmp_path):
     assert result.eval_split == "test" and result.n_eval == result.n_test == 80
     assert result.test_epoch == result.epochs_done == 2  # no epoch chosen by a test score
     assert result.test["acc"] == result.series["eval_acc"][-1]
-    scalars, _ = read_scalars(tmp_path / "r" / "vdl")
-    assert "best_val" not in scalars and scalars["test_acc"] == {2: result.test["acc"]}  # no test score as "val"
+    scalars, records = read_scalars(tmp_path / "r" / "vdl")
+    assert "best_val" not in scalars and scalars["test/acc"] == {2: result.test["acc"]}  # no test score as "val"
+    assert [m.name for m in records[0].hparam.metricInfos] == []  # no validation: no HParams metric
 
 
 def test_drop_last_with_too_few_reviews_is_a_config_error(tiny_cfg, tmp_path):

@@ -102,6 +102,9 @@ class DataConfig:
     val_split: ValSplit = knob(ValSplit.random, "which: reviews at random, id_blocks (IMDB: blocks of 100 consecutive "
                                "review ids: one movie's reviews stay together, so the held-out movies are unseen in "
                                "training, as the test set's are) or groups (whole data.group_column groups)", tag="v_split")
+    split_seed: Optional[int] = knob(None, "fixes the validation split and the subsets alone, so runs of several "
+                                     "trainer.seed values train on the same texts (an ensemble's members)", low=0,
+                                     high=MAX_SEED, null="trainer.seed", replicate=True, tag="splitsd")
     train_limit: Optional[int] = knob(None, "stratified training subset", low=2, null="all", tag="n_train")
     test_limit: Optional[int] = knob(None, "stratified test subset", low=2, null="all 25,000", tag="n_test")
     bucket_size: int = knob(50, "batches per length-sorted chunk; 0 = plain shuffle", low=0, tag="bucket")
@@ -140,7 +143,7 @@ class TrainerConfig:
     weight_decay: float = knob(0.0, "decoupled weight decay (AdamW); 0 = Adam", low=0.0, high=1.0, open_high=True, tag="wd")
     lr_schedule: LrSchedule = knob(LrSchedule.constant, "learning-rate decay to 0 over the run's steps", tag="sched")
     warmup: float = knob(0.0, "share of the run's steps with a linear warm-up", low=0.0, high=1.0, open_high=True, tag="warmup")
-    seed: int = knob(42, "fixes split, init and order", low=0, high=MAX_SEED, replicate=True, tag="seed")
+    seed: int = knob(42, "fixes init, order and (without data.split_seed) the split", low=0, high=MAX_SEED, replicate=True, tag="seed")
     device: Device = knob(Device.auto, "auto picks a GPU when paddle has one", **HOW)
     grad_clip: float = knob(0.0, "global-norm gradient clip; 0 = off", low=0.0, tag="clip")
     bag_update: BagUpdate = knob(BagUpdate.dense, "the n-gram bag's table: dense (every row every step, as paddle's "

@@ -60,7 +60,8 @@ def load_data(rc: RunConfig, found: Union[DataFiles, Path]) -> DataSplits:
     if not isinstance(found, DataFiles):
         found = DataFiles(str(found), {"archive": Path(found)})
     splits = make_splits(sources.load(d, found), seq_len=d.seq_len, val_size=d.val_size,
-                         train_limit=d.train_limit, test_limit=d.test_limit, seed=t.seed, val_split=d.val_split)
+                         train_limit=d.train_limit, test_limit=d.test_limit, val_split=d.val_split,
+                         seed=t.seed if d.split_seed is None else d.split_seed)
     for split, size, drop, key in ((splits.train, t.batch_size, t.drop_last, "batch_size"),
                                    (splits.eval, t.eval_batch_size, t.eval_drop_last, "eval_batch_size")):
         if drop and len(split) < size:

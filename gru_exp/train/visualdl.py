@@ -88,7 +88,6 @@ class VisualDLTracker(Callback):
         if "acc" in record.test:
             self.writer.add_scalar("test/acc", record.test["acc"], step)
             self.writer.add_scalar("test/loss", record.test["loss"], step)
-            self.writer.add_scalar("test_acc", record.test["acc"], step)
             if "macro_f1" in record.test:
                 self.writer.add_scalar("test/macro_f1", record.test["macro_f1"], step)
         for name, score in (record.baselines.get("majority") or {}).items():  # the floor beside test/acc
@@ -112,7 +111,7 @@ class VisualDLTracker(Callback):
             extras.write_confusion(self.writer, np.array(record.test_confusion), self.class_names, step)
         if self.logger.embeddings and record.status == "completed":
             extras.write_embeddings(self.writer, state.model, self.words, self.logger.embeddings)
-        metrics = logged_metrics(record.best_eval_acc is not None and record.eval_split == "val", "acc" in record.test)
+        metrics = logged_metrics(record.best_eval_acc is not None and record.eval_split == "val")
         self.writer.add_hparams({**state.hparams, "status": str(record.status)}, metrics)
         self.writer.close()
         self.writer = None
