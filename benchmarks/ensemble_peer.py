@@ -96,7 +96,8 @@ def main() -> None:
         size = rc.trainer.eval_batch_size
         gru_val, gru_test = (probabilities(model, s, rc.model.use_lengths, size) for s in (splits.eval, splits.test))
         key = (str(archive), train_i.tobytes(), val_i.tobytes(), test_i.tobytes())
-        group = groups.setdefault(key, dict(archive=archive, seed=rc.trainer.seed, train_i=train_i, val_i=val_i,
+        split_seed = rc.trainer.seed if getattr(rc.data, "split_seed", None) is None else rc.data.split_seed
+        group = groups.setdefault(key, dict(archive=archive, seed=split_seed, train_i=train_i, val_i=val_i,
                                             test_i=test_i, y=(y_train, y_val, y_test), members=[]))
         group["members"].append((run_dir.name, gru_val, gru_test))
         print(f"{run_dir.name} (seed {rc.trainer.seed}): GRU val {100 * acc(gru_val, y_val):.2f} "
@@ -126,7 +127,7 @@ def main() -> None:
                    gru_test=acc(gru_test, y_test), nb_c=c, nb_val=acc(nb_val, y_val), nb_test=acc(nb_test, y_test),
                    w=w, val=max(val), test=acc(w * gru_test + (1 - w) * nb_test, y_test), nb_s=nb_s)
         rows.append(row)
-        print(f"seed {row['seed']}, {row['n']} GRU run(s): GRU{'s averaged' if row['n'] > 1 else ''} val "
+        print(f"split seed {row['seed']}, {row['n']} GRU run(s): GRU{'s averaged' if row['n'] > 1 else ''} val "
               f"{100 * row['gru_val']:.2f} test {100 * row['gru_test']:.2f}; NB-LR C={c:g} val {100 * row['nb_val']:.2f} "
               f"test {100 * row['nb_test']:.2f} ({nb_s:.0f} s); average w={w:.2f} val {100 * row['val']:.2f} "
               f"-> test {100 * row['test']:.2f}", flush=True)

@@ -64,7 +64,7 @@ def hparams(flat: dict[str, Any], in_effect: dict[str, Any]) -> dict[str, Any]:
 def logged_metrics(best_val: bool) -> list[str]:
     """The HParams metrics a run logged: VisualDL shows a listed metric without its scalar as NaN,
     so a run without a validation split (the notebook's protocol) lists none."""
-    return METRICS if best_val else []
+    return list(METRICS) if best_val else []
 
 
 def in_effect(config: dict[str, Any], n_train: int, n_test: int, longest: int) -> dict[str, Any]:
