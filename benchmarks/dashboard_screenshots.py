@@ -29,7 +29,8 @@ runs, e.g. the commands in docs/dashboard.md):
 Options: ``--outputs DIR`` (default: the composed ``paths.output_dir``, i.e.
 ``$GRU_EXP_HOME/outputs``), ``--out DIR`` (default ``docs/dashboard``), ``--chromium PATH``
 (default ``$GRU_EXP_CHROMIUM`` or ``/usr/bin/chromium``), ``--only NAME ...`` (some of the views
-above, without ``.png``). It prints each file's size and what the page said went wrong (JavaScript
+above, without ``.png``), ``--axes a,b,...`` (the parallel coordinates' and scatter matrix's
+hyperparameters, kept with VisualDL's side panel). It prints each file's size and what the page said went wrong (JavaScript
 errors, failed requests); a view that does not draw within ``--timeout`` seconds is saved as
 ``FAILED_<name>.png`` and reported, and the script exits 1.
 """
@@ -115,6 +116,7 @@ TO_TOP = "() => { for (const e of [document.scrollingElement, ...document.queryS
 
 TABLE_COLUMNS = ["hidden", "dropout", "lr"]  # the hyperparameters each table screenshot keeps (--table-columns)
 MORE_COLUMNS = ["embed", "dir", "seq_len", "epochs", "n_train"]  # (--more-columns)
+AXES: list[str] = []  # the parallel coordinates' and scatter matrix's hyperparameters (--axes); empty: all
 
 
 def _table(keep):
@@ -128,8 +130,15 @@ def _table(keep):
     return view
 
 
+def _axes(page, base):
+    if AXES:  # the side panel's filter: the chosen axes instead of the columns the first run wrote first
+        _show_only(page, base, AXES)
+        page.evaluate(TO_TOP)
+
+
 def hparams_parallel(page, base, timeout_ms):
     _hparams(page, base, timeout_ms)
+    _axes(page, base)
     page.click("a:text-is('Parallel Coordinates View')", no_wait_after=True)
     page.wait_for_selector(".graph svg path.line", timeout=timeout_ms)
     time.sleep(1.5)
@@ -137,6 +146,7 @@ def hparams_parallel(page, base, timeout_ms):
 
 def hparams_scatter(page, base, timeout_ms):
     _hparams(page, base, timeout_ms)
+    _axes(page, base)
     page.click("a:text-is('Scatter Plot Matrix View')", no_wait_after=True)
     page.wait_for_selector("div.cell svg g.dots circle", timeout=timeout_ms)
     time.sleep(1.5)
@@ -200,8 +210,10 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", choices=sorted(VIEWS), help="only these views")
     parser.add_argument("--table-columns", help=f"hparams_table's columns, comma-separated (default {','.join(TABLE_COLUMNS)})")
     parser.add_argument("--more-columns", help=f"hparams_table_more's (default {','.join(MORE_COLUMNS)})")
+    parser.add_argument("--axes", help="hparams_parallel's and hparams_scatter's hyperparameters, comma-separated "
+                        "(default: all, in the order the first run wrote them)")
     args = parser.parse_args()
-    for given, columns in ((args.table_columns, TABLE_COLUMNS), (args.more_columns, MORE_COLUMNS)):
+    for given, columns in ((args.table_columns, TABLE_COLUMNS), (args.more_columns, MORE_COLUMNS), (args.axes, AXES)):
         if given:
             columns[:] = given.split(",")
 
