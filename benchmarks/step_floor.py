@@ -2,8 +2,8 @@
 
     python benchmarks/step_floor.py                                   # every shipped experiment
     python benchmarks/step_floor.py --experiments imdb_bigram --variants \
-        "today=" "fast dropout=model.fast_dropout=true" "rows=trainer.bag_update=rows" \
-        "both=model.fast_dropout=true,trainer.bag_update=rows"
+        "today=" "fast ops=model.fast_ops=true" "rows=trainer.bag_update=rows" \
+        "both=model.fast_ops=true,trainer.bag_update=rows"
 
 For each experiment (composed as ``gru-exp train experiment=<name>`` would, on the real archive
 $GRU_EXP_IMDB or ../shared/data/aclImdb_v1.tar.gz), one fresh process, one core, flush-to-zero:
