@@ -211,7 +211,8 @@ def main() -> int:
     parser.add_argument("--table-columns", help=f"hparams_table's columns, comma-separated (default {','.join(TABLE_COLUMNS)})")
     parser.add_argument("--more-columns", help=f"hparams_table_more's (default {','.join(MORE_COLUMNS)})")
     parser.add_argument("--axes", help="hparams_parallel's and hparams_scatter's hyperparameters, comma-separated "
-                        "(default: all, in the order the first run wrote them)")
+                        "(default: all); they keep the order the first run wrote them in, and a name that is not "
+                        "a column is ignored")
     args = parser.parse_args()
     for given, columns in ((args.table_columns, TABLE_COLUMNS), (args.more_columns, MORE_COLUMNS), (args.axes, AXES)):
         if given:

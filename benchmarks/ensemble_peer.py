@@ -3,16 +3,17 @@ the combination gets, with every choice made on the run's own validation split.
 
 For each run folder (a finished run on the IMDB archive, e.g. ``experiment=imdb_bigram``):
 
-1. the run's splits rebuilt from its record (its seed, validation split and test set), and the
+1. the run's splits rebuilt from its record (its split seed, validation split and test set), and the
    GRU's class probabilities on validation and test from the checkpoint it was scored with
    (``gru_exp.use.infer``, as ``gru-exp predict`` computes them);
 2. benchmarks/peers.py's NB-LR (NB log-count ratios on binarized uni+bi+trigrams, logistic
    regression; every word kept, gru-exp's tokenizer) fitted on the run's training reviews only,
    its C chosen on the run's validation split among 0.1, 0.3, 1, 3;
 3. P = w P_gru + (1 - w) P_nb, w in 0, 0.05, ..., 1 chosen by validation accuracy (ties: the
-   smaller w), scored once on test. Runs trained on the same reviews (the same seed and data knobs:
-   the same training, validation and test documents) are one group: their GRU probabilities are
-   averaged with equal weights first, and the peer is fitted once per group.
+   smaller w), and, as a second rule, by validation log-loss; scored once on test. Runs trained on
+   the same reviews (the same split seed and data knobs: the same training, validation and test
+   documents) are one group: the first k of its GRU runs, in the order given, are averaged with
+   equal weights (a line for each k), and the peer is fitted once per group.
 
     pip install -e '.[peers]'
     python benchmarks/ensemble_peer.py RUN_DIR [RUN_DIR ...]
@@ -63,6 +64,11 @@ def acc(p: np.ndarray, y: np.ndarray) -> float:
     return float((p.argmax(axis=1) == y).mean())
 
 
+def nll(p: np.ndarray, y: np.ndarray) -> float:
+    """Mean negative log-likelihood of the true classes."""
+    return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1.0)).mean())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", type=Path)
@@ -72,6 +78,7 @@ def main() -> None:
     runtime.limit_threads(1)
     runtime.import_paddle()
     runtime.flush_denormals()
+    from gru_exp.config.values import split_seed
     from gru_exp.data import sources
     from gru_exp.data.imdb import load_imdb
     from gru_exp.train.run import load_data
@@ -80,7 +87,7 @@ def main() -> None:
 
     tokens: dict[str, dict[str, list[list[str]]]] = {}
     groups: dict[tuple, dict] = {}  # runs on the same reviews (split identity) -> their members
-    for run_dir in args.runs:
+    for run_dir in dict.fromkeys(p.resolve() for p in args.runs):  # a run given twice counts once
         run = usable_run(run_dir)
         rc = run.config
         found = sources.find(rc.data)
@@ -96,8 +103,7 @@ def main() -> None:
         size = rc.trainer.eval_batch_size
         gru_val, gru_test = (probabilities(model, s, rc.model.use_lengths, size) for s in (splits.eval, splits.test))
         key = (str(archive), train_i.tobytes(), val_i.tobytes(), test_i.tobytes())
-        split_seed = rc.trainer.seed if getattr(rc.data, "split_seed", None) is None else rc.data.split_seed
-        group = groups.setdefault(key, dict(archive=archive, seed=split_seed, train_i=train_i, val_i=val_i,
+        group = groups.setdefault(key, dict(archive=archive, seed=split_seed(rc), train_i=train_i, val_i=val_i,
                                             test_i=test_i, y=(y_train, y_val, y_test), members=[]))
         group["members"].append((run_dir.name, gru_val, gru_test))
         print(f"{run_dir.name} (seed {rc.trainer.seed}): GRU val {100 * acc(gru_val, y_val):.2f} "
@@ -118,23 +124,33 @@ def main() -> None:
         c = max(C_GRID, key=lambda c: (fitted[c].score(x_val, y_val), -c))
         nb_val, nb_test = fitted[c].predict_proba(x_val), fitted[c].predict_proba(x_test)
         nb_s = time.perf_counter() - start
-        # the GRU runs on these reviews averaged with equal weights, then w chosen on validation
-        gru_val = np.mean([m[1] for m in group["members"]], axis=0)
-        gru_test = np.mean([m[2] for m in group["members"]], axis=0)
-        val = [acc(w * gru_val + (1 - w) * nb_val, y_val) for w in WEIGHTS]
-        w = float(WEIGHTS[int(np.argmax(val))])
-        row = dict(seed=group["seed"], n=len(group["members"]), gru_val=acc(gru_val, y_val),
-                   gru_test=acc(gru_test, y_test), nb_c=c, nb_val=acc(nb_val, y_val), nb_test=acc(nb_test, y_test),
-                   w=w, val=max(val), test=acc(w * gru_test + (1 - w) * nb_test, y_test), nb_s=nb_s)
-        rows.append(row)
-        print(f"split seed {row['seed']}, {row['n']} GRU run(s): GRU{'s averaged' if row['n'] > 1 else ''} val "
-              f"{100 * row['gru_val']:.2f} test {100 * row['gru_test']:.2f}; NB-LR C={c:g} val {100 * row['nb_val']:.2f} "
-              f"test {100 * row['nb_test']:.2f} ({nb_s:.0f} s); average w={w:.2f} val {100 * row['val']:.2f} "
-              f"-> test {100 * row['test']:.2f}", flush=True)
-    if len(rows) > 1:
-        for key in ("gru_test", "nb_test", "test"):
-            values = 100 * np.array([r[key] for r in rows])
-            print(f"{key}: {values.mean():.2f} ± {values.std(ddof=1):.2f} over {len(rows)} splits")
+        # the first k GRU runs given for these reviews averaged with equal weights (k = 1 .. all), then w
+        # chosen on validation: by accuracy (the rule of section 12) and by log-loss (smoother)
+        for k in range(1, len(group["members"]) + 1):
+            gru_val = np.mean([m[1] for m in group["members"][:k]], axis=0)
+            gru_test = np.mean([m[2] for m in group["members"][:k]], axis=0)
+            row = dict(seed=group["seed"], k=k, gru_val=acc(gru_val, y_val), gru_test=acc(gru_test, y_test), nb_c=c,
+                       nb_val=acc(nb_val, y_val), nb_test=acc(nb_test, y_test), nb_s=nb_s)
+            for rule, score in (("acc", acc), ("nll", lambda p, y: -nll(p, y))):
+                val = [score(w * gru_val + (1 - w) * nb_val, y_val) for w in WEIGHTS]
+                w = float(WEIGHTS[int(np.argmax(val))])  # ties: the smaller w
+                row[rule] = dict(w=w, val=acc(w * gru_val + (1 - w) * nb_val, y_val),
+                                 test=acc(w * gru_test + (1 - w) * nb_test, y_test))
+            rows.append(row)
+            print(f"split seed {row['seed']}, first {k} GRU run(s) averaged: val {100 * row['gru_val']:.2f} test "
+                  f"{100 * row['gru_test']:.2f}; NB-LR C={c:g} val {100 * row['nb_val']:.2f} test "
+                  f"{100 * row['nb_test']:.2f} ({nb_s:.0f} s); average, w by val accuracy: w={row['acc']['w']:.2f} "
+                  f"val {100 * row['acc']['val']:.2f} -> test {100 * row['acc']['test']:.2f}; w by val log-loss: "
+                  f"w={row['nll']['w']:.2f} val {100 * row['nll']['val']:.2f} -> test {100 * row['nll']['test']:.2f}",
+                  flush=True)
+    for k in sorted({r["k"] for r in rows}):
+        same = [r for r in rows if r["k"] == k]
+        if len(same) > 1:
+            for name, values in (("GRU", [r["gru_test"] for r in same]), ("NB-LR", [r["nb_test"] for r in same]),
+                                 ("average, w by accuracy", [r["acc"]["test"] for r in same]),
+                                 ("average, w by log-loss", [r["nll"]["test"] for r in same])):
+                v = 100 * np.array(values)
+                print(f"{k} GRU run(s): {name} test {v.mean():.2f} ± {v.std(ddof=1):.2f} over {len(same)} splits")
 
 
 if __name__ == "__main__":

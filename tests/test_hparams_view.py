@@ -9,7 +9,7 @@ from test_train import read_scalars
 from gru_exp.config.knobs import defaults, hparam_tags
 from gru_exp.train.loop import Callback, StopRun, TrainState
 from gru_exp.train.run import run_training
-from gru_exp.train.vdl_view import axis_value, hparams
+from gru_exp.train.vdl_view import axis_value, baseline_hparams, hparams
 
 
 def test_numbers_are_floats_rounded_and_the_rest_text():
@@ -54,3 +54,13 @@ def test_finished_and_pruned_runs_list_the_same_metric_and_numbers_are_float_axe
     run_training(tiny_cfg(), tmp_path / "pruned", callbacks=[_Prune()])
     _, metrics, _ = _hparam_record(tmp_path / "pruned" / "vdl")
     assert metrics == ["best_val"]  # the same column: a pruned trial has no test score, so no NaN beside it
+
+
+def test_the_baseline_gives_every_column_the_type_a_run_gives_it(tiny_cfg, tmp_path):
+    """VisualDL types a column by the earliest run (the baseline, written first): a knob that is a
+    number in the runs must be a number in the baseline too, never its null as text."""
+    run_training(tiny_cfg(), tmp_path / "run")
+    values, _, _ = _hparam_record(tmp_path / "run" / "vdl")
+    baseline = baseline_hparams()
+    assert {t: type(v) for t, v in baseline.items()} == {t: type(v) for t, v in values.items() if t != "status"}
+    assert baseline[hparam_tags()["data.split_seed"]] == baseline[hparam_tags()["trainer.seed"]]

@@ -73,3 +73,9 @@ def run_config(cfg: DictConfig) -> RunConfig:
     """The composed config as the register's typed dataclasses (Enums as Enums, every value
     resolved): what the model, the loop and the optimizer read."""
     return OmegaConf.to_object(without_hydra(cfg))  # type: ignore[return-value]
+
+
+def split_seed(rc: RunConfig) -> int:
+    """The seed of a run's validation split and subsets: ``data.split_seed``, or ``trainer.seed``
+    when it is null (one seed for split, init and order, as before the knob)."""
+    return rc.trainer.seed if rc.data.split_seed is None else rc.data.split_seed

@@ -31,7 +31,8 @@ TOP_K = 5
 
 @dataclass
 class Entry:
-    """One configuration: a trial (its repeats) or a group of run folders differing only by seed."""
+    """One configuration: a trial (its repeats) or a group of run folders differing only by their seeds
+    (trainer.seed, data.split_seed: the replicate knobs)."""
 
     name: str
     params: dict[str, Any]
@@ -66,7 +67,7 @@ ARCHIVE_KEY = "data.archive_sha256"  # the data's identity, shortened (12 hex di
 
 
 def _grouping(record: RunRecord) -> dict[str, Any]:
-    """The knobs that make a configuration (the register's result knobs, seed aside) and the data
+    """The knobs that make a configuration (the register's result knobs, the seeds aside) and the data
     archive's SHA-256 (None in records written before it was kept): runs on other data are never
     repeats of one configuration."""
     flat = with_defaults(flatten(record.config))

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 from gru_exp.config.knobs import BagUpdate, DataSource, RunConfig, TestEpoch
 from gru_exp.config.validation import validate
-from gru_exp.config.values import flatten, override, run_config, to_container
+from gru_exp.config.values import flatten, override, run_config, split_seed, to_container
 from gru_exp.errors import ConfigError, DiskFullError
 from gru_exp.logs import RunLog
 from gru_exp.redact import redact_all
@@ -61,7 +61,7 @@ def load_data(rc: RunConfig, found: Union[DataFiles, Path]) -> DataSplits:
         found = DataFiles(str(found), {"archive": Path(found)})
     splits = make_splits(sources.load(d, found), seq_len=d.seq_len, val_size=d.val_size,
                          train_limit=d.train_limit, test_limit=d.test_limit, val_split=d.val_split,
-                         seed=t.seed if d.split_seed is None else d.split_seed)
+                         seed=split_seed(rc))
     for split, size, drop, key in ((splits.train, t.batch_size, t.drop_last, "batch_size"),
                                    (splits.eval, t.eval_batch_size, t.eval_drop_last, "eval_batch_size")):
         if drop and len(split) < size:
@@ -170,8 +170,8 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback], displa
         every: list[Callback] = [ProgressLogger(rc.trainer.progress_every_s), TerminalProgressBar(), checkpointer,
                                  MetricsRecorder(record)]
         if rc.logger.visualdl:
-            effect = in_effect(config, len(splits.train), len(splits.test), splits.longest)
-            state.hparams = hparams(flatten(config), effect)
+            flat = flatten(config)
+            state.hparams = hparams(flat, in_effect(flat, len(splits.train), len(splits.test), splits.longest))
             name = run_display_name(display_name or display_name_of(run_dir, rc.paths.output_dir))
             every.append(VisualDLTracker(run_dir / "vdl", name, rc.logger, splits.words, splits.test,
                                          splits.test.labels, Path(rc.paths.output_dir), splits.class_names))

@@ -67,10 +67,11 @@ def logged_metrics(best_val: bool) -> list[str]:
     return list(METRICS) if best_val else []
 
 
-def in_effect(config: dict[str, Any], n_train: int, n_test: int, longest: int) -> dict[str, Any]:
-    """What a null knob means for this run, as a number of the same type as its other values."""
+def in_effect(flat: dict[str, Any], n_train: int, n_test: int, longest: int) -> dict[str, Any]:
+    """What a null knob means for this run (``flat``: its flattened config), as a number of the
+    same type as its other values."""
     return {"data.seq_len": longest, "data.train_limit": n_train, "data.test_limit": n_test,
-            "model.layer_dropout": config["model"]["dropout"], "data.split_seed": config["trainer"]["seed"]}
+            "model.layer_dropout": flat["model.dropout"], "data.split_seed": flat["trainer.seed"]}
 
 
 def view_name(text: str) -> str:
@@ -116,9 +117,9 @@ def has_records(logdir: Path) -> bool:
 def baseline_hparams() -> dict[str, Any]:
     """The notebook's configuration over every compared knob (register defaults, then its values),
     with its nulls in effect: it trained on all 25,000 reviews and scored all 25,000 test reviews."""
-    effect = {"data.seq_len": NOTEBOOK_CONFIG["data.seq_len"], "data.train_limit": 25000, "data.test_limit": 25000,
-              "model.layer_dropout": NOTEBOOK_CONFIG["model.dropout"]}
-    return hparams({**NOTEBOOK_CONFIG, **NOTEBOOK_PROTOCOL}, effect)
+    flat = {**defaults(), **NOTEBOOK_CONFIG, **NOTEBOOK_PROTOCOL}
+    effect = in_effect(flat, 25000, 25000, NOTEBOOK_CONFIG["data.seq_len"])
+    return hparams(flat, effect)
 
 
 
