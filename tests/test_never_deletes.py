@@ -134,6 +134,29 @@ def test_a_multirun_never_writes_into_a_folder_of_files_and_never_removes_an_emp
     assert empty.is_dir() and not list(empty.iterdir())
 
 
+def test_two_multiruns_started_together_never_share_a_folder(tiny_archive, tmp_path):
+    """The same `gru-exp train -m` started twice at once (two terminals, a script's loop): the
+    multirun folder was named to the second, so both wrote into one, the second multirun.yaml over
+    the first, and equal jobs into the same run folders. Each command now has its own folder
+    (microseconds, as single runs have)."""
+    import re
+
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    args = [sys.executable, "-m", "gru_exp.train", "-m", *tiny_overrides(tiny_archive, tmp_path / "out", "trainer.seed=1,2")]
+    procs = [subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    folders = sorted((tmp_path / "out" / "outputs" / "multirun").glob("*/*"))
+    assert len(folders) == 2 and all(re.fullmatch(r"\d\d-\d\d-\d\d\.\d{6}_.+", f.name) for f in folders), folders
+    for folder in folders:
+        names = sorted(p.name for p in folder.iterdir())
+        assert len(names) == 3 and names[0].startswith("0_") and names[0].endswith("trainer.seed-1"), names
+        assert names[1].startswith("1_") and names[1].endswith("trainer.seed-2") and names[2] == "multirun.yaml", names
+    printed = sorted(line for stdout, _ in outs for line in stdout.split())
+    assert printed == sorted(str(run) for f in folders for run in f.glob("*trainer.seed-*"))  # each run once, its own
+
+
 def test_a_refused_resume_in_place_of_a_damaged_or_running_run_leaves_it_byte_for_byte(tiny_archive, tmp_path):
     """Checkpoints are read, and the folder's lock tried, before Hydra writes: a truncated
     last.pdparams (or a run training there right now) used to be refused only after .hydra/ was
