@@ -65,6 +65,24 @@ def test_another_training_base_is_refused(made, sweep_env):
     assert made.unchanged()
 
 
+def test_another_split_seed_in_the_base_is_refused(sweep_env):
+    """data.split_seed fixes the validation texts every value is measured on: a resume with another
+    one would rank trials scored on other texts under one best (found by an adversarial pass)."""
+    name = sweep_env(name="split", n_trials=1, epochs=1)
+    text = (sweep_env.sweeps_dir.parent.parent.parent / "sweeps" / f"{name}.yaml").read_text()
+    (sweep_env.sweeps_dir.parent.parent.parent / "sweeps" / "split1.yaml").write_text(
+        text.replace("base: [", "base: [data.split_seed=1, "))
+    (sweep_env.sweeps_dir.parent.parent.parent / "sweeps" / "split2.yaml").write_text(
+        text.replace("base: [", "base: [data.split_seed=2, "))
+    assert cli("sweep=split1").returncode == 0
+    home = sweep_env.sweeps_dir.parent.parent
+    before = snapshot(home)
+    proc = cli("sweep=split2", "n_trials=2")
+    assert proc.returncode == 2 and "base: data.split_seed=1" in proc.stderr and "base: data.split_seed=2" in proc.stderr, \
+        proc.stderr[-3000:]
+    assert snapshot(home) == before
+
+
 def test_the_same_settings_resume_and_a_one_item_list_is_the_same_objective(made, sweep_env):
     listed = sweep_env(name="listed", n_trials=2, epochs=1,
                        objectives="[{metric: eval_acc, reduce: best, direction: maximize}]")

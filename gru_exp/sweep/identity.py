@@ -4,7 +4,8 @@ study when it is made (user attribute ``gru_exp_identity``) and compared on ever
 It holds each objective's metric, reduce (per-epoch metrics only) and direction, ``repeats`` (a
 value is the mean over that many seeds) and the training configuration every trial starts from:
 the result knobs of the composed ``base`` (the register's ``result=True`` knobs other than the
-seed, e.g. ``trainer.epochs``, ``data.val_size``), leaving out the searched ones, the SHA-256 of
+seeds, e.g. ``trainer.epochs``, ``data.val_size``; ``data.split_seed`` too when it is set, since
+it fixes which texts every value is measured on), leaving out the searched ones, the SHA-256 of
 the data (``data.path`` may differ between machines, the data may not), and which keys are searched.
 A resume that changes any of them is refused before anything is written. A study made before
 identities were stored is compared with the ``base`` and ``params`` it stored when it was made,
@@ -41,6 +42,8 @@ def identity(sc: DictConfig, base: Any = None, params: Any = None) -> dict[str, 
     composed = OmegaConf.to_container(compose_config(base), resolve=True, enum_to_str=True)
     flat = flatten(composed)  # type: ignore[arg-type]
     training = {k: flat.get(k) for k in grouping_keys() if k not in searched}
+    if flat.get("data.split_seed") is not None and "data.split_seed" not in searched:
+        training["data.split_seed"] = flat["data.split_seed"]  # a repeat knob, but it fixes the validation texts
     found = sources.present(composed["data"])  # type: ignore[index]
     if found is not None:  # the data itself, wherever it lies on this machine
         training["data (SHA-256 of data.path)"] = found.sha256()
