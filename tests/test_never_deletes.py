@@ -134,6 +134,20 @@ def test_a_multirun_never_writes_into_a_folder_of_files_and_never_removes_an_emp
     assert empty.is_dir() and not list(empty.iterdir())
 
 
+def test_a_sweep_never_writes_over_a_folder_of_files_named_like_a_studys(sweep_env, tmp_path):
+    """A folder outputs/sweeps/<study_name> without study.json that holds a user's summary.md,
+    trials.csv or best.yaml: the sweep used to write over them and exit 0 (adversarial pass)."""
+    name = sweep_env(name="paper", n_trials=1, epochs=1)
+    folder = sweep_env.sweeps_dir / name
+    folder.mkdir(parents=True)
+    (folder / "summary.md").write_text("# My paper notes")
+    (folder / "trials.csv").write_text("a,b\n")
+    before = tree(folder)
+    proc = cli("gru_exp.sweep", f"sweep={name}")
+    assert proc.returncode == 2 and "holds summary.md, trials.csv but no study.json" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and tree(folder) == before
+
+
 def test_two_multiruns_started_together_never_share_a_folder(tiny_archive, tmp_path):
     """The same `gru-exp train -m` started twice at once (two terminals, a script's loop): the
     multirun folder was named to the second, so both wrote into one, the second multirun.yaml over

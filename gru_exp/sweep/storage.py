@@ -206,6 +206,11 @@ def _first_open(study: optuna.Study, sc: DictConfig, ident: dict, created: bool)
         study.set_metric_names([str(o.metric) for o in objective_list(sc)])
 
 
+# What a study writes into its folder besides trial_<n>/ (summary, trials table, best configuration,
+# the notebook baseline's and the best-so-far curve's VisualDL folders).
+STUDY_OUTPUTS = frozenset({"summary.md", "trials.csv", "best.yaml", "conf", "baseline", "best_so_far"})
+
+
 def claim_study_dir(sc: DictConfig, study: optuna.Study) -> Path:
     """The study's folder, made or checked: refused with a clear error when it belongs to another
     study (another storage or an emptied database with the same study name), so no trial folder
@@ -219,6 +224,13 @@ def claim_study_dir(sc: DictConfig, study: optuna.Study) -> Path:
         owner = {"storage": f"unreadable {STUDY_FILE}"}
     if owner is None and out.is_dir() and any(out.glob("trial_*")):
         owner = {"storage": f"unknown (no {STUDY_FILE})"}
+    if owner is None and out.is_dir():  # no study.json: files a study writes here would be someone else's
+        found = sorted(p.name for p in out.iterdir() if p.name in STUDY_OUTPUTS)
+        if found:
+            raise ConfigError(
+                f"The folder {out} holds {', '.join(found)} but no {STUDY_FILE}: it is not the folder of a study "
+                f"gru-exp made, and this study ({sc.study_name!r}) would write over them. Use another study_name, or "
+                "move that folder away first.")
     if owner is not None and owner.get("uid") != uid:
         adopt = "uid" not in owner and owner.get("study_name") == sc.study_name and owner.get("storage") == pointer["storage"]
         if not adopt:  # a folder written before study ids existed, by this very study, is adopted
