@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import select
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -146,6 +147,13 @@ def test_a_sweep_never_writes_over_a_folder_of_files_named_like_a_studys(sweep_e
     proc = cli("gru_exp.sweep", f"sweep={name}")
     assert proc.returncode == 2 and "holds summary.md, trials.csv but no study.json" in proc.stderr, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and tree(folder) == before
+    (folder / "summary.md").unlink()
+    (folder / "trial_0").mkdir()
+    (folder / "trial_0" / "mine.txt").write_text("a user's")
+    proc = cli("gru_exp.sweep", f"sweep={name}")
+    assert proc.returncode == 2 and "would overwrite them" in proc.stderr, proc.stderr[-2000:]
+    db = sweep_env.sweeps_dir / "optuna.db"  # refused before the study is made: none left in the storage
+    assert not db.exists() or ("paper",) not in sqlite3.connect(db).execute("SELECT study_name FROM studies").fetchall()
 
 
 def test_two_multiruns_started_together_never_share_a_folder(tiny_archive, tmp_path):

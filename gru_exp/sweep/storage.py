@@ -131,6 +131,9 @@ def open_study(sc: DictConfig) -> tuple[optuna.Study, optuna.storages.BaseStorag
     emptied database) can never write into this one's trial folders. Only the worker whose
     ``create_new_study`` succeeds gives the id (the database decides, once); workers that start the
     same new study at that moment wait for it instead of writing ids of their own."""
+    _, problem = _foreign_folder(sc, study_dir(sc), None)
+    if problem:  # before the study is created: a refused sweep leaves no new study in its storage
+        raise ConfigError(problem)
     storage = make_storage(sc)
     objectives = objective_list(sc)
     sampler, pruner = make_sampler(sc), make_pruner(sc)
@@ -211,13 +214,12 @@ def _first_open(study: optuna.Study, sc: DictConfig, ident: dict, created: bool)
 STUDY_OUTPUTS = frozenset({"summary.md", "trials.csv", "best.yaml", "conf", "baseline", "best_so_far"})
 
 
-def claim_study_dir(sc: DictConfig, study: optuna.Study) -> Path:
-    """The study's folder, made or checked: refused with a clear error when it belongs to another
-    study (another storage or an emptied database with the same study name), so no trial folder
-    is ever overwritten. Writes ``study.json``: the study's id and where its storage is."""
-    out = study_dir(sc)
-    uid = study.user_attrs["gru_exp_uid"]
-    pointer = {"study_name": sc.study_name, "storage": redact(storage_url(sc)), "uid": uid}
+def _foreign_folder(sc: DictConfig, out: Path, uid: Optional[str]) -> tuple[Optional[dict], Optional[str]]:
+    """``out``'s study.json (None without one) and, when the folder is another study's or holds
+    files a study writes without being a study's, why this study may not use it. Without ``uid``
+    (before the study is opened) only what is known then: another storage's folder, files without
+    a study.json."""
+    storage = redact(storage_url(sc))
     try:
         owner = read_pointer(out)
     except ValueError:
@@ -227,17 +229,30 @@ def claim_study_dir(sc: DictConfig, study: optuna.Study) -> Path:
     if owner is None and out.is_dir():  # no study.json: files a study writes here would be someone else's
         found = sorted(p.name for p in out.iterdir() if p.name in STUDY_OUTPUTS)
         if found:
-            raise ConfigError(
-                f"The folder {out} holds {', '.join(found)} but no {STUDY_FILE}: it is not the folder of a study "
-                f"gru-exp made, and this study ({sc.study_name!r}) would write over them. Use another study_name, or "
-                "move that folder away first.")
-    if owner is not None and owner.get("uid") != uid:
-        adopt = "uid" not in owner and owner.get("study_name") == sc.study_name and owner.get("storage") == pointer["storage"]
-        if not adopt:  # a folder written before study ids existed, by this very study, is adopted
-            raise ConfigError(
-                f"The folder {out} holds the trials of another study named {sc.study_name!r} (storage "
-                f"{owner.get('storage')}, id {owner.get('uid', 'none')}); this study (storage {pointer['storage']}, "
-                f"id {uid}) would overwrite them. Use another study_name, or move that folder away first.")
+            return owner, (f"The folder {out} holds {', '.join(found)} but no {STUDY_FILE}: it is not the folder of a "
+                           f"study gru-exp made, and this study ({sc.study_name!r}) would write over them. Use another "
+                           "study_name, or move that folder away first.")
+    if owner is None or (uid is not None and owner.get("uid") == uid):
+        return owner, None
+    adopt = "uid" not in owner and owner.get("study_name") == sc.study_name and owner.get("storage") == storage
+    if adopt or (uid is None and owner.get("storage") == storage):  # adopted / decided once the study's id is known
+        return owner, None
+    return owner, (f"The folder {out} holds the trials of another study named {sc.study_name!r} (storage "
+                   f"{owner.get('storage')}, id {owner.get('uid', 'none')}); this study (storage {storage}"
+                   f"{f', id {uid}' if uid else ''}) would overwrite them. Use another study_name, or move that folder "
+                   "away first.")
+
+
+def claim_study_dir(sc: DictConfig, study: optuna.Study) -> Path:
+    """The study's folder, made or checked: refused with a clear error when it belongs to another
+    study (another storage or an emptied database with the same study name), so no trial folder
+    is ever overwritten. Writes ``study.json``: the study's id and where its storage is."""
+    out = study_dir(sc)
+    uid = study.user_attrs["gru_exp_uid"]
+    pointer = {"study_name": sc.study_name, "storage": redact(storage_url(sc)), "uid": uid}
+    owner, problem = _foreign_folder(sc, out, uid)
+    if problem:
+        raise ConfigError(problem)
     try:
         out.mkdir(parents=True, exist_ok=True)
         if owner != pointer:
