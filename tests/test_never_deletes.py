@@ -156,6 +156,23 @@ def test_a_sweep_never_writes_over_a_folder_of_files_named_like_a_studys(sweep_e
     assert not db.exists() or ("paper",) not in sqlite3.connect(db).execute("SELECT study_name FROM studies").fetchall()
 
 
+def test_a_run_folder_on_a_file_or_a_dangling_link_is_one_paragraph_and_exit_2(tiny_archive, tmp_path):
+    """hydra.run.dir / hydra.sweep.dir at a file, under a file or at a symlink to nothing used to end
+    in Hydra's traceback, exit 1 (adversarial pass); nothing is written either way."""
+    afile = tmp_path / "afile.txt"
+    afile.write_text("mine")
+    dangling = tmp_path / "dl"
+    dangling.symlink_to(tmp_path / "nowhere")
+    out = tmp_path / "out"
+    for args, what in (([f"hydra.run.dir={afile}"], "is a file"), ([f"hydra.run.dir={afile / 'sub'}"], "is a file"),
+                       ([f"hydra.run.dir={dangling}"], "symlink to nothing"),
+                       (["-m", f"hydra.sweep.dir={dangling}", "trainer.seed=1"], "symlink to nothing")):
+        proc = cli("gru_exp.train", *args, *tiny_overrides(tiny_archive, out))
+        assert proc.returncode == 2 and what in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr[-2000:])
+    assert afile.read_text() == "mine" and dangling.is_symlink() and not (tmp_path / "nowhere").exists()
+    assert not out.exists()
+
+
 def test_two_multiruns_started_together_never_share_a_folder(tiny_archive, tmp_path):
     """The same `gru-exp train -m` started twice at once (two terminals, a script's loop): the
     multirun folder was named to the second, so both wrote into one, the second multirun.yaml over

@@ -88,6 +88,9 @@ def precheck(argv: Sequence[str]) -> Plan:
         cfg, run_dir = job.task, _folder(job.cfg, multirun)
         resume = Path(cfg.trainer.resume).expanduser() if cfg.trainer.resume else None
         if run_dir is not None:
+            not_folder = _not_a_folder(run_dir, "hydra.sweep.dir" if multirun else "hydra.run.dir")
+            if not_folder:
+                raise ConfigError(not_folder)
             if run_dir in seen:
                 raise ConfigError(f"Two jobs of this multirun would write into one folder, {run_dir} (hydra.sweep."
                                   "subdir without ${hydra.job.num}); each job needs a folder of its own.")
@@ -192,6 +195,18 @@ def _check_resume(cfg: DictConfig, resume: Path) -> None:
     check_continuable(resume, done, best_needed=cfg.trainer.test_epoch == TestEpoch.best)
 
 
+def _not_a_folder(path: Path, key: str) -> Optional[str]:
+    """Why ``path`` cannot become a run's folder: it, or a folder above it, is a file or a symlink to
+    nothing (Hydra would fail with a traceback making it)."""
+    for p in (path, *path.parents):
+        if p.is_symlink() and not p.exists():
+            return (f"{key} makes the run folder {str(path)!r}, but {p} is a symlink to nothing; give a new or "
+                    "empty folder.")
+        if p.exists() and not p.is_dir():
+            return f"{key} makes the run folder {str(path)!r}, but {p} is a file; give a new or empty folder."
+    return None
+
+
 def _multirun_dir(cfg: DictConfig) -> bool:
     """Whether the multirun folder (hydra.sweep.dir) exists already, empty; ConfigError when it
     holds anything: Hydra would overwrite its multirun.yaml."""
@@ -199,6 +214,9 @@ def _multirun_dir(cfg: DictConfig) -> bool:
         folder = Path(os.path.abspath(cfg.hydra.sweep.dir))
     except OmegaConfBaseException:  # a folder named by what only the launcher knows: left to Hydra
         return False
+    not_folder = _not_a_folder(folder, "hydra.sweep.dir")
+    if not_folder:
+        raise ConfigError(not_folder.replace("the run folder", "the multirun folder"))
     if not folder.is_dir():
         return False
     found = sorted(p.name for p in folder.iterdir())
