@@ -38,7 +38,9 @@ class Knob:
     """What a knob is for. ``low``/``high`` bound numbers (``open_low``/``open_high`` exclude the
     bound); ``null`` says what None means when None is allowed. Roles: ``result`` = changes the
     trained model or its score (VisualDL hparams, report grouping); ``replicate`` = a result knob
-    that varies between repeats of one configuration (the seed: not a grouping key); ``resume`` =
+    that varies between repeats of one configuration (the seed: not a grouping key); ``pins_study``
+    = a replicate knob that, when set, still fixes what a study's values are measured on (the split
+    seed: part of a study's identity); ``resume`` =
     may change when a run is resumed; ``in_name`` = part of a run folder's name; ``tag`` = the
     knob's name in VisualDL's HParams views."""
 
@@ -50,6 +52,7 @@ class Knob:
     null: Optional[str] = None
     result: bool = True
     replicate: bool = False
+    pins_study: bool = False
     resume: bool = False
     in_name: bool = True
     tag: str = ""  # result knobs: the short name VisualDL shows (no dots; its columns fit ~8 characters)
@@ -104,7 +107,8 @@ class DataConfig:
                                "training, as the test set's are) or groups (whole data.group_column groups)", tag="v_split")
     split_seed: Optional[int] = knob(None, "fixes the validation split and the subsets alone, so runs of several "
                                      "trainer.seed values train on the same texts (an ensemble's members)", low=0,
-                                     high=MAX_SEED, null="trainer.seed", replicate=True, tag="splitsd")
+                                     high=MAX_SEED, null="trainer.seed", replicate=True, pins_study=True,
+                                     tag="splitsd")
     train_limit: Optional[int] = knob(None, "stratified training subset", low=2, null="all", tag="n_train")
     test_limit: Optional[int] = knob(None, "stratified test subset", low=2, null="all 25,000", tag="n_test")
     bucket_size: int = knob(50, "batches per length-sorted chunk; 0 = plain shuffle", low=0, tag="bucket")
@@ -232,6 +236,12 @@ def hparam_keys() -> list[str]:
 def grouping_keys() -> list[str]:
     """Knobs that make two runs different configurations (not repeats of one)."""
     return keys(result=True, replicate=False)
+
+
+def study_keys() -> list[str]:
+    """Knobs a study's values depend on: the grouping knobs, and the replicate knobs that pin it
+    when set (the study's identity leaves those out while they are null)."""
+    return grouping_keys() + keys(pins_study=True)
 
 
 def resume_fixed_keys() -> list[str]:

@@ -4,8 +4,8 @@ study when it is made (user attribute ``gru_exp_identity``) and compared on ever
 It holds each objective's metric, reduce (per-epoch metrics only) and direction, ``repeats`` (a
 value is the mean over that many seeds) and the training configuration every trial starts from:
 the result knobs of the composed ``base`` (the register's ``result=True`` knobs other than the
-seeds, e.g. ``trainer.epochs``, ``data.val_size``; ``data.split_seed`` too when it is set, since
-it fixes which texts every value is measured on), leaving out the searched ones, the SHA-256 of
+seeds, e.g. ``trainer.epochs``, ``data.val_size``; and, when set, the replicate knobs declared
+``pins_study``, e.g. ``data.split_seed``, which fixes which texts every value is measured on), leaving out the searched ones, the SHA-256 of
 the data (``data.path`` may differ between machines, the data may not), and which keys are searched.
 A resume that changes any of them is refused before anything is written. A study made before
 identities were stored is compared with the ``base`` and ``params`` it stored when it was made,
@@ -21,7 +21,7 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 
 from gru_exp.config.compose import compose_config
-from gru_exp.config.knobs import grouping_keys
+from gru_exp.config.knobs import keys, study_keys
 from gru_exp.config.sweep import EPOCH_METRICS, objective_list
 from gru_exp.config.values import flatten
 from gru_exp.errors import ConfigError
@@ -41,9 +41,9 @@ def identity(sc: DictConfig, base: Any = None, params: Any = None) -> dict[str, 
     searched = sorted(sc.params if params is None else params)
     composed = OmegaConf.to_container(compose_config(base), resolve=True, enum_to_str=True)
     flat = flatten(composed)  # type: ignore[arg-type]
-    training = {k: flat.get(k) for k in grouping_keys() if k not in searched}
-    if flat.get("data.split_seed") is not None and "data.split_seed" not in searched:
-        training["data.split_seed"] = flat["data.split_seed"]  # a repeat knob, but it fixes the validation texts
+    pinning = set(keys(pins_study=True))  # e.g. data.split_seed: in the identity only when set
+    training = {k: flat.get(k) for k in study_keys()
+                if k not in searched and not (k in pinning and flat.get(k) is None)}
     found = sources.present(composed["data"])  # type: ignore[index]
     if found is not None:  # the data itself, wherever it lies on this machine
         training["data (SHA-256 of data.path)"] = found.sha256()

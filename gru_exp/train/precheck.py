@@ -195,15 +195,14 @@ def _check_resume(cfg: DictConfig, resume: Path) -> None:
     check_continuable(resume, done, best_needed=cfg.trainer.test_epoch == TestEpoch.best)
 
 
-def _not_a_folder(path: Path, key: str) -> Optional[str]:
+def _not_a_folder(path: Path, key: str, what: str = "run folder") -> Optional[str]:
     """Why ``path`` cannot become a run's folder: it, or a folder above it, is a file or a symlink to
     nothing (Hydra would fail with a traceback making it)."""
     for p in (path, *path.parents):
         if p.is_symlink() and not p.exists():
-            return (f"{key} makes the run folder {str(path)!r}, but {p} is a symlink to nothing; give a new or "
-                    "empty folder.")
+            return f"{key} makes the {what} {str(path)!r}, but {p} is a symlink to nothing; give a new or empty folder."
         if p.exists() and not p.is_dir():
-            return f"{key} makes the run folder {str(path)!r}, but {p} is a file; give a new or empty folder."
+            return f"{key} makes the {what} {str(path)!r}, but {p} is a file; give a new or empty folder."
     return None
 
 
@@ -214,9 +213,9 @@ def _multirun_dir(cfg: DictConfig) -> bool:
         folder = Path(os.path.abspath(cfg.hydra.sweep.dir))
     except OmegaConfBaseException:  # a folder named by what only the launcher knows: left to Hydra
         return False
-    not_folder = _not_a_folder(folder, "hydra.sweep.dir")
+    not_folder = _not_a_folder(folder, "hydra.sweep.dir", "multirun folder")
     if not_folder:
-        raise ConfigError(not_folder.replace("the run folder", "the multirun folder"))
+        raise ConfigError(not_folder)
     if not folder.is_dir():
         return False
     found = sorted(p.name for p in folder.iterdir())

@@ -82,7 +82,8 @@ class VisualDLTracker(Callback):
         if self.writer is None:
             return
         step = state.best_epoch or state.epoch
-        if record.best_eval_acc is not None and record.eval_split == "val":  # never a test score under "val"
+        best_val = record.best_eval_acc is not None and record.eval_split == "val"  # never a test score under "val"
+        if best_val:
             self.writer.add_scalar("best_val", record.best_eval_acc, step)
         step = record.test_epoch or step  # the epoch whose weights were scored on test
         if "acc" in record.test:
@@ -111,7 +112,7 @@ class VisualDLTracker(Callback):
             extras.write_confusion(self.writer, np.array(record.test_confusion), self.class_names, step)
         if self.logger.embeddings and record.status == "completed":
             extras.write_embeddings(self.writer, state.model, self.words, self.logger.embeddings)
-        metrics = logged_metrics(record.best_eval_acc is not None and record.eval_split == "val")
+        metrics = logged_metrics(best_val)
         self.writer.add_hparams({**state.hparams, "status": str(record.status)}, metrics)
         self.writer.close()
         self.writer = None
