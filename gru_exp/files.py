@@ -1,13 +1,21 @@
 """Atomic file writes: readers (other workers, reports, dashboards) see the old file or the new
-one, never a half-written one. Each write passes two named crash points (see :func:`crash_point`)."""
+one, never a half-written one. Each write passes two named crash points (see :func:`crash_point`).
+A folder gru-exp rewrites (the baseline run, a study's best-so-far curve) is replaced whole, and
+only while it is still gru-exp's (:func:`replace_own_folder`); SIGTERM can be turned into an
+exception for a block (:func:`sigterm_raises`) so its ``finally`` removes its temporary files."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import signal
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
+
+log = logging.getLogger(__name__)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -51,3 +59,79 @@ def crash_point(point: str) -> None:
     where, _, how = wanted.partition(f"{point}:{_passes[point]}")
     if not where and how in ("", ":INT", ":TERM"):
         os.kill(os.getpid(), {"": signal.SIGKILL, ":INT": signal.SIGINT, ":TERM": signal.SIGTERM}[how])
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler, ``kill``), raised like Ctrl-C inside :func:`sigterm_raises`."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Within the block SIGTERM raises :class:`Terminated` (a KeyboardInterrupt), so ``finally``
+    blocks run and remove what the command wrote so far; the earlier handler is restored after."""
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def new_folder_beside(target: Path, what: str) -> Path:
+    """A new folder of this process's own beside ``target`` (a unique name nobody else holds:
+    ``.<name>.<what>-XXXXXXXX``), with the permissions of any folder the user makes (not
+    mkdtemp's private ones), to be renamed to ``target`` when complete."""
+    folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.{what}-", dir=target.parent))
+    folder.chmod(0o777 & ~current_umask())
+    return folder
+
+
+def current_umask() -> int:
+    """This process's umask (reading it means setting it: set back at once)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def replace_own_folder(new: Path, target: Path, ours: Callable[[Path], bool]) -> bool:
+    """Move the folder ``new`` to ``target``, replacing the folder there only while ``ours`` says
+    gru-exp wrote it (regular files only). The earlier folder is first renamed to a private name
+    beside it and checked again there, where nothing else writes: a file someone added after the
+    caller's own check is never removed; the earlier folder goes back as it was and ``new`` stays
+    for the caller to discard. Returns whether ``new`` is now at ``target`` (False too when another
+    process put its own folder there meanwhile)."""
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))  # empty: a folder renames over it
+    try:
+        try:
+            os.replace(target, aside)
+        except FileNotFoundError:
+            pass
+        if any(aside.iterdir()) and not ours(aside):
+            with contextlib.suppress(OSError):  # else it stays aside, kept with a warning (below)
+                os.rename(aside, target)  # changed since the caller's check: back as it was
+            return False
+        try:
+            os.rename(new, target)
+        except OSError:  # another process put its folder there in between: keep it
+            return False
+        return True
+    finally:
+        _remove_own(aside, ours)
+
+
+def _remove_own(aside: Path, ours: Callable[[Path], bool]) -> None:
+    """Remove ``aside`` (a folder :func:`replace_own_folder` made) and the files it holds when they
+    are gru-exp's; anything else there is kept, with a warning naming the folder."""
+    if not aside.is_dir():
+        return
+    entries = list(aside.iterdir())
+    if entries and not ours(aside):
+        log.warning("Kept %s: it holds files gru-exp did not write (%s); move them where they belong.", aside,
+                    ", ".join(sorted(p.name for p in entries))[:200])
+        return
+    for entry in entries:
+        entry.unlink()
+    aside.rmdir()

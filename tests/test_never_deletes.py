@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import REPO, tiny_overrides
 
 
@@ -338,3 +339,105 @@ def test_refused_jobs_outside_the_outputs_folder_leave_nothing_behind(tmp_path):
     proc = cli("gru_exp.train", "-m", f"data.path={damaged}", f"paths.root_dir={tmp_path / 'home'}", "trainer.seed=1,2",
                f"hydra.sweep.dir={before}")
     assert proc.returncode == 2 and before.is_dir() and not any(before.iterdir()), proc.stderr[-2000:]
+
+
+def _writer_that_lets_a_user_write(monkeypatch, module, folder: Path) -> None:
+    """The user's write at the worst instant: into ``folder`` (gru-exp's earlier run there, already
+    checked as gru-exp's) while the new run is being written beside it, before the swap."""
+    real = module.LogWriter
+
+    class Racing(real):
+        def __exit__(self, *exc):
+            (folder / "notes.txt").write_text("written meanwhile")
+            return super().__exit__(*exc)
+
+    monkeypatch.setattr(module, "LogWriter", Racing)
+
+
+def test_a_file_added_while_the_baseline_is_rewritten_is_never_removed(tmp_path, monkeypatch):
+    """The baseline was checked, then replaced: a file written into it in between went with the
+    earlier run (adversarial pass). It is now checked again once moved aside, and put back."""
+    from gru_exp.errors import GruExpError
+    from gru_exp.train import vdl_view
+
+    target = tmp_path / "base"
+    vdl_view.write_baseline(target)
+    earlier = tree(target)
+    _writer_that_lets_a_user_write(monkeypatch, vdl_view, target)
+    try:
+        vdl_view.write_baseline(target)
+        raise AssertionError("the baseline was replaced although a user's file appeared in it")
+    except GruExpError as exc:
+        assert "changed while it was written" in str(exc)
+    assert tree(target) == {**earlier, "notes.txt": b"written meanwhile"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base"], "a temporary folder is left"
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_a_file_added_while_best_so_far_is_rewritten_is_never_removed(tmp_path, monkeypatch):
+    import optuna
+
+    from gru_exp.sweep import best_so_far
+
+    study = optuna.create_study(study_name="s", direction="maximize")
+    study.add_trial(optuna.trial.create_trial(value=0.5))
+    study.set_metric_names(["eval_acc"])
+    out, view = tmp_path / "s", tmp_path / "outputs"
+    out.mkdir()
+    best_so_far.write_best_so_far(study, out, view)
+    folder = out / "best_so_far"
+    earlier = tree(folder)
+    assert (folder / best_so_far.MARK).is_file()
+    study.add_trial(optuna.trial.create_trial(value=0.7))
+    _writer_that_lets_a_user_write(monkeypatch, best_so_far, folder)
+    best_so_far.write_best_so_far(study, out, view)
+    assert tree(folder) == {**earlier, "notes.txt": b"written meanwhile"}
+    assert sorted(p.name for p in out.iterdir()) == ["best_so_far"], "a temporary folder is left"
+
+
+def test_a_dashboard_link_to_nothing_is_never_replaced(tmp_path):
+    """A symlink in outputs/vdl whose target is gone used to be replaced by a run of that name: it
+    may be a user's (adversarial pass), and nothing says gru-exp made it."""
+    from gru_exp.config.paths import VIEW_DIR
+    from gru_exp.train.vdl_view import link_into_view
+
+    out, target = tmp_path / "out", tmp_path / "out" / "runs" / "r"
+    target.mkdir(parents=True)
+    (out / VIEW_DIR).mkdir()
+    (out / VIEW_DIR / "my run").symlink_to("/mnt/not-mounted-yet/run")
+    link_into_view(out, target, "my run")
+    assert os.readlink(out / VIEW_DIR / "my run") == "/mnt/not-mounted-yet/run"
+    assert (out / VIEW_DIR / "my run (2)").resolve() == target.resolve()
+
+
+def test_a_sweep_never_adds_its_tables_to_a_users_sqlite_database(sweep_env, tmp_path):
+    """An optuna.db of the user's in paths.sweeps_dir (or given as storage=) got Optuna's tables
+    added to it (adversarial pass): now exit 2, naming its tables, the file byte for byte."""
+    name = sweep_env(n_trials=1, epochs=1)
+    for db, extra in ((sweep_env.sweeps_dir / "optuna.db", []),
+                      (tmp_path / "app.sqlite", [f"storage=sqlite:///{tmp_path / 'app.sqlite'}"])):
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(db) as con:
+            con.execute("CREATE TABLE invoices (id INTEGER, amount REAL)")
+            con.execute("INSERT INTO invoices VALUES (1, 9.5)")
+        con.close()
+        before = db.read_bytes()
+        proc = cli("gru_exp.sweep", f"sweep={name}", *extra)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert "database of other tables (invoices)" in proc.stderr, proc.stderr[-2000:]
+        assert db.read_bytes() == before
+        assert not (sweep_env.sweeps_dir / name).exists()
+
+
+def test_a_trial_never_writes_into_a_folder_of_files_it_did_not_make(sweep_env):
+    """trial_N/ holding only a user's trial.log was taken over (the log appended to, the run written
+    beside it); with any other file the trial was refused but trial.log still appended to."""
+    name = sweep_env(n_trials=1, epochs=1)
+    assert cli("gru_exp.sweep", f"sweep={name}").returncode == 0
+    trial_1 = sweep_env.sweeps_dir / name / "trial_1"
+    trial_1.mkdir()
+    (trial_1 / "trial.log").write_text("my own log")
+    proc = cli("gru_exp.sweep", f"sweep={name}", "n_trials=2")
+    assert "Trial 1's folder" in proc.stderr and "'trial.log'" in proc.stderr, proc.stderr[-3000:]
+    assert tree(trial_1) == {"trial.log": b"my own log"}
+    assert (sweep_env.sweeps_dir / name / "trial_2" / "metrics.json").is_file(), proc.stderr[-3000:]

@@ -144,3 +144,24 @@ def test_exported_model_gives_predicts_probabilities_with_plain_paddle(variant, 
     assert [g["label"] for g in got] == [e["label"] for e in expected]
     np.testing.assert_allclose([list(g["probs"].values()) for g in got],
                                [list(e["probs"].values()) for e in expected], atol=1e-5)
+
+
+@pytest.mark.parametrize("how", ["TERM", "INT"])
+def test_a_signal_while_export_or_predict_writes_leaves_no_temporary_file(runs, tmp_path, how):
+    """SIGTERM (a scheduler, `kill`) or Ctrl-C with the output complete beside --out, not yet in place:
+    the temporary folder or file used to stay behind after SIGTERM (adversarial pass). Now the command
+    removes it, says so in one line and exits with the shell's status for the signal."""
+    run = str(next(iter(runs.values())))
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a fine film\nboring\n")
+    where = tmp_path / "here"
+    where.mkdir()
+    (where / "mine.txt").write_text("a user's file")
+    for command, point in ((["export", run, "--out", str(where / "model")], "export:tmp"),
+                           (["predict", run, str(texts), "--out", str(where / "preds.jsonl")], "predict:tmp")):
+        env = {**os.environ, "GRU_EXP_TEST_KILL_AT": f"{point}:1:{how}"}
+        proc = cli("gru_exp", *command, env=env)
+        assert proc.returncode == (143 if how == "TERM" else 130), proc.stderr.decode()[-2000:]
+        stderr = proc.stderr.decode()
+        assert f"stopped by {'SIGTERM' if how == 'TERM' else 'Ctrl-C'}" in stderr and "Traceback" not in stderr
+        assert sorted(p.name for p in where.iterdir()) == ["mine.txt"], "a temporary file or a half output is left"

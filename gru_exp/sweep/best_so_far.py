@@ -4,8 +4,9 @@
 The folder is rewritten after every trial, and only ever replaces a folder gru-exp made: one
 holding its mark file (``MARK``), or, from before the mark, nothing but VisualDL records that
 name this study's curve. Anything else under that name (a user's folder or VisualDL records, a
-symlink, a file) is left alone with a warning. The swap is a rename, so another worker's reader sees the old run or the new one; the old one is deleted
-only after it has been renamed away by this call."""
+symlink, a file) is left alone with a warning. The swap is a rename (:func:`replace_own_folder`),
+so another worker's reader sees the old run or the new one; the old one is checked again once
+renamed away, and its files are removed only if it is still gru-exp's."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from optuna.trial import TrialState
 from visualdl import LogWriter
 
 from gru_exp.config.paths import holds_only_own_records
+from gru_exp.files import replace_own_folder
 from gru_exp.sweep.summary import objectives
 from gru_exp.train.vdl_view import link_into_view
 
@@ -51,21 +53,13 @@ def write_best_so_far(study: optuna.Study, out: Path, output_dir: Path) -> None:
                     "it is left as it is. Move it away to get the curve.", target, MARK)
         return
     tmp = Path(tempfile.mkdtemp(prefix=".best-", dir=out))
-    old = Path(tempfile.mkdtemp(prefix=".best-old-", dir=out))  # empty: a folder renames over it
     try:
         with LogWriter(logdir=str(tmp), display_name=name) as writer:
             for number, value in points:
                 writer.add_scalar(f"study/best_{metric}", value, number)
         (tmp / MARK).write_text("written by gru-exp: the study's best objective per trial; rewritten after each\n")
-        try:
-            os.replace(target, old)  # checked as ours above; a concurrent worker may have moved it already
-        except FileNotFoundError:
-            pass
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another worker put its (equally fresh) curve there in between: keep it
-            log.debug("best_so_far was replaced by another worker meanwhile")
+        if not replace_own_folder(tmp, target, lambda folder: is_ours(folder, name)):
+            log.debug("best_so_far changed meanwhile (another worker's curve, or a file gru-exp did not write): kept")
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # this call's own folders only: the new one if unused, the old one
-        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # this call's own folder, when it was not moved into place
     link_into_view(output_dir, target, name)

@@ -23,6 +23,7 @@ from gru_exp.sweep.space import suggest_overrides, trial_overrides
 from gru_exp.sweep.storage import study_dir, with_storage_retry
 from gru_exp.train.loop import Callback, StopRun, TrainState
 from gru_exp.train.record import RunRecord
+from gru_exp.train.rundir import RunDirError
 
 log = logging.getLogger(__name__)
 # A trial keeps its best epoch's weights only (no optimizer state, no last.pdparams): an interrupted
@@ -106,6 +107,12 @@ def run_trial(trial: optuna.Trial, sc: DictConfig, compose: Callable[[Sequence[s
     overrides = trial_overrides(sc.base, suggest_overrides(trial, sc.params))
     first_seed = int(compose(overrides).trainer.seed)
     trial_dir = study_dir(sc) / f"trial_{trial.number}"
+    found = sorted(p.name for p in trial_dir.iterdir()) if trial_dir.is_dir() else []
+    if found:  # a trial's number is new, so is its folder: never write (trial.log included) among others' files
+        raise RunDirError(f"Trial {trial.number}'s folder {trial_dir} already holds {len(found)} entr"
+                          f"{'y' if len(found) == 1 else 'ies'} that this trial did not make (e.g. {found[0]!r}); a "
+                          "trial writes only into a new folder, so nothing there is overwritten or appended to. Move "
+                          "them out of the study folder: they are not this study's.")
     command = "python -m gru_exp.train " + " ".join(overrides)
     _set_attrs(trial, sc, command=command, run_dir=str(trial_dir), host=socket.gethostname(), pid=os.getpid(),
                gpu=os.environ.get("CUDA_VISIBLE_DEVICES"))  # the worker's GPU (sweep/gpus.py), None when not set

@@ -3,6 +3,7 @@ percent-encode, and storages that cannot keep a study (in-memory SQLite, read-on
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -59,6 +60,9 @@ def sqlite_path(url: str) -> Path:
     return Path(bare)
 
 
+OPTUNA_TABLE = "version_info"  # in every database Optuna's RDBStorage made (with studies, trials, ...)
+
+
 def storage_url(sc: Any) -> str:
     """The sweep's storage: ``storage``, else SQLite under ``paths.sweeps_dir``."""
     return sc.storage or f"sqlite:///{Path(sc.paths.sweeps_dir) / 'optuna.db'}"
@@ -68,7 +72,8 @@ def check_persistent(url: str) -> None:
     """ConfigError for a storage a sweep cannot keep a study in: in-memory SQLite (``sqlite://``,
     ``:memory:``, ``mode=memory``: the study would vanish when the worker exits, after reporting
     success), a read-only SQLite URI (``mode=ro``, ``immutable=1``: fine for reports, not for trials),
-    or a journal storage without a file name."""
+    or a journal storage without a file name; and a SQLite file of someone else's tables
+    (:func:`check_study_database`)."""
     why = "it is an in-memory SQLite database" if in_memory(url) else ""
     if not why and url.startswith("sqlite:///"):
         params = _query(url)
@@ -82,6 +87,30 @@ def check_persistent(url: str) -> None:
             "exits while it reports success. Give a storage that persists: sqlite:///<path to a file>, "
             "journal:<path to a file>, or a database server URL (postgresql://user@host/db); or leave storage unset "
             "for outputs/sweeps/optuna.db.")
+    check_study_database(url)
+
+
+def check_study_database(url: str) -> None:
+    """ConfigError for a SQLite file that exists and holds tables, none of them Optuna's: a database
+    of the user's (an application's, another tool's), which a sweep would add its tables to. A new or
+    empty file, or a study database, passes; a file that is not SQLite is left to the opening."""
+    if not url.startswith("sqlite:///") or in_memory(url):
+        return
+    path = sqlite_path(url)
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            tables = sorted(row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+    except sqlite3.Error:
+        return  # not a database (or locked): opening it reports that
+    if tables and OPTUNA_TABLE not in tables:
+        raise ConfigError(
+            f"storage={redact(url)!r}: {path} is a SQLite database of other tables ({', '.join(tables[:5])}"
+            f"{', ...' if len(tables) > 5 else ''}), not a study storage; a sweep never adds its tables to a database "
+            "it did not make. Give a new file (storage=sqlite:///<new file>) or another paths.sweeps_dir.")
 
 
 def _query(url: str) -> dict[str, str]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import signal
 import time
 import warnings
 from pathlib import Path
@@ -32,6 +31,7 @@ from gru_exp.redact import redact
 from gru_exp.sweep.objective import _set_attrs, run_trial
 from gru_exp.sweep.space import can_take, make_sampler
 from gru_exp.errors import DiskFullError
+from gru_exp.files import Terminated, sigterm_raises
 from gru_exp.sweep.storage import (
     StorageFullError,
     StorageLostError,
@@ -49,14 +49,6 @@ from gru_exp.train.run import is_disk_full
 
 log = logging.getLogger(__name__)
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C."""
-
-
-def _raise_terminated(signum: int, frame: Any) -> None:
-    raise _Terminated()
 
 
 def notebook_values(params: DictConfig) -> dict[str, Any]:
@@ -77,7 +69,6 @@ def run_worker(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -
     estimate = space_estimate(sc, compose(list(sc.base)))
     if not os.environ.get(WORKERS_ENV):  # a worker the sweep command started: the command logged it
         log_cost(sc, study, estimate)
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     started = time.monotonic()
     deadline = started + sc.timeout if sc.timeout else math.inf
     max_failures = sc.max_failures if sc.max_failures is not None else sc.n_trials
@@ -90,7 +81,8 @@ def run_worker(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -
 
     try:
         ran["estimate"], ran["study"] = estimate, study
-        return _loop(study, storage, out, sc, compose, started, deadline, max_failures, summarize, ran)
+        with sigterm_raises():  # SIGTERM handled like Ctrl-C
+            return _loop(study, storage, out, sc, compose, started, deadline, max_failures, summarize, ran)
     except StorageFullError as exc:
         raise DiskFullError(f"{exc} The storage: {redact(storage_url(sc))}.") from None
     except OSError as exc:  # a summary or lock file: the disk of the study folder is full
@@ -98,8 +90,6 @@ def run_worker(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -
             raise
         raise DiskFullError(f"No space left on device while writing {exc.filename or out}. The study is "
                             "consistent: free some space, then run the same command again to resume it.") from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _loop(study, storage, out, sc, compose, started, deadline, max_failures, summarize, ran) -> dict[str, Any]:
@@ -187,7 +177,7 @@ def _run_one(study: optuna.Study, storage: optuna.storages.BaseStorage, trial: o
             _tell(study, trial, sc, state=TrialState.PRUNED)
             return TrialState.PRUNED
         except KeyboardInterrupt as stop:
-            reason = "SIGTERM" if isinstance(stop, _Terminated) else "KeyboardInterrupt"
+            reason = "SIGTERM" if isinstance(stop, Terminated) else "KeyboardInterrupt"
             _set_attrs(trial, sc, error=f"interrupted ({reason})")
             _tell(study, trial, sc, state=TrialState.FAIL)
             study.enqueue_trial(trial.params, user_attrs={"retried_from": trial.number})  # resumes next run

@@ -8,7 +8,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -18,6 +17,7 @@ from gru_exp.config.knobs import defaults, hparam_tags, read_by
 from gru_exp.config.paths import BASELINE_MARK, BASELINE_NAME, VIEW_DIR, baseline_dir_problem, is_baseline_run
 from gru_exp.config.values import hparam_value
 from gru_exp.errors import ConfigError, GruExpError
+from gru_exp.files import new_folder_beside, replace_own_folder
 from gru_exp.notebook import (
     NOTEBOOK,
     NOTEBOOK_BEST_ACC,
@@ -88,8 +88,8 @@ def link_into_view(output_dir: Path, target: Path, name: str) -> None:
     """``<output_dir>/vdl/<name>`` -> ``target`` (relative, so the outputs folder can move). VisualDL
     names a run in its HParams views by its folder as walked, so the link gives it a readable ID.
     A link never replaces another: a name already linked to another run (or a file there) gets
-    " (2)", " (3)"...; the baseline's name is the baseline's alone. Only a link whose run is gone
-    is replaced."""
+    " (2)", " (3)"...; the baseline's name is the baseline's alone. A link is never removed, not
+    even one whose folder is gone: nothing tells a link gru-exp made from one a user made."""
     view = Path(output_dir) / VIEW_DIR
     base = view_name(name)
     if base == BASELINE_NAME and not is_baseline_run(Path(target)):
@@ -100,8 +100,6 @@ def link_into_view(output_dir: Path, target: Path, name: str) -> None:
             link = view / (base if n == 1 else f"{base} ({n})")
             if link.is_symlink() and link.resolve() == Path(target).resolve():
                 return
-            if link.is_symlink() and not link.exists():
-                link.unlink()  # a link gru-exp made to a run folder that is gone
             if not os.path.lexists(link):
                 link.symlink_to(os.path.relpath(target, view), target_is_directory=True)
                 return
@@ -127,19 +125,16 @@ def baseline_hparams() -> dict[str, Any]:
 def write_baseline(logdir: Path) -> Path:
     """Write the notebook's curves as one VisualDL run in ``logdir``: a new or empty folder, or one
     holding an earlier baseline run that gru-exp wrote (replaced as a whole: the new run is written
-    beside it, the two folders swap names, then the earlier one's own files are removed). Any other
-    folder is refused (ConfigError): gru-exp never removes what it did not write."""
+    beside it and moved into place by :func:`replace_own_folder`, which checks the earlier one again
+    once it is out of the way). Any other folder is refused (ConfigError): gru-exp never removes
+    what it did not write."""
     logdir = Path(os.path.abspath(logdir))
     problem = baseline_dir_problem(logdir)
     if problem:
         raise ConfigError(f"Cannot write the notebook baseline: {problem}.")
     logdir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".baseline-", dir=logdir.parent))
-    aside = tmp.with_name(tmp.name + "-old")
+    tmp = new_folder_beside(logdir, "new")
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # a folder like any other (mkdtemp makes it private)
         with LogWriter(logdir=str(tmp), display_name=BASELINE_NAME) as writer:
             for tag, values in NOTEBOOK.items():
                 for epoch, value in enumerate(values, start=1):
@@ -152,18 +147,10 @@ def write_baseline(logdir: Path) -> Path:
             writer.add_hparams({**baseline_hparams(), "status": "published"}, METRICS)
         (tmp / BASELINE_MARK).write_text("The notebook's published curves, written by gru-exp (gru-exp baseline); "
                                          "gru-exp replaces this folder only while it holds nothing else.\n")
-        if logdir.is_dir():
-            os.rename(logdir, aside)  # the earlier baseline (checked above), whole, out of the way
-        try:
-            os.rename(tmp, logdir)
-        except OSError:
-            if aside.is_dir():
-                os.rename(aside, logdir)  # put the earlier one back: nothing lost
-            raise
-        for old in aside.iterdir() if aside.is_dir() else ():
-            old.unlink()  # only the earlier baseline's own records and mark (checked above)
-        if aside.is_dir():
-            aside.rmdir()
+        if not replace_own_folder(tmp, logdir, is_baseline_run):
+            raise GruExpError(f"Did not write the notebook baseline: {logdir} changed while it was written (a file "
+                              "gru-exp did not write appeared in it, or another process wrote its baseline); it is "
+                              "left as it is.")
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)  # this call's own staging folder, when the rename did not happen

@@ -27,7 +27,8 @@ from typing import Optional, Sequence
 from gru_exp.config.paths import run_folder_around
 from gru_exp.errors import GruExpError
 from gru_exp.logs import setup_cli_logging
-from gru_exp.use.runs import MODEL_HELP, UsableRun, doc_parser, find_run
+from gru_exp.files import crash_point, new_folder_beside, sigterm_raises
+from gru_exp.use.runs import MODEL_HELP, UsableRun, doc_parser, find_run, stopped
 from gru_exp.use.standalone import README, USE_MODEL
 
 log = logging.getLogger(__name__)
@@ -145,11 +146,14 @@ def export(run: UsableRun, out: Path) -> None:
         raise GruExpError(f"{run.run_dir} tokenizes with {tokenizer(run.config.data).__name__}, but an exported "
                           "folder's use_model.py implements paddle's IMDB word tokenizer only; use gru-exp predict.")
     out = Path(os.path.abspath(out))  # "." or "dir/": the folder itself, whose parent holds the temporary one
-    tmp = out.parent / f".{out.name}.export-{os.getpid()}.tmp"
     try:
-        tmp.mkdir()
+        tmp = new_folder_beside(out, "export")  # a name of its own: never a user's file or folder
+    except OSError as exc:
+        raise GruExpError(f"--out {out} cannot be written: {exc.strerror or exc}. Nothing was written.") from None
+    try:
         save_static(run, tmp)
         write_folder(run, tmp, out)
+        crash_point("export:tmp")  # tests: a kill or SIGTERM with the folder complete beside --out
         if not out.exists():
             os.rename(tmp, out)
         else:
@@ -164,7 +168,7 @@ def export(run: UsableRun, out: Path) -> None:
         raise GruExpError(f"--out {out} cannot be written: {exc.strerror or exc}. Nothing was written.") from None
     finally:
         if tmp.is_dir() and not tmp.is_symlink():
-            shutil.rmtree(tmp)  # this command's own temporary folder
+            shutil.rmtree(tmp)  # this command's own temporary folder (Ctrl-C and SIGTERM included)
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.export") -> int:
@@ -183,10 +187,13 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.ex
 
         device.limit_threads(1)
         device.import_paddle()
-        export(run, args.out)
+        with sigterm_raises():  # a kill by a scheduler or `kill` still removes the temporary folder
+            export(run, args.out)
     except GruExpError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as stop:
+        return stopped(prog, stop)
     log.info("Exported %s (epoch %d) to %s", run.run_dir, run.epoch, args.out)
     print(args.out)
     return 0

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Optional, Sequence
@@ -28,8 +29,9 @@ from typing import Optional, Sequence
 import numpy as np
 
 from gru_exp.errors import GruExpError
+from gru_exp.files import crash_point, current_umask, sigterm_raises
 from gru_exp.logs import setup_cli_logging
-from gru_exp.use.runs import MODEL_HELP, doc_parser, find_run
+from gru_exp.use.runs import MODEL_HELP, doc_parser, find_run, stopped
 from gru_exp.use.texts import FORMATS, encode_texts, input_format, parse_texts, read_bytes, text_column
 
 log = logging.getLogger(__name__)
@@ -64,9 +66,16 @@ def check_new_file(out: Path) -> None:
 def write_new_file(out: Path, lines: Sequence[str]) -> None:
     """Write ``lines`` into ``out`` only if it still does not exist (a temporary file hard-linked
     to its name: never a half-written or overwritten file)."""
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text("".join(line + "\n" for line in lines))
+        fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)  # a name of its own
+    except OSError as exc:
+        raise GruExpError(f"--out {out} cannot be written: {exc.strerror or exc}. Nothing was written.") from None
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write("".join(line + "\n" for line in lines))
+        os.chmod(tmp, 0o666 & ~current_umask())  # a file like any other (mkstemp makes it private)
+        crash_point("predict:tmp")  # tests: a kill or SIGTERM with the file complete beside --out
         os.link(tmp, out)
     except FileExistsError:
         raise GruExpError(f"--out {out} appeared while predicting; predict never overwrites a file. Nothing was "
@@ -117,7 +126,8 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.pr
                  time.perf_counter() - start)
         lines = output_lines(probs, run.classes, args.format)
         if args.out is not None:
-            write_new_file(args.out, lines)
+            with sigterm_raises():  # a kill by a scheduler or `kill` still removes the temporary file
+                write_new_file(args.out, lines)
             log.info("Wrote %s", args.out)
         else:
             try:
@@ -130,6 +140,8 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.pr
     except GruExpError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as stop:
+        return stopped(prog, stop)
     return 0
 
 

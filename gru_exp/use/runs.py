@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -184,3 +185,13 @@ def doc_parser(doc: Optional[str], prog: str, command: str) -> argparse.Argument
     return argparse.ArgumentParser(prog=prog, description=summary.split(": ", 1)[-1],
                                    epilog=details.replace(command, prog),
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def stopped(prog: str, stop: KeyboardInterrupt) -> int:
+    """Ctrl-C or SIGTERM (raised by :func:`gru_exp.files.sigterm_raises`): one line on stderr, and
+    the shell's exit status for that signal (130 or 143)."""
+    from gru_exp.files import Terminated
+
+    signal_name = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
+    print(f"{prog}: stopped by {signal_name} before it finished; its temporary files are removed.", file=sys.stderr)
+    return 143 if isinstance(stop, Terminated) else 130
