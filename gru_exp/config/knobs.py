@@ -127,6 +127,9 @@ class ModelConfig:
                                           low=0.0, high=1.0, open_high=True, null="model.dropout", tag="l_drop")
     use_lengths: bool = knob(True, "pass true lengths to the GRU (padding never read)", tag="lengths")
     pooling: Pooling = knob(Pooling.last, "how the GRU outputs become one vector (padding never pooled)", tag="pool")
+    attention_size: Optional[int] = knob(None, "hidden units of attention pooling's score, v . tanh(W h_t + b); 0 = a "
+                                         "linear score v . h_t + c (no hidden layer)", low=0,
+                                         null="the GRU outputs' width", tag="att_size")
     word_dropout: float = knob(0.0, "probability of dropping a whole token's embedding (training only)",
                                low=0.0, high=1.0, open_high=True, tag="w_drop")
     bigram_buckets: int = knob(0, "hash rows of a bag of bigrams beside the GRU (fastText's bigram features); 0 = off",

@@ -31,6 +31,9 @@ def _cross_rules(cfg: DictConfig) -> list[str]:
     if not m.gru and m.pooling != Pooling.last:
         problems.append(f"model.pooling={m.pooling} has no effect with model.gru=false (it pools the GRU's outputs; "
                         "without the GRU the token embeddings are averaged); leave model.pooling at last")
+    if m.attention_size is not None and (m.pooling != Pooling.attention or not m.gru):
+        problems.append(f"model.attention_size={m.attention_size} has no effect without attention pooling over the GRU "
+                        "(model.pooling=attention, model.gru=true); set it to null")
     if d.bucket_size > 0 and not m.use_lengths:
         problems.append(f"data.bucket_size={d.bucket_size} needs model.use_lengths=true: without lengths the GRU "
                         "reads the padding, so trimming batches would change the model; set data.bucket_size=0")

@@ -50,7 +50,8 @@ def dropout_mask(shape: list[int], p: float, word_p: float = 0.0) -> np.ndarray:
 
 def describe(m: ModelConfig) -> str:
     """The model in words, for logs and an export's README."""
-    core = (f"{m.direction} GRU, {m.num_layers} layer(s), hidden {m.hidden_size}, {m.pooling} pooling" if m.gru
+    attention = "" if m.attention_size is None else f" (score {m.attention_size or 'linear'})"
+    core = (f"{m.direction} GRU, {m.num_layers} layer(s), hidden {m.hidden_size}, {m.pooling} pooling{attention}" if m.gru
             else "no GRU (linear: the tokens' mean embedding)")
     return (f"{core}, embedding {m.embedding_size}, dropout {m.dropout:.2f}, lengths {m.use_lengths}"
             + (f", bigram bag {m.bigram_buckets} x {m.bigram_size}{' + trigrams' if m.ngram_order == 3 else ''}"
@@ -100,8 +101,10 @@ class GRUClassifier(nn.Layer):
             self.gru = nn.GRU(m.embedding_size, m.hidden_size, num_layers=m.num_layers, direction=str(m.direction),
                               dropout=between if m.num_layers > 1 else 0.0)
         features = m.hidden_size * self.num_directions if m.gru else m.embedding_size
-        if m.gru and self.pooling == Pooling.attention:  # score_t = v . tanh(W h_t)
-            self.attention = nn.Sequential(nn.Linear(features, features), nn.Tanh(), nn.Linear(features, 1))
+        if m.gru and self.pooling == Pooling.attention:  # score_t = v . tanh(W h_t + b), or v . h_t + c (size 0)
+            size = features if m.attention_size is None else m.attention_size
+            self.attention = (nn.Sequential(nn.Linear(features, size), nn.Tanh(), nn.Linear(size, 1)) if size
+                              else nn.Linear(features, 1))
         self.bigram_buckets, self.ngram_order = m.bigram_buckets, m.ngram_order
         if m.bigram_buckets > 0:
             self.bigrams = nn.Embedding(m.bigram_buckets, m.bigram_size)

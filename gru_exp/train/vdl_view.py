@@ -71,7 +71,8 @@ def in_effect(flat: dict[str, Any], n_train: int, n_test: int, longest: int) -> 
     """What a null knob means for this run (``flat``: its flattened config), as a number of the
     same type as its other values."""
     return {"data.seq_len": longest, "data.train_limit": n_train, "data.test_limit": n_test,
-            "model.layer_dropout": flat["model.dropout"], "data.split_seed": flat["trainer.seed"]}
+            "model.layer_dropout": flat["model.dropout"], "data.split_seed": flat["trainer.seed"],
+            "model.attention_size": flat["model.hidden_size"] * (2 if str(flat["model.direction"]) == "bidirectional" else 1)}
 
 
 def view_name(text: str) -> str:
