@@ -24,11 +24,15 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a per-process temporary file beside ``path``, then rename it over ``path``."""
+    """Write ``data`` to a temporary file of its own beside ``path`` (a unique name: never someone
+    else's file), then rename it over ``path``."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
     try:
-        tmp.write_bytes(data)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        tmp.chmod(0o666 & ~current_umask())  # a file like any other (mkstemp makes it private)
         crash_point(f"{path.name}:tmp")
         os.replace(tmp, path)
     except BaseException:
@@ -90,7 +94,11 @@ def new_folder_beside(target: Path, what: str) -> Path:
 
 
 def current_umask() -> int:
-    """This process's umask (reading it means setting it: set back at once)."""
+    """This process's umask: from /proc on Linux (reading it with os.umask means setting it for a
+    moment, a race with other threads), else os.umask set back at once."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        status = Path("/proc/self/status").read_text()
+        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("Umask:")), 8)
     umask = os.umask(0)
     os.umask(umask)
     return umask
@@ -100,25 +108,31 @@ def replace_own_folder(new: Path, target: Path, ours: Callable[[Path], bool]) ->
     """Move the folder ``new`` to ``target``, replacing the folder there only while ``ours`` says
     gru-exp wrote it (regular files only). The earlier folder is first renamed to a private name
     beside it and checked again there, where nothing else writes: a file someone added after the
-    caller's own check is never removed; the earlier folder goes back as it was and ``new`` stays
-    for the caller to discard. Returns whether ``new`` is now at ``target`` (False too when another
-    process put its own folder there meanwhile)."""
+    caller's own check is never removed; the earlier folder goes back as it was (also when this is
+    interrupted before ``new`` is in place) and ``new`` stays for the caller to discard. Returns
+    whether ``new`` is now at ``target`` (False too when another process put its own folder there
+    meanwhile, or ``target`` stopped being a folder)."""
     aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))  # empty: a folder renames over it
+    placed = False
     try:
         try:
             os.replace(target, aside)
         except FileNotFoundError:
             pass
-        if any(aside.iterdir()) and not ours(aside):
-            with contextlib.suppress(OSError):  # else it stays aside, kept with a warning (below)
-                os.rename(aside, target)  # changed since the caller's check: back as it was
+        except OSError:  # a file or link there now: not gru-exp's to move
             return False
+        if any(aside.iterdir()) and not ours(aside):
+            return False  # changed since the caller's check: back as it was (finally)
         try:
             os.rename(new, target)
         except OSError:  # another process put its folder there in between: keep it
             return False
+        placed = True
         return True
     finally:
+        if not placed and any(aside.iterdir()):
+            with contextlib.suppress(OSError):  # else it stays aside, kept with a warning (below)
+                os.rename(aside, target)
         _remove_own(aside, ours)
 
 
@@ -134,4 +148,7 @@ def _remove_own(aside: Path, ours: Callable[[Path], bool]) -> None:
         return
     for entry in entries:
         entry.unlink()
-    aside.rmdir()
+    try:
+        aside.rmdir()
+    except OSError:  # a file appeared in it after the listing: not this call's to remove
+        log.warning("Kept %s: a file appeared in it while gru-exp removed its earlier run.", aside)

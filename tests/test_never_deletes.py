@@ -441,3 +441,56 @@ def test_a_trial_never_writes_into_a_folder_of_files_it_did_not_make(sweep_env):
     assert "Trial 1's folder" in proc.stderr and "'trial.log'" in proc.stderr, proc.stderr[-3000:]
     assert tree(trial_1) == {"trial.log": b"my own log"}
     assert (sweep_env.sweeps_dir / name / "trial_2" / "metrics.json").is_file(), proc.stderr[-3000:]
+
+
+def test_an_earlier_folder_goes_back_when_the_new_one_cannot_take_its_place(tmp_path):
+    """The earlier run, moved aside, was removed although the new one never got in place (the
+    rename failed, or a signal landed in between): the folder was then gone (review)."""
+    from gru_exp.files import replace_own_folder
+
+    target = tmp_path / "best_so_far"
+    target.mkdir()
+    (target / "vdlrecords.1.log").write_text("gru-exp's earlier curve")
+    before = tree(tmp_path)
+    assert not replace_own_folder(tmp_path / "missing", target, lambda folder: True)
+    assert tree(tmp_path) == before  # back in place, nothing beside it
+
+
+def test_a_study_database_being_made_is_not_a_users(tmp_path):
+    """Optuna makes its tables one by one: a second sweep can see only `studies` in a new
+    optuna.db, which is not a database of someone else's tables (review)."""
+    from gru_exp.errors import ConfigError
+    from gru_exp.sweep.urls import check_study_database
+
+    db = tmp_path / "optuna.db"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE studies (study_id INTEGER)")
+    con.close()
+    check_study_database(f"sqlite:///{db}")
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE invoices (id INTEGER)")
+    con.close()
+    check_study_database(f"sqlite:///{db}")  # an Optuna table among them: a study database
+    other = tmp_path / "app.db"
+    with sqlite3.connect(other) as con:
+        con.execute("CREATE TABLE invoices (id INTEGER)")
+    con.close()
+    with pytest.raises(ConfigError, match="other tables"):
+        check_study_database(f"sqlite:///{other}")
+
+
+def test_predict_and_export_never_touch_a_file_with_their_old_temporary_names(tmp_path):
+    """Their temporary names were `.<out>.<pid>.tmp` and `.<out>.export-<pid>.tmp`, removed when
+    done: a user's file or folder of that name went with them (adversarial pass)."""
+    from gru_exp.use.predict import write_new_file
+
+    out = tmp_path / "preds.jsonl"
+    theirs = tmp_path / f".preds.jsonl.{os.getpid()}.tmp"
+    theirs.write_text("a user's file")
+    folder = tmp_path / f".model.export-{os.getpid()}.tmp"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("a user's folder")
+    before = tree(tmp_path)
+    write_new_file(out, ["{}"])
+    assert out.read_text() == "{}\n"
+    assert tree(tmp_path) == {**before, "preds.jsonl": b"{}\n"}

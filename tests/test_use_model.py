@@ -21,7 +21,8 @@ from conftest import REPO, tiny_overrides
 
 VARIANTS = {
     "last_2layers_cut": ["model.num_layers=2", "data.seq_len=16"],
-    "attention_bigram_forward": ["model.pooling=attention", "model.direction=forward", "model.bigram_buckets=64"],
+    "attention_bigram_forward": ["model.pooling=attention", "model.direction=forward", "model.bigram_buckets=64",
+                                 "model.attention_size=0"],  # a linear attention score (#28)
     "mean_no_lengths": ["model.pooling=mean", "model.use_lengths=false", "data.bucket_size=0", "data.seq_len=48"],
     "linear_no_gru": ["model.gru=false", "model.bigram_buckets=64"],  # the linear baseline (experiment=linear_baseline)
     # issue #28's knobs, with trigrams in the bag (an export of ngram_order=3 broke once while they were written)

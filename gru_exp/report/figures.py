@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -12,6 +13,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from gru_exp.config.sweep import is_accuracy
+from gru_exp.files import current_umask
 from gru_exp.notebook import NOTEBOOK
 from gru_exp.report.classes import on_imdb
 from gru_exp.report.entries import Entry
@@ -44,9 +46,12 @@ def _save(fig, path: Path) -> Path:
         fig.tight_layout()
     if path.name not in FIGURES:  # check_own_files knows these names only
         raise ValueError(f"{path.name} is not one of report/names.py's FIGURES")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.png", dir=path.parent)  # a name of its own
+    os.close(fd)
+    tmp = Path(name)
     try:  # a reader sees the old figure or the new one, never half of one
         fig.savefig(tmp, dpi=110)
+        tmp.chmod(0o666 & ~current_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import optuna
@@ -21,7 +20,7 @@ from optuna.trial import TrialState
 from visualdl import LogWriter
 
 from gru_exp.config.paths import holds_only_own_records
-from gru_exp.files import replace_own_folder
+from gru_exp.files import new_folder_beside, replace_own_folder
 from gru_exp.sweep.summary import objectives
 from gru_exp.train.vdl_view import link_into_view
 
@@ -52,7 +51,7 @@ def write_best_so_far(study: optuna.Study, out: Path, output_dir: Path) -> None:
         log.warning("Not writing the best-so-far curve: %s exists and is not a folder gru-exp wrote (no %s in it); "
                     "it is left as it is. Move it away to get the curve.", target, MARK)
         return
-    tmp = Path(tempfile.mkdtemp(prefix=".best-", dir=out))
+    tmp = new_folder_beside(target, "new")
     try:
         with LogWriter(logdir=str(tmp), display_name=name) as writer:
             for number, value in points:

@@ -112,7 +112,7 @@ def run_trial(trial: optuna.Trial, sc: DictConfig, compose: Callable[[Sequence[s
         raise RunDirError(f"Trial {trial.number}'s folder {trial_dir} already holds {len(found)} entr"
                           f"{'y' if len(found) == 1 else 'ies'} that this trial did not make (e.g. {found[0]!r}); a "
                           "trial writes only into a new folder, so nothing there is overwritten or appended to. Move "
-                          "them out of the study folder: they are not this study's.")
+                          "them out of the study folder; the next trial runs in a new one.")
     command = "python -m gru_exp.train " + " ".join(overrides)
     _set_attrs(trial, sc, command=command, run_dir=str(trial_dir), host=socket.gethostname(), pid=os.getpid(),
                gpu=os.environ.get("CUDA_VISIBLE_DEVICES"))  # the worker's GPU (sweep/gpus.py), None when not set

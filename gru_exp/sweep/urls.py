@@ -60,7 +60,11 @@ def sqlite_path(url: str) -> Path:
     return Path(bare)
 
 
-OPTUNA_TABLE = "version_info"  # in every database Optuna's RDBStorage made (with studies, trials, ...)
+def optuna_tables() -> set[str]:
+    """The tables Optuna's RDBStorage makes (and alembic's, which its migrations add)."""
+    from optuna.storages._rdb.models import BaseModel  # not at import time: config checks use this module too
+
+    return set(BaseModel.metadata.tables) | {"alembic_version"}
 
 
 def storage_url(sc: Any) -> str:
@@ -106,7 +110,7 @@ def check_study_database(url: str) -> None:
             tables = sorted(row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
     except sqlite3.Error:
         return  # not a database (or locked): opening it reports that
-    if tables and OPTUNA_TABLE not in tables:
+    if tables and not set(tables) & optuna_tables():  # one of them: a study database, maybe being made right now
         raise ConfigError(
             f"storage={redact(url)!r}: {path} is a SQLite database of other tables ({', '.join(tables[:5])}"
             f"{', ...' if len(tables) > 5 else ''}), not a study storage; a sweep never adds its tables to a database "

@@ -148,7 +148,7 @@ def write_baseline(logdir: Path) -> Path:
             writer.add_hparams({**baseline_hparams(), "status": "published"}, METRICS)
         (tmp / BASELINE_MARK).write_text("The notebook's published curves, written by gru-exp (gru-exp baseline); "
                                          "gru-exp replaces this folder only while it holds nothing else.\n")
-        if not replace_own_folder(tmp, logdir, is_baseline_run):
+        if not replace_own_folder(tmp, logdir, is_baseline_run) and not is_baseline_run(logdir):  # else another wrote it
             raise GruExpError(f"Did not write the notebook baseline: {logdir} changed while it was written (a file "
                               "gru-exp did not write appeared in it, or another process wrote its baseline); it is "
                               "left as it is.")

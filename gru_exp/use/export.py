@@ -146,11 +146,9 @@ def export(run: UsableRun, out: Path) -> None:
         raise GruExpError(f"{run.run_dir} tokenizes with {tokenizer(run.config.data).__name__}, but an exported "
                           "folder's use_model.py implements paddle's IMDB word tokenizer only; use gru-exp predict.")
     out = Path(os.path.abspath(out))  # "." or "dir/": the folder itself, whose parent holds the temporary one
+    tmp: Optional[Path] = None
     try:
         tmp = new_folder_beside(out, "export")  # a name of its own: never a user's file or folder
-    except OSError as exc:
-        raise GruExpError(f"--out {out} cannot be written: {exc.strerror or exc}. Nothing was written.") from None
-    try:
         save_static(run, tmp)
         write_folder(run, tmp, out)
         crash_point("export:tmp")  # tests: a kill or SIGTERM with the folder complete beside --out
@@ -167,7 +165,7 @@ def export(run: UsableRun, out: Path) -> None:
     except OSError as exc:
         raise GruExpError(f"--out {out} cannot be written: {exc.strerror or exc}. Nothing was written.") from None
     finally:
-        if tmp.is_dir() and not tmp.is_symlink():
+        if tmp is not None and tmp.is_dir():
             shutil.rmtree(tmp)  # this command's own temporary folder (Ctrl-C and SIGTERM included)
 
 

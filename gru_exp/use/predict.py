@@ -66,12 +66,10 @@ def check_new_file(out: Path) -> None:
 def write_new_file(out: Path, lines: Sequence[str]) -> None:
     """Write ``lines`` into ``out`` only if it still does not exist (a temporary file hard-linked
     to its name: never a half-written or overwritten file)."""
+    tmp: Optional[Path] = None
     try:
         fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)  # a name of its own
-    except OSError as exc:
-        raise GruExpError(f"--out {out} cannot be written: {exc.strerror or exc}. Nothing was written.") from None
-    tmp = Path(name)
-    try:
+        tmp = Path(name)
         with os.fdopen(fd, "w") as fh:
             fh.write("".join(line + "\n" for line in lines))
         os.chmod(tmp, 0o666 & ~current_umask())  # a file like any other (mkstemp makes it private)
@@ -83,7 +81,8 @@ def write_new_file(out: Path, lines: Sequence[str]) -> None:
     except OSError as exc:
         raise GruExpError(f"--out {out} cannot be written: {exc.strerror or exc}. Nothing was written.") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.predict") -> int:

@@ -193,5 +193,6 @@ def stopped(prog: str, stop: KeyboardInterrupt) -> int:
     from gru_exp.files import Terminated
 
     signal_name = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
-    print(f"{prog}: stopped by {signal_name} before it finished; its temporary files are removed.", file=sys.stderr)
+    print(f"{prog}: stopped by {signal_name} before it finished; its temporary files are removed (an export into an "
+          "existing empty folder keeps the files it had moved there).", file=sys.stderr)
     return 143 if isinstance(stop, Terminated) else 130
