@@ -21,8 +21,10 @@ SECRET_PARAMS = frozenset({"password", "passwd", "pwd", "pass", "secret", "token
 # a host (empty for a Unix socket: user:pw@/db?host=/run/postgresql), then any character a host
 # cannot hold (or the end): a URL in backticks, brackets or prose is masked too
 _HOST = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]*)(?::\d*)?(?![A-Za-z0-9._~%@-])"
-# scheme://user: then anything on the line (but another URL) up to the last @ before a host
-_USERINFO = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s'\"]*:)(?P<password>(?:(?!://)[^\n])*)@(?="
+# scheme://user: then anything on the line up to the last @ before a host, but never into another
+# URL (a scheme:// after a space, quote, '=' or bracket); a password may hold "://" itself
+_USERINFO = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s'\"]*:)(?P<password>(?:(?![\s'\"=(\[<,;]"
+                       r"[a-zA-Z][a-zA-Z0-9+.-]*://)[^\n])*)@(?="
                        + _HOST + ")", re.MULTILINE)
 _QUERY = re.compile(r"(?P<key>[?&](?P<name>[^=&#?\s'\"]+)=)(?P<value>[^&#'\"\n]*)")
 _SECRETS = "|".join(sorted(SECRET_PARAMS))

@@ -97,6 +97,18 @@ def test_a_bigram_table_larger_than_memory_is_refused_before_it_is_allocated(tin
     assert not list(out.rglob("metrics.json"))
 
 
+@pytest.mark.parametrize("size", [300_000_000, 3_000_000_000])
+def test_an_attention_score_larger_than_memory_is_refused_before_it_is_allocated(tiny_archive, tmp_path, size):
+    """model.attention_size was left out of the memory estimate: a MemoryError or an int32 index
+    traceback, exit 1, with a run folder left (adversarial pass 4)."""
+    out = tmp_path / "out"
+    proc = cli("gru_exp.train", *tiny_overrides(tiny_archive, out, "model.pooling=attention",
+                                                 f"model.attention_size={size}"))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"model.attention_size={size}" in proc.stderr and "GiB are available" in proc.stderr
+    assert not list(out.rglob("metrics.json")) and not list(out.rglob("vocab.txt"))
+
+
 def test_a_sweep_stopped_by_failures_exits_non_zero_and_says_why(sweep_env, capsys):
     name = sweep_env(n_trials=3, epochs=1, params="  trainer.lr: {type: float, low: 1.0e+6, high: 1.0e+7, log: true}",
                      max_failures=1)

@@ -467,10 +467,6 @@ def test_a_study_database_being_made_is_not_a_users(tmp_path):
         con.execute("CREATE TABLE studies (study_id INTEGER)")
     con.close()
     check_study_database(f"sqlite:///{db}")
-    with sqlite3.connect(db) as con:
-        con.execute("CREATE TABLE invoices (id INTEGER)")
-    con.close()
-    check_study_database(f"sqlite:///{db}")  # an Optuna table among them: a study database
     other = tmp_path / "app.db"
     with sqlite3.connect(other) as con:
         con.execute("CREATE TABLE invoices (id INTEGER)")
@@ -494,3 +490,72 @@ def test_predict_and_export_never_touch_a_file_with_their_old_temporary_names(tm
     write_new_file(out, ["{}"])
     assert out.read_text() == "{}\n"
     assert tree(tmp_path) == {**before, "preds.jsonl": b"{}\n"}
+
+
+@pytest.mark.parametrize("tables", [
+    ["CREATE TABLE alembic_version (version_num VARCHAR(32))", "CREATE TABLE users (id INTEGER)"],
+    ["CREATE TABLE trials (id INTEGER, patient TEXT)"],  # an Optuna table's name, not its columns
+])
+def test_a_users_database_with_tables_named_like_optunas_is_still_refused(tmp_path, tables):
+    """The first check let a database pass with any table of an Optuna name: Optuna then added its
+    tables to it (adversarial pass 4)."""
+    from gru_exp.errors import ConfigError
+    from gru_exp.sweep.urls import check_study_database
+
+    db = tmp_path / "app.db"
+    with sqlite3.connect(db) as con:
+        for statement in tables:
+            con.execute(statement)
+    con.close()
+    with pytest.raises(ConfigError, match="other tables"):
+        check_study_database(f"sqlite:///{db}")
+
+
+def test_a_journal_storage_never_appends_to_a_file_that_is_not_a_journal(sweep_env, tmp_path):
+    """storage=journal:<a user's notes, key or JSONL data> appended Optuna's records to it, or
+    ended in a traceback (adversarial pass 4). Now exit 2 before anything is written; a real
+    journal of a study still resumes."""
+    name = sweep_env(n_trials=1, epochs=1)
+    for content in ("my-api-key-123", "first note\n", '{"text": "great", "label": "pos"}\n'):
+        theirs = tmp_path / "theirs.txt"
+        theirs.write_text(content)
+        for command in (("gru_exp.sweep", f"sweep={name}"), ("gru_exp.report", f"study_name={name}")):
+            proc = cli(*command, f"storage=journal:{theirs}")
+            assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+            assert "is not an Optuna journal file" in proc.stderr, proc.stderr[-2000:]
+            assert theirs.read_text() == content
+    journal = tmp_path / "study.journal"
+    assert cli("gru_exp.sweep", f"sweep={name}", f"storage=journal:{journal}").returncode == 0
+    proc = cli("gru_exp.sweep", f"sweep={name}", f"storage=journal:{journal}", "n_trials=2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_the_baseline_is_linked_again_when_its_dashboard_link_leads_nowhere(tmp_path, caplog):
+    """The baseline link of a study that was deleted (../sweeps/s1/baseline) kept every later
+    baseline out of the dashboard, silently (adversarial pass 4)."""
+    from gru_exp.config.paths import BASELINE_NAME, VIEW_DIR
+    from gru_exp.train.vdl_view import ensure_baseline
+
+    out = tmp_path / "outputs"
+    (out / VIEW_DIR).mkdir(parents=True)
+    stale = out / VIEW_DIR / BASELINE_NAME
+    stale.symlink_to("../sweeps/s1/baseline")
+    ensure_baseline(out / "baseline" / "notebook", out)
+    assert os.readlink(stale) == "../sweeps/s1/baseline"  # never removed
+    assert (out / VIEW_DIR / f"{BASELINE_NAME} (2)").resolve() == (out / "baseline" / "notebook").resolve()
+    assert "holds no baseline run any more" in caplog.text
+
+
+def test_a_link_made_for_an_earlier_run_in_the_same_folder_is_named_in_a_warning(tmp_path, caplog):
+    """A study started over: `s1 trial 0: lr=0.00404` (the deleted trial's link) leads to the new
+    trial_0 run, relabelling it in VisualDL (adversarial pass 4). Never removed; now said."""
+    from gru_exp.config.paths import VIEW_DIR
+    from gru_exp.train.vdl_view import link_into_view
+
+    out, target = tmp_path / "outputs", tmp_path / "outputs" / "sweeps" / "s1" / "trial_0" / "vdl"
+    target.mkdir(parents=True)
+    (out / VIEW_DIR).mkdir()
+    (out / VIEW_DIR / "s1 trial 0: lr=0.00404").symlink_to("../sweeps/s1/trial_0/vdl")
+    link_into_view(out, target, "s1 trial 0: lr=0.00719")
+    assert (out / VIEW_DIR / "s1 trial 0: lr=0.00719").resolve() == target.resolve()
+    assert "'s1 trial 0: lr=0.00404'" in caplog.text and "made for an earlier run" in caplog.text

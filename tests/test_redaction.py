@@ -51,6 +51,8 @@ def test_redaction_masks_a_password_before_an_empty_host_or_inside_brackets(text
     ("Study 's' in postgresql://u:Sekr1t Pw9@[::1]:5432/db; run folders in /o/sweeps/s",
      "Study 's' in postgresql://u:***@[::1]:5432/db; run folders in /o/sweeps/s"),
     ("from postgresql://a:Sekr1t@h1/x to mysql://b:Pw9@h2/y", "from postgresql://a:***@h1/x to mysql://b:***@h2/y"),
+    # a password holding "://" (adversarial pass 4: it was left in clear)
+    ("storage=postgresql://gru:Tr0ub4dor://x@127.0.0.1:1/gru", "storage=postgresql://gru:***@127.0.0.1:1/gru"),
     ("connection failed: password='Sekr1t Pw9' host=h", "connection failed: password=*** host=h"),
     ("sqlite:////tmp/a@b/optuna.db?timeout=5", "sqlite:////tmp/a@b/optuna.db?timeout=5"),
 ])

@@ -73,6 +73,27 @@ def test_two_sweeps_starting_one_new_study_together_both_work_and_it_resumes(swe
 
 # -- a stored study keeps its objectives (review of #12) -------------------------------------------------------
 
+@pytest.mark.parametrize("space,message", [
+    ("  trainer.lr: {type: categorical, choices: [0.001, 0.01]}", "trainer.lr was searched as FloatDistribution"),
+    ("  trainer.lr: {type: float, low: 1.0e-3, high: 1.0e-1, log: true}", None),  # a narrower range: continues
+])
+def test_a_stored_study_is_never_continued_with_a_space_optuna_cannot_continue(sweep_env, capsys, space, message):
+    """Another kind (float -> categorical) or other choices for a searched key used to start the
+    sweep: every trial then failed at its first suggestion, and the study stopped for good at
+    max_failures (adversarial pass 4). Refused before any trial, the study unchanged."""
+    assert sweep(f"sweep={sweep_env(name='once', n_trials=1, epochs=1)}") == 0
+    db = sweep_env.sweeps_dir / "optuna.db"
+    before = db.read_bytes()
+    capsys.readouterr()
+    assert sweep(f"sweep={sweep_env(name='other', n_trials=1, epochs=1, params=space)}", "study_name=once") == (
+        2 if message else 0)
+    err = capsys.readouterr().err
+    if message:
+        assert "cannot go on with this search space" in err and message in err and "Traceback" not in err, err
+        assert db.read_bytes() == before
+    assert sweep(f"sweep={sweep_env(name='once', n_trials=2, epochs=1)}") == 0  # the stored space goes on
+
+
 @pytest.mark.parametrize("objective,message", [
     ("{metric: eval_acc, direction: minimize}", "[eval_acc (maximize)], this sweep asks for [eval_acc (minimize)]"),
     ("{metric: eval_loss, direction: maximize}", "[eval_acc (maximize)], this sweep asks for [eval_loss (maximize)]"),

@@ -224,3 +224,20 @@ def test_predict_tokenizes_as_the_run_trained_cased_words(tmp_path):
     np.testing.assert_allclose(ours, probs, rtol=1e-6, atol=1e-7)  # printed with 7 significant digits
     labels = [label for _, label, _ in cased_rows(20, 1)]
     assert sum(p["label"] == label for p, label in zip(preds, labels)) / 20 == pytest.approx(record["test"]["acc"])
+
+
+def test_outputs_never_land_inside_a_study_folder_and_threads_are_bounded(run, tmp_path):
+    """report, export and predict --out inside a study folder made the study's next trial_<n>
+    folder, and that trial then failed; predict --threads 99999 aborted in OpenMP, exit 134
+    (adversarial pass 4). Both are now one paragraph, exit 2, nothing written."""
+    study = tmp_path / "sweeps" / "s1"
+    (study / "trial_0").mkdir(parents=True)
+    (study / "study.json").write_text(json.dumps({"study_name": "s1", "storage": "sqlite:///x.db", "uid": "u"}))
+    before = snapshot(study)
+    refused(cli("export", str(run), "--out", str(study / "trial_3")), "inside the study folder")
+    refused(cli("predict", str(run), "-", "--out", str(study / "trial_1"), stdin=b"good\n"), "inside the study folder")
+    report = subprocess.run([sys.executable, "-m", "gru_exp.report", str(run), "--out", str(study / "trial_1" / "notes")],
+                            cwd=REPO, capture_output=True, timeout=300)
+    assert report.returncode == 2 and b"inside the study folder" in report.stderr, report.stderr.decode()[-2000:]
+    assert snapshot(study) == before and sorted(p.name for p in study.iterdir()) == ["study.json", "trial_0"]
+    refused(cli("predict", str(run), "-", "--threads", "99999", stdin=b"good\n"), "--threads 99999", "[1, 256]")

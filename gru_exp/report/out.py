@@ -10,11 +10,12 @@ from typing import Optional
 
 from gru_exp.config.paths import BASELINE_MARK, VIEW_DIR, run_folder_around
 from gru_exp.errors import GruExpError
-from gru_exp.sweep.study_file import is_study_folder
+from gru_exp.sweep.study_file import is_study_folder, study_folder_around
 
 log = logging.getLogger(__name__)
 ALLOWED = ("give a new folder or one of your own, e.g. --out outputs/reports/<name> (not a run or trial folder or "
-           "inside one, not another study's folder, not a best_so_far, baseline or dashboard vdl/ folder)")
+           "inside one, not another study's folder or anything inside a study's folder, not a best_so_far, baseline or "
+           "dashboard vdl/ folder)")
 
 
 def _owner(path: Path, study_home: Optional[Path], output_dir: Path, baseline_dir: Path) -> Optional[str]:
@@ -31,6 +32,9 @@ def _owner(path: Path, study_home: Optional[Path], output_dir: Path, baseline_di
             return f"is in {folder}, the study's notebook baseline, which gru-exp rewrites"
         if (folder / BASELINE_MARK).is_file():
             return f"is in {folder}, the notebook baseline run, which gru-exp rewrites"
+    study = study_folder_around(path)
+    if study is not None:
+        return f"is inside the study folder {study}, where the sweep makes its trial_<n> folders and rewrites its files"
     for owned, what in ((baseline_dir, "the baseline folder (paths.baseline_dir)"),
                         (output_dir / VIEW_DIR, "the dashboard folder (links to runs only)")):
         if path == owned or owned in path.parents:

@@ -184,6 +184,35 @@ def suggest_overrides(trial: optuna.Trial, params: DictConfig) -> list[str]:
     return [override(k, v) for k, v in chosen.items()]
 
 
+def distribution(spec: DictConfig) -> optuna.distributions.BaseDistribution:
+    """The Optuna distribution :func:`suggest_overrides` samples ``spec`` from."""
+    if spec.type == "categorical":
+        return optuna.distributions.CategoricalDistribution(list(spec.choices))
+    if spec.type == "int":
+        return optuna.distributions.IntDistribution(int(spec.low), int(spec.high), step=int(spec.step or 1),
+                                                    log=bool(spec.log))
+    return optuna.distributions.FloatDistribution(float(spec.low), float(spec.high), step=spec.step, log=bool(spec.log))
+
+
+def space_problems(study: optuna.Study, params: DictConfig) -> list[str]:
+    """Why the stored trials of ``study`` cannot be continued with the space ``params``: a searched
+    key whose kind (float, int, categorical) or choices changed, which Optuna refuses at every
+    trial's first suggestion (the trials then fail, one after another). A changed range of the same
+    kind continues."""
+    stored: dict[str, optuna.distributions.BaseDistribution] = {}
+    for trial in study.get_trials(deepcopy=False):
+        for key, dist in trial.distributions.items():
+            stored.setdefault(key, dist)
+    problems = []
+    for key, spec in params.items():
+        if key in stored:
+            try:
+                optuna.distributions.check_distribution_compatibility(stored[key], distribution(spec))
+            except ValueError as exc:
+                problems.append(f"{key} was searched as {stored[key]!r}, this sweep asks {_space_text(spec)} ({exc})")
+    return problems
+
+
 def make_sampler(sc: DictConfig, stream: int = 0) -> optuna.samplers.BaseSampler:
     """The sweep's sampler, seeded from (``sampler.seed``, ``stream``).
 

@@ -20,7 +20,7 @@ from gru_exp.config.sweep import objective_list
 from gru_exp.errors import ConfigError, DiskFullError, GruExpError
 from gru_exp.redact import redact
 from gru_exp.sweep.identity import IDENTITY_ATTR, check_identity, store_identity
-from gru_exp.sweep.space import make_pruner, make_sampler
+from gru_exp.sweep.space import make_pruner, make_sampler, space_problems
 from gru_exp.sweep.study_file import STUDY_FILE, read_pointer, write_pointer
 from gru_exp.sweep.urls import check_persistent, check_storage_url, sqlite_path, storage_url
 
@@ -153,6 +153,11 @@ def open_study(sc: DictConfig) -> tuple[optuna.Study, optuna.storages.BaseStorag
             _check_objectives(study, sc, objectives)
             has_uid = _has_uid(study)  # waits for the worker that has just created it
         ident = check_identity(study, sc, storage_url(sc))
+        changed = [] if created else space_problems(study, sc.params)
+        if changed:
+            raise ConfigError(f"study_name={sc.study_name!r} in {redact(storage_url(sc))} cannot go on with this search "
+                              f"space: {'; '.join(changed)}. Give the space the study was searched with, or another "
+                              "study_name for a new study. Nothing was written.")
         if created or not has_uid:
             _first_open(study, sc, ident, created)
         elif IDENTITY_ATTR not in study.user_attrs:

@@ -16,6 +16,15 @@ def is_study_folder(folder: Path) -> bool:
     return (Path(folder) / STUDY_FILE).is_file()
 
 
+def study_folder_around(path: Path) -> Optional[Path]:
+    """The study folder (holding study.json) that ``path`` is inside (strictly), if any: where the
+    sweep makes its trial_<n> folders and rewrites its own files."""
+    for folder in Path(path).parents:
+        if is_study_folder(folder):
+            return folder
+    return None
+
+
 def write_pointer(folder: Path, study_name: str, storage: str, uid: str) -> None:
     write_json(Path(folder) / STUDY_FILE, {"study_name": study_name, "storage": storage, "uid": uid})
 

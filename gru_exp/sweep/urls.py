@@ -60,11 +60,13 @@ def sqlite_path(url: str) -> Path:
     return Path(bare)
 
 
-def optuna_tables() -> set[str]:
-    """The tables Optuna's RDBStorage makes (and alembic's, which its migrations add)."""
+def optuna_tables() -> dict[str, set[str]]:
+    """The tables Optuna's RDBStorage makes (and alembic's, which its migrations add), with their
+    columns."""
     from optuna.storages._rdb.models import BaseModel  # not at import time: config checks use this module too
 
-    return set(BaseModel.metadata.tables) | {"alembic_version"}
+    tables = {name: {c.name for c in table.columns} for name, table in BaseModel.metadata.tables.items()}
+    return {**tables, "alembic_version": {"version_num"}}
 
 
 def storage_url(sc: Any) -> str:
@@ -95,9 +97,19 @@ def check_persistent(url: str) -> None:
 
 
 def check_study_database(url: str) -> None:
-    """ConfigError for a SQLite file that exists and holds tables, none of them Optuna's: a database
-    of the user's (an application's, another tool's), which a sweep would add its tables to. A new or
-    empty file, or a study database, passes; a file that is not SQLite is left to the opening."""
+    """ConfigError for an existing file a study cannot be kept in without writing into someone
+    else's data: a SQLite database of tables Optuna did not make (an application's, another
+    tool's), or a ``journal:`` file that is not Optuna's journal (notes, a key, a JSONL data file).
+    A new or empty file, or a study storage (also one Optuna is making right now: some of its
+    tables), passes; a file that is not SQLite is left to the opening, which reports it."""
+    if url.startswith("journal:"):
+        path = Path(url[len("journal:"):]).expanduser()
+        if path.is_file() and path.stat().st_size and not _is_journal(path):
+            raise ConfigError(
+                f"storage={redact(url)!r}: {path} is not an Optuna journal file (its first line is not a journal "
+                "record); a sweep never appends to a file it did not make. Give a new file (storage=journal:<new "
+                "file>) or the journal file of the study.")
+        return
     if not url.startswith("sqlite:///") or in_memory(url):
         return
     path = sqlite_path(url)
@@ -107,14 +119,38 @@ def check_study_database(url: str) -> None:
 
     try:
         with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
-            tables = sorted(row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+            foreign = _foreign_tables(db)
     except sqlite3.Error:
         return  # not a database (or locked): opening it reports that
-    if tables and not set(tables) & optuna_tables():  # one of them: a study database, maybe being made right now
+    if foreign:
         raise ConfigError(
-            f"storage={redact(url)!r}: {path} is a SQLite database of other tables ({', '.join(tables[:5])}"
-            f"{', ...' if len(tables) > 5 else ''}), not a study storage; a sweep never adds its tables to a database "
+            f"storage={redact(url)!r}: {path} is a SQLite database of other tables ({', '.join(foreign[:5])}"
+            f"{', ...' if len(foreign) > 5 else ''}), not a study storage; a sweep never adds its tables to a database "
             "it did not make. Give a new file (storage=sqlite:///<new file>) or another paths.sweeps_dir.")
+
+
+def _foreign_tables(db: Any) -> list[str]:
+    """The tables of SQLite connection ``db`` that Optuna did not make: none in a study database
+    (it has Optuna's ``version_info``); else each table whose name or columns are not Optuna's."""
+    tables = sorted(row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+    if "version_info" in tables:
+        return []
+    known = optuna_tables()
+    return [t for t in tables if t not in known
+            or not {row[0] for row in db.execute("SELECT name FROM pragma_table_info(?)", (t,))} <= known[t]]
+
+
+def _is_journal(path: Path) -> bool:
+    """Whether ``path`` starts with an Optuna journal record (one JSON object with an op_code)."""
+    import json
+
+    with open(path, "rb") as fh:
+        first = fh.readline(1 << 20)
+    try:
+        record = json.loads(first)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and "op_code" in record
 
 
 def _query(url: str) -> dict[str, str]:
@@ -145,6 +181,7 @@ def readonly_storage(storage: str) -> Any:
     if in_memory(storage):
         raise ConfigError(f"storage={redact(storage)!r} is an in-memory database: it holds no study once the sweep "
                           "that used it has ended. Give the storage the study was run with.")
+    check_study_database(storage)  # a file of someone else's: one paragraph, not the reader's traceback
     if storage.startswith("journal:"):
         path = Path(storage[len("journal:"):])
         if not path.is_file():

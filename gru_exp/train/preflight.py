@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gru_exp.config.knobs import Direction, RunConfig, resume_fixed_keys, with_defaults
+from gru_exp.config.knobs import Direction, Pooling, RunConfig, resume_fixed_keys, with_defaults
 from gru_exp.config.values import flatten
 from gru_exp.errors import ConfigError
 from gru_exp.data import sources
@@ -64,9 +64,13 @@ def estimated_bytes(cfg: RunConfig, splits: DataSplits) -> int:
     if cfg.data.seq_len is not None and not m.use_lengths:
         width = cfg.data.seq_len  # batches are padded to seq_len
     bigrams = m.bigram_size if m.bigram_buckets > 0 else 0
-    per_token = m.embedding_size + 4 * m.hidden_size * dirs * m.num_layers + bigrams  # floats: input, gates, output
+    attention = 0  # attention pooling's score layer: its hidden units per token, and its weights
+    if m.gru and m.pooling == Pooling.attention:
+        attention = dirs * m.hidden_size if m.attention_size is None else m.attention_size
+    per_token = (m.embedding_size + 4 * m.hidden_size * dirs * m.num_layers + bigrams  # floats: input, gates, output
+                 + attention)
     params = splits.vocab_size * m.embedding_size + 3 * m.num_layers * dirs * m.hidden_size * (
-        m.embedding_size + m.hidden_size * (1 + dirs)) + m.bigram_buckets * bigrams
+        m.embedding_size + m.hidden_size * (1 + dirs)) + m.bigram_buckets * bigrams + attention * (dirs * m.hidden_size + 2)
     train = min(t.batch_size, len(splits.train)) * width * per_token * 3  # forward values kept for backward
     evaluation = min(t.eval_batch_size, max(len(splits.eval), len(splits.test))) * width * per_token
     return 4 * (4 * params + max(train, evaluation))
@@ -77,6 +81,7 @@ def check_memory(cfg: RunConfig, splits: DataSplits) -> None:
     need, have = estimated_bytes(cfg, splits), devices.available_memory()
     m = cfg.model
     bigrams = f", model.bigram_buckets={m.bigram_buckets} x model.bigram_size={m.bigram_size}" if m.bigram_buckets else ""
+    bigrams += f", model.attention_size={m.attention_size}" if m.attention_size else ""
     if need > have:
         raise ConfigError(
             f"This configuration needs about {need / 2**30:.1f} GiB (batches of up to trainer.batch_size="

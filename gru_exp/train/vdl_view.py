@@ -102,11 +102,24 @@ def link_into_view(output_dir: Path, target: Path, name: str) -> None:
             if link.is_symlink() and link.resolve() == Path(target).resolve():
                 return
             if not os.path.lexists(link):
+                _warn_stale_names(view, target, link.name)
                 link.symlink_to(os.path.relpath(target, view), target_is_directory=True)
                 return
         log.warning("Not linking %s into the dashboard folder: 999 names %r are taken.", target, base)
     except OSError as exc:  # a file system without symlinks: the run's own folder still has its records
         log.warning("Could not link %s into the dashboard folder %s: %s", target, view, exc)
+
+
+def _warn_stale_names(view: Path, target: Path, name: str) -> None:
+    """Warn about links in ``view`` under other names that lead to ``target``: made for an earlier
+    run in the same folder (a study started over), they now show this run under that run's name.
+    Never removed (nothing tells a link gru-exp made from a user's): the warning names them."""
+    here = Path(target).resolve()
+    others = sorted(p.name for p in view.iterdir() if p.is_symlink() and p.name != name and p.resolve() == here)
+    if others:
+        log.warning("The dashboard folder %s also links %s under %s, made for an earlier run in that folder: "
+                    "VisualDL shows this run under those names too. Remove those links to end it.", view, target,
+                    ", ".join(repr(o) for o in others[:5]))
 
 
 def has_records(logdir: Path) -> bool:
@@ -170,5 +183,9 @@ def ensure_baseline(logdir: Path, output_dir: Optional[Path] = None) -> None:
             if not has_records(logdir):
                 log.warning("Could not write the baseline run to %s: %s", logdir, exc)
     link = Path(output_dir or ".") / VIEW_DIR / BASELINE_NAME
-    if output_dir is not None and is_baseline_run(logdir) and not link.is_symlink():  # one baseline in the view
+    shown = link.is_symlink() and is_baseline_run(link.resolve())  # one baseline in the view
+    if output_dir is not None and is_baseline_run(logdir) and not shown:
+        if link.is_symlink():
+            log.warning("The dashboard link %s leads to %s, which holds no baseline run any more (never removed: it "
+                        "may be yours); the baseline %s is linked beside it.", link, os.readlink(link), logdir)
         link_into_view(output_dir, logdir, BASELINE_NAME)

@@ -28,6 +28,7 @@ from gru_exp.config.paths import run_folder_around
 from gru_exp.errors import GruExpError
 from gru_exp.logs import setup_cli_logging
 from gru_exp.files import crash_point, new_folder_beside, sigterm_raises
+from gru_exp.sweep.study_file import study_folder_around
 from gru_exp.use.runs import MODEL_HELP, UsableRun, doc_parser, find_run, stopped
 from gru_exp.use.standalone import README, USE_MODEL
 
@@ -47,6 +48,10 @@ def check_out(out: Path) -> None:
     if run is not None:
         raise GruExpError(f"--out {out} is inside the run folder {run}; give a folder of your own outside it. "
                           "Nothing was written.")
+    study = study_folder_around(out.resolve())
+    if study is not None:
+        raise GruExpError(f"--out {out} is inside the study folder {study}, where the sweep makes its trial_<n> "
+                          "folders; give a folder of your own outside it. Nothing was written.")
 
 
 def settings(run: UsableRun) -> dict:

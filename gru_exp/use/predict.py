@@ -28,9 +28,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from gru_exp.config.knobs import MAX_THREADS
 from gru_exp.errors import GruExpError
 from gru_exp.files import crash_point, current_umask, sigterm_raises
 from gru_exp.logs import setup_cli_logging
+from gru_exp.sweep.study_file import study_folder_around
 from gru_exp.use.runs import MODEL_HELP, doc_parser, find_run, stopped
 from gru_exp.use.texts import FORMATS, encode_texts, input_format, parse_texts, read_bytes, text_column
 
@@ -61,6 +63,10 @@ def check_new_file(out: Path) -> None:
                           "--out out to write to stdout). Nothing was written.")
     if not out.parent.is_dir():
         raise GruExpError(f"--out {out}: its folder {out.parent} does not exist; give a file in an existing folder.")
+    study = study_folder_around(out.resolve())
+    if study is not None:
+        raise GruExpError(f"--out {out} is inside the study folder {study}, where the sweep makes its trial_<n> "
+                          "folders; give a file of your own outside it. Nothing was written.")
 
 
 def write_new_file(out: Path, lines: Sequence[str]) -> None:
@@ -102,8 +108,9 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.pr
     try:
         if args.out is not None:
             check_new_file(args.out)
-        if args.threads < 1:
-            raise GruExpError(f"--threads {args.threads}: give 1 or more.")
+        if not 1 <= args.threads <= MAX_THREADS:
+            raise GruExpError(f"--threads {args.threads} must be in [1, {MAX_THREADS}] (more only oversubscribes the "
+                              "cores; OpenMP aborts when it cannot start them all).")
         run, rest = find_run(args.args)
         if len(rest) > 1:
             raise GruExpError(f"{' '.join(rest)}: give one input file (or - for stdin), not {len(rest)}.")
