@@ -27,6 +27,7 @@ import sys
 import tarfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -69,15 +70,10 @@ def nll(p: np.ndarray, y: np.ndarray) -> float:
     return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1.0)).mean())
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("runs", nargs="+", type=Path)
-    args = ap.parse_args()
-    from gru_exp.train import device as runtime
-
-    runtime.limit_threads(1)
-    runtime.import_paddle()
-    runtime.flush_denormals()
+def run_scores(run_dir: Path) -> SimpleNamespace:
+    """A finished run's documents (indices into the archive's train and test reviews), labels and
+    the GRU's class probabilities on validation and test, from its record and scored checkpoint
+    (paddle loaded: call :func:`setup` first)."""
     from gru_exp.config.values import split_seed
     from gru_exp.data import sources
     from gru_exp.data.imdb import load_imdb
@@ -85,29 +81,47 @@ def main() -> None:
     from gru_exp.use.infer import load_model, probabilities
     from gru_exp.use.runs import usable_run
 
+    run = usable_run(run_dir)
+    rc = run.config
+    archive = Path(rc.data.path)
+    splits = load_data(rc, sources.find(rc.data))
+    arrays = load_imdb(archive, rc.data.cutoff, Path(rc.data.cache_dir))
+    train_i, val_i = documents(splits.train, arrays.offsets["train"]), documents(splits.eval, arrays.offsets["train"])
+    test_i = documents(splits.test, arrays.offsets["test"])
+    y = (splits.train.labels, splits.eval.labels, splits.test.labels)
+    assert (arrays.labels["train"][train_i] == y[0]).all() and (arrays.labels["train"][val_i] == y[1]).all()
+    assert (arrays.labels["test"][test_i] == y[2]).all() and not set(train_i) & set(val_i)
+    model = load_model(run)
+    gru_val, gru_test = (probabilities(model, s, rc.model.use_lengths, rc.trainer.eval_batch_size)
+                         for s in (splits.eval, splits.test))
+    return SimpleNamespace(config=rc, archive=archive, split_seed=split_seed(rc), train_i=train_i, val_i=val_i,
+                           test_i=test_i, y=y, gru_val=gru_val, gru_test=gru_test)
+
+
+def setup() -> None:
+    """One thread, paddle loaded, flush-to-zero: as a training scores its runs."""
+    from gru_exp.train import device as runtime
+
+    runtime.limit_threads(1)
+    runtime.import_paddle()
+    runtime.flush_denormals()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="+", type=Path)
+    args = ap.parse_args()
+    setup()
     tokens: dict[str, dict[str, list[list[str]]]] = {}
     groups: dict[tuple, dict] = {}  # runs on the same reviews (split identity) -> their members
     for run_dir in dict.fromkeys(p.resolve() for p in args.runs):  # a run given twice counts once
-        run = usable_run(run_dir)
-        rc = run.config
-        found = sources.find(rc.data)
-        archive = Path(rc.data.path)
-        splits = load_data(rc, found)
-        arrays = load_imdb(archive, rc.data.cutoff, Path(rc.data.cache_dir))
-        train_i, val_i = documents(splits.train, arrays.offsets["train"]), documents(splits.eval, arrays.offsets["train"])
-        test_i = documents(splits.test, arrays.offsets["test"])
-        y_train, y_val, y_test = splits.train.labels, splits.eval.labels, splits.test.labels
-        assert (arrays.labels["train"][train_i] == y_train).all() and (arrays.labels["train"][val_i] == y_val).all()
-        assert (arrays.labels["test"][test_i] == y_test).all() and not set(train_i) & set(val_i)
-        model = load_model(run)
-        size = rc.trainer.eval_batch_size
-        gru_val, gru_test = (probabilities(model, s, rc.model.use_lengths, size) for s in (splits.eval, splits.test))
-        key = (str(archive), train_i.tobytes(), val_i.tobytes(), test_i.tobytes())
-        group = groups.setdefault(key, dict(archive=archive, seed=split_seed(rc), train_i=train_i, val_i=val_i,
-                                            test_i=test_i, y=(y_train, y_val, y_test), members=[]))
-        group["members"].append((run_dir.name, gru_val, gru_test))
-        print(f"{run_dir.name} (seed {rc.trainer.seed}): GRU val {100 * acc(gru_val, y_val):.2f} "
-              f"test {100 * acc(gru_test, y_test):.2f}", flush=True)
+        r = run_scores(run_dir)
+        key = (str(r.archive), r.train_i.tobytes(), r.val_i.tobytes(), r.test_i.tobytes())
+        group = groups.setdefault(key, dict(archive=r.archive, seed=r.split_seed, train_i=r.train_i, val_i=r.val_i,
+                                            test_i=r.test_i, y=r.y, members=[]))
+        group["members"].append((run_dir.name, r.gru_val, r.gru_test))
+        print(f"{run_dir.name} (seed {r.config.trainer.seed}): GRU val {100 * acc(r.gru_val, r.y[1]):.2f} "
+              f"test {100 * acc(r.gru_test, r.y[2]):.2f}", flush=True)
 
     rows = []
     for group in groups.values():

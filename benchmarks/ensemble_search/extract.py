@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: ensemble_peer, peers
-from ensemble_peer import documents, acc  # noqa: E402
+from ensemble_peer import acc, run_scores, setup  # noqa: E402
 
 CACHE = Path(os.environ.get('GRU_EXP_HOME', '.')) / 'outputs' / 'ensemble_search'  # inputs and member scores
 _DOC = re.compile(r"aclImdb/(train|test)/(pos|neg)/[^/]+\.txt$")
@@ -37,41 +37,21 @@ def main() -> None:
     ap.add_argument("runs", nargs="+", type=Path)
     args = ap.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
-    from gru_exp.train import device as runtime
-    runtime.limit_threads(1)
-    runtime.import_paddle()
-    runtime.flush_denormals()
-    from gru_exp.config.values import split_seed
-    from gru_exp.data import sources
-    from gru_exp.data.imdb import load_imdb
-    from gru_exp.train.run import load_data
-    from gru_exp.use.infer import load_model, probabilities
-    from gru_exp.use.runs import usable_run
-
+    setup()
     for run_dir in args.runs:
         out = CACHE / f"gru_{run_dir.resolve().name}.npz"
         if out.exists():
             print(f"{out.name} exists", flush=True)
             continue
         t0 = time.perf_counter()
-        run = usable_run(run_dir.resolve())
-        rc = run.config
-        archive = Path(rc.data.path)
-        splits = load_data(rc, sources.find(rc.data))
-        arrays = load_imdb(archive, rc.data.cutoff, Path(rc.data.cache_dir))
-        train_i, val_i = documents(splits.train, arrays.offsets["train"]), documents(splits.eval, arrays.offsets["train"])
-        test_i = documents(splits.test, arrays.offsets["test"])
-        y_train, y_val, y_test = splits.train.labels, splits.eval.labels, splits.test.labels
-        assert (arrays.labels["train"][train_i] == y_train).all() and (arrays.labels["train"][val_i] == y_val).all()
-        assert (arrays.labels["test"][test_i] == y_test).all() and not set(train_i) & set(val_i)
-        model = load_model(run)
-        size = rc.trainer.eval_batch_size
-        gv, gt = (probabilities(model, s, rc.model.use_lengths, size) for s in (splits.eval, splits.test))
-        np.savez(out, train_i=train_i, val_i=val_i, test_i=test_i, y_train=y_train, y_val=y_val, y_test=y_test,
-                 gru_val=gv, gru_test=gt, split_seed=split_seed(rc), trainer_seed=rc.trainer.seed,
-                 archive=str(archive), experiment_name=str(rc.name))
-        print(f"{run_dir.name}: split seed {split_seed(rc)} trainer seed {rc.trainer.seed}: GRU val {100 * acc(gv, y_val):.2f} "
-              f"test {100 * acc(gt, y_test):.2f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        r = run_scores(run_dir.resolve())
+        (y_train, y_val, y_test), archive = r.y, r.archive
+        np.savez(out, train_i=r.train_i, val_i=r.val_i, test_i=r.test_i, y_train=y_train, y_val=y_val, y_test=y_test,
+                 gru_val=r.gru_val, gru_test=r.gru_test, split_seed=r.split_seed, trainer_seed=r.config.trainer.seed,
+                 archive=str(archive), experiment_name=str(r.config.name))
+        print(f"{run_dir.name}: split seed {r.split_seed} trainer seed {r.config.trainer.seed}: GRU val "
+              f"{100 * acc(r.gru_val, y_val):.2f} test {100 * acc(r.gru_test, y_test):.2f} "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
         docs_p = CACHE / "docs.pkl"
         if not docs_p.exists():
             t0 = time.perf_counter()
