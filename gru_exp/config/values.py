@@ -10,7 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from gru_exp.config.knobs import RunConfig
+from gru_exp.config.knobs import Direction, ModelConfig, Pooling, RunConfig
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -79,3 +79,12 @@ def split_seed(rc: RunConfig) -> int:
     """The seed of a run's validation split and subsets: ``data.split_seed``, or ``trainer.seed``
     when it is null (one seed for split, init and order, as before the knob)."""
     return rc.trainer.seed if rc.data.split_seed is None else rc.data.split_seed
+
+
+def attention_units(m: ModelConfig) -> int:
+    """The hidden units of attention pooling's score layer (0: a linear score, or no attention
+    pooling over a GRU): ``model.attention_size``, null meaning the GRU outputs' width."""
+    if not m.gru or m.pooling != Pooling.attention:
+        return 0
+    width = m.hidden_size * (2 if m.direction == Direction.bidirectional else 1)
+    return width if m.attention_size is None else m.attention_size

@@ -51,14 +51,16 @@ def write_best_so_far(study: optuna.Study, out: Path, output_dir: Path) -> None:
         log.warning("Not writing the best-so-far curve: %s exists and is not a folder gru-exp wrote (no %s in it); "
                     "it is left as it is. Move it away to get the curve.", target, MARK)
         return
-    tmp = new_folder_beside(target, "new")
+    tmp, placed = new_folder_beside(target, "new"), False
     try:
         with LogWriter(logdir=str(tmp), display_name=name) as writer:
             for number, value in points:
                 writer.add_scalar(f"study/best_{metric}", value, number)
         (tmp / MARK).write_text("written by gru-exp: the study's best objective per trial; rewritten after each\n")
-        if not replace_own_folder(tmp, target, lambda folder: is_ours(folder, name)):
+        placed = replace_own_folder(tmp, target, lambda folder: is_ours(folder, name))
+        if not placed:
             log.debug("best_so_far changed meanwhile (another worker's curve, or a file gru-exp did not write): kept")
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # this call's own folder, when it was not moved into place
+        if not placed:  # once placed, its name is free again: whatever appears there is not this call's
+            shutil.rmtree(tmp, ignore_errors=True)  # this call's own folder, not moved into place
     link_into_view(output_dir, target, name)

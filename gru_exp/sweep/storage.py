@@ -22,7 +22,7 @@ from gru_exp.redact import redact
 from gru_exp.sweep.identity import IDENTITY_ATTR, check_identity, store_identity
 from gru_exp.sweep.space import make_pruner, make_sampler, space_problems
 from gru_exp.sweep.study_file import STUDY_FILE, read_pointer, write_pointer
-from gru_exp.sweep.urls import check_persistent, check_storage_url, sqlite_path, storage_url
+from gru_exp.sweep.urls import check_persistent, check_storage_url, journal_path, sqlite_path, storage_url
 
 log = logging.getLogger(__name__)
 UID_WAIT_S = 30.0  # how long a worker waits for the worker that created the study to give it its id
@@ -87,7 +87,7 @@ def make_storage(sc: DictConfig) -> optuna.storages.BaseStorage:
     check_persistent(url)
     try:
         if url.startswith("journal:"):
-            path = Path(url[len("journal:"):]).expanduser()
+            path = journal_path(url)
             path.parent.mkdir(parents=True, exist_ok=True)
             return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
         if url.startswith("sqlite:///"):

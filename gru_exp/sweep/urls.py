@@ -4,6 +4,7 @@ percent-encode, and storages that cannot keep a study (in-memory SQLite, read-on
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -38,6 +39,11 @@ def check_storage_url(url: str) -> None:
 
 # SQLite's URI parameters: they act only on a URI filename (sqlite:///file:<path>?...&uri=true)
 _SQLITE_URI_PARAMS = frozenset({"uri", "mode", "cache", "immutable", "nolock", "psow", "vfs", "modeof"})
+
+
+def journal_path(url: str) -> Path:
+    """The file of a ``journal:<file>`` URL (``~`` expanded), where the sweep keeps the journal."""
+    return Path(url[len("journal:"):]).expanduser()
 
 
 def sqlite_path(url: str) -> Path:
@@ -103,7 +109,7 @@ def check_study_database(url: str) -> None:
     A new or empty file, or a study storage (also one Optuna is making right now: some of its
     tables), passes; a file that is not SQLite is left to the opening, which reports it."""
     if url.startswith("journal:"):
-        path = Path(url[len("journal:"):]).expanduser()
+        path = journal_path(url)
         if path.is_file() and path.stat().st_size and not _is_journal(path):
             raise ConfigError(
                 f"storage={redact(url)!r}: {path} is not an Optuna journal file (its first line is not a journal "
@@ -142,8 +148,6 @@ def _foreign_tables(db: Any) -> list[str]:
 
 def _is_journal(path: Path) -> bool:
     """Whether ``path`` starts with an Optuna journal record (one JSON object with an op_code)."""
-    import json
-
     with open(path, "rb") as fh:
         first = fh.readline(1 << 20)
     try:

@@ -12,6 +12,7 @@ import paddle.nn.functional as F
 from paddle import nn
 
 from gru_exp.config.knobs import BIGRAM_HASH, Direction, ModelConfig, Pooling
+from gru_exp.config.values import attention_units
 
 
 def weighted_sum(values: paddle.Tensor, weights: paddle.Tensor, bmm: bool = False) -> paddle.Tensor:
@@ -102,7 +103,7 @@ class GRUClassifier(nn.Layer):
                               dropout=between if m.num_layers > 1 else 0.0)
         features = m.hidden_size * self.num_directions if m.gru else m.embedding_size
         if m.gru and self.pooling == Pooling.attention:  # score_t = v . tanh(W h_t + b), or v . h_t + c (size 0)
-            size = features if m.attention_size is None else m.attention_size
+            size = attention_units(m)
             self.attention = (nn.Sequential(nn.Linear(features, size), nn.Tanh(), nn.Linear(size, 1)) if size
                               else nn.Linear(features, 1))
         self.bigram_buckets, self.ngram_order = m.bigram_buckets, m.ngram_order

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gru_exp.config.knobs import Direction, Pooling, RunConfig, resume_fixed_keys, with_defaults
-from gru_exp.config.values import flatten
+from gru_exp.config.knobs import Direction, RunConfig, resume_fixed_keys, with_defaults
+from gru_exp.config.values import attention_units, flatten
 from gru_exp.errors import ConfigError
 from gru_exp.data import sources
 from gru_exp.data.splits import DataSplits
@@ -64,9 +64,7 @@ def estimated_bytes(cfg: RunConfig, splits: DataSplits) -> int:
     if cfg.data.seq_len is not None and not m.use_lengths:
         width = cfg.data.seq_len  # batches are padded to seq_len
     bigrams = m.bigram_size if m.bigram_buckets > 0 else 0
-    attention = 0  # attention pooling's score layer: its hidden units per token, and its weights
-    if m.gru and m.pooling == Pooling.attention:
-        attention = dirs * m.hidden_size if m.attention_size is None else m.attention_size
+    attention = attention_units(m)  # attention pooling's score layer: its hidden units per token, and its weights
     per_token = (m.embedding_size + 4 * m.hidden_size * dirs * m.num_layers + bigrams  # floats: input, gates, output
                  + attention)
     params = splits.vocab_size * m.embedding_size + 3 * m.num_layers * dirs * m.hidden_size * (

@@ -147,7 +147,7 @@ def write_baseline(logdir: Path) -> Path:
     if problem:
         raise ConfigError(f"Cannot write the notebook baseline: {problem}.")
     logdir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = new_folder_beside(logdir, "new")
+    tmp, placed = new_folder_beside(logdir, "new"), False
     try:
         with LogWriter(logdir=str(tmp), display_name=BASELINE_NAME) as writer:
             for tag, values in NOTEBOOK.items():
@@ -161,13 +161,14 @@ def write_baseline(logdir: Path) -> Path:
             writer.add_hparams({**baseline_hparams(), "status": "published"}, METRICS)
         (tmp / BASELINE_MARK).write_text("The notebook's published curves, written by gru-exp (gru-exp baseline); "
                                          "gru-exp replaces this folder only while it holds nothing else.\n")
-        if not replace_own_folder(tmp, logdir, is_baseline_run) and not is_baseline_run(logdir):  # else another wrote it
+        placed = replace_own_folder(tmp, logdir, is_baseline_run)
+        if not placed and not is_baseline_run(logdir):  # else another process wrote it meanwhile
             raise GruExpError(f"Did not write the notebook baseline: {logdir} changed while it was written (a file "
                               "gru-exp did not write appeared in it, or another process wrote its baseline); it is "
                               "left as it is.")
     finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)  # this call's own staging folder, when the rename did not happen
+        if not placed:  # once placed, its name is free again: whatever appears there is not this call's
+            shutil.rmtree(tmp, ignore_errors=True)  # this call's own staging folder, not moved into place
     return logdir
 
 

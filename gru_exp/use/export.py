@@ -28,8 +28,7 @@ from gru_exp.config.paths import run_folder_around
 from gru_exp.errors import GruExpError
 from gru_exp.logs import setup_cli_logging
 from gru_exp.files import crash_point, new_folder_beside, sigterm_raises
-from gru_exp.sweep.study_file import study_folder_around
-from gru_exp.use.runs import MODEL_HELP, UsableRun, doc_parser, find_run, stopped
+from gru_exp.use.runs import MODEL_HELP, UsableRun, doc_parser, find_run, refuse_inside_study, stopped
 from gru_exp.use.standalone import README, USE_MODEL
 
 log = logging.getLogger(__name__)
@@ -48,10 +47,7 @@ def check_out(out: Path) -> None:
     if run is not None:
         raise GruExpError(f"--out {out} is inside the run folder {run}; give a folder of your own outside it. "
                           "Nothing was written.")
-    study = study_folder_around(out.resolve())
-    if study is not None:
-        raise GruExpError(f"--out {out} is inside the study folder {study}, where the sweep makes its trial_<n> "
-                          "folders; give a folder of your own outside it. Nothing was written.")
+    refuse_inside_study(out, "folder")
 
 
 def settings(run: UsableRun) -> dict:
@@ -159,6 +155,7 @@ def export(run: UsableRun, out: Path) -> None:
         crash_point("export:tmp")  # tests: a kill or SIGTERM with the folder complete beside --out
         if not out.exists():
             os.rename(tmp, out)
+            tmp = None  # placed: its name is free again, and whatever appears there is not this command's
         else:
             check_out(out)  # still empty?
             for entry in sorted(tmp.iterdir()):
@@ -167,6 +164,7 @@ def export(run: UsableRun, out: Path) -> None:
                                       "overwrites it (the files moved before it stay there).")
                 os.rename(entry, out / entry.name)
             tmp.rmdir()
+            tmp = None
     except OSError as exc:
         raise GruExpError(f"--out {out} cannot be written: {exc.strerror or exc}. Nothing was written.") from None
     finally:

@@ -32,8 +32,7 @@ from gru_exp.config.knobs import MAX_THREADS
 from gru_exp.errors import GruExpError
 from gru_exp.files import crash_point, current_umask, sigterm_raises
 from gru_exp.logs import setup_cli_logging
-from gru_exp.sweep.study_file import study_folder_around
-from gru_exp.use.runs import MODEL_HELP, doc_parser, find_run, stopped
+from gru_exp.use.runs import MODEL_HELP, doc_parser, find_run, refuse_inside_study, stopped
 from gru_exp.use.texts import FORMATS, encode_texts, input_format, parse_texts, read_bytes, text_column
 
 log = logging.getLogger(__name__)
@@ -63,10 +62,7 @@ def check_new_file(out: Path) -> None:
                           "--out out to write to stdout). Nothing was written.")
     if not out.parent.is_dir():
         raise GruExpError(f"--out {out}: its folder {out.parent} does not exist; give a file in an existing folder.")
-    study = study_folder_around(out.resolve())
-    if study is not None:
-        raise GruExpError(f"--out {out} is inside the study folder {study}, where the sweep makes its trial_<n> "
-                          "folders; give a file of your own outside it. Nothing was written.")
+    refuse_inside_study(out, "file")
 
 
 def write_new_file(out: Path, lines: Sequence[str]) -> None:

@@ -17,6 +17,8 @@ from omegaconf import OmegaConf
 from gru_exp.config.knobs import RunConfig, TestEpoch
 from gru_exp.data.tokens import Vocabulary
 from gru_exp.errors import GruExpError
+from gru_exp.files import Terminated
+from gru_exp.sweep.study_file import study_folder_around
 from gru_exp.train.record import RecordError, RunRecord, Status
 from gru_exp.train.rundir import BEST_CKPT, LAST_CKPT, RECORD_FILE, VOCAB_FILE
 
@@ -187,12 +189,19 @@ def doc_parser(doc: Optional[str], prog: str, command: str) -> argparse.Argument
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
+def refuse_inside_study(out: Path, what: str) -> None:
+    """GruExpError when ``--out`` ``out`` (a ``what``: folder or file) is inside a study's folder,
+    where the sweep makes its next trial_<n> folder (which would then fail)."""
+    study = study_folder_around(out.resolve())
+    if study is not None:
+        raise GruExpError(f"--out {out} is inside the study folder {study}, where the sweep makes its trial_<n> "
+                          f"folders; give a {what} of your own outside it. Nothing was written.")
+
+
 def stopped(prog: str, stop: KeyboardInterrupt) -> int:
     """Ctrl-C or SIGTERM (raised by :func:`gru_exp.files.sigterm_raises`): one line on stderr, and
     the shell's exit status for that signal (130 or 143)."""
-    from gru_exp.files import Terminated
-
-    signal_name = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
-    print(f"{prog}: stopped by {signal_name} before it finished; its temporary files are removed (an export into an "
-          "existing empty folder keeps the files it had moved there).", file=sys.stderr)
-    return 143 if isinstance(stop, Terminated) else 130
+    term = isinstance(stop, Terminated)
+    print(f"{prog}: stopped by {'SIGTERM' if term else 'Ctrl-C'} before it finished; its temporary files are removed "
+          "(an export into an existing empty folder keeps the files it had moved there).", file=sys.stderr)
+    return 143 if term else 130
