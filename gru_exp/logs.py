@@ -41,10 +41,11 @@ def setup_cli_logging(level: int = logging.INFO) -> None:
 
 
 @contextlib.contextmanager
-def file_log(path: Path) -> Iterator[None]:
-    """Copy this process's log lines into ``path`` for the duration."""
+def file_log(path: Path, new: bool = False) -> Iterator[None]:
+    """Copy this process's log lines into ``path`` for the duration; ``new``: a file this call
+    makes (FileExistsError, the file untouched, when one is there: never appended to)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path)
+    handler = logging.FileHandler(path, mode="x" if new else "a")
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     logging.getLogger().addHandler(handler)
     try:

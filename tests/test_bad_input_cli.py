@@ -263,3 +263,21 @@ def test_hydra_settings_a_run_cannot_keep_are_refused_before_anything_is_written
     proc = cli("gru_exp.train", *tiny_overrides(tiny_archive, tmp_path / "home"), override)
     assert proc.returncode == 2 and says in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / "home").exists()
+
+
+def test_a_journal_under_the_home_folder_is_the_same_file_for_sweep_and_report(sweep_env, tmp_path):
+    """storage=journal:~/... : the sweep expanded ~ and the report did not (it looked for a folder
+    named ~ in the working folder and said there was no such journal); a ~ path to a folder was
+    not seen as one and ended in a traceback."""
+    name = sweep_env(n_trials=1, epochs=1)
+    home = tmp_path / "user"
+    (home / "studies").mkdir(parents=True)
+    env = {"HOME": str(home)}
+    proc = cli("gru_exp.sweep", f"sweep={name}", "storage='journal:~/studies/s.journal'", env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (home / "studies" / "s.journal").is_file()
+    proc = cli("gru_exp.report", f"study_name={name}", "storage=journal:~/studies/s.journal", env=env)  # no Hydra
+    assert proc.returncode == 0 and "no such journal file" not in proc.stderr, proc.stderr[-2000:]
+    proc = cli("gru_exp.sweep", f"sweep={name}", "storage='journal:~/studies'", env=env)
+    assert proc.returncode == 2 and "names no journal file" in proc.stderr and "Traceback" not in proc.stderr, \
+        proc.stderr[-2000:]

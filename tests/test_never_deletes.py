@@ -3,6 +3,8 @@ leaves every file it found byte for byte (issue 23). Real CLI processes on real 
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import select
 import shutil
@@ -11,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import optuna
 import pytest
 from conftest import REPO, tiny_overrides
 
@@ -437,10 +440,21 @@ def test_a_trial_never_writes_into_a_folder_of_files_it_did_not_make(sweep_env):
     trial_1 = sweep_env.sweeps_dir / name / "trial_1"
     trial_1.mkdir()
     (trial_1 / "trial.log").write_text("my own log")
+    record = json.loads((trial_1.parent / "trial_0" / "metrics.json").read_text())
+    record.update(pid=1, wall_time_s=1.0)  # a run record of the user's, from elsewhere
+    (trial_1 / "metrics.json").write_text(json.dumps(record))
+    before = tree(trial_1)
     proc = cli("gru_exp.sweep", f"sweep={name}", "n_trials=2")
-    assert "Trial 1's folder" in proc.stderr and "'trial.log'" in proc.stderr, proc.stderr[-3000:]
-    assert tree(trial_1) == {"trial.log": b"my own log"}
+    assert "Trial 1's folder" in proc.stderr and "'metrics.json'" in proc.stderr, proc.stderr[-3000:]
+    assert tree(trial_1) == before
     assert (sweep_env.sweeps_dir / name / "trial_2" / "metrics.json").is_file(), proc.stderr[-3000:]
+    # ... and no report reads the user's files as trial 1's run (it fell back to trial_1/ by its name)
+    from gru_exp.report.entries import entries_from_study
+    from gru_exp.sweep.urls import readonly_storage
+
+    study = optuna.load_study(study_name=name, storage=readonly_storage(f"sqlite:///{sweep_env.sweeps_dir / 'optuna.db'}"))
+    runs = {e.number: e.runs for e in entries_from_study(study, sweep_env.sweeps_dir / name)}
+    assert len(runs[0]) == 1 and runs.get(1, []) == [], runs
 
 
 def test_an_earlier_folder_goes_back_when_the_new_one_cannot_take_its_place(tmp_path):
@@ -559,3 +573,20 @@ def test_a_link_made_for_an_earlier_run_in_the_same_folder_is_named_in_a_warning
     link_into_view(out, target, "s1 trial 0: lr=0.00719")
     assert (out / VIEW_DIR / "s1 trial 0: lr=0.00719").resolve() == target.resolve()
     assert "'s1 trial 0: lr=0.00404'" in caplog.text and "made for an earlier run" in caplog.text
+
+
+def test_a_trial_log_made_by_someone_else_after_the_check_is_never_appended_to(tmp_path):
+    """The trial checked its folder, then opened trial.log for appending: a file made in between
+    got the trial's lines (review). The log is now made by the trial or not opened at all."""
+    from gru_exp.logs import file_log
+
+    log = tmp_path / "trial_3" / "trial.log"
+    log.parent.mkdir()
+    log.write_text("theirs")
+    with pytest.raises(FileExistsError):
+        with file_log(log, new=True):
+            pass
+    assert log.read_text() == "theirs"
+    with file_log(tmp_path / "trial_4" / "trial.log", new=True):
+        logging.getLogger("gru_exp.test").warning("ours")
+    assert "ours" in (tmp_path / "trial_4" / "trial.log").read_text()

@@ -174,7 +174,9 @@ def study_folder(study, folder: Optional[Path], explicit: bool) -> Optional[Path
 def _trial_dir(t, folder: Optional[Path], explicit: bool) -> Optional[Path]:
     """Where a trial's runs are: its folder under the study folder being read (a copy moved or
     rsynced from other machines records absolute paths of where it ran), else, unless that study
-    folder was given, the recorded path."""
+    folder was given, the recorded path; none for a trial refused because its folder held others' files."""
+    if t.user_attrs.get("foreign_folder"):  # refused: trial_N held files it did not make, none of them its runs
+        return None
     recorded = Path(t.user_attrs["run_dir"]) if t.user_attrs.get("run_dir") else None
     if folder is not None:
         local = folder / (recorded.name if recorded else f"trial_{t.number}")

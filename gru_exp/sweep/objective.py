@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import socket
 import statistics
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import optuna
@@ -96,6 +98,16 @@ def trial_label(sc: DictConfig, trial: optuna.Trial, seed: Any = None) -> str:
     return f"{sc.study_name} trial {trial.number}" + (f" seed {seed}" if seed is not None else "") + f": {values}"
 
 
+def _foreign_folder(trial: optuna.Trial, sc: DictConfig, trial_dir: Path, found: list[str]) -> RunDirError:
+    """The refusal of a trial whose new folder holds ``found`` entries it did not make; recorded on
+    the trial so no report reads those files as its runs."""
+    _set_attrs(trial, sc, foreign_folder=str(trial_dir))
+    return RunDirError(f"Trial {trial.number}'s folder {trial_dir} already holds {len(found)} entr"
+                       f"{'y' if len(found) == 1 else 'ies'} that this trial did not make (e.g. {found[0]!r}); a "
+                       "trial writes only into a new folder, so nothing there is overwritten or appended to. Move "
+                       "them out of the study folder; the next trial runs in a new one.")
+
+
 def run_trial(trial: optuna.Trial, sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -> Any:
     """Train the trial's configuration ``repeats`` times; each objective is the mean over repeats
     (a float, or a list for several objectives)."""
@@ -109,15 +121,17 @@ def run_trial(trial: optuna.Trial, sc: DictConfig, compose: Callable[[Sequence[s
     trial_dir = study_dir(sc) / f"trial_{trial.number}"
     found = sorted(p.name for p in trial_dir.iterdir()) if trial_dir.is_dir() else []
     if found:  # a trial's number is new, so is its folder: never write (trial.log included) among others' files
-        raise RunDirError(f"Trial {trial.number}'s folder {trial_dir} already holds {len(found)} entr"
-                          f"{'y' if len(found) == 1 else 'ies'} that this trial did not make (e.g. {found[0]!r}); a "
-                          "trial writes only into a new folder, so nothing there is overwritten or appended to. Move "
-                          "them out of the study folder; the next trial runs in a new one.")
+        raise _foreign_folder(trial, sc, trial_dir, found)
     command = "python -m gru_exp.train " + " ".join(overrides)
     _set_attrs(trial, sc, command=command, run_dir=str(trial_dir), host=socket.gethostname(), pid=os.getpid(),
                gpu=os.environ.get("CUDA_VISIBLE_DEVICES"))  # the worker's GPU (sweep/gpus.py), None when not set
     values, tests, curves, epochs_run, wall = [], [], [], 0, 0.0
-    with file_log(trial_dir / "trial.log"), log_context(f"trial {trial.number}"):
+    with contextlib.ExitStack() as opened:
+        try:  # made here, never appended to: a trial.log that appeared since the check above is someone else's
+            opened.enter_context(file_log(trial_dir / "trial.log", new=True))
+        except FileExistsError:
+            raise _foreign_folder(trial, sc, trial_dir, ["trial.log"]) from None
+        opened.enter_context(log_context(f"trial {trial.number}"))
         log.info("Trial %d: %s", trial.number, redact(command))
         for repeat in range(sc.repeats):
             seed = first_seed + repeat

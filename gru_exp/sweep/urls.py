@@ -91,7 +91,7 @@ def check_persistent(url: str) -> None:
         params = _query(url)
         if params.get("mode") == "ro" or params.get("immutable") in ("1", "true"):
             why = "it is opened read-only, so it cannot be written"
-    elif url.startswith("journal:") and (not url[len("journal:"):].strip() or Path(url[len("journal:"):]).is_dir()):
+    elif url.startswith("journal:") and (not url[len("journal:"):].strip() or journal_path(url).is_dir()):
         why = "it names no journal file"
     if why:
         raise ConfigError(
@@ -187,7 +187,7 @@ def readonly_storage(storage: str) -> Any:
                           "that used it has ended. Give the storage the study was run with.")
     check_study_database(storage)  # a file of someone else's: one paragraph, not the reader's traceback
     if storage.startswith("journal:"):
-        path = Path(storage[len("journal:"):])
+        path = journal_path(storage)  # the file the sweep wrote: ~ expanded as there
         if not path.is_file():
             raise ConfigError(f"storage={redact(storage)!r}: no such journal file.")
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
