@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
@@ -38,6 +39,16 @@ def test_every_experiment_composes_and_validates(name):
     cfg = compose_config([f"experiment={name}"])
     validate(cfg)
     assert cfg.name == name
+
+
+def test_the_fast_experiment_is_imdb_bigram_with_the_three_fast_knobs_and_nothing_else():
+    """docs/performance.md's 6-seed figures were run as these overrides on imdb_bigram."""
+    fast = compose_config(["experiment=imdb_bigram_fast"])
+    same = compose_config(["experiment=imdb_bigram", "model.fast_ops=true", "trainer.bag_update=rows",
+                           "model.attention_size=0", "name=imdb_bigram_fast"])
+    assert OmegaConf.to_container(fast) == OmegaConf.to_container(same)
+    assert OmegaConf.to_container(fast) != OmegaConf.to_container(compose_config(["experiment=imdb_bigram",
+                                                                                  "name=imdb_bigram_fast"]))
 
 
 def test_seed_baseline_is_the_notebook_protocol():
