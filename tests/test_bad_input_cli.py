@@ -281,3 +281,26 @@ def test_a_journal_under_the_home_folder_is_the_same_file_for_sweep_and_report(s
     proc = cli("gru_exp.sweep", f"sweep={name}", "storage='journal:~/studies'", env=env)
     assert proc.returncode == 2 and "names no journal file" in proc.stderr and "Traceback" not in proc.stderr, \
         proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("command,empty", [("gru_exp.train", "paths.root_dir"), ("gru_exp.train", "paths.output_dir"),
+                                           ("gru_exp.train", "data.cache_dir"), ("gru_exp.sweep", "paths.root_dir"),
+                                           ("gru_exp.sweep", "paths.sweeps_dir")])
+def test_an_empty_folder_path_is_refused_and_nothing_is_written_in_the_root_or_the_working_folder(tmp_path, command,
+                                                                                                  empty):
+    """paths.root_dir= made /outputs (runs, cache, vdl, optuna.db), paths.output_dir= made /runs and
+    /cache, data.cache_dir= and paths.sweeps_dir= wrote into the working folder, exit 0 (adversarial
+    pass 5): Path("") is the working folder and "${paths.root_dir}/outputs" becomes /outputs."""
+    import os
+    import subprocess
+    import sys
+
+    work = tmp_path / "work"
+    work.mkdir()
+    before = {p for p in os.listdir("/")}
+    env = {**os.environ, "GRU_EXP_HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0"}
+    proc = subprocess.run([sys.executable, "-m", command, f"{empty}="], cwd=work, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2 and f"{empty} is empty" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not list(work.iterdir()) and not (tmp_path / "home").exists()
+    assert {p for p in os.listdir("/")} == before

@@ -181,6 +181,30 @@ def test_the_cache_is_keyed_by_content_and_every_option(tmp_path, caplog):
     assert "Parsing" in caplog.text and len(list((tmp_path / "cache").glob("*.npz"))) == 4
 
 
+
+def test_a_file_replaced_while_it_is_read_is_never_cached_under_its_old_content(tmp_path, monkeypatch):
+    """The cache entry is named by the SHA-256 read before parsing; a file saved anew (mv, an editor)
+    while it was parsed left the new texts and labels under the old content's name, and every later
+    run on the old bytes read them (adversarial pass 5). Now refused, nothing cached."""
+    path = write_csv(tmp_path / "t.csv", rows(30))
+    original = path.read_bytes()
+    newer = write_csv(tmp_path / "newer.csv", rows(45, labels=("good", "bad"), seed=3))
+    reader = table._delimited
+
+    def saved_meanwhile(*args, **kwargs):
+        os.replace(newer, path)  # the user saves another version while gru-exp reads the first
+        return reader(*args, **kwargs)
+
+    monkeypatch.setattr(table, "_delimited", saved_meanwhile)
+    cfg = data_cfg(tmp_path, train_file=str(path))
+    with pytest.raises(DataError, match="changed while it was being read"):
+        load(cfg)
+    assert not list((tmp_path / "cache").glob("*.npz"))
+    monkeypatch.setattr(table, "_delimited", reader)
+    path.write_bytes(original)
+    assert load(cfg).class_names == ["bad", "good", "meh"]
+
+
 # -- scores --------------------------------------------------------------------------------------------------
 
 def test_macro_f1_and_per_class_scores():

@@ -26,6 +26,12 @@ def path_problems(cfg: DictConfig) -> list[str]:
     problems: list[str] = []
     reported: list[str] = []  # one problem per cause: output_dir under a bad root_dir is not repeated
     values = {key: str(cfg.paths[key]) for key in OmegaConf.to_container(cfg.paths, resolve=True)}  # type: ignore[union-attr]
+    cache = OmegaConf.select(cfg, "data.cache_dir", default=None)
+    empty = [f"paths.{k}" for k, v in sorted(values.items()) if not v.strip()] + (
+        ["data.cache_dir"] if cache is not None and not str(cache).strip() else [])
+    if empty:  # Path("") is the working folder, and "${paths.root_dir}/outputs" becomes /outputs
+        return [f"{', '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty: an empty folder path would put outputs in "
+                "/ or in the working folder. Give a folder, or leave the key out for its default (under $GRU_EXP_HOME)"]
     for key, text in sorted(values.items(), key=lambda kv: len(kv[1])):
         if any(text.startswith(bad) for bad in reported):
             continue

@@ -17,6 +17,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from gru_exp.data.tokens import TokenArrays
+from gru_exp.errors import DataError
 from gru_exp.files import write_json
 
 log = logging.getLogger(__name__)
@@ -91,9 +92,21 @@ def save_cache(arrays: TokenArrays, npz: Path, meta: dict) -> None:
     write_json(npz.with_suffix(".json"), meta)  # last: an entry counts only once its checksum is there
 
 
-def cached(npz: Path, meta: dict, build: Callable[[], TokenArrays], what: str) -> TokenArrays:
+def unchanged_while_read(what: str, before: str, after: str) -> None:
+    """DataError when the data's SHA-256 ``after`` parsing is not the one it had ``before``: the file
+    was replaced or written meanwhile, so the texts parsed are not the data the run and the cache
+    entry are named by (a cache entry of mixed or other texts would relabel every later run)."""
+    if after != before:
+        raise DataError(f"{what} changed while it was being read (SHA-256 {before[:12]} when the read began, "
+                        f"{after[:12]} when it ended: replaced or written meanwhile); nothing was cached or trained "
+                        "on. Run again once the file is no longer being written.")
+
+
+def cached(npz: Path, meta: dict, build: Callable[[], TokenArrays], what: str,
+           identity: Optional[Callable[[], str]] = None) -> TokenArrays:
     """The arrays of the cache entry ``npz`` when valid, else ``build()``'s, saved there (a cache that
-    cannot be written is a warning: the run goes on without it)."""
+    cannot be written is a warning: the run goes on without it). ``identity``: the data's SHA-256
+    read again after ``build``, which must still be ``meta["data_sha256"]`` (:func:`unchanged_while_read`)."""
     start = time.perf_counter()
     arrays = load_cache(npz)
     if arrays is not None:
@@ -101,6 +114,8 @@ def cached(npz: Path, meta: dict, build: Callable[[], TokenArrays], what: str) -
         return arrays
     log.info("Parsing %s; the result is cached for next time", what)
     arrays = build()
+    if identity is not None:
+        unchanged_while_read(what, meta["data_sha256"], identity())
     try:
         save_cache(arrays, npz, {"format": CACHE_FORMAT, **meta})
     except OSError as exc:

@@ -78,7 +78,8 @@ def load(data: Any, found: DataFiles) -> TokenArrays:
                     "*.txt files are texts (hidden entries, names starting with '.', are ignored)", len(found.skipped),
                     "s" if len(found.skipped) > 1 else "", found.what, "are" if len(found.skipped) > 1 else "is",
                     ", ".join(map(repr, found.skipped[:3])))
-    return cached(npz, {**options, "folder": found.what}, lambda: parse(data, found), found.what)
+    return cached(npz, {**options, "folder": found.what}, lambda: parse(data, found), found.what,
+                  identity=found.sha256)
 
 
 def parse(data: Any, found: DataFiles) -> TokenArrays:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from gru_exp.data.cache import CACHE_FORMAT, DataFiles, archive_sha256, load_cache, save_cache
+from gru_exp.data.cache import CACHE_FORMAT, DataFiles, archive_sha256, load_cache, save_cache, unchanged_while_read
 from gru_exp.data.tokenize import tokenize, tokenizer, tokenizer_key
 from gru_exp.data.tokens import TokenArrays, encode, vocabulary
 from gru_exp.errors import DataError
@@ -138,6 +138,7 @@ def load_imdb(archive: Path, cutoff: int, cache_dir: Path, data: Any = None) -> 
         return arrays
     log.info("Parsing %s (cutoff %d); the result is cached for next time", archive, cutoff)
     arrays = parse_archive(archive, cutoff, tokenizer(data) if data is not None else tokenize)
+    unchanged_while_read(repr(str(archive)), digest, archive_sha256(archive))
     meta = {"format": CACHE_FORMAT, "archive": str(archive), "archive_sha256": digest, "cutoff": cutoff}
     if key:
         meta["tokenizer"] = key

@@ -81,7 +81,8 @@ def load(data: Any, found: DataFiles) -> TokenArrays:
                "tokenizer": str(data.tokenizer), "lowercase": bool(data.lowercase),
                "test_share": None if "test" in found.files else data.test_share}
     npz = Path(data.cache_dir) / f"table-{options_key(options)}-v{CACHE_FORMAT}.npz"
-    return cached(npz, {**options, "files": found.what}, lambda: parse(data, found), found.what)
+    return cached(npz, {**options, "files": found.what}, lambda: parse(data, found), found.what,
+                  identity=found.sha256)
 
 
 def parse(data: Any, found: DataFiles) -> TokenArrays:
