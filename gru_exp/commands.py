@@ -28,6 +28,7 @@ from gru_exp.config.sources import (
 from gru_exp.config.knobs import RunConfig, knobs
 from gru_exp.config.sweep import SweepConfig
 from gru_exp.errors import GruExpError
+from gru_exp.redact import redacted_output
 
 # gru-exp <command> -> (module with main(argv) -> exit status, one line of what it does)
 COMMANDS = {
@@ -218,7 +219,8 @@ def run_hydra(task: Callable[[Any], Any], config_name: str, argv: Sequence[str],
     saved = sys.argv
     sys.argv = [prog, *with_overrides(argv, extra)]
     try:
-        hydra.main(version_base="1.3", config_path=CONF_DIR, config_name=config_name)(task)()
+        with redacted_output():  # Hydra's own printing (--cfg, argparse errors) can hold a storage URL
+            hydra.main(version_base="1.3", config_path=CONF_DIR, config_name=config_name)(task)()
         sys.stdout.flush()
     except BrokenPipeError:
         _closed_stdout()

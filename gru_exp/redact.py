@@ -10,8 +10,10 @@ parameter's value to the next ``&``, ``#``, quote or line end; masking a little 
 
 from __future__ import annotations
 
+import contextlib
 import re
-from typing import Iterable
+import sys
+from typing import Any, Iterable, Iterator
 from urllib.parse import unquote
 
 MASK = "***"
@@ -55,3 +57,29 @@ def url_password(url: str) -> str | None:
 
 def redact_all(items: Iterable[str]) -> list[str]:
     return [redact(item) for item in items]
+
+
+class RedactedStream:
+    """A text stream writing to ``stream`` with every password masked (:func:`redact`)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(redact(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno, encoding, ...
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def redacted_output() -> Iterator[None]:
+    """Mask passwords in everything printed meanwhile: what Hydra prints itself (``--cfg job``
+    shows the storage URL; argparse's "unrecognized arguments" repeats the command line)."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactedStream(sys.stdout), RedactedStream(sys.stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved

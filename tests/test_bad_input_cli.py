@@ -304,3 +304,35 @@ def test_an_empty_folder_path_is_refused_and_nothing_is_written_in_the_root_or_t
     assert proc.returncode == 2 and f"{empty} is empty" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert not list(work.iterdir()) and not (tmp_path / "home").exists()
     assert {p for p in os.listdir("/")} == before
+
+
+@pytest.mark.parametrize("name", ["/abs/escape", "../../../escape", ".."])
+def test_a_study_named_like_a_path_by_another_tool_is_never_reported_outside_the_outputs(tmp_path, name):
+    """A study that another tool named '/abs/...' or '../..' (the sweep refuses such names) had its
+    report.md and figures written there (adversarial pass 5); now exit 2 asking for --out, which works."""
+    import os
+
+    storage = f"sqlite:///{tmp_path / 'other.db'}"
+    study = optuna.create_study(study_name=name.replace("/abs", str(tmp_path / "abs")), storage=storage)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    home = tmp_path / "home"
+    env = {"GRU_EXP_HOME": str(home)}
+    before = sorted(os.listdir(tmp_path))
+    proc = cli("gru_exp.report", f"study_name={study.study_name}", f"storage={storage}", env=env)
+    assert proc.returncode == 2 and "give --out" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert sorted(os.listdir(tmp_path)) == before and not (tmp_path.parent / "escape").exists()
+    proc = cli("gru_exp.report", f"study_name={study.study_name}", f"storage={storage}", "--out",
+               str(home / "outputs" / "r"), env=env)
+    assert proc.returncode == 0 and (home / "outputs" / "r" / "report.md").is_file(), proc.stderr[-2000:]
+
+
+def test_an_empty_report_target_never_reports_on_the_working_folder(tmp_path):
+    """report "" (an unset variable) scanned the working folder and wrote report.md there."""
+    import subprocess
+    import sys
+
+    env = {**__import__("os").environ, "GRU_EXP_HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", "gru_exp.report", ""], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and "empty folder name" in proc.stderr, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -75,3 +75,23 @@ def test_a_storage_error_never_shows_the_password(sweep_env):
     text = str(info.value)
     assert "postgresql://gru_ci:***@127.0.0.1:1/gru_ci" in text
     assert not any(secret in text for secret in ("Sekr1t", "Pw9", "pa@ss", "#x"))
+
+
+@pytest.mark.parametrize("how", ["argument after --cfg", "--cfg job --resolve from the environment"])
+def test_what_hydra_prints_itself_never_shows_the_password(tmp_path, how):
+    """``--cfg job`` printed the storage URL in clear, and so did argparse's "unrecognized arguments"
+    for an override after ``--cfg job`` (adversarial pass 5)."""
+    import os
+
+    from conftest import cli
+
+    url = "postgresql://gru_ci:Sekr1tPw9@127.0.0.1:1/gru_ci"
+    env = {"GRU_EXP_HOME": str(tmp_path)}
+    if how.startswith("argument"):
+        proc = cli("gru_exp.sweep", "sweep=cpu_quick", "--cfg", "job", f"storage={url}", env=env)
+    else:
+        proc = cli("gru_exp.sweep", "--cfg", "job", "--resolve", env={**env, "GRU_EXP_STORAGE": url})
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    text = proc.stdout + proc.stderr
+    assert "gru_ci:***@127.0.0.1" in text and "Sekr1t" not in text, text[-2000:]
+    assert not os.listdir(tmp_path)

@@ -22,6 +22,7 @@ from typing import Optional, Sequence
 
 from gru_exp.commands import version_text
 from gru_exp.config.compose import compose_config
+from gru_exp.config.names import name_problem
 from gru_exp.errors import GruExpError
 from gru_exp.logs import setup_cli_logging
 from gru_exp.report.entries import (
@@ -91,6 +92,13 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.re
         if unknown:
             raise GruExpError(f"Unknown option(s) {', '.join(sorted(unknown))}; use study_name=... storage=... or "
                               "folders.")
+        if any(not t.strip() for t in args.targets):  # Path("") is the working folder
+            raise GruExpError("An empty folder name ('') was given (an unset shell variable?); give a study folder, "
+                              "run folders, or study_name=... storage=....")
+        bad_name = name_problem("study_name", keys["study_name"]) if "study_name" in keys else None
+        if bad_name and not folders and args.out is None:  # its report would go to <sweeps_dir>/<name>: outside
+            raise GruExpError(f"{bad_name}, so this study (made by another tool?) has no folder under the outputs "
+                              "for its report; give --out <a new folder>.")
         study = None
         if len(folders) == 1 and is_study_folder(folders[0]):
             try:
