@@ -288,7 +288,16 @@ def test_a_csv_text_over_several_lines_is_read_and_a_huge_one_reported(tmp_path,
 def test_the_reading_rules_are_in_the_cache_key(tmp_path, monkeypatch):
     cfg = data_cfg(tmp_path, train_file=str(write_csv(tmp_path / "t.tsv", rows(20), header="text\tlabel\tuser", sep="\t")))
     load(cfg)
-    assert [json.loads(p.read_text()).get("reader") for p in (tmp_path / "cache").glob("*.json")] == [2]
-    monkeypatch.setattr(table, "READER", 3)  # entries of other reading rules (a TSV read with quotes) are not reused
+    assert [json.loads(p.read_text()).get("reader") for p in (tmp_path / "cache").glob("*.json")] == [table.READER]
+    monkeypatch.setattr(table, "READER", table.READER + 1)  # entries of other reading rules (a TSV read with quotes) are not reused
     load(cfg)
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
+
+
+def test_labels_python_reads_as_equal_numbers_but_people_do_not_stay_apart(tmp_path):
+    """"1_2" and "12" (and "1_000" and "1000") were one class: float() and Decimal() read
+    underscores as digit separators (adversarial pass 5). Only plain decimal spellings are numbers."""
+    labels = ["1_2", "12", "3", "1_000", "1000"]
+    data = [(t, labels[i % 5], g) for i, (t, _, g) in enumerate(rows(50))]
+    arrays = load(data_cfg(tmp_path, train_file=str(write_csv(tmp_path / "l.csv", data))))
+    assert sorted(arrays.class_names) == sorted(labels)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from array import array
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Callable, Optional, Union
 
 import numpy as np
@@ -26,23 +27,23 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "test")
 HOLD_OUT_SEED = 0  # the held-out test part does not change with trainer.seed
-READER = 2  # the folder and table sources' reading rules, in their cache key (2: 1 and 1.0 one class, TSV unquoted)
+# the folder and table sources' reading rules, in their cache key (2: 1 and 1.0 one class, TSV unquoted;
+# 3: only plain decimal spellings are numbers, so "1_2" and "12" stay two classes)
+READER = 3
+# a number as people write one in a label column: digits, one point, an exponent; never Python's
+# "1_000" (= 1000), surrounding spaces, "inf" or "nan", which float() and Decimal() also accept
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def _number(label: str) -> Optional[float]:
-    try:
-        value = float(label)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
+    return float(label) if _PLAIN_NUMBER.fullmatch(label) and math.isfinite(float(label)) else None
 
 
 def _numeric_key(label: str) -> Optional[Decimal]:
-    """The label's exact value when it is a finite number ("1", "1.0" and "1e0" alike), else None."""
-    try:
-        value = Decimal(label)
-    except (InvalidOperation, ValueError):
+    """The label's exact value when it is a plain finite number ("1", "1.0" and "1e0" alike), else None."""
+    if not _PLAIN_NUMBER.fullmatch(label):
         return None
+    value = Decimal(label)
     return value.normalize() if value.is_finite() else None
 
 
