@@ -26,3 +26,8 @@ class DataError(GruExpError):
 class DiskFullError(GruExpError):
     """A write failed for want of space; what was written before it is intact and the message says
     how to continue."""
+
+
+class DataChangedError(GruExpError):
+    """A study's data is not the data it was made with (the file was edited, replaced or removed
+    while the sweep ran): no trial runs on it, and the message says how to continue."""

@@ -336,3 +336,29 @@ def test_an_empty_report_target_never_reports_on_the_working_folder(tmp_path):
                           text=True, timeout=120)
     assert proc.returncode == 2 and "empty folder name" in proc.stderr, proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_sweep_whose_base_names_missing_data_is_refused_before_its_study_is_made(sweep_env, tmp_path, capsys):
+    """A base naming a missing data file made a study whose trials all failed, exit 1 at max_failures,
+    and every later resume stopped at once (adversarial pass 5); training refuses it with exit 2."""
+    name = sweep_env(n_trials=2, epochs=1)
+    missing = tmp_path / "nowhere.csv"
+    space = tmp_path / "sweeps" / f"{name}.yaml"
+    space.write_text(re.sub(r"data\.path=[^,]+", f"data.source=table, data.train_file={missing}", space.read_text()))
+    assert sweep(f"sweep={name}") == 2
+    err = capsys.readouterr().err
+    assert "base:" in err and "nowhere.csv" in err and "Traceback" not in err, err
+    assert not sweep_env.sweeps_dir.exists()
+
+
+def test_a_study_whose_folder_would_be_a_file_is_refused_before_the_study_is_made(sweep_env, capsys):
+    """study_name=optuna.db (its folder would be the database file) was refused only after Optuna had
+    made the study: an empty study stayed in the storage (adversarial pass 5)."""
+    name = sweep_env(n_trials=1, epochs=1)
+    assert sweep(f"sweep={name}") == 0
+    db = sweep_env.sweeps_dir / "optuna.db"
+    before = db.read_bytes()
+    assert sweep(f"sweep={name}", "study_name=optuna.db") == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert db.read_bytes() == before
+    assert [s.study_name for s in optuna.get_all_study_summaries(f"sqlite:///{db}")] == [name]

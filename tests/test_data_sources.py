@@ -135,6 +135,18 @@ def make_folder(root: Path, splits=("train", "test"), n: int = 12) -> Path:
     return root
 
 
+def test_a_label_folder_only_under_train_is_refused_naming_it(tmp_path):
+    """An extracted aclImdb gave three classes, its 50,000 unlabelled train/unsup reviews the largest,
+    never scored and never said (adversarial pass 5)."""
+    root = make_folder(tmp_path / "aclImdb")
+    (root / "train" / "unsup").mkdir()
+    for i in range(3):
+        (root / "train" / "unsup" / f"{i}_0.txt").write_text("no label here", encoding="utf-8")
+    with pytest.raises(DataError, match=r"'unsup' \(3 texts\) that test/ does not have.*train/unsup holds unlabelled"):
+        load(data_cfg(tmp_path, source=DataSource.folder, path=str(root)))
+    assert not (tmp_path / "cache").exists()
+
+
 def test_a_folder_of_any_labels(tmp_path):
     root = make_folder(tmp_path / "data")
     arrays = load(data_cfg(tmp_path, source=DataSource.folder, path=str(root)))

@@ -590,3 +590,89 @@ def test_a_trial_log_made_by_someone_else_after_the_check_is_never_appended_to(t
     with file_log(tmp_path / "trial_4" / "trial.log", new=True):
         logging.getLogger("gru_exp.test").warning("ours")
     assert "ours" in (tmp_path / "trial_4" / "trial.log").read_text()
+
+
+def test_a_trial_never_runs_on_data_changed_while_its_sweep_runs(sweep_env, learnable_archive, tmp_path,
+                                                                 monkeypatch):
+    """A data file edited while a sweep ran: the next trials trained on the new data and were ranked
+    with the first one's, exit 0; every resume was then refused (adversarial pass 5). Now the
+    worker stops before the trial writes anything, the trial is queued again, and the study goes
+    on once the data is back."""
+    from conftest import LR_SPACE, SPACE, run_sweep
+    from synthetic_imdb import make_imdb_archive
+
+    from gru_exp.config.compose import compose_config
+    from gru_exp.errors import DataChangedError
+    from gru_exp.sweep import worker
+
+    data = tmp_path / "data.tar.gz"
+    shutil.copy(learnable_archive, data)
+    name = sweep_env(n_trials=1, epochs=1)
+    (tmp_path / "sweeps" / f"{name}.yaml").write_text(SPACE.format(
+        name=name, archive=data, n_trials=1, epochs=1, sampler="random", params=LR_SPACE,
+        pruner="{name: median, n_startup_trials: 1, n_warmup_steps: 2}"))
+    assert run_sweep(f"sweep={name}") == 0
+    original = data.read_bytes()
+    opened = worker.open_study
+
+    def replaced_once_started(sc):  # the study is open and checked; then the file is replaced (a download, an edit)
+        found = opened(sc)
+        make_imdb_archive(data, n_per_class=60, seed=2)
+        return found
+
+    monkeypatch.setattr(worker, "open_study", replaced_once_started)
+    sc = compose_config([f"sweep={name}", "n_trials=2"], config_name="sweep")
+    with pytest.raises(DataChangedError, match="was made on data of SHA-256"):
+        worker.run_worker(sc, compose_config)
+    monkeypatch.setattr(worker, "open_study", opened)
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{sweep_env.sweeps_dir / 'optuna.db'}")
+    states = [(t.state.name, t.user_attrs.get("error"), t.user_attrs.get("retried_from")) for t in study.trials]
+    assert states == [("COMPLETE", None, None), ("FAIL", "stopped: the study's data changed", None),
+                      ("WAITING", None, 1)], states
+    assert not (sweep_env.sweeps_dir / name / "trial_1").exists()
+    data.write_bytes(original)  # the study's data back: the same command continues it
+    assert run_sweep(f"sweep={name}", "n_trials=2") == 0
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{sweep_env.sweeps_dir / 'optuna.db'}")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL", "COMPLETE"]
+
+
+def test_a_project_folder_that_is_also_the_config_folder_is_snapshotted_without_its_outputs(learnable_archive,
+                                                                                            tmp_path):
+    """GRU_EXP_CONFIG_PATH = GRU_EXP_HOME = the project folder (as the README sets up): the sweep's
+    config snapshot copied the outputs into themselves (RecursionError, exit 1) and a link to a
+    parent folder looped (shutil.Error); each attempt left a .staging copy of the user's data
+    (adversarial pass 5). Now only the YAML files Hydra reads are copied, each folder once."""
+    from conftest import LR_SPACE, SPACE
+
+    project = tmp_path / "proj"
+    (project / "sweeps").mkdir(parents=True)
+    (project / "sweeps" / "projs.yaml").write_text(SPACE.format(
+        name="projs", archive=learnable_archive, n_trials=1, epochs=1, sampler="random", params=LR_SPACE,
+        pruner="{name: median, n_startup_trials: 1, n_warmup_steps: 2}"))
+    (project / "outputs" / "runs" / "old" / ".hydra").mkdir(parents=True)
+    (project / "outputs" / "runs" / "old" / ".hydra" / "config.yaml").write_text("name: old\n")
+    (project / "misc").mkdir()
+    (project / "misc" / "up").symlink_to("..")
+    (project / "data.csv").write_text("text,label\n")
+    env = {"GRU_EXP_HOME": str(project), "GRU_EXP_CONFIG_PATH": str(project)}
+    proc = cli("gru_exp.sweep", "sweep=projs", env_extra=env)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    (snapshot,) = (project / "outputs" / "cache" / "conf").iterdir()  # one snapshot, no .staging folder
+    copied = sorted(p.relative_to(snapshot / "1").as_posix() for p in (snapshot / "1").rglob("*") if p.is_file())
+    assert copied == ["sweeps/projs.yaml"], copied
+
+
+@pytest.mark.parametrize("signal_name", ["KILL", "TERM"])
+def test_a_report_killed_while_it_draws_never_blocks_the_next_one(sweep_env, signal_name):
+    """A report killed after its first figure left learning_curves.png without a report.md, and
+    every later report into that folder was refused as if the figure were the user's (adversarial
+    pass 5). The report now writes a report.md of its own naming its figures first."""
+    name = sweep_env(n_trials=1, epochs=1)
+    assert cli("gru_exp.sweep", f"sweep={name}").returncode == 0
+    folder = sweep_env.sweeps_dir / name
+    kill = "learning_curves.png:1" + ("" if signal_name == "KILL" else ":TERM")
+    proc = cli("gru_exp.report", str(folder), env_extra={"GRU_EXP_TEST_KILL_AT": kill})
+    assert proc.returncode != 0 and (folder / "learning_curves.png").is_file(), proc.stderr[-2000:]
+    proc = cli("gru_exp.report", str(folder))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Being written" not in (folder / "report.md").read_text()

@@ -17,8 +17,8 @@ from conftest import REPO, finish, start, tiny_overrides
 from gru_exp.errors import GruExpError
 
 
-def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+def cli(*args: str, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})}
     return subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -155,3 +155,24 @@ def test_runs_go_on_unlocked_where_the_filesystem_has_no_file_locks(tmp_path, mo
         with rundir.claimed_run_dir(tmp_path / "other"):
             pass
     assert _open_fds() == before
+
+
+def test_a_run_killed_before_its_first_epoch_is_refused_both_ways_without_sending_the_user_in_circles(
+        tiny_archive, tmp_path):
+    """Killed before its first epoch ended, a run folder was refused as a new run's folder ("continue
+    that run with trainer.resume=D") and as trainer.resume=D ("not a run folder with a finished
+    epoch"): each refusal sent the user to the other (adversarial pass 5)."""
+    run = tmp_path / "killed"
+    args = tiny_overrides(tiny_archive, tmp_path / "out", f"hydra.run.dir={run}")
+    proc = cli("gru_exp.train", *args, env={"GRU_EXP_TEST_KILL_AT": "metrics.json:1"})
+    assert proc.returncode != 0 and (run / "metrics.json").is_file(), proc.stderr[-2000:]
+    again = cli("gru_exp.train", *args)
+    assert again.returncode == 2 and "nothing to continue from" in again.stderr, again.stderr[-2000:]
+    assert "trainer.resume" not in again.stderr
+    resumed = cli("gru_exp.train", *tiny_overrides(tiny_archive, tmp_path / "out", f"trainer.resume={run}"))
+    assert resumed.returncode == 2 and "stopped before its first epoch finished" in resumed.stderr, resumed.stderr
+    finished = tmp_path / "finished"
+    assert cli("gru_exp.train", *tiny_overrides(tiny_archive, tmp_path / "out", "trainer.epochs=1",
+                                                 f"hydra.run.dir={finished}")).returncode == 0
+    report = cli("gru_exp.report", str(run), str(finished), "--out", str(tmp_path / "report"))
+    assert report.returncode == 0 and f"without a finished epoch left out: {run}" in report.stderr, report.stderr

@@ -241,3 +241,11 @@ def test_outputs_never_land_inside_a_study_folder_and_threads_are_bounded(run, t
     assert report.returncode == 2 and b"inside the study folder" in report.stderr, report.stderr.decode()[-2000:]
     assert snapshot(study) == before and sorted(p.name for p in study.iterdir()) == ["study.json", "trial_0"]
     refused(cli("predict", str(run), "-", "--threads", "99999", stdin=b"good\n"), "--threads 99999", "[1, 256]")
+
+
+def test_out_dash_is_stdout_as_the_input_dash_is_stdin(run):
+    """predict --out - wrote a file named '-' in the working folder and nothing to stdout
+    (adversarial pass 5)."""
+    proc = cli("predict", str(run), "-", "--out", "-", stdin=b"good\nbad\n")
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    assert len(proc.stdout.decode().splitlines()) == 2 and not (REPO / "-").exists()

@@ -103,27 +103,51 @@ def sweep_files() -> list[Path]:
     return list(files.values())
 
 
-def conf_snapshot(cache_dir: str) -> list[str]:
-    """A frozen copy of the config folders (shipped conf/, then the user's) for a process that
-    composes configs for hours (a sweep worker): editing them meanwhile (a new key, a changed
-    experiment) can neither break nor silently change its later trials. Stored under
-    ``cache_dir``/conf by a hash of the contents, so workers share it and a killed worker leaves
-    nothing behind outside the outputs folder."""
-    sources = [Path(CONF_DIR), *user_config_dirs()]
+def config_files(source: Path, outputs: Path) -> list[Path]:
+    """The YAML files under the config folder ``source`` that Hydra can read: through links to
+    folders (each folder once: a link to a parent is no loop), never in hidden folders (.git, a
+    run's .hydra) or the outputs folder ``outputs`` (a project folder that is also the config
+    folder holds its runs and data)."""
+    found, seen, skip = [], set(), Path(outputs).resolve()
+    for root, dirs, files in os.walk(source, followlinks=True):
+        here = Path(root).resolve()
+        if here in seen or here == skip:
+            dirs[:] = []
+            continue
+        seen.add(here)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(root) / f for f in sorted(files) if f.endswith((".yaml", ".yml")) and Path(root, f).is_file()]
+    return sorted(found)
+
+
+def conf_snapshot(cache_dir: str, outputs: str) -> list[str]:
+    """A frozen copy of the config folders (shipped conf/, then the user's: their YAML files, see
+    :func:`config_files`) for a process that composes configs for hours (a sweep worker): editing
+    them meanwhile (a new key, a changed experiment) can neither break nor silently change its
+    later trials. Stored under ``cache_dir``/conf by a hash of the contents, so workers share it;
+    a failed copy leaves nothing behind."""
+    sources = [(Path(CONF_DIR), config_files(Path(CONF_DIR), Path(outputs)))]
+    sources += [(folder, config_files(folder, Path(outputs))) for folder in user_config_dirs()]
     digest = hashlib.sha256()
-    for source in sources:
-        for path in sorted(p for p in source.rglob("*") if p.is_file()):
+    for source, files in sources:
+        for path in files:
             digest.update(f"{source}:{path.relative_to(source)}\0".encode() + path.read_bytes() + b"\0")
     target = Path(cache_dir) / "conf" / digest.hexdigest()[:16]
     if not target.is_dir():
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
-        for i, source in enumerate(sources):
-            shutil.copytree(source, staging / str(i))
         try:
+            for i, (source, files) in enumerate(sources):
+                (staging / str(i)).mkdir()
+                for path in files:
+                    copy = staging / str(i) / path.relative_to(source)
+                    copy.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(path, copy)
             staging.rename(target)
-        except OSError:  # another worker made the same copy first
+        except OSError:  # another worker made the same copy first, or the copy failed: no staging folder left
             shutil.rmtree(staging, ignore_errors=True)
+            if not target.is_dir():
+                raise
     return [str(target / str(i)) for i in range(len(sources))]
 
 

@@ -64,8 +64,26 @@ def find(data: Any) -> DataFiles:
         if not test:
             raise DataError(f"data.path={data.path!r} has a test/ folder without texts (test/<label>/*.txt); fill it "
                             "or remove it (then a test part is held out of train: data.test_share).")
+        _check_scored(data, files, test)
         files.update(test)
     return DataFiles(str(root.resolve()), files, skipped)
+
+
+def _check_scored(data: Any, train: dict[str, Path], test: dict[str, Path]) -> None:
+    """DataError for a label folder under train/ that test/ does not have: that class would be
+    trained on but never scored (aclImdb's train/unsup, 50,000 unlabelled reviews, would be its
+    largest class)."""
+    label = lambda name: name.split("/", 2)[1]  # noqa: E731 - "train/<label>/<file>"
+    tested = {label(n) for n in test}
+    only = sorted({label(n) for n in train} - tested)
+    if only:
+        counts = ", ".join(f"{name!r} ({sum(label(n) == name for n in train)} texts)" for name in only)
+        hint = (" (aclImdb's train/unsup holds unlabelled reviews: move it out of the folder)" if "unsup" in only
+                else "")
+        raise DataError(f"data.path={data.path!r}: train/ has label folder(s) {counts} that test/ does not have "
+                        f"(test/ has {', '.join(map(repr, sorted(tested)))}), so that class would be trained on but never "
+                        f"scored{hint}. Give test/ a folder of texts for it, or move it out of train/. Nothing was "
+                        "written.")
 
 
 def load(data: Any, found: DataFiles) -> TokenArrays:

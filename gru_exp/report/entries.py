@@ -95,7 +95,7 @@ def _group_names(groups: list[list[dict[str, Any]]], flats: list[dict[str, Any]]
 
 def entries_from_runs(folders: Sequence[Path]) -> list[Entry]:
     """Every run under ``folders`` (found by metrics.json), grouped by config apart from the seed."""
-    records, seen = [], SeenRuns()
+    records, seen, unfinished = [], SeenRuns(), []
     for folder in folders:
         if not Path(folder).is_dir():
             raise GruExpError(f"{folder}: no such folder; give run folders, a multirun folder or a study folder.")
@@ -106,8 +106,12 @@ def entries_from_runs(folders: Sequence[Path]) -> list[Entry]:
                 record = RunRecord.read(path)
             except RecordError as exc:
                 raise GruExpError(f"{exc} Remove it or report on other folders.") from None
-            if record.series.get("epoch") and seen.copy_of(record, path) is None:  # a copy: counted once
+            if not record.series.get("epoch"):
+                unfinished.append(str(path.parent))
+            elif seen.copy_of(record, path) is None:  # a copy: counted once
                 records.append(record)
+    if unfinished and records:  # said, not silently left out (e.g. a run killed before its first epoch ended)
+        log.warning("%d run(s) without a finished epoch left out: %s", len(unfinished), ", ".join(unfinished[:5]))
     if not records:
         raise GruExpError(
             f"No runs with a finished epoch under {', '.join(map(str, folders))} (looked for metrics.json)."

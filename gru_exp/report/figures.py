@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from gru_exp.config.sweep import is_accuracy
-from gru_exp.files import current_umask
+from gru_exp.files import crash_point, current_umask
 from gru_exp.notebook import NOTEBOOK
 from gru_exp.report.classes import on_imdb
 from gru_exp.report.entries import Entry
@@ -53,6 +53,7 @@ def _save(fig, path: Path) -> Path:
         fig.savefig(tmp, dpi=110)
         tmp.chmod(0o666 & ~current_umask())
         os.replace(tmp, path)
+        crash_point(path.name)  # tests: a kill with this figure in place, the report not yet written
     finally:
         tmp.unlink(missing_ok=True)
         _pyplot().close(fig)

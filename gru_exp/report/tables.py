@@ -147,6 +147,10 @@ def write_report(entries: list[Entry], out: Path, top: int, study=None) -> Path:
     from gru_exp.report import figures  # matplotlib: only when a report is written
 
     out.mkdir(parents=True, exist_ok=True)
+    # First a report.md of its own that shows every figure's name: a report killed while it draws
+    # leaves figures that the next report knows as gru-exp's (check_own_files), never a folder it refuses.
+    atomic_write_text(out / "report.md", "\n".join([report_title(out, study), REPORT_MARK, "", "Being written (or "
+                      "stopped while it was): " + ", ".join(f"[{n}]({n})" for n in FIGURES)]) + "\n")
     figs: list[Optional[Path]] = [figures.learning_curves(entries, out, top)]
     best = next((e for e in entries if e.runs and e.runs[0].series.get("epoch")), None)
     if best is not None:

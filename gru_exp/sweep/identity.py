@@ -24,12 +24,14 @@ from gru_exp.config.compose import compose_config
 from gru_exp.config.knobs import keys, study_keys
 from gru_exp.config.sweep import EPOCH_METRICS, objective_list
 from gru_exp.config.values import flatten
-from gru_exp.errors import ConfigError
+from gru_exp.errors import ConfigError, DataChangedError
 from gru_exp.redact import redact
 from gru_exp.data import sources
 
 log = logging.getLogger(__name__)
 IDENTITY_ATTR = "gru_exp_identity"
+DATA_KEY = "data (SHA-256 of data.path)"  # in an identity's "training": the data every trial trains on
+DATA_FILE_KEYS = ("data.source", "data.path", "data.train_file", "data.test_file")  # searched: each trial's own data
 
 
 def identity(sc: DictConfig, base: Any = None, params: Any = None) -> dict[str, Any]:
@@ -46,7 +48,7 @@ def identity(sc: DictConfig, base: Any = None, params: Any = None) -> dict[str, 
                 if k not in searched and not (k in pinning and flat.get(k) is None)}
     found = sources.present(composed["data"])  # type: ignore[index]
     if found is not None:  # the data itself, wherever it lies on this machine
-        training["data (SHA-256 of data.path)"] = found.sha256()
+        training[DATA_KEY] = found.sha256()
     return json.loads(json.dumps({"objectives": objectives, "repeats": int(sc.repeats), "training": training,
                                   "searched": searched}))
 
@@ -96,6 +98,25 @@ def check_identity(study: optuna.Study, sc: DictConfig, url: str) -> dict[str, A
             "under one \"best\". Resume with the stored settings (the sweep file it was started with), or use "
             "another study_name for the new ones. Nothing was written.")
     return new
+
+
+def check_same_data(study: optuna.Study, cfg: DictConfig) -> None:
+    """DataChangedError when a trial's data (``cfg``, composed) is not what the study was made with:
+    a file edited, replaced or removed while the sweep ran would put trials of two datasets under
+    one "best" (the resume check sees it only at the next run)."""
+    ident = study.user_attrs.get(IDENTITY_ATTR) or {}
+    stored = (ident.get("training") or {}).get(DATA_KEY)
+    if stored is None or set(ident.get("searched") or []) & set(DATA_FILE_KEYS):
+        return
+    found = sources.present(OmegaConf.to_container(cfg.data, resolve=True))
+    now = found.sha256() if found is not None else None
+    if now != stored:
+        what = f"its SHA-256 is now {now[:12]}" if now else "it is missing or unreadable now"
+        raise DataChangedError(
+            f"Study {study.study_name!r} was made on data of SHA-256 {stored[:12]}, and {what} (edited, replaced or "
+            "removed while the sweep ran); no trial runs on other data than the study's. Put the study's data back "
+            "and run the same command to continue (this trial is queued again), or start another study_name for the "
+            "new data.")
 
 
 def store_identity(study: optuna.Study, ident: dict[str, Any], first_resume: bool) -> None:

@@ -21,6 +21,7 @@ from gru_exp.config.sweep import EPOCH_METRICS, objective_list, show_metric
 from gru_exp.config.values import override
 from gru_exp.logs import file_log, log_context
 from gru_exp.redact import redact
+from gru_exp.sweep.identity import check_same_data
 from gru_exp.sweep.space import suggest_overrides, trial_overrides
 from gru_exp.sweep.storage import study_dir, with_storage_retry
 from gru_exp.train.loop import Callback, StopRun, TrainState
@@ -117,7 +118,9 @@ def run_trial(trial: optuna.Trial, sc: DictConfig, compose: Callable[[Sequence[s
 
     objectives = objective_list(sc)
     overrides = trial_overrides(sc.base, suggest_overrides(trial, sc.params))
-    first_seed = int(compose(overrides).trainer.seed)
+    first = compose(overrides)
+    check_same_data(trial.study, first)  # before anything is written for this trial
+    first_seed = int(first.trainer.seed)
     trial_dir = study_dir(sc) / f"trial_{trial.number}"
     found = sorted(p.name for p in trial_dir.iterdir()) if trial_dir.is_dir() else []
     if found:  # a trial's number is new, so is its folder: never write (trial.log included) among others' files

@@ -5,19 +5,24 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
+from gru_exp.config.choices import DataSource
 from gru_exp.config.compose import composition_error
 from gru_exp.config.knobs import keys
 from gru_exp.config.names import name_problem
 from gru_exp.config.sweep import EPOCH_METRICS, SweepConfig, objective_list
 from gru_exp.config.validation import range_problems, validate
 from gru_exp.config.values import override
-from gru_exp.errors import ConfigError, GruExpError
+from gru_exp.data import sources
+from gru_exp.errors import ConfigError, DataError, GruExpError
+from gru_exp.sweep.identity import DATA_FILE_KEYS
+from gru_exp.sweep.study_file import study_dir
 from gru_exp.sweep.corners import corner_problem, edge_values, choice_by_test_problems
 
 log = logging.getLogger(__name__)
@@ -48,6 +53,19 @@ def _check_spec(key: str, spec: DictConfig) -> list[str]:
     return problems
 
 
+def _data_problems(sc: DictConfig, base: DictConfig) -> list[str]:
+    """The base's data files, checked as a training checks them before its folder is made (missing,
+    unreadable): otherwise every trial fails on them and the study stops at max_failures. Not when
+    a searched key names the data, nor for paddle's download of IMDB (no data.path)."""
+    if any(k in DATA_FILE_KEYS for k in sc.params) or (base.data.source == DataSource.imdb and not base.data.path):
+        return []
+    try:
+        sources.find(base.data)
+    except DataError as exc:
+        return [f"base: {exc}".rstrip(".")]
+    return []
+
+
 def check_sweep(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) -> None:
     """Reject a malformed sweep before any trial: unknown keys, bad ranges, unknown sampler or
     pruner, and parameter values the training schema would refuse (each range's ends composed
@@ -56,6 +74,9 @@ def check_sweep(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) 
     name = name_problem("study_name", sc.study_name)
     if name:
         problems.append(name)
+    elif os.path.lexists(study_dir(sc)) and not study_dir(sc).is_dir():  # checked before the study is made
+        problems.append(f"study_name={sc.study_name!r}: its study folder {study_dir(sc)} is a file, not a folder (the "
+                        "study database itself?); choose another study_name")
     needs = {"cmaes": "cmaes", "qmc": "scipy"}.get(str(sc.sampler.name))
     if needs and importlib.util.find_spec(needs) is None:
         problems.append(f"sampler.name={sc.sampler.name!r} needs the {needs} package: pip install {needs}")
@@ -84,6 +105,7 @@ def check_sweep(sc: DictConfig, compose: Callable[[Sequence[str]], DictConfig]) 
     except ConfigError as exc:  # a searched key may repair the base; anything else fails every trial
         problems += [f"base: {p}" for p in exc.problems if p.split("=", 1)[0] not in sc.params]
     problems.extend(choice_by_test_problems(sc, base))
+    problems.extend(_data_problems(sc, base))
     for key, spec in sc.params.items():
         if OmegaConf.select(base, key, default=_MISSING) is _MISSING:
             problems.append(f"params.{key}: no such training key (e.g. model.hidden_size, trainer.lr)")

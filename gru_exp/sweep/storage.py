@@ -21,7 +21,7 @@ from gru_exp.errors import ConfigError, DiskFullError, GruExpError
 from gru_exp.redact import redact
 from gru_exp.sweep.identity import IDENTITY_ATTR, check_identity, store_identity
 from gru_exp.sweep.space import make_pruner, make_sampler, space_problems
-from gru_exp.sweep.study_file import STUDY_FILE, read_pointer, write_pointer
+from gru_exp.sweep.study_file import STUDY_FILE, read_pointer, study_dir, write_pointer
 from gru_exp.sweep.urls import check_persistent, check_storage_url, journal_path, sqlite_path, storage_url
 
 log = logging.getLogger(__name__)
@@ -74,10 +74,6 @@ def with_storage_retry(action: Callable[[], Any], what: str, budget_s: float) ->
             log.warning("Storage unreachable while %s (%s); retrying in %.0f s", what, short, delay)
             time.sleep(delay)
             delay = min(2 * delay, 30.0)
-
-
-def study_dir(sc: DictConfig) -> Path:
-    return Path(sc.paths.sweeps_dir) / sc.study_name
 
 
 def make_storage(sc: DictConfig) -> optuna.storages.BaseStorage:

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from gru_exp.config.paths import STUDY_FILE
 from gru_exp.files import write_json
+
+
+def study_dir(sc: Any) -> Path:
+    """A sweep's study folder: ``paths.sweeps_dir``/``study_name``."""
+    return Path(sc.paths.sweeps_dir) / sc.study_name
 
 
 def is_study_folder(folder: Path) -> bool:

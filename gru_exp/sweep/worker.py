@@ -30,7 +30,7 @@ from gru_exp.notebook import NOTEBOOK_CONFIG
 from gru_exp.redact import redact
 from gru_exp.sweep.objective import _set_attrs, run_trial
 from gru_exp.sweep.space import can_take, make_sampler
-from gru_exp.errors import DiskFullError
+from gru_exp.errors import DataChangedError, DiskFullError
 from gru_exp.files import Terminated, sigterm_raises
 from gru_exp.sweep.storage import (
     StorageFullError,
@@ -187,6 +187,11 @@ def _run_one(study: optuna.Study, storage: optuna.storages.BaseStorage, trial: o
             raise
         except StorageLostError:
             raise  # nothing can be recorded; the heartbeat path recovers the trial
+        except DataChangedError as exc:  # not the trial's fault: stop, keep its configuration for the next run
+            _set_attrs(trial, sc, error="stopped: the study's data changed")
+            _tell(study, trial, sc, state=TrialState.FAIL)
+            study.enqueue_trial(trial.params, user_attrs={"retried_from": trial.number})
+            raise DataChangedError(f"Trial {trial.number}: {exc}") from None
         except DiskFullError as exc:  # not the trial's fault: stop, keep its configuration for the next run
             where = str(exc).split(": ", 1)[0] if "No space left on device while writing" in str(exc) else str(exc)
             try:

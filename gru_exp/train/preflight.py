@@ -24,8 +24,9 @@ def check_resume(config: dict[str, Any], resume_dir: Path) -> tuple[Path, int]:
     if not ckpt.is_file() or not (resume_dir / RECORD_FILE).is_file():
         raise ConfigError(f"trainer.resume={str(resume_dir)!r} is not a run folder with a finished epoch "
                           f"(needs {LAST_CKPT} and {RECORD_FILE})"
-                          + ("; a run trained with trainer.keep_checkpoints=best or none (a sweep trial's default) "
-                             "keeps no last.pdparams: train it again instead." if (resume_dir / RECORD_FILE).is_file()
+                          + ("; it stopped before its first epoch finished, or was trained with "
+                             "trainer.keep_checkpoints=best or none (a sweep trial's default), which keeps no "
+                             "last.pdparams: train it again in a new folder instead." if (resume_dir / RECORD_FILE).is_file()
                              else "."))
     try:
         record = RunRecord.read(resume_dir)

@@ -137,6 +137,11 @@ def other_run_problem(run_dir: Path, resume_dir: Optional[Path] = None, new: boo
     if continues:
         return None
     if (run_dir / RECORD_FILE).exists():
+        if not (run_dir / LAST_CKPT).is_file():  # stopped before its first epoch ended, or keeps no last checkpoint
+            return (f"The run folder {run_dir} already holds a run ({RECORD_FILE}) with nothing to continue from (no "
+                    f"{LAST_CKPT}: it stopped before its first epoch finished, or kept no last checkpoint); a new run "
+                    "never writes into it. Give this run another folder (hydra.run.dir=<new folder>), or remove that "
+                    "folder yourself if you no longer need it.")
         return (f"The run folder {run_dir} already holds a run ({RECORD_FILE} and its checkpoints); a new run never "
                 f"writes into it. Give this run another folder (hydra.run.dir=<new folder>), or continue that run "
                 f"with {override('trainer.resume', str(run_dir))}.")

@@ -92,7 +92,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.pr
     parser.add_argument("args", nargs="*", metavar="MODEL [INPUT]",
                         help=f"{MODEL_HELP}; then the input file, or - (or nothing) for stdin")
     parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="output format (default jsonl)")
-    parser.add_argument("--out", type=Path, help="a new file to write (default: stdout)")
+    parser.add_argument("--out", type=Path, help="a new file to write (default, or -: stdout)")
     parser.add_argument("--input-format", choices=FORMATS,
                         help="lines, jsonl, csv or tsv (default: by suffix as training: .jsonl/.json, .csv, .tsv; "
                              "else lines)")
@@ -101,6 +101,8 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.pr
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for paddle (default 1)")
     args = parser.parse_args(argv)
     setup_cli_logging()
+    if args.out is not None and str(args.out) == "-":  # as for the input: - is the standard stream (stdout here)
+        args.out = None
     try:
         if args.out is not None:
             check_new_file(args.out)
