@@ -145,6 +145,12 @@ def test_a_label_folder_only_under_train_is_refused_naming_it(tmp_path):
     with pytest.raises(DataError, match=r"'unsup' \(3 texts\) that test/ does not have.*train/unsup holds unlabelled"):
         load(data_cfg(tmp_path, source=DataSource.folder, path=str(root)))
     assert not (tmp_path / "cache").exists()
+    numbers = tmp_path / "numbers"  # train/1 and test/1.0 are one class (1 and 1.0 are one label): scored
+    for split, name in (("train", "1"), ("test", "1.0"), ("train", "2"), ("test", "2")):
+        (numbers / split / name).mkdir(parents=True)
+        for i in range(3):
+            (numbers / split / name / f"{i}_0.txt").write_text(f"text {name} {i}", encoding="utf-8")
+    assert load(data_cfg(tmp_path, source=DataSource.folder, path=str(numbers))).class_names == ["1", "2"]
 
 
 def test_a_folder_of_any_labels(tmp_path):

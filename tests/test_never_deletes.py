@@ -654,12 +654,15 @@ def test_a_project_folder_that_is_also_the_config_folder_is_snapshotted_without_
     (project / "misc").mkdir()
     (project / "misc" / "up").symlink_to("..")
     (project / "data.csv").write_text("text,label\n")
+    (project / "groups" / "a").mkdir(parents=True)
+    (project / "groups" / "a" / "small.yaml").write_text("size: 1\n")
+    (project / "alias").symlink_to("groups/a")  # a config group folder with a second name: both are read
     env = {"GRU_EXP_HOME": str(project), "GRU_EXP_CONFIG_PATH": str(project)}
     proc = cli("gru_exp.sweep", "sweep=projs", env_extra=env)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     (snapshot,) = (project / "outputs" / "cache" / "conf").iterdir()  # one snapshot, no .staging folder
     copied = sorted(p.relative_to(snapshot / "1").as_posix() for p in (snapshot / "1").rglob("*") if p.is_file())
-    assert copied == ["sweeps/projs.yaml"], copied
+    assert copied == ["alias/small.yaml", "groups/a/small.yaml", "sweeps/projs.yaml"], copied
 
 
 @pytest.mark.parametrize("signal_name", ["KILL", "TERM"])
@@ -676,3 +679,14 @@ def test_a_report_killed_while_it_draws_never_blocks_the_next_one(sweep_env, sig
     proc = cli("gru_exp.report", str(folder))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Being written" not in (folder / "report.md").read_text()
+
+
+def test_a_worker_reading_imdb_through_paddles_download_is_never_stopped_as_if_the_data_changed(monkeypatch):
+    """A study made where $GRU_EXP_IMDB names the archive, continued where it does not (paddle's
+    download, checked by MD5): there is no file to hash, which is not a change (review)."""
+    from gru_exp.config.compose import compose_config
+    from gru_exp.sweep.identity import DATA_KEY, check_same_data
+
+    monkeypatch.delenv("GRU_EXP_IMDB", raising=False)
+    cfg = compose_config(["data.path=null"])
+    check_same_data("s", {"training": {DATA_KEY: "0" * 64}, "searched": ["trainer.lr"]}, cfg)  # no error

@@ -174,5 +174,6 @@ def test_a_run_killed_before_its_first_epoch_is_refused_both_ways_without_sendin
     finished = tmp_path / "finished"
     assert cli("gru_exp.train", *tiny_overrides(tiny_archive, tmp_path / "out", "trainer.epochs=1",
                                                  f"hydra.run.dir={finished}")).returncode == 0
-    report = cli("gru_exp.report", str(run), str(finished), "--out", str(tmp_path / "report"))
+    report = cli("gru_exp.report", str(run), str(finished), "--out", str(tmp_path / "report"),
+                 env={"GRU_EXP_HOME": str(tmp_path / "home")})
     assert report.returncode == 0 and f"without a finished epoch left out: {run}" in report.stderr, report.stderr

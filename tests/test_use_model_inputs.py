@@ -246,6 +246,11 @@ def test_outputs_never_land_inside_a_study_folder_and_threads_are_bounded(run, t
 def test_out_dash_is_stdout_as_the_input_dash_is_stdin(run):
     """predict --out - wrote a file named '-' in the working folder and nothing to stdout
     (adversarial pass 5)."""
-    proc = cli("predict", str(run), "-", "--out", "-", stdin=b"good\nbad\n")
+    import os
+
+    work = run.parent / "work"
+    work.mkdir(exist_ok=True)
+    proc = subprocess.run([sys.executable, "-m", "gru_exp", "predict", str(run), "-", "--out", "-"], input=b"good\nbad\n",
+                          cwd=work, capture_output=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
-    assert len(proc.stdout.decode().splitlines()) == 2 and not (REPO / "-").exists()
+    assert len(proc.stdout.decode().splitlines()) == 2 and not list(work.iterdir())

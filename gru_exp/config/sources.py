@@ -103,31 +103,27 @@ def sweep_files() -> list[Path]:
     return list(files.values())
 
 
-def config_files(source: Path, outputs: Path) -> list[Path]:
-    """The YAML files under the config folder ``source`` that Hydra can read: through links to
-    folders (each folder once: a link to a parent is no loop), never in hidden folders (.git, a
-    run's .hydra) or the outputs folder ``outputs`` (a project folder that is also the config
-    folder holds its runs and data)."""
-    found, seen, skip = [], set(), Path(outputs).resolve()
+def config_files(source: Path, skip: Sequence[str]) -> list[Path]:
+    """The YAML files under the config folder ``source`` that Hydra can read, through links to
+    folders (a link to a folder it is already inside is a loop and is not followed), never in
+    hidden folders (.git, a run's .hydra) or the output folders ``skip`` (a project folder that is
+    also the config folder holds its runs, cache and data)."""
+    skipped = {Path(p).expanduser().resolve() for p in skip}
+    found = []
     for root, dirs, files in os.walk(source, followlinks=True):
-        here = Path(root).resolve()
-        if here in seen or here == skip:
-            dirs[:] = []
-            continue
-        seen.add(here)
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        inside = {Path(root).resolve(), *(p.resolve() for p in Path(root).parents)}
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(root) / d).resolve() not in inside | skipped)
         found += [Path(root) / f for f in sorted(files) if f.endswith((".yaml", ".yml")) and Path(root, f).is_file()]
     return sorted(found)
 
 
-def conf_snapshot(cache_dir: str, outputs: str) -> list[str]:
+def conf_snapshot(cache_dir: str, skip: Sequence[str]) -> list[str]:
     """A frozen copy of the config folders (shipped conf/, then the user's: their YAML files, see
-    :func:`config_files`) for a process that composes configs for hours (a sweep worker): editing
-    them meanwhile (a new key, a changed experiment) can neither break nor silently change its
-    later trials. Stored under ``cache_dir``/conf by a hash of the contents, so workers share it;
-    a failed copy leaves nothing behind."""
-    sources = [(Path(CONF_DIR), config_files(Path(CONF_DIR), Path(outputs)))]
-    sources += [(folder, config_files(folder, Path(outputs))) for folder in user_config_dirs()]
+    :func:`config_files`; ``skip``: the output folders) for a process that composes configs for
+    hours (a sweep worker): editing them meanwhile (a new key, a changed experiment) can neither
+    break nor silently change its later trials. Stored under ``cache_dir``/conf by a hash of the
+    contents, so workers share it; a failed copy leaves nothing behind."""
+    sources = [(folder, config_files(folder, skip)) for folder in (Path(CONF_DIR), *user_config_dirs())]
     digest = hashlib.sha256()
     for source, files in sources:
         for path in files:

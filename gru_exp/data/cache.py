@@ -92,14 +92,18 @@ def save_cache(arrays: TokenArrays, npz: Path, meta: dict) -> None:
     write_json(npz.with_suffix(".json"), meta)  # last: an entry counts only once its checksum is there
 
 
-def unchanged_while_read(what: str, before: str, after: str) -> None:
-    """DataError when the data's SHA-256 ``after`` parsing is not the one it had ``before``: the file
-    was replaced or written meanwhile, so the texts parsed are not the data the run and the cache
-    entry are named by (a cache entry of mixed or other texts would relabel every later run)."""
+def unchanged_while_read(what: str, before: str, now: Callable[[], str]) -> None:
+    """DataError when the data's SHA-256 ``now()`` after parsing is not the one it had ``before``:
+    the file was replaced, written or removed meanwhile, so the texts parsed are not the data the
+    run and the cache entry are named by (a cache entry of other texts would relabel every later run)."""
+    try:
+        after = now()
+    except OSError as exc:  # removed or unreadable since
+        after = f"none ({exc.strerror or exc})"
     if after != before:
         raise DataError(f"{what} changed while it was being read (SHA-256 {before[:12]} when the read began, "
-                        f"{after[:12]} when it ended: replaced or written meanwhile); nothing was cached or trained "
-                        "on. Run again once the file is no longer being written.")
+                        f"{after[:12]} when it ended: replaced, written or removed meanwhile); nothing was cached or "
+                        "trained on. Run again once the file is no longer being written.")
 
 
 def cached(npz: Path, meta: dict, build: Callable[[], TokenArrays], what: str,
@@ -115,7 +119,7 @@ def cached(npz: Path, meta: dict, build: Callable[[], TokenArrays], what: str,
     log.info("Parsing %s; the result is cached for next time", what)
     arrays = build()
     if identity is not None:
-        unchanged_while_read(what, meta["data_sha256"], identity())
+        unchanged_while_read(what, meta["data_sha256"], identity)
     try:
         save_cache(arrays, npz, {"format": CACHE_FORMAT, **meta})
     except OSError as exc:

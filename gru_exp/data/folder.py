@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gru_exp.data.cache import CACHE_FORMAT, DataFiles, cached, options_key
-from gru_exp.data.texts import READER, Collector
+from gru_exp.data.texts import READER, Collector, class_key
 from gru_exp.data.tokenize import tokenizer
 from gru_exp.data.tokens import TokenArrays
 from gru_exp.errors import DataError
@@ -75,7 +75,8 @@ def _check_scored(data: Any, train: dict[str, Path], test: dict[str, Path]) -> N
     largest class)."""
     label = lambda name: name.split("/", 2)[1]  # noqa: E731 - "train/<label>/<file>"
     tested = {label(n) for n in test}
-    only = sorted({label(n) for n in train} - tested)
+    scored = {class_key(t) for t in tested}  # train/1 and test/1.0 are one class, as the reader counts them
+    only = sorted({label(n) for n in train if class_key(label(n)) not in scored})
     if only:
         counts = ", ".join(f"{name!r} ({sum(label(n) == name for n in train)} texts)" for name in only)
         hint = (" (aclImdb's train/unsup holds unlabelled reviews: move it out of the folder)" if "unsup" in only

@@ -138,7 +138,7 @@ def load_imdb(archive: Path, cutoff: int, cache_dir: Path, data: Any = None) -> 
         return arrays
     log.info("Parsing %s (cutoff %d); the result is cached for next time", archive, cutoff)
     arrays = parse_archive(archive, cutoff, tokenizer(data) if data is not None else tokenize)
-    unchanged_while_read(repr(str(archive)), digest, archive_sha256(archive))
+    unchanged_while_read(repr(str(archive)), digest, lambda: archive_sha256(archive))
     meta = {"format": CACHE_FORMAT, "archive": str(archive), "archive_sha256": digest, "cutoff": cutoff}
     if key:
         meta["tokenizer"] = key

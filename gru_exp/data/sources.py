@@ -47,12 +47,25 @@ def recorded_paths(data: Any, found: DataFiles) -> dict[str, str]:
     return {}
 
 
+def is_download(data: Any) -> bool:
+    """Whether ``data`` is paddle's download of IMDB (the imdb source without data.path): no file
+    here to check or hash."""
+    return str(getattr(data, "source", "imdb")) == DataSource.imdb and not getattr(data, "path", None)
+
+
+def check_files(data: Any) -> None:
+    """DataError (one paragraph) when the files ``data`` names are missing or unreadable; nothing to
+    check for paddle's download."""
+    if not is_download(data):
+        find(data)
+
+
 def present(data: Any) -> Optional[DataFiles]:
     """The files ``data`` names when they are all there (never a download), else None: for checks
     that compare the data with a record's (resume, a study's identity). ``data`` may be plain."""
     if isinstance(data, dict):
         data = SimpleNamespace(**data)
-    if str(getattr(data, "source", "imdb")) == DataSource.imdb and not getattr(data, "path", None):
+    if is_download(data):
         return None  # paddle's download: not here to compare
     try:
         return find(data)

@@ -30,8 +30,9 @@ HOLD_OUT_SEED = 0  # the held-out test part does not change with trainer.seed
 # the folder and table sources' reading rules, in their cache key (2: 1 and 1.0 one class, TSV unquoted;
 # 3: only plain decimal spellings are numbers, so "1_2" and "12" stay two classes)
 READER = 3
-# a number as people write one in a label column: digits, one point, an exponent; never Python's
-# "1_000" (= 1000), surrounding spaces, "inf" or "nan", which float() and Decimal() also accept
+# a number as people write one in a label column: digits (of any script, as before), one point, an
+# exponent; never Python's "1_000" (= 1000), surrounding spaces, "inf" or "nan", which float() and
+# Decimal() also accept
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
@@ -45,6 +46,12 @@ def _numeric_key(label: str) -> Optional[Decimal]:
         return None
     value = Decimal(label)
     return value.normalize() if value.is_finite() else None
+
+
+def class_key(label: str) -> object:
+    """What makes two labels one class: the value of a plain number ("1" and "1.0" alike), else the text."""
+    value = _numeric_key(label)
+    return label if value is None else value
 
 
 def class_order(labels: list[str]) -> list[str]:

@@ -200,7 +200,9 @@ def entries_from_study(study, folder: Optional[Path] = None, explicit: bool = Fa
             continue
         run_dir = _trial_dir(t, folder, explicit)
         runs = []
-        missing += run_dir is None and t.state != TrialState.RUNNING
+        # a trial that never had a folder (refused for others' files, stopped before writing) is not missing
+        had_folder = not t.user_attrs.get("foreign_folder") and (t.user_attrs.get("run_dir") or t.state != TrialState.FAIL)
+        missing += run_dir is None and t.state != TrialState.RUNNING and bool(had_folder)
         if run_dir is not None:
             paths = sorted(run_dir.glob("seed_*/metrics.json")) or [run_dir / "metrics.json"]
             paths = [p for p in paths if p.is_file() and seen.new_path(p)]

@@ -131,7 +131,8 @@ def run_sweep(sc: DictConfig, argv: Sequence[str]) -> int:
             return code
 
         log.info("Study %r in %s; run folders in %s", sc.study_name, redact(storage_url(sc)), study_dir(sc))
-        conf_dirs = conf_snapshot(sc.paths.cache_dir, sc.paths.output_dir)  # trials compose from the configs as they are now
+        outputs = [str(v) for k, v in sc.paths.items() if k != "root_dir"]  # never copied: runs, cache, studies
+        conf_dirs = conf_snapshot(sc.paths.cache_dir, outputs)  # trials compose from the configs as they are now
         ran = run_worker(sc, functools.partial(compose_config, config_dirs=conf_dirs))
     except GruExpError as exc:
         print(f"gru_exp.sweep: error: {exc}", file=sys.stderr)

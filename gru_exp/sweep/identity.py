@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, Optional
 
 import optuna
 from omegaconf import DictConfig, OmegaConf
@@ -46,9 +46,9 @@ def identity(sc: DictConfig, base: Any = None, params: Any = None) -> dict[str, 
     pinning = set(keys(pins_study=True))  # e.g. data.split_seed: in the identity only when set
     training = {k: flat.get(k) for k in study_keys()
                 if k not in searched and not (k in pinning and flat.get(k) is None)}
-    found = sources.present(composed["data"])  # type: ignore[index]
-    if found is not None:  # the data itself, wherever it lies on this machine
-        training[DATA_KEY] = found.sha256()
+    digest = data_sha256(composed["data"])  # type: ignore[index]
+    if digest is not None:  # the data itself, wherever it lies on this machine
+        training[DATA_KEY] = digest
     return json.loads(json.dumps({"objectives": objectives, "repeats": int(sc.repeats), "training": training,
                                   "searched": searched}))
 
@@ -100,20 +100,26 @@ def check_identity(study: optuna.Study, sc: DictConfig, url: str) -> dict[str, A
     return new
 
 
-def check_same_data(study: optuna.Study, cfg: DictConfig) -> None:
-    """DataChangedError when a trial's data (``cfg``, composed) is not what the study was made with:
-    a file edited, replaced or removed while the sweep ran would put trials of two datasets under
-    one "best" (the resume check sees it only at the next run)."""
-    ident = study.user_attrs.get(IDENTITY_ATTR) or {}
+def data_sha256(data: dict[str, Any]) -> Optional[str]:
+    """The SHA-256 of the data ``data`` (plain data knobs) names, None when it is not here to hash
+    (paddle's download, a missing file)."""
+    found = sources.present(data)
+    return found.sha256() if found is not None else None
+
+
+def check_same_data(study_name: str, ident: dict[str, Any], cfg: DictConfig) -> None:
+    """DataChangedError when a trial's data (``cfg``, composed) is not what the study ``ident``
+    (its stored identity) was made with: a file edited, replaced or removed while the sweep ran
+    would put trials of two datasets under one "best" (the resume check sees it only at the next
+    run). Nothing to compare for paddle's download or a searched data key."""
     stored = (ident.get("training") or {}).get(DATA_KEY)
-    if stored is None or set(ident.get("searched") or []) & set(DATA_FILE_KEYS):
+    if stored is None or set(ident.get("searched") or []) & set(DATA_FILE_KEYS) or sources.is_download(cfg.data):
         return
-    found = sources.present(OmegaConf.to_container(cfg.data, resolve=True))
-    now = found.sha256() if found is not None else None
+    now = data_sha256(OmegaConf.to_container(cfg.data, resolve=True))  # type: ignore[arg-type]
     if now != stored:
         what = f"its SHA-256 is now {now[:12]}" if now else "it is missing or unreadable now"
         raise DataChangedError(
-            f"Study {study.study_name!r} was made on data of SHA-256 {stored[:12]}, and {what} (edited, replaced or "
+            f"Study {study_name!r} was made on data of SHA-256 {stored[:12]}, and {what} (edited, replaced or "
             "removed while the sweep ran); no trial runs on other data than the study's. Put the study's data back "
             "and run the same command to continue (this trial is queued again), or start another study_name for the "
             "new data.")

@@ -21,7 +21,7 @@ from gru_exp.config.sweep import EPOCH_METRICS, objective_list, show_metric
 from gru_exp.config.values import override
 from gru_exp.logs import file_log, log_context
 from gru_exp.redact import redact
-from gru_exp.sweep.identity import check_same_data
+from gru_exp.sweep.identity import IDENTITY_ATTR, check_same_data
 from gru_exp.sweep.space import suggest_overrides, trial_overrides
 from gru_exp.sweep.storage import study_dir, with_storage_retry
 from gru_exp.train.loop import Callback, StopRun, TrainState
@@ -99,7 +99,7 @@ def trial_label(sc: DictConfig, trial: optuna.Trial, seed: Any = None) -> str:
     return f"{sc.study_name} trial {trial.number}" + (f" seed {seed}" if seed is not None else "") + f": {values}"
 
 
-def _foreign_folder(trial: optuna.Trial, sc: DictConfig, trial_dir: Path, found: list[str]) -> RunDirError:
+def _refuse_foreign_folder(trial: optuna.Trial, sc: DictConfig, trial_dir: Path, found: list[str]) -> RunDirError:
     """The refusal of a trial whose new folder holds ``found`` entries it did not make; recorded on
     the trial so no report reads those files as its runs."""
     _set_attrs(trial, sc, foreign_folder=str(trial_dir))
@@ -118,13 +118,15 @@ def run_trial(trial: optuna.Trial, sc: DictConfig, compose: Callable[[Sequence[s
 
     objectives = objective_list(sc)
     overrides = trial_overrides(sc.base, suggest_overrides(trial, sc.params))
-    first = compose(overrides)
-    check_same_data(trial.study, first)  # before anything is written for this trial
-    first_seed = int(first.trainer.seed)
+    composed = compose(overrides)
+    stored = with_storage_retry(lambda: trial.study.user_attrs.get(IDENTITY_ATTR) or {}, "reading the study",
+                                sc.storage_retry_s)
+    check_same_data(sc.study_name, stored, composed)  # before anything is written for this trial
+    first_seed = int(composed.trainer.seed)
     trial_dir = study_dir(sc) / f"trial_{trial.number}"
     found = sorted(p.name for p in trial_dir.iterdir()) if trial_dir.is_dir() else []
     if found:  # a trial's number is new, so is its folder: never write (trial.log included) among others' files
-        raise _foreign_folder(trial, sc, trial_dir, found)
+        raise _refuse_foreign_folder(trial, sc, trial_dir, found)
     command = "python -m gru_exp.train " + " ".join(overrides)
     _set_attrs(trial, sc, command=command, run_dir=str(trial_dir), host=socket.gethostname(), pid=os.getpid(),
                gpu=os.environ.get("CUDA_VISIBLE_DEVICES"))  # the worker's GPU (sweep/gpus.py), None when not set
@@ -133,7 +135,7 @@ def run_trial(trial: optuna.Trial, sc: DictConfig, compose: Callable[[Sequence[s
         try:  # made here, never appended to: a trial.log that appeared since the check above is someone else's
             opened.enter_context(file_log(trial_dir / "trial.log", new=True))
         except FileExistsError:
-            raise _foreign_folder(trial, sc, trial_dir, ["trial.log"]) from None
+            raise _refuse_foreign_folder(trial, sc, trial_dir, ["trial.log"]) from None
         opened.enter_context(log_context(f"trial {trial.number}"))
         log.info("Trial %d: %s", trial.number, redact(command))
         for repeat in range(sc.repeats):

@@ -12,7 +12,6 @@ import numpy as np
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
-from gru_exp.config.choices import DataSource
 from gru_exp.config.compose import composition_error
 from gru_exp.config.knobs import keys
 from gru_exp.config.names import name_problem
@@ -56,11 +55,12 @@ def _check_spec(key: str, spec: DictConfig) -> list[str]:
 def _data_problems(sc: DictConfig, base: DictConfig) -> list[str]:
     """The base's data files, checked as a training checks them before its folder is made (missing,
     unreadable): otherwise every trial fails on them and the study stops at max_failures. Not when
-    a searched key names the data, nor for paddle's download of IMDB (no data.path)."""
-    if any(k in DATA_FILE_KEYS for k in sc.params) or (base.data.source == DataSource.imdb and not base.data.path):
+    a searched key names the data, nor on a Slurm submission (the data may be on the compute nodes
+    only; each task checks it there)."""
+    if any(k in DATA_FILE_KEYS for k in sc.params) or sc.launcher.name == "slurm":
         return []
     try:
-        sources.find(base.data)
+        sources.check_files(base.data)
     except DataError as exc:
         return [f"base: {exc}".rstrip(".")]
     return []

@@ -188,9 +188,12 @@ def _run_one(study: optuna.Study, storage: optuna.storages.BaseStorage, trial: o
         except StorageLostError:
             raise  # nothing can be recorded; the heartbeat path recovers the trial
         except DataChangedError as exc:  # not the trial's fault: stop, keep its configuration for the next run
-            _set_attrs(trial, sc, error="stopped: the study's data changed")
-            _tell(study, trial, sc, state=TrialState.FAIL)
-            study.enqueue_trial(trial.params, user_attrs={"retried_from": trial.number})
+            try:
+                _set_attrs(trial, sc, error="stopped: the study's data changed")
+                _tell(study, trial, sc, state=TrialState.FAIL)
+                study.enqueue_trial(trial.params, user_attrs={"retried_from": trial.number})
+            except Exception:  # the storage is gone too: the heartbeat fails the trial, and it runs again
+                log.warning("Trial %d could not be marked stopped; its heartbeat will fail it", trial.number)
             raise DataChangedError(f"Trial {trial.number}: {exc}") from None
         except DiskFullError as exc:  # not the trial's fault: stop, keep its configuration for the next run
             where = str(exc).split(": ", 1)[0] if "No space left on device while writing" in str(exc) else str(exc)

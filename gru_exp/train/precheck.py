@@ -21,7 +21,7 @@ from gru_exp.commands import REFUSED_FLAGS, check_no_searchpath, flag_value, fla
 from gru_exp.config.compose import Job, check_jobs, compose_job, job_overrides
 from gru_exp.config.paths import run_dir_problem
 from gru_exp.config.sources import CONF_DIR, user_config_dirs
-from gru_exp.config.choices import DataSource, TestEpoch
+from gru_exp.config.choices import TestEpoch
 from gru_exp.config.knobs import keys as knob_keys
 from gru_exp.config.knobs import name_excluded_keys, with_defaults
 from gru_exp.config.values import flatten, override, to_container
@@ -102,8 +102,7 @@ def precheck(argv: Sequence[str]) -> Plan:
             plan.existing.update(_existing(run_dir))
         if resume is not None:  # refused now, not after the run it continues was touched
             _check_resume(cfg, resume)
-        if cfg.data.source != DataSource.imdb or cfg.data.path:  # missing or unreadable data files (not paddle's
-            sources.find(cfg.data)  # download of the archive): refused before any folder is made
+        sources.check_files(cfg.data)  # missing or unreadable data files: refused before any folder is made
     return plan
 
 
