@@ -40,6 +40,12 @@ def _query_param(match: re.Match) -> str:
     return match.group("key") + _QUERY.sub(_query_param, match.group("value"))  # a URL inside a value
 
 
+def redact_urls(text: str) -> str:
+    """``text`` with the passwords of URLs masked (userinfo, secret query parameters), and nothing
+    else: for everything a command prints, where ``token=x/run1`` may be a folder's name."""
+    return _QUERY.sub(_query_param, _USERINFO.sub(rf"\g<head>{MASK}@", str(text)))
+
+
 def redact(text: str) -> str:
     """``text`` with every password masked: in a URL's userinfo (all of it after ``user:``), in
     a secret query parameter (``password``, ``token``, ... percent-encoded or not, spaces
@@ -60,13 +66,14 @@ def redact_all(items: Iterable[str]) -> list[str]:
 
 
 class RedactedStream:
-    """A text stream writing to ``stream`` with every password masked (:func:`redact`)."""
+    """A text stream writing to ``stream`` with every URL's password masked (:func:`redact_urls`: a
+    printed path such as ``.../pass=1/run`` stays as it is)."""
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
 
     def write(self, text: str) -> int:
-        self._stream.write(redact(text))
+        self._stream.write(redact_urls(text))
         return len(text)
 
     def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno, encoding, ...

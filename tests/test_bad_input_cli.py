@@ -363,3 +363,43 @@ def test_a_study_whose_folder_would_be_a_file_is_refused_before_the_study_is_mad
     assert "is a file, not a folder" in capsys.readouterr().err
     assert db.read_bytes() == before
     assert [s.study_name for s in optuna.get_all_study_summaries(f"sqlite:///{db}")] == [name]
+
+
+@pytest.mark.parametrize("empty", [("hydra.run.dir=",), ("-m", "hydra.sweep.dir=", "trainer.seed=1,2")])
+def test_an_empty_hydra_folder_never_puts_a_run_into_the_working_folder(tiny_archive, tmp_path, empty):
+    """hydra.run.dir= (an unset variable) trained into the working folder, and -m hydra.sweep.dir=
+    wrote multirun.yaml and the jobs' folders there, exit 0 (adversarial pass 6)."""
+    import os
+    import subprocess
+    import sys
+
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0"}
+    proc = subprocess.run([sys.executable, "-m", "gru_exp.train", *tiny_overrides(tiny_archive, tmp_path / "out",
+                                                                                  "trainer.epochs=1"), *empty],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "is empty: the run would be written into the working folder" in proc.stderr, \
+        proc.stderr[-2000:]
+    assert not list(work.iterdir())
+
+
+
+@pytest.mark.parametrize("command", [("gru_exp.train", "data.path=${oc.env:GRU_EXP_TEST_NOT_SET}"),
+                                     ("gru_exp.train", "data.path=${nope.key}"),
+                                     ("gru_exp.sweep", "sweep=cpu_quick", "storage=${oc.env:GRU_EXP_TEST_NOT_SET}")])
+def test_a_value_that_cannot_resolve_is_one_paragraph_not_a_traceback(tmp_path, command):
+    """${oc.env:UNSET} or a ${key} that does not exist in an override gave OmegaConf's traceback, exit 1
+    (adversarial pass 6); the sweep hands its workers storage=${oc.env:GRU_EXP_STORAGE} itself."""
+    proc = cli(*command, env={"GRU_EXP_HOME": str(tmp_path / "home")})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "set it, or give a plain value" in proc.stderr, \
+        proc.stderr[-2000:]
+    assert not (tmp_path / "home").exists()
+
+
+def test_workers_that_refused_clearly_make_the_sweep_exit_2_as_one_worker_does():
+    """With n_workers=2 a data change printed each worker's one-paragraph refusal, then the sweep exited 1
+    (adversarial pass 6)."""
+    from gru_exp.sweep.__main__ import combined_exit
+
+    assert [combined_exit(c) for c in ([0, 0], [2, 2], [0, 2], [1, 2], [130, 2], [-15, 0])] == [0, 2, 2, 1, 130, 130]

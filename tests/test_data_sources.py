@@ -223,6 +223,19 @@ def test_a_file_replaced_while_it_is_read_is_never_cached_under_its_old_content(
     assert load(cfg).class_names == ["bad", "good", "meh"]
 
 
+
+def test_a_folder_file_removed_while_the_folder_is_read_is_a_refusal_not_a_traceback(tmp_path):
+    """A text removed between the listing and its reading gave FileNotFoundError, exit 1, and an empty
+    run folder (adversarial pass 6)."""
+    root = make_folder(tmp_path / "texts")
+    cfg = data_cfg(tmp_path, source=DataSource.folder, path=str(root))
+    found = sources.find(cfg)
+    next(iter(found.files.values())).unlink()  # another process tidies the folder meanwhile
+    with pytest.raises(DataError, match="changed while it was being read"):
+        sources.load(cfg, found)
+    assert not list((tmp_path / "cache").glob("*.npz"))
+
+
 # -- scores --------------------------------------------------------------------------------------------------
 
 def test_macro_f1_and_per_class_scores():

@@ -657,12 +657,17 @@ def test_a_project_folder_that_is_also_the_config_folder_is_snapshotted_without_
     (project / "groups" / "a").mkdir(parents=True)
     (project / "groups" / "a" / "small.yaml").write_text("size: 1\n")
     (project / "alias").symlink_to("groups/a")  # a config group folder with a second name: both are read
+    (project / "experiment" / ".drafts").mkdir(parents=True)  # experiment=.drafts/x is a config Hydra finds
+    (project / "experiment" / ".drafts" / "x.yaml").write_text("# @package _global_\n")
+    (project / ".git").mkdir()
+    (project / ".git" / "config.yaml").write_text("not a config\n")
     env = {"GRU_EXP_HOME": str(project), "GRU_EXP_CONFIG_PATH": str(project)}
     proc = cli("gru_exp.sweep", "sweep=projs", env_extra=env)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     (snapshot,) = (project / "outputs" / "cache" / "conf").iterdir()  # one snapshot, no .staging folder
     copied = sorted(p.relative_to(snapshot / "1").as_posix() for p in (snapshot / "1").rglob("*") if p.is_file())
-    assert copied == ["alias/small.yaml", "groups/a/small.yaml", "sweeps/projs.yaml"], copied
+    assert copied == ["alias/small.yaml", "experiment/.drafts/x.yaml", "groups/a/small.yaml", "sweeps/projs.yaml"], \
+        copied
 
 
 @pytest.mark.parametrize("signal_name", ["KILL", "TERM"])
@@ -690,3 +695,57 @@ def test_a_worker_reading_imdb_through_paddles_download_is_never_stopped_as_if_t
     monkeypatch.delenv("GRU_EXP_IMDB", raising=False)
     cfg = compose_config(["data.path=null"])
     check_same_data("s", {"training": {DATA_KEY: "0" * 64}, "searched": ["trainer.lr"]}, cfg)  # no error
+
+
+def test_a_run_never_resumes_on_data_that_now_reads_as_other_classes(tiny_archive, tmp_path):
+    """A run trained before the reading rules changed (labels '1_5', '2', '3' then in another class
+    order) resumed on the same bytes: its weights were trained and scored under other labels, its
+    metrics.json overwritten with a test accuracy of 0.01 (adversarial pass 6). Simulated here by
+    the record of such a run: its classes in the order the earlier rules gave."""
+    run = tmp_path / "run"
+    args = tiny_overrides(tiny_archive, tmp_path / "out", "trainer.epochs=1", f"hydra.run.dir={run}")
+    assert cli("gru_exp.train", *args).returncode == 0
+    record = json.loads((run / "metrics.json").read_text())
+    record["classes"] = list(reversed(record["classes"]))
+    (run / "metrics.json").write_text(json.dumps(record))
+    before = tree(run)
+    proc = cli("gru_exp.train", *tiny_overrides(tiny_archive, tmp_path / "out", "trainer.epochs=2",
+                                                 f"trainer.resume={run}", f"hydra.run.dir={run}"))
+    assert proc.returncode == 2 and "reads differently now" in proc.stderr and "Traceback" not in proc.stderr, \
+        proc.stderr[-2000:]
+    assert {k: v for k, v in tree(run).items() if k != "run.log"} == {k: v for k, v in before.items() if k != "run.log"}
+
+
+def test_a_repeat_never_runs_on_data_changed_after_the_trials_first_seed(sweep_env, learnable_archive, tmp_path,
+                                                                        monkeypatch):
+    """With repeats: 2 the data was checked once per trial, so a change during the first seed's run
+    left the second seed training on other data, averaged with the first, exit 0 (adversarial pass 6)."""
+    from conftest import LR_SPACE, SPACE
+    from synthetic_imdb import make_imdb_archive
+
+    import gru_exp.train.run as training
+    from gru_exp.config.compose import compose_config
+    from gru_exp.errors import DataChangedError
+    from gru_exp.sweep import worker
+
+    data = tmp_path / "data.tar.gz"
+    shutil.copy(learnable_archive, data)
+    name = sweep_env(n_trials=1, epochs=1)
+    (tmp_path / "sweeps" / f"{name}.yaml").write_text(SPACE.format(
+        name=name, archive=data, n_trials=1, epochs=1, sampler="random", params=LR_SPACE,
+        pruner="{name: median, n_startup_trials: 1, n_warmup_steps: 2}") + "repeats: 2\n")
+    trained = training.run_training
+
+    def then_replaced(*args, **kwargs):  # the first seed trains, then the file is replaced (a download, an edit)
+        result = trained(*args, **kwargs)
+        make_imdb_archive(data, n_per_class=60, seed=2)
+        return result
+
+    monkeypatch.setattr(training, "run_training", then_replaced)
+    sc = compose_config([f"sweep={name}"], config_name="sweep")
+    with pytest.raises(DataChangedError, match="was made on data of SHA-256"):
+        worker.run_worker(sc, compose_config)
+    trial_0 = sweep_env.sweeps_dir / name / "trial_0"
+    assert sorted(p.name for p in trial_0.iterdir() if p.name.startswith("seed_")) == ["seed_42"]
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{sweep_env.sweeps_dir / 'optuna.db'}")
+    assert [(t.state.name, t.user_attrs.get("retried_from")) for t in study.trials] == [("FAIL", None), ("WAITING", 0)]

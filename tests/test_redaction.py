@@ -95,3 +95,15 @@ def test_what_hydra_prints_itself_never_shows_the_password(tmp_path, how):
     text = proc.stdout + proc.stderr
     assert "gru_ci:***@127.0.0.1" in text and "Sekr1t" not in text, text[-2000:]
     assert not os.listdir(tmp_path)
+
+
+def test_the_run_folder_printed_on_stdout_is_never_masked(tiny_archive, tmp_path):
+    """run=$(gru-exp train ...): a run folder named like 'token=abc' was printed as 'token=***' once
+    everything Hydra prints was redacted (adversarial pass 6); only URLs' passwords are masked there."""
+    from conftest import cli, tiny_overrides
+
+    run = tmp_path / "token=abc" / "pass=1"
+    proc = cli("gru_exp.train", *tiny_overrides(tiny_archive, tmp_path / "out", "trainer.epochs=1",
+                                                 f"hydra.run.dir='{run}'"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == str(run)

@@ -254,3 +254,7 @@ def test_out_dash_is_stdout_as_the_input_dash_is_stdin(run):
                           cwd=work, capture_output=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     assert len(proc.stdout.decode().splitlines()) == 2 and not list(work.iterdir())
+    # an option between the model and the input was "unrecognized arguments: -" (adversarial pass 6)
+    again = subprocess.run([sys.executable, "-m", "gru_exp", "predict", str(run), "--out", "-", "-"], input=b"good\n",
+                           cwd=work, capture_output=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert again.returncode == 0 and len(again.stdout.decode().splitlines()) == 1, again.stderr.decode()[-2000:]

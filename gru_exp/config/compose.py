@@ -195,8 +195,17 @@ def compose_job(overrides: Sequence[str], num: Optional[int] = None,
         validate(task)
     except ConfigError as exc:
         job.problems += exc.problems
+    except OmegaConfBaseException as exc:  # a value that cannot resolve, e.g. ${oc.env:UNSET}
+        job.problems.append(unresolved(exc))
+        return job
     job.problems += [p for p in path_problems(task) if p not in job.problems]
     return job
+
+
+def unresolved(exc: OmegaConfBaseException) -> str:
+    """One line for a value OmegaConf cannot resolve (an unset ${oc.env:...}, a ${key} that does not exist)."""
+    key = getattr(exc, "full_key", None) or "a value"
+    return f"{key}: {str(exc).splitlines()[0]}; set it, or give a plain value"
 
 
 def check_jobs(jobs: Sequence[Job]) -> None:

@@ -103,16 +103,21 @@ def sweep_files() -> list[Path]:
     return list(files.values())
 
 
+# Folders of tools, never of configs Hydra is asked for (a user's hidden .drafts/ may be: experiment=.drafts/x)
+TOOL_FOLDERS = frozenset({".git", ".hg", ".svn", ".hydra", ".venv", "venv", ".tox", ".mypy_cache", ".pytest_cache",
+                          "__pycache__", "node_modules", ".ipynb_checkpoints"})
+
+
 def config_files(source: Path, skip: Sequence[str]) -> list[Path]:
     """The YAML files under the config folder ``source`` that Hydra can read, through links to
     folders (a link to a folder it is already inside is a loop and is not followed), never in
-    hidden folders (.git, a run's .hydra) or the output folders ``skip`` (a project folder that is
-    also the config folder holds its runs, cache and data)."""
+    tools' folders (TOOL_FOLDERS: .git, a run's .hydra, a virtualenv) or the output folders
+    ``skip`` (a project folder that is also the config folder holds its runs, cache and data)."""
     skipped = {Path(p).expanduser().resolve() for p in skip}
     found = []
     for root, dirs, files in os.walk(source, followlinks=True):
         inside = {Path(root).resolve(), *(p.resolve() for p in Path(root).parents)}
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(root) / d).resolve() not in inside | skipped)
+        dirs[:] = sorted(d for d in dirs if d not in TOOL_FOLDERS and (Path(root) / d).resolve() not in inside | skipped)
         found += [Path(root) / f for f in sorted(files) if f.endswith((".yaml", ".yml")) and Path(root, f).is_file()]
     return sorted(found)
 

@@ -57,10 +57,14 @@ class DataFiles:
     skipped: list[str] = field(default_factory=list)  # files found but not read (the source logs them)
 
     def sha256(self) -> str:
-        """The data's identity: a single file's SHA-256, else the SHA-256 of every name and file SHA-256."""
-        if len(self.files) == 1:
-            return archive_sha256(next(iter(self.files.values())))
-        listing = "".join(f"{name}\0{archive_sha256(path)}\n" for name, path in sorted(self.files.items()))
+        """The data's identity: a single file's SHA-256, else the SHA-256 of every name and file SHA-256;
+        DataError when a file found is gone or unreadable since."""
+        try:
+            if len(self.files) == 1:
+                return archive_sha256(next(iter(self.files.values())))
+            listing = "".join(f"{name}\0{archive_sha256(path)}\n" for name, path in sorted(self.files.items()))
+        except OSError as exc:
+            raise changed_while_read(self.what, f"{exc.filename or exc}: {exc.strerror or exc}") from None
         return hashlib.sha256(listing.encode("utf-8", "surrogateescape")).hexdigest()
 
 
@@ -92,6 +96,12 @@ def save_cache(arrays: TokenArrays, npz: Path, meta: dict) -> None:
     write_json(npz.with_suffix(".json"), meta)  # last: an entry counts only once its checksum is there
 
 
+def changed_while_read(what: str, detail: str) -> DataError:
+    """The refusal of data that changed while it was read (``detail``: how)."""
+    return DataError(f"{what} changed while it was being read ({detail}); nothing was cached or trained on. Run "
+                     "again once it is no longer being written.")
+
+
 def unchanged_while_read(what: str, before: str, now: Callable[[], str]) -> None:
     """DataError when the data's SHA-256 ``now()`` after parsing is not the one it had ``before``:
     the file was replaced, written or removed meanwhile, so the texts parsed are not the data the
@@ -101,9 +111,8 @@ def unchanged_while_read(what: str, before: str, now: Callable[[], str]) -> None
     except OSError as exc:  # removed or unreadable since
         after = f"none ({exc.strerror or exc})"
     if after != before:
-        raise DataError(f"{what} changed while it was being read (SHA-256 {before[:12]} when the read began, "
-                        f"{after[:12]} when it ended: replaced, written or removed meanwhile); nothing was cached or "
-                        "trained on. Run again once the file is no longer being written.")
+        raise changed_while_read(what, f"SHA-256 {before[:12]} when the read began, {after[:12]} when it ended: "
+                                       "replaced, written or removed meanwhile")
 
 
 def cached(npz: Path, meta: dict, build: Callable[[], TokenArrays], what: str,

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from gru_exp.data.cache import CACHE_FORMAT, DataFiles, cached, options_key
+from gru_exp.data.cache import CACHE_FORMAT, DataFiles, cached, changed_while_read, options_key
 from gru_exp.data.texts import READER, Collector, class_key
 from gru_exp.data.tokenize import tokenizer
 from gru_exp.data.tokens import TokenArrays
@@ -106,7 +106,10 @@ def parse(data: Any, found: DataFiles) -> TokenArrays:
     collector = Collector(tokenizer(data), {"train": f"{root}/train", "test": f"{root}/test"})
     for name, path in found.files.items():
         split, label, _ = name.split("/", 2)
-        raw = path.read_bytes()
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:  # removed or made unreadable since the folder was listed
+            raise changed_while_read(found.what, f"{str(path)!r}: {exc.strerror or exc}") from None
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError as exc:

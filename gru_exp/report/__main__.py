@@ -80,7 +80,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.re
     parser.add_argument("targets", nargs="*", help="folders, or study_name=... storage=...")
     parser.add_argument("--out", type=Path, help="where to write report.md and the figures")
     parser.add_argument("--top", type=_positive, default=TOP_K, help="runs shown in curves and the table")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # options anywhere among the folders
     setup_cli_logging()
     logging.getLogger("matplotlib").setLevel(logging.WARNING)  # its INFO lines are about axis units
     # An existing folder is a folder even with '=' in its name (run folders made before 0.2 have them).

@@ -16,9 +16,10 @@ import sys
 from typing import Optional, Sequence
 
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from gru_exp.commands import INFO_FLAGS, flags, run_hydra, version_text
-from gru_exp.config.compose import compose_config, composition_error
+from gru_exp.config.compose import compose_config, composition_error, unresolved
 from gru_exp.config.sources import conf_snapshot
 from gru_exp.config.paths import path_problems
 from gru_exp.config.sweep import SweepConfig, normalise_objectives
@@ -69,8 +70,18 @@ def _spawn_workers(argv: Sequence[str], n: int, storage: Optional[str], gpus: Se
         if code < 0:
             log.warning("Worker %d was killed by signal %d; its trial is retried when any worker runs again",
                         i, -code)
-    interrupted = any(code in (130, -signal.SIGINT, -signal.SIGTERM) for code in codes)
-    return 0 if not any(codes) else 130 if interrupted else 1
+    return combined_exit(codes)
+
+
+def combined_exit(codes: Sequence[int]) -> int:
+    """The sweep's exit status from its workers': 0 when all succeeded, 130 when one was
+    interrupted, 2 when the others failed with a clear refusal (each printed why: the data
+    changed, a full disk), else 1."""
+    if not any(codes):
+        return 0
+    if any(code in (130, -signal.SIGINT, -signal.SIGTERM) for code in codes):
+        return 130
+    return 2 if all(code in (0, 2) for code in codes) else 1
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -136,6 +147,9 @@ def run_sweep(sc: DictConfig, argv: Sequence[str]) -> int:
         ran = run_worker(sc, functools.partial(compose_config, config_dirs=conf_dirs))
     except GruExpError as exc:
         print(f"gru_exp.sweep: error: {exc}", file=sys.stderr)
+        return 2
+    except OmegaConfBaseException as exc:  # a value that cannot resolve, e.g. storage=${oc.env:UNSET}
+        print(f"gru_exp.sweep: error: {redact(unresolved(exc))}.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("gru_exp.sweep: interrupted; the study is consistent, run the same command to resume", file=sys.stderr)

@@ -24,7 +24,7 @@ from gru_exp.config.compose import compose_config
 from gru_exp.config.knobs import keys, study_keys
 from gru_exp.config.sweep import EPOCH_METRICS, objective_list
 from gru_exp.config.values import flatten
-from gru_exp.errors import ConfigError, DataChangedError
+from gru_exp.errors import ConfigError, DataChangedError, DataError
 from gru_exp.redact import redact
 from gru_exp.data import sources
 
@@ -104,7 +104,10 @@ def data_sha256(data: dict[str, Any]) -> Optional[str]:
     """The SHA-256 of the data ``data`` (plain data knobs) names, None when it is not here to hash
     (paddle's download, a missing file)."""
     found = sources.present(data)
-    return found.sha256() if found is not None else None
+    try:
+        return found.sha256() if found is not None else None
+    except DataError:  # a file removed since it was found
+        return None
 
 
 def check_same_data(study_name: str, ident: dict[str, Any], cfg: DictConfig) -> None:

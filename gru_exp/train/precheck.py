@@ -161,6 +161,12 @@ def _check_hydra(cfg: DictConfig) -> None:
     if cfg.hydra.job.chdir:
         raise ConfigError("hydra.job.chdir=true: a run reads and writes by the paths it was given, never from inside "
                           "its own folder; leave hydra.job.chdir unset (false).")
+    with contextlib.suppress(OmegaConfBaseException):  # unresolvable here: the run's own claim checks the folder
+        empty = [k for k in ("hydra.run.dir", "hydra.sweep.dir") if not str(OmegaConf.select(cfg, k) or "").strip()]
+        if empty:  # Path("") is the working folder: the run (or multirun) would be written into it
+            raise ConfigError(f"{' and '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty: the run would be "
+                              "written into the working folder. Give a folder, or leave the key out for its default "
+                              "(under the outputs).")
 
 
 def _existing(folder: Path) -> set[Path]:

@@ -37,7 +37,7 @@ from gru_exp.train.checkpoints import model_checkpoint
 from gru_exp.data import sources
 from gru_exp.data.cache import DataFiles
 from gru_exp.data.splits import DataSplits, make_splits
-from gru_exp.data.tokens import write_vocabulary
+from gru_exp.data.tokens import read_vocabulary, write_vocabulary
 from gru_exp.train.loop import Callback, StopRun, TrainState, evaluate, fit, steps_per_epoch
 from gru_exp.train.model import GRUClassifier, describe
 from gru_exp.train.optim import Optimizer, make_optimizer
@@ -108,6 +108,23 @@ def _score_on_test(state: TrainState, splits: DataSplits, rc: RunConfig, record:
     record.test_classes, record.test_confusion = per_class(confusion, splits.class_names), confusion.tolist()
 
 
+def _check_same_reading(resume_dir: Path, splits: DataSplits) -> None:
+    """ConfigError when the data, read now, gives other classes (names or order) or another
+    vocabulary than when the run at ``resume_dir`` trained (the same bytes read by other reading
+    rules, e.g. numeric labels): continuing would train and score its weights under other labels."""
+    then = RunRecord.read(resume_dir).classes
+    words = resume_dir / VOCAB_FILE
+    changed = [f"classes {list(then)} then, {list(splits.class_names)} now"] if then and list(then) != list(
+        splits.class_names) else []
+    if words.is_file() and read_vocabulary(words) != list(splits.words):
+        changed.append("another vocabulary")
+    if changed:
+        raise ConfigError(f"trainer.resume={str(resume_dir)!r}: the same data reads differently now than when that run "
+                          f"trained ({'; '.join(changed)}: gru-exp's reading rules changed since); continuing would "
+                          "train and score its weights under other labels. Train it again in a new folder. Nothing was "
+                          "written.")
+
+
 def run_training(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
                  display_name: Optional[str] = None) -> RunRecord:
     """Train one model as ``cfg`` says, leaving a complete record in ``run_dir``: every check
@@ -140,6 +157,8 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback], displa
     data_start = time.perf_counter()
     splits = load_data(rc, found)
     data_time = time.perf_counter() - data_start
+    if resume_dir is not None:
+        _check_same_reading(resume_dir, splits)
     log.info("Data: %d train, %d %s, %d test texts; %d classes; vocabulary %d; %.2f s", len(splits.train),
              len(splits.eval), splits.eval_name, len(splits.test), len(splits.class_names), splits.vocab_size, data_time)
     if splits.test_from:

@@ -177,7 +177,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.ex
     parser.add_argument("args", nargs="+", metavar="MODEL",
                         help=MODEL_HELP)
     parser.add_argument("--out", type=Path, required=True, help="a new or empty folder to write")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # options anywhere among the positionals
     setup_cli_logging()
     try:
         check_out(args.out)

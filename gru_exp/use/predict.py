@@ -99,7 +99,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m gru_exp.pr
     parser.add_argument("--text-column", help="the text's key (JSONL) or column (CSV, TSV); default: the run's "
                                               "data.text_column when it trained on a table, else text")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for paddle (default 1)")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # options anywhere: MODEL --out f INPUT too
     setup_cli_logging()
     if args.out is not None and str(args.out) == "-":  # as for the input: - is the standard stream (stdout here)
         args.out = None
