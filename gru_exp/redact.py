@@ -50,8 +50,7 @@ def redact(text: str) -> str:
     """``text`` with every password masked: in a URL's userinfo (all of it after ``user:``), in
     a secret query parameter (``password``, ``token``, ... percent-encoded or not, spaces
     included), and as ``password=...`` outside a URL (a driver's error message)."""
-    text = _USERINFO.sub(rf"\g<head>{MASK}@", str(text))
-    return _KEYWORD.sub(rf"\g<key>{MASK}", _QUERY.sub(_query_param, text))
+    return _KEYWORD.sub(rf"\g<key>{MASK}", redact_urls(text))
 
 
 def url_password(url: str) -> str | None:

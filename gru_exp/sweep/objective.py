@@ -153,7 +153,8 @@ def run_trial(trial: optuna.Trial, sc: DictConfig, compose: Callable[[Sequence[s
                 callbacks.append(TrialReporter(trial, repeat, cfg.trainer.epochs, curves, str(o.metric),
                                                str(o.reduce), str(o.direction), sc.storage_retry_s, sc.repeats))
             label = trial_label(sc, trial, seed if sc.repeats > 1 else None)
-            check_same_data(sc.study_name, stored, cfg)  # again before each repeat: each trains on the study's data
+            if repeat:  # the first was checked above, before anything was written: each trains on the study's data
+                check_same_data(sc.study_name, stored, cfg)
             result = run_training(cfg, run_dir, callbacks=callbacks, display_name=label)  # writes its run.log
             if callbacks:
                 curves.append(callbacks[0].values)

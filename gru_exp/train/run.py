@@ -108,11 +108,11 @@ def _score_on_test(state: TrainState, splits: DataSplits, rc: RunConfig, record:
     record.test_classes, record.test_confusion = per_class(confusion, splits.class_names), confusion.tolist()
 
 
-def _check_same_reading(resume_dir: Path, splits: DataSplits) -> None:
-    """ConfigError when the data, read now, gives other classes (names or order) or another
-    vocabulary than when the run at ``resume_dir`` trained (the same bytes read by other reading
-    rules, e.g. numeric labels): continuing would train and score its weights under other labels."""
-    then = RunRecord.read(resume_dir).classes
+def _check_same_reading(resume_dir: Path, then: Sequence[str], splits: DataSplits) -> None:
+    """ConfigError when the data, read now, gives other classes (names or order) than ``then`` (the
+    record's) or another vocabulary than when the run at ``resume_dir`` trained (the same bytes read
+    by other reading rules, e.g. numeric labels): continuing would train and score its weights under
+    other labels."""
     words = resume_dir / VOCAB_FILE
     changed = [f"classes {list(then)} then, {list(splits.class_names)} now"] if then and list(then) != list(
         splits.class_names) else []
@@ -150,15 +150,16 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback], displa
     config["data"].update(sources.recorded_paths(rc.data, found))  # absolute: a resume from anywhere finds them
     resume_dir = Path(rc.trainer.resume).expanduser() if rc.trainer.resume else None
     resume_ckpt, resume_done = check_resume(config, resume_dir) if resume_dir else (None, 0)
-    earlier_s = (RunRecord.read(resume_dir).wall_time_s or 0.0) if resume_dir else 0.0  # the run it continues
+    earlier = RunRecord.read(resume_dir) if resume_dir else None  # the run it continues
+    earlier_s = (earlier.wall_time_s or 0.0) if earlier else 0.0
     device = devices.prepare(rc.trainer)
     devices.seed_everything(rc.trainer.seed)
 
     data_start = time.perf_counter()
     splits = load_data(rc, found)
     data_time = time.perf_counter() - data_start
-    if resume_dir is not None:
-        _check_same_reading(resume_dir, splits)
+    if resume_dir is not None and earlier is not None:
+        _check_same_reading(resume_dir, earlier.classes, splits)
     log.info("Data: %d train, %d %s, %d test texts; %d classes; vocabulary %d; %.2f s", len(splits.train),
              len(splits.eval), splits.eval_name, len(splits.test), len(splits.class_names), splits.vocab_size, data_time)
     if splits.test_from:
