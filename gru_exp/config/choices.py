@@ -86,3 +86,10 @@ class BagUpdate(Choice):
 
     dense = "dense"  # every row every step: paddle's Adam/AdamW over the whole table
     rows = "rows"  # only the rows the batch read (lazy Adam): imdb_bigram's optimizer step 11.7 -> 4.1 ms
+
+
+class NgramJoin(Choice):
+    """How the n-gram model beside the GRU (model.nb_buckets) joins it (model.nb_join)."""
+
+    sum = "sum"  # the two models' logits summed, trained as one model on one loss
+    separate = "separate"  # each trained on its own loss; at evaluation their logits averaged by model.nb_weight

@@ -53,6 +53,7 @@ def _cross_rules(cfg: DictConfig) -> list[str]:
     if m.bigram_buckets == 0 and m.ngram_order != defaults()["model.ngram_order"]:
         problems.append(f"model.ngram_order={m.ngram_order} has no effect with model.bigram_buckets=0 (no n-gram bag); "
                         "set model.bigram_buckets > 0 or leave model.ngram_order at its default")
+    problems += _ngram_model_rules(m)
     if t.bag_update == "rows" and (m.bigram_buckets == 0 or t.grad_clip > 0 or t.amp):
         why = ("there is no n-gram bag (model.bigram_buckets=0)" if m.bigram_buckets == 0 else
                f"trainer.grad_clip={t.grad_clip} clips by the global norm of the gradients the dense optimizer sees, "
@@ -74,6 +75,26 @@ def _cross_rules(cfg: DictConfig) -> list[str]:
         problems.append("trainer.amp=true needs trainer.device=gpu or auto with a GPU (it is float16 on CUDA)")
     return problems
 
+
+
+def _ngram_model_rules(m: Any) -> list[str]:
+    """What model.nb_* cannot be: the n-gram model needs lengths; its other knobs need it (and nb_weight the
+    separate join)."""
+    if m.nb_buckets > 0 and not m.use_lengths:
+        return [f"model.nb_buckets={m.nb_buckets} needs model.use_lengths=true (the n-gram model reads a text's real "
+                "n-grams only; without lengths it would count the padding)"]
+    if m.nb_buckets > 0 and m.nb_buckets % BIGRAM_HASH == 0:
+        return [f"model.nb_buckets={m.nb_buckets} is a multiple of the n-gram hash's multiplier {BIGRAM_HASH}, so "
+                "every pair would hash by its second word only; use another number"]
+    problems = []
+    for key in ("nb_order", "nb_join", "nb_weight"):
+        if m.nb_buckets == 0 and getattr(m, key) != defaults()[f"model.{key}"]:
+            problems.append(f"model.{key}={getattr(m, key)} has no effect with model.nb_buckets=0 (no n-gram model); "
+                            f"set model.nb_buckets > 0 or leave model.{key} at its default")
+    if m.nb_buckets > 0 and m.nb_join != "separate" and m.nb_weight != defaults()["model.nb_weight"]:
+        problems.append(f"model.nb_weight={m.nb_weight} has no effect with model.nb_join={m.nb_join} (the logits are "
+                        "summed); use model.nb_join=separate or leave model.nb_weight at its default")
+    return problems
 
 def _data_rules(d: DictConfig) -> list[str]:
     """Which data knobs each source reads (docs/your-data.md)."""

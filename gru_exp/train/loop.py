@@ -180,7 +180,7 @@ def fit(state: TrainState, splits: DataSplits, cfg: RunConfig, callbacks: Sequen
             labels = paddle.to_tensor(batch.labels)
             with paddle.amp.auto_cast(enable=t.amp):
                 logits = _forward(model, batch.ids, batch.lengths, use_lengths)  # [B, C]
-                loss = F.cross_entropy(logits.astype("float32"), labels)  # [] mean over the batch
+                loss = F.cross_entropy(logits.astype("float32"), labels) + model.aux_loss(labels)  # [] batch means
             if scaler is not None:  # AMP: the gradients are unscaled before the callbacks read them
                 scaler.scale(loss).backward()
                 scaler.unscale_(optimizer)

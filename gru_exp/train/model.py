@@ -1,6 +1,7 @@
-"""The notebook's GRU sentiment classifier, with true lengths, word dropout, pooling over time and
-an optional bag of hashed bigrams beside the GRU (fastText's bigram features); without the GRU
-(``model.gru=false``) a linear bag-of-words/bigrams baseline for any data."""
+"""The notebook's GRU sentiment classifier, with true lengths, word dropout, pooling over time, an
+optional bag of hashed bigrams beside the GRU (fastText's bigram features) and an optional linear
+n-gram model over every word beside it (NBSVM's features, :mod:`gru_exp.train.ngrams`); without the
+GRU (``model.gru=false``) a linear bag-of-words/bigrams baseline for any data."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
-from gru_exp.config.knobs import BIGRAM_HASH, Direction, ModelConfig, Pooling
+from gru_exp.config.knobs import BIGRAM_HASH, Direction, ModelConfig, NgramJoin, Pooling
 from gru_exp.config.values import attention_units
+from gru_exp.train.ngrams import NgramModel
 
 
 def weighted_sum(values: paddle.Tensor, weights: paddle.Tensor, bmm: bool = False) -> paddle.Tensor:
@@ -54,9 +56,14 @@ def describe(m: ModelConfig) -> str:
     attention = "" if m.attention_size is None else f" (score {m.attention_size or 'linear'})"
     core = (f"{m.direction} GRU, {m.num_layers} layer(s), hidden {m.hidden_size}, {m.pooling} pooling{attention}" if m.gru
             else "no GRU (linear: the tokens' mean embedding)")
-    return (f"{core}, embedding {m.embedding_size}, dropout {m.dropout:.2f}, lengths {m.use_lengths}"
+    join = f"{m.nb_join}" + (f", weight {m.nb_weight:g}" if m.nb_join == NgramJoin.separate else "")
+    return (f"{core}, embedding {m.embedding_size}"
+            + (f" ({m.gru_words} most frequent words)" if m.gru_words else "")
+            + f", dropout {m.dropout:.2f}, lengths {m.use_lengths}"
             + (f", bigram bag {m.bigram_buckets} x {m.bigram_size}{' + trigrams' if m.ngram_order == 3 else ''}"
-               if m.bigram_buckets else ""))
+               if m.bigram_buckets else "")
+            + (f", n-gram model over every word: 1..{m.nb_order}-grams in {m.nb_buckets} rows ({join})"
+               if m.nb_buckets else ""))
 
 
 class GRUClassifier(nn.Layer):
@@ -87,6 +94,11 @@ class GRUClassifier(nn.Layer):
     ``fast_ops`` computes the same model through cheaper ops: on a CPU the dropout masks are drawn
     with numpy (:func:`dropout_mask`; word and embedding dropout become one mask and one multiply;
     elsewhere paddle's dropout runs), and attention pooling and the averages are batched matmuls.
+    ``gru_words`` > 0 keeps only the vocabulary's ``gru_words`` most frequent words (ids below it:
+    the vocabulary is in frequency order) for the embedding and the bigram bag, the rest read as
+    ``<unk>``; ``nb_buckets`` > 0 adds :class:`~gru_exp.train.ngrams.NgramModel` over the full ids,
+    its logits summed with the classifier's (``nb_join=sum``) or trained on a loss of their own
+    (:meth:`aux_loss`) and averaged with them at evaluation (``separate``, share ``nb_weight``).
     """
 
     def __init__(self, vocab_size: int, m: ModelConfig, num_classes: int = 2, read_rows: bool = False) -> None:
@@ -94,7 +106,12 @@ class GRUClassifier(nn.Layer):
         self.fast_ops, self.p = m.fast_ops, m.dropout
         self.num_directions = 2 if m.direction == Direction.bidirectional else 1
         self.pooling, self.word_dropout = Pooling(m.pooling), m.word_dropout
-        self.embedding = nn.Embedding(vocab_size, m.embedding_size)
+        self.vocab_size = vocab_size  # full ids: words, <unk> = vocab_size - 2, <pad> = vocab_size - 1
+        self.gru_words = min(m.gru_words, vocab_size - 2)  # 0: the GRU reads the full ids
+        self.ngrams = NgramModel(m.nb_buckets, m.nb_order, num_classes) if m.nb_buckets > 0 else None
+        self.separate, self.nb_weight = m.nb_join == NgramJoin.separate, m.nb_weight
+        self.aux_logits: Optional[paddle.Tensor] = None  # nb_join=separate, training: the n-gram model's logits
+        self.embedding = nn.Embedding(self.gru_words + 2 if self.gru_words else vocab_size, m.embedding_size)
         self.dropout = nn.Dropout(m.dropout)
         between = m.dropout if m.layer_dropout is None else m.layer_dropout  # null: model.dropout
         self.use_gru = m.gru
@@ -118,6 +135,31 @@ class GRUClassifier(nn.Layer):
 
     def forward(self, ids: paddle.Tensor, lengths: Optional[paddle.Tensor] = None) -> paddle.Tensor:
         # ids: [B, T] int64, lengths: [B] int64 or None (the GRU then also reads the padding)
+        full = ids
+        if self.gru_words:  # the GRU's ids: words below gru_words, then its <unk> and <pad>
+            ids = paddle.where(full < self.gru_words, full, paddle.full_like(full, self.gru_words))  # [B, T]
+            ids = paddle.where(full == self.vocab_size - 1, paddle.full_like(full, self.gru_words + 1), ids)  # [B, T]
+        logits = self._gru_logits(ids, lengths)  # [B, C]
+        if self.ngrams is None:
+            return logits
+        linear = self.ngrams(full, lengths)  # [B, C]
+        if not self.separate:
+            return logits + linear  # [B, C]: one model
+        if self.training:  # each on its own loss: the GRU's here, the n-gram model's in aux_loss
+            self.aux_logits = linear
+            return logits
+        return (1.0 - self.nb_weight) * logits + self.nb_weight * linear  # [B, C]
+
+    def aux_loss(self, labels: paddle.Tensor) -> paddle.Tensor:
+        """[] the loss the training adds to the returned logits' own: the n-gram model's cross-entropy
+        with ``nb_join=separate`` (its logits from the last training forward), else 0."""
+        if self.aux_logits is None:
+            return paddle.zeros([], dtype="float32")
+        linear, self.aux_logits = self.aux_logits, None
+        return F.cross_entropy(linear.astype("float32"), labels)
+
+    def _gru_logits(self, ids: paddle.Tensor, lengths: Optional[paddle.Tensor]) -> paddle.Tensor:
+        # ids: [B, T] int64 (the GRU's), lengths: [B] int64 or None
         x = self.embedding(ids)  # [B, T, E]
         if self._host_dropout(x, max(self.p, self.word_dropout)):  # one mask: whole tokens (word dropout) and elements
             x = x * paddle.to_tensor(dropout_mask(x.shape, self.p, self.word_dropout))  # [B, T, E]

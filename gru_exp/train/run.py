@@ -40,6 +40,7 @@ from gru_exp.data.splits import DataSplits, make_splits
 from gru_exp.data.tokens import read_vocabulary, write_vocabulary
 from gru_exp.train.loop import Callback, StopRun, TrainState, evaluate, fit, steps_per_epoch
 from gru_exp.train.model import GRUClassifier, describe
+from gru_exp.train.ngrams import fit_ratios
 from gru_exp.train.optim import Optimizer, make_optimizer
 from gru_exp.train.preflight import check_memory, check_resume
 from gru_exp.train.record import RunRecord, Status, package_versions
@@ -74,6 +75,8 @@ def build(rc: RunConfig, splits: DataSplits) -> tuple[GRUClassifier, Optimizer]:
     """The model and its optimizer, as the config says."""
     model = GRUClassifier(splits.vocab_size, rc.model, num_classes=len(splits.class_names),
                           read_rows=rc.trainer.bag_update == BagUpdate.rows)
+    if model.ngrams is not None:  # the n-gram model's fixed ratios, from the training split alone
+        model.ngrams.set_ratios(fit_ratios(model.ngrams, splits.train, len(splits.class_names)))
     return model, make_optimizer(rc, model)
 
 

@@ -19,7 +19,7 @@ from visualdl import LogWriter
 
 THRESHOLDS = 101
 CELL = 32  # pixels a side of one confusion-matrix cell in VisualDL's image (C classes: C * CELL pixels a side)
-GROUPS = ("embedding", "gru", "classifier", "bigrams")  # parameter name prefixes (attention counts with gru)
+GROUPS = ("embedding", "gru", "classifier", "bigrams", "ngrams")  # parameter name prefixes (attention counts with gru)
 
 
 @contextlib.contextmanager
@@ -125,8 +125,8 @@ def write_mistakes(writer: LogWriter, split: Any, labels: np.ndarray, positive_p
 
 def write_embeddings(writer: LogWriter, model: paddle.nn.Layer, words: list[bytes], max_words: int) -> None:
     """The learned embeddings of the ``max_words`` most frequent words, labelled, for the projector."""
-    n = min(max_words, len(words))
-    if n == 0:
+    n = min(max_words, len(words), model.embedding.weight.shape[0] - 2)  # model.gru_words: the GRU's words only
+    if n <= 0:
         return
     matrix = model.embedding.weight.numpy()[:n].astype(np.float32)  # ids are in frequency order
     labels = [w.decode("utf-8", "replace") for w in words[:n]]
