@@ -1,4 +1,4 @@
-"""Issue #30's linear n-gram model beside the GRU (model.nb_buckets, nb_order, nb_join, nb_weight) and
+"""Issue #30's linear n-gram model beside the GRU (model.nb_features, nb_order, nb_join, nb_weight) and
 the GRU's own smaller vocabulary (model.gru_words): the rows a text reads are its distinct real
 n-grams, the Naive Bayes ratios are counted on the training split, the two joins train and evaluate
 as declared, and the GRU never sees a word beyond gru_words."""
@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gru_exp.config.knobs import BIGRAM_HASH
 
 PAD = 99  # vocab_size 100: words 0..97, <unk> 98, <pad> 99
 
@@ -21,57 +20,75 @@ def _texts(rng, n: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     return ids, lengths
 
 
-def _expected_rows(ids: np.ndarray, length: int, buckets: int, order: int) -> set[int]:
+def _hash(words: list[int]) -> int:
+    """The n-gram's identity as gru_exp.train.ngrams documents it (pinned: checkpoints hold these)."""
+    from gru_exp.train.ngrams import NGRAM_MULTIPLIERS, NGRAM_PRIME
+
+    a, b = NGRAM_MULTIPLIERS
+    h = (words[0] * a + 1) % NGRAM_PRIME
+    for n, w in enumerate(words[1:], start=2):
+        h = ((h * b) % NGRAM_PRIME + w * a + n) % NGRAM_PRIME
+    return h
+
+
+def _expected(ids: np.ndarray, length: int, order: int) -> set[int]:
     words = [int(w) for w in ids[:length]]
-    rows = {w % buckets for w in words}
-    for a, b in zip(words, words[1:]):
-        rows.add((a * BIGRAM_HASH + b) % buckets)
-    if order == 3:
-        for a, b, c in zip(words, words[1:], words[2:]):
-            rows.add((((a * BIGRAM_HASH + b) % buckets) * BIGRAM_HASH + c) % buckets)
-    return rows if order > 1 else {w % buckets for w in words}
+    return {_hash(words[t : t + n]) for n in range(1, order + 1) for t in range(len(words) - n + 1)}
 
 
 @pytest.mark.parametrize("order", [1, 2, 3])
-def test_a_text_reads_each_of_its_real_ngrams_once_and_never_the_padding(order):
+def test_a_text_reads_each_of_its_known_ngrams_once_and_never_the_padding(order):
     import paddle
 
-    from gru_exp.train.ngrams import NgramModel
+    from gru_exp.train.ngrams import NGRAM_PRIME, NgramModel
 
-    buckets = 1009
-    model = NgramModel(buckets, order, 2)
+    model = NgramModel(50, order, 2)
     ids, lengths = _texts(np.random.default_rng(order), 6, 9)
-    rows = model.rows(paddle.to_tensor(ids), paddle.to_tensor(lengths)).numpy()
+    hashes = model.hashes(paddle.to_tensor(ids), paddle.to_tensor(lengths)).numpy()
     for i in range(len(ids)):
-        got = rows[i][rows[i] != buckets]
+        got = hashes[i][hashes[i] != NGRAM_PRIME]
         assert len(got) == len(set(got.tolist()))  # binarized: a repeated n-gram is read once
-        assert set(got.tolist()) == _expected_rows(ids[i], lengths[i], buckets, order)
+        assert set(got.tolist()) == _expected(ids[i], lengths[i], order)
     longer = np.concatenate([ids, np.full((6, 5), PAD, dtype=np.int64)], axis=1)
-    again = model.rows(paddle.to_tensor(longer), paddle.to_tensor(lengths)).numpy()
-    for a, b in zip(rows, again):  # more padding: the same rows
-        assert sorted(a[a != buckets].tolist()) == sorted(b[b != buckets].tolist())
+    again = model.hashes(paddle.to_tensor(longer), paddle.to_tensor(lengths)).numpy()
+    for a, b in zip(hashes, again):  # more padding: the same n-grams
+        assert sorted(a[a != NGRAM_PRIME].tolist()) == sorted(b[b != NGRAM_PRIME].tolist())
+    known = sorted(_expected(ids[0], lengths[0], order))[:7]  # a vocabulary of some of the first text's n-grams
+    model.set_vocabulary(np.array(known, dtype=np.int64))
+    rows = model.rows(paddle.to_tensor(ids), paddle.to_tensor(lengths)).numpy()
+    for i in range(len(ids)):  # each known n-gram its place in the vocabulary, anything else the sentinel 50
+        expected = sorted(known.index(h) for h in _expected(ids[i], lengths[i], order) if h in known)
+        assert sorted(rows[i][rows[i] != 50].tolist()) == expected
 
 
-def test_the_ratios_are_counted_on_the_training_texts_one_class_against_the_rest():
+def _split(docs: list[list[int]], labels: list[int]):
     from gru_exp.data.splits import Split
-    from gru_exp.train.ngrams import NgramModel, fit_ratios
 
-    # class 0 texts hold word 3 twice (counted once each), class 1 texts word 5; word 7 in all
-    docs = [[3, 3, 7], [3, 7, 7], [3, 7], [5, 7], [5, 5, 7], [5, 7, 7], [9, 9, 9]]
-    labels = np.array([0, 0, 0, 1, 1, 1, 2])
     tokens = np.concatenate([np.array(d, dtype=np.int32) for d in docs])
     starts = np.cumsum([0] + [len(d) for d in docs[:-1]]).astype(np.int64)
-    train = Split(tokens, starts, np.array([len(d) for d in docs], dtype=np.int64), labels, PAD, None)
-    model = NgramModel(1009, 1, 3)
-    ratio = fit_ratios(model, train, 3)
-    assert ratio.shape == (1010, 3) and not ratio[-1].any()
-    texts = np.zeros((3, 1009))  # texts of each class holding each word
-    for c, word, n in ((0, 3, 3), (1, 5, 3), (2, 9, 1), (0, 7, 3), (1, 7, 3)):
-        texts[c, word] += n
+    return Split(tokens, starts, np.array([len(d) for d in docs], dtype=np.int64), np.array(labels), PAD, None)
+
+
+def test_the_vocabulary_keeps_the_ngrams_of_the_most_texts_and_the_ratios_count_them_one_class_against_the_rest():
+    from gru_exp.train.ngrams import NgramModel, fit_ratios, fit_vocabulary, training_ngrams
+
+    # class 0 texts hold word 3 (twice in one: counted once), class 1 texts word 5; word 7 in six texts
+    docs = [[3, 3, 7], [3, 7, 7], [3, 7], [5, 7], [5, 5, 7], [5, 7, 7], [9, 9, 9]]
+    train = _split(docs, [0, 0, 0, 1, 1, 1, 2])
+    model = NgramModel(3, 1, 3)  # room for 3 of the 4 words: 9 (one text) is left out
+    fit_vocabulary(model, train)
+    kept = sorted(_hash([w]) for w in (3, 5, 7))
+    assert model.keys.numpy().tolist() == kept
+    place = {w: kept.index(_hash([w])) for w in (3, 5, 7)}
+    ratio = fit_ratios(model, training_ngrams(model, train), 3)
+    assert ratio.shape == (4, 3) and not ratio[-1].any()
+    texts = np.zeros((3, 3))  # texts of each class holding each kept word
+    for c, word, n in ((0, 3, 3), (1, 5, 3), (0, 7, 3), (1, 7, 3)):
+        texts[c, place[word]] += n
     p, q = texts + 1.0, texts.sum(axis=0, keepdims=True) - texts + 1.0  # alpha 1: this class, the others
     expected = (np.log(p / p.sum(axis=1, keepdims=True)) - np.log(q / q.sum(axis=1, keepdims=True))).T
     np.testing.assert_allclose(ratio[:-1], expected, rtol=1e-5, atol=1e-6)
-    assert ratio[3, 0] > 0 > ratio[3, 1] and ratio[5, 1] > 0 > ratio[5, 0] and ratio[9, 2] > ratio[7, 2]
+    assert ratio[place[3], 0] > 0 > ratio[place[3], 1] and ratio[place[5], 1] > 0 > ratio[place[5], 0]
 
 
 def _classifier(**kw):
@@ -82,8 +99,10 @@ def _classifier(**kw):
 
     paddle.seed(0)
     model = GRUClassifier(100, ModelConfig(embedding_size=8, hidden_size=6, num_layers=1, dropout=0.0, **kw))
-    if model.ngrams is not None:
+    if model.ngrams is not None:  # every n-gram of words 0..11 known (as _texts writes them), random weights
         rng = np.random.default_rng(1)
+        known = {_hash([a]) for a in range(100)} | {_hash([a, b]) for a in range(12) for b in range(12)}
+        model.ngrams.set_vocabulary(np.array(sorted(known)[: model.ngrams.features], dtype=np.int64))
         model.ngrams.set_ratios(rng.normal(size=model.ngrams.ratio.shape).astype(np.float32))
         model.ngrams.weight.set_value(rng.normal(size=model.ngrams.weight.shape).astype(np.float32))
     return model
@@ -97,7 +116,7 @@ def test_the_joins_train_and_evaluate_as_declared(join):
     ids, lengths = _texts(np.random.default_rng(2), 5, 8)
     x, n, labels = paddle.to_tensor(ids), paddle.to_tensor(lengths), paddle.to_tensor(np.array([0, 1, 1, 0, 1]))
     extra = {"nb_weight": 0.3} if join == "separate" else {}
-    model = _classifier(nb_buckets=1009, nb_join=join, **extra)
+    model = _classifier(nb_features=2000, nb_order=2, nb_join=join, **extra)
     model.eval()
     gru, linear = model._gru_logits(x, n).numpy(), model.ngrams(x, n).numpy()
     mixed = model(x, n).numpy()
@@ -120,7 +139,7 @@ def test_the_joins_train_and_evaluate_as_declared(join):
 def test_the_gru_reads_only_its_words_while_the_ngram_model_reads_every_word():
     import paddle
 
-    model = _classifier(gru_words=10, nb_buckets=1009, nb_order=1)
+    model = _classifier(gru_words=10, nb_features=200, nb_order=1)
     model.eval()
     assert model.embedding.weight.shape[0] == 12  # 10 words, <unk>, <pad>
     ids = np.array([[1, 2, 40, 3, PAD, PAD], [4, 60, 61, 5, 6, PAD]], dtype=np.int64)
@@ -135,9 +154,9 @@ def test_the_gru_reads_only_its_words_while_the_ngram_model_reads_every_word():
 
 
 @pytest.mark.parametrize("bad, message", [
-    (["model.nb_order=2"], "model.nb_order=2 has no effect with model.nb_buckets=0"),
-    (["model.nb_buckets=64", "model.nb_weight=0.3"], "model.nb_weight=0.3 has no effect with model.nb_join=sum"),
-    (["model.nb_buckets=64", "model.use_lengths=false", "data.bucket_size=0"], "needs model.use_lengths=true"),
+    (["model.nb_order=2"], "model.nb_order=2 has no effect with model.nb_features=0"),
+    (["model.nb_features=64", "model.nb_weight=0.3"], "model.nb_weight=0.3 has no effect with model.nb_join=sum"),
+    (["model.nb_features=64", "model.use_lengths=false", "data.bucket_size=0"], "needs model.use_lengths=true"),
 ])
 def test_ngram_model_knobs_that_cannot_work_are_refused(tiny_cfg, bad, message):
     from gru_exp.config.validation import validate
@@ -145,3 +164,38 @@ def test_ngram_model_knobs_that_cannot_work_are_refused(tiny_cfg, bad, message):
 
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         validate(tiny_cfg(*bad))
+
+
+def test_prefit_is_the_regularised_logistic_regression_and_stays_fixed_while_the_gru_trains(tiny_cfg):
+    import paddle
+    import paddle.nn.functional as F
+
+    from gru_exp.config.values import run_config
+    from gru_exp.data.splits import Split
+    from gru_exp.train.model import GRUClassifier
+    from gru_exp.train.ngrams import fit_ratios, fit_vocabulary, fit_weights, training_ngrams
+    from gru_exp.train.optim import make_optimizer
+
+    rng = np.random.default_rng(3)
+    ids, lengths = _texts(rng, 40, 7)
+    labels = (ids[:, 0] % 2).astype(np.int64)  # learnable from the first word
+    tokens = np.concatenate([row[:n] for row, n in zip(ids, lengths)]).astype(np.int32)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    train = Split(tokens, starts, lengths.astype(np.int64), labels, PAD, None)
+    rc = run_config(tiny_cfg("model.nb_features=1009", "model.nb_join=prefit", "model.nb_c=0.5"))
+    model = GRUClassifier(100, rc.model, num_classes=2)
+    fit_vocabulary(model.ngrams, train)
+    read = training_ngrams(model.ngrams, train)
+    model.ngrams.set_ratios(fit_ratios(model.ngrams, read, 2))
+    fit_weights(model.ngrams, read, 0.5)
+    w, b = model.ngrams.weight, model.ngrams.bias
+    w.stop_gradient = b.stop_gradient = False  # the objective's gradient at the fit: zero
+    scaled = paddle.gather(w, paddle.to_tensor(read.rows)) * paddle.gather(model.ngrams.ratio, paddle.to_tensor(read.rows))
+    logits = paddle.geometric.segment_sum(scaled, paddle.to_tensor(read.texts)) + b
+    loss = F.cross_entropy(logits, paddle.to_tensor(read.labels)) + (w * w).sum() / (0.5 * 40)
+    loss.backward()
+    assert float(w.grad.abs().max()) < 1e-4 and float(b.grad.abs().max()) < 1e-4
+    assert float(w.abs().max()) > 0.05  # and it learned something
+    w.stop_gradient = b.stop_gradient = True
+    optimizer = make_optimizer(rc, model)
+    assert not any(p is w or p is b for p in optimizer._parameter_list)  # the GRU's optimizer never moves them

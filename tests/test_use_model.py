@@ -31,7 +31,7 @@ VARIANTS = {
     # issue #30's n-gram model over every word beside a GRU that keeps its 20 most frequent words: its
     # ratios live in the checkpoint, and its sort/where ops go through paddle.jit
     "ngram_model_separate": ["model.pooling=attention", "model.bigram_buckets=64", "model.gru_words=20",
-                             "model.nb_buckets=4099", "model.nb_join=separate", "model.nb_weight=0.6"],
+                             "model.nb_features=4099", "model.nb_join=separate", "model.nb_weight=0.6"],
 }
 DOC = re.compile(r"aclImdb/(train|test)/(pos|neg)/.*\.txt$")  # the reviews gru_exp.data.imdb reads
 

@@ -89,7 +89,8 @@ class BagUpdate(Choice):
 
 
 class NgramJoin(Choice):
-    """How the n-gram model beside the GRU (model.nb_buckets) joins it (model.nb_join)."""
+    """How the n-gram model beside the GRU (model.nb_features) joins it (model.nb_join)."""
 
     sum = "sum"  # the two models' logits summed, trained as one model on one loss
     separate = "separate"  # each trained on its own loss; at evaluation their logits averaged by model.nb_weight
+    prefit = "prefit"  # the n-gram model fitted first (logistic regression, model.nb_c) and kept; then the GRU alone

@@ -74,7 +74,7 @@ MAX_SEQ_LEN = 5000  # IMDB's longest review has 2,470 tokens (paddle's tokenizer
 MAX_SEED = 2**32 - 1  # numpy's seeds; paddle's, Python's and Optuna's take these too
 BIGRAM_HASH = 1_000_003  # model.bigram_buckets: pair (a, b) -> row p = (a * BIGRAM_HASH + b) mod buckets (int64);
 # model.ngram_order=3: triple (a, b, c) -> row (p * BIGRAM_HASH + c) mod buckets
-NB_ALPHA = 1.0  # model.nb_buckets: the Naive Bayes counts' smoothing (Wang & Manning's alpha)
+NB_ALPHA = 1.0  # model.nb_features: the Naive Bayes counts' smoothing (Wang & Manning's alpha)
 MAX_THREADS = 256  # more only oversubscribes (OpenMP aborts when it cannot start them all)
 
 
@@ -139,17 +139,22 @@ class ModelConfig:
     bigram_size: int = knob(16, "width of a bigram row (with model.bigram_buckets > 0)", low=1, tag="bg_size")
     ngram_order: int = knob(2, "longest n-gram in the hashed bag: 2 = bigrams; 3 adds trigrams to the same table", low=2, high=3, tag="ngrams")
     gru_words: int = knob(0, "the GRU's embedding (and the bigram bag) keep the vocabulary's gru_words most frequent "
-                          "words, the rest read as <unk>, while the n-gram model (model.nb_buckets) reads every word of "
+                          "words, the rest read as <unk>, while the n-gram model (model.nb_features) reads every word of "
                           "the vocabulary (data.cutoff); 0 = the whole vocabulary", low=0, tag="gru_wds")
-    nb_buckets: int = knob(0, "hash rows of a linear n-gram model beside the GRU (NBSVM's features): a text's distinct "
-                           "uni..nb_order-grams of every word, each scaled by its Naive Bayes log-count ratio on the "
-                           "training split, one weight per row and class; 0 = off", low=0, tag="nb")
-    nb_order: int = knob(3, "longest n-gram of the n-gram model (with model.nb_buckets > 0): 1 words, 2 + pairs, 3 + "
+    nb_features: int = knob(0, "a linear n-gram model beside the GRU (NBSVM's features): a text's distinct "
+                            "uni..nb_order-grams of every word among the nb_features held by the most training texts, "
+                            "each scaled by its Naive Bayes log-count ratio on the training split, one weight per "
+                            "n-gram and class; 0 = off", low=0, tag="nb")
+    nb_order: int = knob(3, "longest n-gram of the n-gram model (with model.nb_features > 0): 1 words, 2 + pairs, 3 + "
                          "triples", low=1, high=3, tag="nb_order")
     nb_join: NgramJoin = knob(NgramJoin.sum, "how the n-gram model joins the GRU: sum (logits summed, one loss) | "
-                              "separate (each its own loss; logits averaged by model.nb_weight)", tag="nb_join")
-    nb_weight: float = knob(0.5, "with model.nb_join=separate: the n-gram model's share of the averaged logits",
-                            low=0.0, high=1.0, tag="nb_w")
+                              "separate (each its own loss; logits averaged by model.nb_weight) | prefit (fitted "
+                              "first as a logistic regression, model.nb_c, then fixed; logits averaged as separate)",
+                              tag="nb_join")
+    nb_weight: float = knob(0.5, "with model.nb_join=separate or prefit: the n-gram model's share of the averaged "
+                            "logits", low=0.0, high=1.0, tag="nb_w")
+    nb_c: float = knob(1.0, "with model.nb_join=prefit: the logistic regression's inverse L2 strength (scikit-learn's "
+                       "C: mean loss + |W|^2 / (C N))", low=0.0, open_low=True, tag="nb_c")
     fast_ops: bool = knob(False, "the same model through cheaper CPU ops: dropout masks drawn by numpy (word and "
                           "embedding dropout one multiply), attention and bag averages as batched matmuls; other random "
                           "draws and rounding than false", tag="fast_ops")

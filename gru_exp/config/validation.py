@@ -80,20 +80,20 @@ def _cross_rules(cfg: DictConfig) -> list[str]:
 def _ngram_model_rules(m: Any) -> list[str]:
     """What model.nb_* cannot be: the n-gram model needs lengths; its other knobs need it (and nb_weight the
     separate join)."""
-    if m.nb_buckets > 0 and not m.use_lengths:
-        return [f"model.nb_buckets={m.nb_buckets} needs model.use_lengths=true (the n-gram model reads a text's real "
+    if m.nb_features > 0 and not m.use_lengths:
+        return [f"model.nb_features={m.nb_features} needs model.use_lengths=true (the n-gram model reads a text's real "
                 "n-grams only; without lengths it would count the padding)"]
-    if m.nb_buckets > 0 and m.nb_buckets % BIGRAM_HASH == 0:
-        return [f"model.nb_buckets={m.nb_buckets} is a multiple of the n-gram hash's multiplier {BIGRAM_HASH}, so "
-                "every pair would hash by its second word only; use another number"]
     problems = []
-    for key in ("nb_order", "nb_join", "nb_weight"):
-        if m.nb_buckets == 0 and getattr(m, key) != defaults()[f"model.{key}"]:
-            problems.append(f"model.{key}={getattr(m, key)} has no effect with model.nb_buckets=0 (no n-gram model); "
-                            f"set model.nb_buckets > 0 or leave model.{key} at its default")
-    if m.nb_buckets > 0 and m.nb_join != "separate" and m.nb_weight != defaults()["model.nb_weight"]:
-        problems.append(f"model.nb_weight={m.nb_weight} has no effect with model.nb_join={m.nb_join} (the logits are "
-                        "summed); use model.nb_join=separate or leave model.nb_weight at its default")
+    for key in ("nb_order", "nb_join", "nb_weight", "nb_c"):
+        if m.nb_features == 0 and getattr(m, key) != defaults()[f"model.{key}"]:
+            problems.append(f"model.{key}={getattr(m, key)} has no effect with model.nb_features=0 (no n-gram model); "
+                            f"set model.nb_features > 0 or leave model.{key} at its default")
+    if m.nb_features > 0 and m.nb_join == "sum" and m.nb_weight != defaults()["model.nb_weight"]:
+        problems.append(f"model.nb_weight={m.nb_weight} has no effect with model.nb_join=sum (the logits are "
+                        "summed); use model.nb_join=separate or prefit, or leave model.nb_weight at its default")
+    if m.nb_features > 0 and m.nb_join != "prefit" and m.nb_c != defaults()["model.nb_c"]:
+        problems.append(f"model.nb_c={m.nb_c} has no effect with model.nb_join={m.nb_join} (the n-gram model trains "
+                        "with the GRU's optimizer); use model.nb_join=prefit or leave model.nb_c at its default")
     return problems
 
 def _data_rules(d: DictConfig) -> list[str]:

@@ -56,14 +56,15 @@ def describe(m: ModelConfig) -> str:
     attention = "" if m.attention_size is None else f" (score {m.attention_size or 'linear'})"
     core = (f"{m.direction} GRU, {m.num_layers} layer(s), hidden {m.hidden_size}, {m.pooling} pooling{attention}" if m.gru
             else "no GRU (linear: the tokens' mean embedding)")
-    join = f"{m.nb_join}" + (f", weight {m.nb_weight:g}" if m.nb_join == NgramJoin.separate else "")
+    join = f"{m.nb_join}" + (f", weight {m.nb_weight:g}" if m.nb_join != NgramJoin.sum else "") + (
+        f", C {m.nb_c:g}" if m.nb_join == NgramJoin.prefit else "")
     return (f"{core}, embedding {m.embedding_size}"
             + (f" ({m.gru_words} most frequent words)" if m.gru_words else "")
             + f", dropout {m.dropout:.2f}, lengths {m.use_lengths}"
             + (f", bigram bag {m.bigram_buckets} x {m.bigram_size}{' + trigrams' if m.ngram_order == 3 else ''}"
                if m.bigram_buckets else "")
-            + (f", n-gram model over every word: 1..{m.nb_order}-grams in {m.nb_buckets} rows ({join})"
-               if m.nb_buckets else ""))
+            + (f", n-gram model over every word: {m.nb_features} 1..{m.nb_order}-grams ({join})"
+               if m.nb_features else ""))
 
 
 class GRUClassifier(nn.Layer):
@@ -96,9 +97,10 @@ class GRUClassifier(nn.Layer):
     elsewhere paddle's dropout runs), and attention pooling and the averages are batched matmuls.
     ``gru_words`` > 0 keeps only the vocabulary's ``gru_words`` most frequent words (ids below it:
     the vocabulary is in frequency order) for the embedding and the bigram bag, the rest read as
-    ``<unk>``; ``nb_buckets`` > 0 adds :class:`~gru_exp.train.ngrams.NgramModel` over the full ids,
-    its logits summed with the classifier's (``nb_join=sum``) or trained on a loss of their own
-    (:meth:`aux_loss`) and averaged with them at evaluation (``separate``, share ``nb_weight``).
+    ``<unk>``; ``nb_features`` > 0 adds :class:`~gru_exp.train.ngrams.NgramModel` over the full ids,
+    its logits summed with the classifier's (``nb_join=sum``), or trained on a loss of their own
+    (:meth:`aux_loss`, ``separate``) or fitted before training and fixed (``prefit``), and then
+    averaged with them at evaluation (share ``nb_weight``).
     """
 
     def __init__(self, vocab_size: int, m: ModelConfig, num_classes: int = 2, read_rows: bool = False) -> None:
@@ -108,8 +110,8 @@ class GRUClassifier(nn.Layer):
         self.pooling, self.word_dropout = Pooling(m.pooling), m.word_dropout
         self.vocab_size = vocab_size  # full ids: words, <unk> = vocab_size - 2, <pad> = vocab_size - 1
         self.gru_words = min(m.gru_words, vocab_size - 2)  # 0: the GRU reads the full ids
-        self.ngrams = NgramModel(m.nb_buckets, m.nb_order, num_classes) if m.nb_buckets > 0 else None
-        self.separate, self.nb_weight = m.nb_join == NgramJoin.separate, m.nb_weight
+        self.ngrams = NgramModel(m.nb_features, m.nb_order, num_classes) if m.nb_features > 0 else None
+        self.join, self.nb_weight = NgramJoin(m.nb_join), m.nb_weight
         self.aux_logits: Optional[paddle.Tensor] = None  # nb_join=separate, training: the n-gram model's logits
         self.embedding = nn.Embedding(self.gru_words + 2 if self.gru_words else vocab_size, m.embedding_size)
         self.dropout = nn.Dropout(m.dropout)
@@ -140,12 +142,12 @@ class GRUClassifier(nn.Layer):
             ids = paddle.where(full < self.gru_words, full, paddle.full_like(full, self.gru_words))  # [B, T]
             ids = paddle.where(full == self.vocab_size - 1, paddle.full_like(full, self.gru_words + 1), ids)  # [B, T]
         logits = self._gru_logits(ids, lengths)  # [B, C]
-        if self.ngrams is None:
+        if self.ngrams is None or (self.training and self.join == NgramJoin.prefit):  # prefit: fixed, the GRU trains
             return logits
         linear = self.ngrams(full, lengths)  # [B, C]
-        if not self.separate:
+        if self.join == NgramJoin.sum:
             return logits + linear  # [B, C]: one model
-        if self.training:  # each on its own loss: the GRU's here, the n-gram model's in aux_loss
+        if self.training:  # separate: each on its own loss, the GRU's here, the n-gram model's in aux_loss
             self.aux_logits = linear
             return logits
         return (1.0 - self.nb_weight) * logits + self.nb_weight * linear  # [B, C]

@@ -108,7 +108,8 @@ def make_optimizer(rc: RunConfig, model: paddle.nn.Layer) -> Optimizer:
     (validation: needs a bag, no clipping, no AMP) the bag's table is left to a :class:`RowAdam`."""
     t = rc.trainer
     rows = t.bag_update == BagUpdate.rows and rc.model.bigram_buckets > 0
-    params = [p for p in model.parameters() if not (rows and p is model.bigrams.weight)]
+    # not the bag's table with bag_update=rows, nor a prefit n-gram model's weights: both are stop_gradient
+    params = [p for p in model.parameters() if not p.stop_gradient]
     clip = paddle.nn.ClipGradByGlobalNorm(t.grad_clip) if t.grad_clip > 0 else None
     if t.weight_decay > 0:  # decoupled weight decay; plain Adam otherwise, bit for bit as before the knob
         dense = paddle.optimizer.AdamW(learning_rate=t.lr, parameters=params, grad_clip=clip, weight_decay=t.weight_decay)

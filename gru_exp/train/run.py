@@ -19,7 +19,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 from omegaconf import DictConfig
 
-from gru_exp.config.knobs import BagUpdate, DataSource, RunConfig, TestEpoch
+from gru_exp.config.knobs import BagUpdate, DataSource, NgramJoin, RunConfig, TestEpoch
 from gru_exp.config.validation import validate
 from gru_exp.config.values import flatten, override, run_config, split_seed, to_container
 from gru_exp.errors import ConfigError, DiskFullError
@@ -40,7 +40,7 @@ from gru_exp.data.splits import DataSplits, make_splits
 from gru_exp.data.tokens import read_vocabulary, write_vocabulary
 from gru_exp.train.loop import Callback, StopRun, TrainState, evaluate, fit, steps_per_epoch
 from gru_exp.train.model import GRUClassifier, describe
-from gru_exp.train.ngrams import fit_ratios
+from gru_exp.train.ngrams import fit_ratios, fit_vocabulary, fit_weights, training_ngrams
 from gru_exp.train.optim import Optimizer, make_optimizer
 from gru_exp.train.preflight import check_memory, check_resume
 from gru_exp.train.record import RunRecord, Status, package_versions
@@ -75,8 +75,12 @@ def build(rc: RunConfig, splits: DataSplits) -> tuple[GRUClassifier, Optimizer]:
     """The model and its optimizer, as the config says."""
     model = GRUClassifier(splits.vocab_size, rc.model, num_classes=len(splits.class_names),
                           read_rows=rc.trainer.bag_update == BagUpdate.rows)
-    if model.ngrams is not None:  # the n-gram model's fixed ratios, from the training split alone
-        model.ngrams.set_ratios(fit_ratios(model.ngrams, splits.train, len(splits.class_names)))
+    if model.ngrams is not None:  # the n-gram model's fixed ratios (and prefit weights), from the training split alone
+        fit_vocabulary(model.ngrams, splits.train)
+        read = training_ngrams(model.ngrams, splits.train)
+        model.ngrams.set_ratios(fit_ratios(model.ngrams, read, len(splits.class_names)))
+        if rc.model.nb_join == NgramJoin.prefit:
+            fit_weights(model.ngrams, read, rc.model.nb_c)
     return model, make_optimizer(rc, model)
 
 
