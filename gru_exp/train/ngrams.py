@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -34,6 +35,7 @@ NGRAM_PRIME = 2**31 - 1
 NGRAM_MULTIPLIERS = (1_103_515_245 % NGRAM_PRIME, 1_664_525_013 % NGRAM_PRIME)
 UNUSED_KEY = NGRAM_PRIME + 1  # a vocabulary's unused places: above every hash and the "nothing here" mark NGRAM_PRIME
 PREFIT_ITERATIONS = 200  # model.nb_join=prefit: L-BFGS iterations at most (scikit-learn's lbfgs: 100)
+PREFIT_HISTORY = 10  # L-BFGS's remembered steps (scipy's default); each holds two copies of the weights
 
 
 class NgramModel(nn.Layer):
@@ -59,13 +61,15 @@ class NgramModel(nn.Layer):
     def hashes(self, ids: paddle.Tensor, lengths: Optional[paddle.Tensor]) -> paddle.Tensor:
         """[B, N] each text's distinct real n-grams' hashes, ascending, then NGRAM_PRIME (padding and
         repeats): 1 to ``order`` words, N = order * T."""
-        ids = ids.astype("int64") % NGRAM_PRIME  # [B, T]: below 2^31, so every product below fits in int64
+        # every constant an int64 tensor: paddle.jit's static graph computes a tensor-and-Python-number op
+        # through a float scale, which rounds these products (the export's self-check caught it)
+        prime, a, b, one, two, three = (paddle.full([1], v, dtype="int64") for v in (NGRAM_PRIME, *NGRAM_MULTIPLIERS, 1, 2, 3))
+        ids = paddle.remainder(ids.astype("int64"), prime)  # [B, T]: below 2^31, so every product below fits in int64
         zero = paddle.zeros_like(ids[:, :1])  # [B, 1]
         after = paddle.concat([ids, zero, zero], axis=1)  # [B, T + 2]: every pair and triple exists (one traced graph)
-        a, b = NGRAM_MULTIPLIERS
-        words = (ids * a + 1) % NGRAM_PRIME  # [B, T]: word t's hash
-        pairs = ((words * b) % NGRAM_PRIME + after[:, 1:-1] * a + 2) % NGRAM_PRIME  # [B, T]: (t, t + 1)
-        triples = ((pairs * b) % NGRAM_PRIME + after[:, 2:] * a + 3) % NGRAM_PRIME  # [B, T]: (t, t + 1, t + 2)
+        words = paddle.remainder(ids * a + one, prime)  # [B, T]: word t's hash
+        pairs = paddle.remainder(paddle.remainder(words * b, prime) + after[:, 1:-1] * a + two, prime)  # [B, T]: (t, t+1)
+        triples = paddle.remainder(paddle.remainder(pairs * b, prime) + after[:, 2:] * a + three, prime)  # (t, t+1, t+2)
         step = paddle.cumsum(paddle.ones_like(ids), axis=1) - 1  # [B, T]: 0, 1, ..., T - 1
         length = step[:, -1:] + 1 if lengths is None else lengths.astype("int64").unsqueeze(1)  # [B, 1]
         none = paddle.full_like(ids, NGRAM_PRIME)  # [B, T]
@@ -117,11 +121,11 @@ def fit_vocabulary(ngrams: NgramModel, train: Split) -> None:
     start = time.perf_counter()
     hashes, _, _ = _read(ngrams, train, lambda ids, n: (ngrams.hashes(ids, n), NGRAM_PRIME))
     keys, held = np.unique(hashes, return_counts=True)  # each text's n-grams are distinct: texts per n-gram
-    kept = np.sort(keys[np.lexsort((keys, -held))[: ngrams.features]])
+    most = np.lexsort((keys, -held))[: ngrams.features]  # the most held first
+    kept, least = np.sort(keys[most]), int(held[most].min(initial=0))
     ngrams.set_vocabulary(kept)
     log.info("N-gram model: %d distinct n-grams in %d training texts, %d kept (each in %d or more texts); %.1f s",
-             len(keys), len(train), len(kept), int(np.sort(held)[::-1][len(kept) - 1]) if len(kept) else 0,
-             time.perf_counter() - start)
+             len(keys), len(train), len(kept), least, time.perf_counter() - start)
 
 
 class TrainingNgrams(NamedTuple):
@@ -166,8 +170,8 @@ def fit_weights(ngrams: NgramModel, read: TrainingNgrams, c: float, max_iter: in
     labels, n = paddle.to_tensor(read.labels), len(read.labels)
     scale = paddle.gather(ngrams.ratio, rows)  # [nnz, C]
     ngrams.weight.stop_gradient = ngrams.bias.stop_gradient = False
-    opt = paddle.optimizer.LBFGS(learning_rate=1.0, max_iter=max_iter, line_search_fn="strong_wolfe",
-                                 parameters=[ngrams.weight, ngrams.bias])
+    opt = paddle.optimizer.LBFGS(learning_rate=1.0, max_iter=max_iter, history_size=PREFIT_HISTORY,
+                                 line_search_fn="strong_wolfe", parameters=[ngrams.weight, ngrams.bias])
     losses = []
 
     def closure() -> paddle.Tensor:
@@ -178,7 +182,9 @@ def fit_weights(ngrams: NgramModel, read: TrainingNgrams, c: float, max_iter: in
         losses.append(float(loss))
         return loss
 
-    opt.step(closure)
+    with warnings.catch_warnings():  # paddle 3.3.1's LBFGS copies a tensor with paddle.to_tensor, and says so
+        warnings.filterwarnings("ignore", message="To copy construct from a tensor")
+        opt.step(closure)
     ngrams.weight.stop_gradient = ngrams.bias.stop_gradient = True  # fixed from here on: no optimizer sees them
     log.info("N-gram model fitted (logistic regression, C=%g): objective %.4f -> %.4f in %d evaluations; %.1f s",
              c, losses[0], losses[-1], len(losses), time.perf_counter() - start)
