@@ -51,6 +51,16 @@ def test_the_fast_experiment_is_imdb_bigram_with_the_three_fast_knobs_and_nothin
                                                                                   "name=imdb_bigram_fast"]))
 
 
+def test_the_ngrams_experiment_is_imdb_bigram_with_the_ngram_model_and_the_gru_on_imdb_bigrams_words():
+    """experiment=imdb_ngrams is what docs/results.md section 16 measured: imdb_bigram plus these overrides only."""
+    ngrams = compose_config(["experiment=imdb_ngrams"])
+    same = compose_config(["experiment=imdb_bigram", "data.cutoff=0", "model.gru_words=5146",
+                           "model.nb_features=1048576", "model.nb_join=prefit", "model.nb_weight=0.4",
+                           "name=imdb_ngrams"])
+    assert OmegaConf.to_container(ngrams) == OmegaConf.to_container(same)
+    assert ngrams.model.nb_order == 3 and ngrams.model.nb_c == 1.0  # the defaults it was measured with
+
+
 def test_seed_baseline_is_the_notebook_protocol():
     cfg = compose_config(["experiment=seed_baseline"])
     assert cfg.data.val_size == 0 and cfg.trainer.drop_last and cfg.trainer.eval_drop_last

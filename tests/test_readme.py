@@ -14,7 +14,7 @@ def _blocks() -> list[str]:
 
 def test_the_first_two_commands_are_install_and_run_then_the_tests():
     install, tests = (b.strip() for b in _blocks()[:2])
-    assert install.startswith('pip install ".[cpu]"') and "gru-exp train experiment=imdb_bigram" in install
+    assert install.startswith('pip install ".[cpu]"') and "gru-exp train experiment=imdb_ngrams" in install
     assert "<you>" not in install and "git+" not in install  # runs as written from a clone
     ci_command = (REPO / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert tests.endswith(ci_command) and ci_command == "python -m pytest"

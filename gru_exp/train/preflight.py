@@ -68,7 +68,9 @@ def estimated_bytes(cfg: RunConfig, splits: DataSplits) -> int:
     attention = attention_units(m)  # attention pooling's score layer: its hidden units per token, and its weights
     per_token = (m.embedding_size + 4 * m.hidden_size * dirs * m.num_layers + bigrams  # floats: input, gates, output
                  + attention)
-    params = splits.vocab_size * m.embedding_size + 3 * m.num_layers * dirs * m.hidden_size * (
+    words = min(m.gru_words, splits.vocab_size - 2) + 2 if m.gru_words else splits.vocab_size  # the GRU's embedding rows
+    ngrams = m.nb_features * (3 * len(splits.class_names) + 2)  # weights, ratios, a gradient; int64 vocabulary
+    params = ngrams + words * m.embedding_size + 3 * m.num_layers * dirs * m.hidden_size * (
         m.embedding_size + m.hidden_size * (1 + dirs)) + m.bigram_buckets * bigrams + attention * (dirs * m.hidden_size + 2)
     train = min(t.batch_size, len(splits.train)) * width * per_token * 3  # forward values kept for backward
     evaluation = min(t.eval_batch_size, max(len(splits.eval), len(splits.test))) * width * per_token
@@ -81,6 +83,7 @@ def check_memory(cfg: RunConfig, splits: DataSplits) -> None:
     m = cfg.model
     bigrams = f", model.bigram_buckets={m.bigram_buckets} x model.bigram_size={m.bigram_size}" if m.bigram_buckets else ""
     bigrams += f", model.attention_size={m.attention_size}" if m.attention_size else ""
+    bigrams += f", model.nb_features={m.nb_features}" if m.nb_features else ""
     if need > have:
         raise ConfigError(
             f"This configuration needs about {need / 2**30:.1f} GiB (batches of up to trainer.batch_size="
