@@ -147,6 +147,9 @@ def test_the_gru_reads_only_its_words_while_the_ngram_model_reads_every_word():
     rare[rare == 40], rare[rare == 60] = 97, 98  # other words beyond gru_words, and <unk> itself
     n = paddle.to_tensor(np.array([4, 5]))
     a, b = model(paddle.to_tensor(ids), n), model(paddle.to_tensor(rare), n)
+    own = np.array([[1, 2, 10, 3, 11, 11], [4, 10, 10, 5, 6, 11]], dtype=np.int64)  # the GRU's ids: <unk> 10, <pad> 11
+    np.testing.assert_allclose((a - model.ngrams(paddle.to_tensor(ids), n)).numpy(),
+                               model._gru_logits(paddle.to_tensor(own), n).numpy(), rtol=1e-5, atol=1e-6)
     # the GRU's share (all but the n-gram model's logits) is the same: every rare word is its <unk>
     np.testing.assert_allclose((a - model.ngrams(paddle.to_tensor(ids), n)).numpy(),
                                (b - model.ngrams(paddle.to_tensor(rare), n)).numpy(), rtol=1e-5, atol=1e-6)
@@ -199,3 +202,30 @@ def test_prefit_is_the_regularised_logistic_regression_and_stays_fixed_while_the
     w.stop_gradient = b.stop_gradient = True
     optimizer = make_optimizer(rc, model)
     assert not any(p is w or p is b for p in optimizer._parameter_list)  # the GRU's optimizer never moves them
+
+
+def test_a_resumed_prefit_run_keeps_its_fitted_ngram_model_and_fits_nothing_again(learnable_archive, tmp_path):
+    import subprocess
+    import sys
+
+    import paddle
+
+    from conftest import tiny_overrides
+
+    args = tiny_overrides(learnable_archive, tmp_path, "data.cutoff=0", "model.gru_words=10", "model.nb_features=40",
+                          "model.nb_join=prefit", "logger.visualdl=false")
+    first = subprocess.run([sys.executable, "-m", "gru_exp.train", *args, "trainer.epochs=1"], capture_output=True,
+                           text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "N-gram model fitted" in first.stderr
+    run = first.stdout.split()[-1]
+    again = subprocess.run([sys.executable, "-m", "gru_exp.train", *args, "trainer.epochs=2", f"trainer.resume={run}"],
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "N-gram model" not in again.stderr  # neither the vocabulary nor the fit again: the checkpoint holds them
+    before = paddle.load(f"{run}/checkpoints/last.pdparams")["model"]
+    after = paddle.load(f"{again.stdout.split()[-1]}/checkpoints/last.pdparams")["model"]
+    for key in ("ngrams.weight", "ngrams.bias", "ngrams.ratio", "ngrams.keys"):
+        np.testing.assert_array_equal(np.asarray(before[key]), np.asarray(after[key]))  # fixed while the GRU trained
+    assert np.abs(np.asarray(after["ngrams.weight"])).max() > 0
+    assert not np.array_equal(np.asarray(before["classifier.weight"]), np.asarray(after["classifier.weight"]))

@@ -153,8 +153,9 @@ class ModelConfig:
                               tag="nb_join")
     nb_weight: float = knob(0.5, "with model.nb_join=separate or prefit: the n-gram model's share of the averaged "
                             "logits", low=0.0, high=1.0, tag="nb_w")
-    nb_c: float = knob(1.0, "with model.nb_join=prefit: the logistic regression's inverse L2 strength (scikit-learn's "
-                       "C: mean loss + |W|^2 / (C N))", low=0.0, open_low=True, tag="nb_c")
+    nb_c: float = knob(1.0, "with model.nb_join=prefit: the logistic regression's inverse L2 strength, mean loss + "
+                       "|W|^2 / (nb_c N) (two classes: scikit-learn's C; more: its multinomial C is nb_c / 2)",
+                       low=0.0, open_low=True, tag="nb_c")
     fast_ops: bool = knob(False, "the same model through cheaper CPU ops: dropout masks drawn by numpy (word and "
                           "embedding dropout one multiply), attention and bag averages as batched matmuls; other random "
                           "draws and rounding than false", tag="fast_ops")

@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 READ_BATCH = 256  # texts per batch while reading the training split's n-grams
 # An n-gram's identity: universal hashing modulo the prime 2^31 - 1, each n-gram's hash from its first
 # n - 1 words' hash and its last word (multipliers: two fixed random 31-bit numbers). About 4.7 million
-# distinct IMDB training n-grams among 2^31 values: a test n-gram outside the vocabulary takes a
-# vocabulary n-gram's hash with probability about 0.2%.
+# distinct IMDB training n-grams among 2^31 values; a test n-gram outside experiment=imdb_ngrams's
+# 1,048,576-n-gram vocabulary takes a vocabulary n-gram's hash with probability about 0.05%.
 NGRAM_PRIME = 2**31 - 1
 NGRAM_MULTIPLIERS = (1_103_515_245 % NGRAM_PRIME, 1_664_525_013 % NGRAM_PRIME)
 UNUSED_KEY = NGRAM_PRIME + 1  # a vocabulary's unused places: above every hash and the "nothing here" mark NGRAM_PRIME
@@ -122,7 +122,7 @@ def fit_vocabulary(ngrams: NgramModel, train: Split) -> None:
     hashes, _, _ = _read(ngrams, train, lambda ids, n: (ngrams.hashes(ids, n), NGRAM_PRIME))
     keys, held = np.unique(hashes, return_counts=True)  # each text's n-grams are distinct: texts per n-gram
     most = np.lexsort((keys, -held))[: ngrams.features]  # the most held first
-    kept, least = np.sort(keys[most]), int(held[most].min(initial=0))
+    kept, least = np.sort(keys[most]), int(held[most].min()) if len(most) else 0
     ngrams.set_vocabulary(kept)
     log.info("N-gram model: %d distinct n-grams in %d training texts, %d kept (each in %d or more texts); %.1f s",
              len(keys), len(train), len(kept), least, time.perf_counter() - start)
@@ -164,10 +164,16 @@ def fit_ratios(ngrams: NgramModel, read: TrainingNgrams, num_classes: int) -> np
 def fit_weights(ngrams: NgramModel, read: TrainingNgrams, c: float, max_iter: int = PREFIT_ITERATIONS) -> None:
     """``model.nb_join=prefit``: the weights and bias that minimise the mean cross-entropy over the
     training texts plus |W|^2 / (c N) (for two classes scikit-learn's binary LogisticRegression(C=c)
-    objective on the NB-scaled features), by L-BFGS from zero; then frozen for the GRU's training."""
+    objective on the NB-scaled features; for more, its multinomial one with C = c / 2), by L-BFGS from
+    zero; then frozen for the GRU's training."""
     start = time.perf_counter()
-    rows, texts = paddle.to_tensor(read.rows), paddle.to_tensor(read.texts)
-    labels, n = paddle.to_tensor(read.labels), len(read.labels)
+    n = len(read.labels)
+    # and one coordinate per text on the sentinel (ratio 0), so every text has a logit row, even one that
+    # reads no known n-gram (segment_sum makes rows up to the last text it is given)
+    order = np.argsort(np.concatenate([read.texts, np.arange(n)]), kind="stable")
+    rows = paddle.to_tensor(np.concatenate([read.rows, np.full(n, ngrams.features)])[order])
+    texts = paddle.to_tensor(np.concatenate([read.texts, np.arange(n)])[order])
+    labels = paddle.to_tensor(read.labels)
     scale = paddle.gather(ngrams.ratio, rows)  # [nnz, C]
     ngrams.weight.stop_gradient = ngrams.bias.stop_gradient = False
     opt = paddle.optimizer.LBFGS(learning_rate=1.0, max_iter=max_iter, history_size=PREFIT_HISTORY,
@@ -185,6 +191,6 @@ def fit_weights(ngrams: NgramModel, read: TrainingNgrams, c: float, max_iter: in
     with warnings.catch_warnings():  # paddle 3.3.1's LBFGS copies a tensor with paddle.to_tensor, and says so
         warnings.filterwarnings("ignore", message="To copy construct from a tensor")
         opt.step(closure)
-    ngrams.weight.stop_gradient = ngrams.bias.stop_gradient = True  # fixed from here on: no optimizer sees them
+    ngrams.weight.stop_gradient = ngrams.bias.stop_gradient = True  # fixed from here on (run.build says so too)
     log.info("N-gram model fitted (logistic regression, C=%g): objective %.4f -> %.4f in %d evaluations; %.1f s",
              c, losses[0], losses[-1], len(losses), time.perf_counter() - start)

@@ -71,16 +71,19 @@ def load_data(rc: RunConfig, found: Union[DataFiles, Path]) -> DataSplits:
     return splits
 
 
-def build(rc: RunConfig, splits: DataSplits) -> tuple[GRUClassifier, Optimizer]:
-    """The model and its optimizer, as the config says."""
+def build(rc: RunConfig, splits: DataSplits, fit: bool = True) -> tuple[GRUClassifier, Optimizer]:
+    """The model and its optimizer, as the config says; ``fit`` false (a resume: the checkpoint holds
+    them) leaves the n-gram model's vocabulary, ratios and prefit weights unfitted."""
     model = GRUClassifier(splits.vocab_size, rc.model, num_classes=len(splits.class_names),
                           read_rows=rc.trainer.bag_update == BagUpdate.rows)
-    if model.ngrams is not None:  # the n-gram model's fixed ratios (and prefit weights), from the training split alone
+    if model.ngrams is not None and fit:  # the n-gram model's fixed ratios (and prefit weights), from the training split
         fit_vocabulary(model.ngrams, splits.train)
         read = training_ngrams(model.ngrams, splits.train)
         model.ngrams.set_ratios(fit_ratios(model.ngrams, read, len(splits.class_names)))
         if rc.model.nb_join == NgramJoin.prefit:
             fit_weights(model.ngrams, read, rc.model.nb_c)
+    if model.ngrams is not None and rc.model.nb_join == NgramJoin.prefit:  # fitted once: no optimizer moves them
+        model.ngrams.weight.stop_gradient = model.ngrams.bias.stop_gradient = True
     return model, make_optimizer(rc, model)
 
 
@@ -175,7 +178,7 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback], displa
     log.info("Majority-class baseline ('%s' for every text): test acc %.4f, macro-F1 %.4f", most["class"], most["acc"],
              most["macro_f1"])
     check_memory(rc, splits)
-    model, optimizer = build(rc, splits)
+    model, optimizer = build(rc, splits, fit=resume_ckpt is None)
     state = TrainState(run_dir=run_dir, hparams={}, model=model, optimizer=optimizer, epochs=rc.trainer.epochs,
                        steps_per_epoch=steps_per_epoch(len(splits.train), rc), eval_name=splits.eval_name)
     best_needed = rc.trainer.test_epoch == TestEpoch.best  # test_epoch=last: a run that kept only last.pdparams resumes
