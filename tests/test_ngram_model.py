@@ -229,3 +229,14 @@ def test_a_resumed_prefit_run_keeps_its_fitted_ngram_model_and_fits_nothing_agai
         np.testing.assert_array_equal(np.asarray(before[key]), np.asarray(after[key]))  # fixed while the GRU trained
     assert np.abs(np.asarray(after["ngrams.weight"])).max() > 0
     assert not np.array_equal(np.asarray(before["classifier.weight"]), np.asarray(after["classifier.weight"]))
+
+
+def test_prefit_gives_a_text_that_reads_no_known_ngram_its_bias():
+    from gru_exp.train.ngrams import NgramModel, TrainingNgrams, fit_weights
+
+    model = NgramModel(4, 1, 2)
+    model.set_ratios(np.array([[1.0, -1.0], [-1.0, 1.0], [0.5, -0.5], [0, 0], [0, 0]], dtype=np.float32))
+    # texts 0 and 1 read features; text 2, the last, reads none (it crashed the fit once: no logit row)
+    read = TrainingNgrams(np.array([0, 2, 1]), np.array([0, 0, 1]), np.array([0, 1, 1]))
+    fit_weights(model, read, 1.0)
+    assert np.isfinite(model.weight.numpy()).all() and abs(model.weight.numpy()).max() > 0
