@@ -136,6 +136,14 @@ def test_the_joins_train_and_evaluate_as_declared(join):
         assert float(loss) == pytest.approx(float(F.cross_entropy(out, labels)), rel=1e-6)
 
 
+def test_the_model_in_words_says_when_gru_words_is_the_whole_vocabulary():
+    from gru_exp.config.knobs import ModelConfig
+    from gru_exp.train.model import describe
+
+    assert "(30 most frequent words)" in describe(ModelConfig(gru_words=30), vocab_size=100)
+    assert "(the whole vocabulary)" in describe(ModelConfig(gru_words=100000), vocab_size=41)
+
+
 def test_the_gru_reads_only_its_words_while_the_ngram_model_reads_every_word():
     import paddle
 
@@ -160,6 +168,8 @@ def test_the_gru_reads_only_its_words_while_the_ngram_model_reads_every_word():
     (["model.nb_order=2"], "model.nb_order=2 has no effect with model.nb_features=0"),
     (["model.nb_features=64", "model.nb_weight=0.3"], "model.nb_weight=0.3 has no effect with model.nb_join=sum"),
     (["model.nb_features=64", "model.use_lengths=false", "data.bucket_size=0"], "needs model.use_lengths=true"),
+    (["model.nb_features=64", "model.nb_join=prefit", "model.nb_c=1e-45"], "model.nb_c=1e-45"),  # a NaN fit once
+    (["model.nb_features=64", "model.nb_join=prefit", "model.nb_c=inf"], "model.nb_c=inf"),
 ])
 def test_ngram_model_knobs_that_cannot_work_are_refused(tiny_cfg, bad, message):
     from gru_exp.config.validation import validate

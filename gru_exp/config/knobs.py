@@ -155,7 +155,7 @@ class ModelConfig:
                             "logits", low=0.0, high=1.0, tag="nb_w")
     nb_c: float = knob(1.0, "with model.nb_join=prefit: the logistic regression's inverse L2 strength, mean loss + "
                        "|W|^2 / (nb_c N) (two classes: scikit-learn's C; more: its multinomial C is nb_c / 2)",
-                       low=0.0, open_low=True, tag="nb_c")
+                       low=1e-6, high=1e6, tag="nb_c")  # outside: float32 |W|^2 / (nb_c N) overflows or does nothing
     fast_ops: bool = knob(False, "the same model through cheaper CPU ops: dropout masks drawn by numpy (word and "
                           "embedding dropout one multiply), attention and bag averages as batched matmuls; other random "
                           "draws and rounding than false", tag="fast_ops")

@@ -87,7 +87,7 @@ def _ngram_model_rules(m: Any) -> list[str]:
     for key in ("nb_order", "nb_join", "nb_weight", "nb_c"):
         if m.nb_features == 0 and getattr(m, key) != defaults()[f"model.{key}"]:
             problems.append(f"model.{key}={getattr(m, key)} has no effect with model.nb_features=0 (no n-gram model); "
-                            f"set model.nb_features > 0 or leave model.{key} at its default")
+                            f"set model.nb_features > 0 or model.{key}={defaults()[f'model.{key}']} (its default)")
     if m.nb_features > 0 and m.nb_join == "sum" and m.nb_weight != defaults()["model.nb_weight"]:
         problems.append(f"model.nb_weight={m.nb_weight} has no effect with model.nb_join=sum (the logits are "
                         "summed); use model.nb_join=separate or prefit, or leave model.nb_weight at its default")

@@ -51,15 +51,16 @@ def dropout_mask(shape: list[int], p: float, word_p: float = 0.0) -> np.ndarray:
     return mask
 
 
-def describe(m: ModelConfig) -> str:
-    """The model in words, for logs and an export's README."""
+def describe(m: ModelConfig, vocab_size: Optional[int] = None) -> str:
+    """The model in words, for logs and an export's README (``vocab_size``: the data's, words + 2)."""
     attention = "" if m.attention_size is None else f" (score {m.attention_size or 'linear'})"
     core = (f"{m.direction} GRU, {m.num_layers} layer(s), hidden {m.hidden_size}, {m.pooling} pooling{attention}" if m.gru
             else "no GRU (linear: the tokens' mean embedding)")
     join = f"{m.nb_join}" + (f", weight {m.nb_weight:g}" if m.nb_join != NgramJoin.sum else "") + (
         f", C {m.nb_c:g}" if m.nb_join == NgramJoin.prefit else "")
     return (f"{core}, embedding {m.embedding_size}"
-            + (f" ({m.gru_words} most frequent words)" if m.gru_words else "")
+            + ("" if not m.gru_words else " (the whole vocabulary)" if vocab_size and m.gru_words >= vocab_size - 2
+               else f" ({m.gru_words} most frequent words)")
             + f", dropout {m.dropout:.2f}, lengths {m.use_lengths}"
             + (f", bigram bag {m.bigram_buckets} x {m.bigram_size}{' + trigrams' if m.ngram_order == 3 else ''}"
                if m.bigram_buckets else "")

@@ -90,4 +90,6 @@ def check_memory(cfg: RunConfig, splits: DataSplits) -> None:
             f"{cfg.trainer.batch_size} / trainer.eval_batch_size={cfg.trainer.eval_batch_size} reviews of up to "
             f"{cfg.data.seq_len or 'their full'} tokens, model.hidden_size={cfg.model.hidden_size}, "
             f"model.embedding_size={cfg.model.embedding_size}{bigrams}), but {have / 2**30:.1f} GiB are available. "
-            "Use smaller batches, a shorter data.seq_len or a smaller model.")
+            "Use smaller batches, a shorter data.seq_len or a smaller model"
+            + (" (model.nb_features: the data may hold far fewer n-grams; the log names how many)." if m.nb_features
+               else "."))

@@ -210,7 +210,7 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback], displa
             every.append(EarlyStopping(rc.trainer.patience))  # last: every other callback sees the epoch
         if rc.logger.baseline and rc.data.source == DataSource.imdb:  # the notebook's curves are IMDB's
             ensure_baseline(Path(rc.paths.baseline_dir), Path(rc.paths.output_dir) if rc.logger.visualdl else None)
-        log.info("Model: %s: %d parameters on %s", describe(rc.model), n_params, device)
+        log.info("Model: %s: %d parameters on %s", describe(rc.model, splits.vocab_size), n_params, device)
 
         failing = False
         try:

@@ -129,7 +129,7 @@ def write_folder(run: UsableRun, folder: Path, out: Path) -> None:
     (folder / "run_config.json").write_text(json.dumps(run.record.config, indent=2, default=str) + "\n")
     (folder / "use_model.py").write_text(USE_MODEL)
     m = run.config.model
-    model = describe(m)
+    model = describe(m, run.vocab_size)
     lengths = '\npredictor.get_input_handle("lengths").copy_from_cpu(np.array([3], dtype="int64"))'
     (folder / "README.md").write_text(README.format(
         name=out.name, model=model, date=time.strftime("%Y-%m-%d"), run_dir=run.run_dir, epoch=run.epoch,
