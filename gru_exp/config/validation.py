@@ -83,15 +83,15 @@ def _ngram_model_rules(m: Any) -> list[str]:
     if m.nb_features > 0 and not m.use_lengths:
         return [f"model.nb_features={m.nb_features} needs model.use_lengths=true (the n-gram model reads a text's real "
                 "n-grams only; without lengths it would count the padding)"]
-    problems = []
+    problems, default = [], defaults()
     for key in ("nb_order", "nb_join", "nb_weight", "nb_c"):
-        if m.nb_features == 0 and getattr(m, key) != defaults()[f"model.{key}"]:
+        if m.nb_features == 0 and getattr(m, key) != default[f"model.{key}"]:
             problems.append(f"model.{key}={getattr(m, key)} has no effect with model.nb_features=0 (no n-gram model); "
-                            f"set model.nb_features > 0 or model.{key}={defaults()[f'model.{key}']} (its default)")
-    if m.nb_features > 0 and m.nb_join == "sum" and m.nb_weight != defaults()["model.nb_weight"]:
+                            f"set model.nb_features > 0 or model.{key}={default[f'model.{key}']} (its default)")
+    if m.nb_features > 0 and m.nb_join == "sum" and m.nb_weight != default["model.nb_weight"]:
         problems.append(f"model.nb_weight={m.nb_weight} has no effect with model.nb_join=sum (the logits are "
                         "summed); use model.nb_join=separate or prefit, or leave model.nb_weight at its default")
-    if m.nb_features > 0 and m.nb_join != "prefit" and m.nb_c != defaults()["model.nb_c"]:
+    if m.nb_features > 0 and m.nb_join != "prefit" and m.nb_c != default["model.nb_c"]:
         problems.append(f"model.nb_c={m.nb_c} has no effect with model.nb_join={m.nb_join} (the n-gram model trains "
                         "with the GRU's optimizer); use model.nb_join=prefit or leave model.nb_c at its default")
     return problems

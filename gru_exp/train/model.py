@@ -113,6 +113,8 @@ class GRUClassifier(nn.Layer):
         self.gru_words = min(m.gru_words, vocab_size - 2)  # 0: the GRU reads the full ids
         self.ngrams = NgramModel(m.nb_features, m.nb_order, num_classes) if m.nb_features > 0 else None
         self.join, self.nb_weight = NgramJoin(m.nb_join), m.nb_weight
+        if self.ngrams is not None and self.join == NgramJoin.prefit:  # fitted before training (train.ngrams.fit_weights)
+            self.ngrams.weight.stop_gradient = self.ngrams.bias.stop_gradient = True  # and no optimizer moves them
         self.aux_logits: Optional[paddle.Tensor] = None  # nb_join=separate, training: the n-gram model's logits
         self.embedding = nn.Embedding(self.gru_words + 2 if self.gru_words else vocab_size, m.embedding_size)
         self.dropout = nn.Dropout(m.dropout)

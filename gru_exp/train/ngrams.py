@@ -170,9 +170,10 @@ def fit_weights(ngrams: NgramModel, read: TrainingNgrams, c: float, max_iter: in
     n = len(read.labels)
     # and one coordinate per text on the sentinel (ratio 0), so every text has a logit row, even one that
     # reads no known n-gram (segment_sum makes rows up to the last text it is given)
-    order = np.argsort(np.concatenate([read.texts, np.arange(n)]), kind="stable")
+    every = np.concatenate([read.texts, np.arange(n)])
+    order = np.argsort(every, kind="stable")
     rows = paddle.to_tensor(np.concatenate([read.rows, np.full(n, ngrams.features)])[order])
-    texts = paddle.to_tensor(np.concatenate([read.texts, np.arange(n)])[order])
+    texts = paddle.to_tensor(every[order])
     labels = paddle.to_tensor(read.labels)
     scale = paddle.gather(ngrams.ratio, rows)  # [nnz, C]
     ngrams.weight.stop_gradient = ngrams.bias.stop_gradient = False
@@ -191,6 +192,6 @@ def fit_weights(ngrams: NgramModel, read: TrainingNgrams, c: float, max_iter: in
     with warnings.catch_warnings():  # paddle 3.3.1's LBFGS copies a tensor with paddle.to_tensor, and says so
         warnings.filterwarnings("ignore", message="To copy construct from a tensor")
         opt.step(closure)
-    ngrams.weight.stop_gradient = ngrams.bias.stop_gradient = True  # fixed from here on (run.build says so too)
+    ngrams.weight.stop_gradient = ngrams.bias.stop_gradient = True  # fixed again, as GRUClassifier made them
     log.info("N-gram model fitted (logistic regression, C=%g): objective %.4f -> %.4f in %d evaluations; %.1f s",
              c, losses[0], losses[-1], len(losses), time.perf_counter() - start)

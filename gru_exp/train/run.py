@@ -82,8 +82,6 @@ def build(rc: RunConfig, splits: DataSplits, fit: bool = True) -> tuple[GRUClass
         model.ngrams.set_ratios(fit_ratios(model.ngrams, read, len(splits.class_names)))
         if rc.model.nb_join == NgramJoin.prefit:
             fit_weights(model.ngrams, read, rc.model.nb_c)
-    if model.ngrams is not None and rc.model.nb_join == NgramJoin.prefit:  # fitted once: no optimizer moves them
-        model.ngrams.weight.stop_gradient = model.ngrams.bias.stop_gradient = True
     return model, make_optimizer(rc, model)
 
 
